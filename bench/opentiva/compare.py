@@ -45,9 +45,12 @@ class CompareError(Exception):
 def read_timings(path):
     if not os.path.isfile(path):
         raise CompareError(f"missing {path}")
-    with open(path, encoding="utf-8") as f:
-        entries = json.load(f)
-    return {e["name"]: e for e in entries}
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+        return {e["name"]: e for e in entries}
+    except (ValueError, TypeError, KeyError) as e:
+        raise CompareError(f"{path}: not a list of timing entries ({e})")
 
 
 def read_curves(path):
@@ -61,8 +64,11 @@ def read_curves(path):
     except ValueError:
         raise CompareError(f"{path}: header must contain {', '.join(COLUMNS)}; got {header}")
     opts = dict(delimiter=",", skiprows=1, quotechar='"', ndmin=1)
-    subjects = np.loadtxt(path, dtype=str, usecols=cols[0], **opts)
-    numbers = np.loadtxt(path, dtype=np.float64, usecols=cols[1:], **opts).reshape(-1, 3)
+    try:
+        subjects = np.loadtxt(path, dtype=str, usecols=cols[0], **opts)
+        numbers = np.loadtxt(path, dtype=np.float64, usecols=cols[1:], **opts).reshape(-1, 3)
+    except ValueError as e:
+        raise CompareError(f"{path}: cannot parse: {e}")
     if numbers.shape[0] == 0:
         raise CompareError(f"{path}: no data rows")
     t = np.rint(numbers[:, 0]).astype(np.int64)
@@ -79,13 +85,15 @@ def max_rel_diff(subjects, reference, other):
     ends = np.r_[starts[1:], len(subjects)]
     for a, b in zip(starts, ends):
         ref, oth = reference[a:b], other[a:b]
+        # A NaN/inf anywhere in the Ketaflow output must count as a failure,
+        # not vanish in the comparison.
+        if not np.isfinite(oth).all():
+            return float("inf")
         peak = np.max(ref)
         if not peak > 0:
             continue
         mask = ref > FLOOR_FRACTION * peak
-        diff = np.abs(oth[mask] - ref[mask]) / peak
-        # A NaN in the Ketaflow output must count as a failure, not vanish.
-        worst = max(worst, float(np.inf if np.isnan(diff).any() else diff.max()))
+        worst = max(worst, float(np.max(np.abs(oth[mask] - ref[mask])) / peak))
     return worst
 
 
@@ -168,7 +176,7 @@ def main(argv):
     for name in kf_times.keys() - ot_times.keys():
         print(f"note: {name} is in ketaflow_timings.json only; not compared", file=sys.stderr)
 
-    header = ("scenario", "subjects", "opentiva", "ketaflow", "speedup",
+    header = ("scenario", "subjects", "opentiva", "ketaflow", "ratio",
               "max dCp/peak", "max dCe/peak")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
 
@@ -180,7 +188,7 @@ def main(argv):
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print(fmt_row(r))
-    print(f"\nmedian wall times; speedup = opentiva / ketaflow. Differences are relative to "
+    print(f"\nmedian wall times; ratio = opentiva / ketaflow. Differences are relative to "
           f"each subject's opentiva peak,\nover rows above {FLOOR_FRACTION:.0%} of it. Cp must "
           f"agree within {CP_TOLERANCE:.0e}; Ce is informational (opentiva's Ce is approximate).")
 

@@ -2,7 +2,8 @@
 # Create (or reuse) a Python virtualenv with opentiva 1.1.2 for the Ketaflow benchmark.
 #
 # Idempotent: re-running reuses the venv and skips the install when opentiva 1.1.2
-# already imports. Needs only python3 (with the venv module) and access to PyPI.
+# already imports. Needs python3 (with the venv module), access to PyPI, and a C
+# compiler plus Python headers (opentiva has no wheels on PyPI; it is compiled).
 #
 # opentiva's sdist ships a pre-generated pkpd.c that does not compile on Python >= 3.11
 # (it includes longintrepr.h). Installing Cython etc. first and then building opentiva
@@ -36,8 +37,20 @@ then
     exit 0
 fi
 
+# opentiva is published as an sdist only (no wheels), so building it needs a C
+# compiler and the Python headers. Fail early with a clear message instead of
+# a long compiler traceback.
+if ! command -v "${CC:-cc}" >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then
+    log "error: no C compiler found (cc/gcc); opentiva must be compiled from source" >&2
+    exit 1
+fi
+if ! "$PY" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+    log "error: Python.h not found; install the Python development headers (e.g. python3-dev)" >&2
+    exit 1
+fi
+
 log "installing build prerequisites: cython numpy scipy setuptools wheel"
-"$PY" -m pip install --disable-pip-version-check --upgrade pip
 "$PY" -m pip install --disable-pip-version-check cython numpy scipy setuptools wheel
 
 log "building opentiva==$OPENTIVA_VERSION from source (regenerates pkpd.c with Cython)"

@@ -19,6 +19,7 @@ pub mod recovery;
 pub mod schedule;
 pub mod simulate;
 pub mod system;
+pub mod tci;
 
 /// Failures of the engine. Each names the offending value and what is allowed.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
