@@ -297,8 +297,11 @@ def main(argv=None):
 
     try:
         repeats, scenarios = load_scenarios(args.scenarios)
-    except (ScenarioError, KeyError, TypeError, ValueError) as e:
-        log(f"error: {args.scenarios}: {e!r}")
+    except KeyError as e:
+        log(f"error: {args.scenarios}: missing key {e}")
+        return 2
+    except (ScenarioError, TypeError, ValueError) as e:
+        log(f"error: {args.scenarios}: {e}")
         return 2
 
     os.makedirs(args.out_dir, exist_ok=True)
