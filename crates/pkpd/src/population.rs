@@ -1,0 +1,509 @@
+//! Population prediction: many virtual patients with log-normal inter-individual variability, and
+//! percentile bands of their plasma and effect-site concentrations.
+//!
+//! * Each parameter θ (CL, V1, Q2, V2, Q3, V3) is drawn as θᵢ = θ_typical·exp(ηᵢ), η ~ N(0, ω²).
+//!   A published coefficient of variation is converted with ω² = ln(1 + CV²) (the exact log-normal
+//!   relation); the source of every ω is carried in [`VariabilitySource`]. ke0 is not varied.
+//! * Subject i draws from its own ChaCha8 stream (seed, stream i), so the result depends on the seed
+//!   only, not on the number of threads or the order in which work is scheduled.
+//! * Subjects are advanced in lockstep over blocks of output times; after each block the
+//!   percentiles of every time point are taken and the block is dropped. Memory therefore grows
+//!   with the number of subjects (one small state per subject plus one block), not with subjects ×
+//!   time points.
+//! * Percentiles use linear interpolation between order statistics (Hyndman & Fan 1996 type 7,
+//!   the default of R and NumPy).
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use crate::params::{Disposition, Mammillary};
+use crate::schedule::Schedule;
+use crate::system::phi;
+use crate::EngineError;
+
+/// Where the variability figures come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VariabilitySource {
+    /// Published with the model; the text names the paper and how figures were converted.
+    Published(&'static str),
+    /// Given by the user, not published: results must be labelled as assumed.
+    Assumed {
+        /// The coefficient of variation the user gave (0.3 = 30 %).
+        cv: f64,
+    },
+    /// No variability: every subject is the typical patient.
+    None,
+}
+
+/// Standard deviations ω of η for each parameter (log scale).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variability {
+    /// ω for clearance.
+    pub cl: f64,
+    /// ω for V1.
+    pub v1: f64,
+    /// ω for (Q2, V2) and (Q3, V3).
+    pub peripheral: [(f64, f64); 2],
+    /// Where these come from.
+    pub source: VariabilitySource,
+}
+
+/// ω from a coefficient of variation of a log-normal parameter: ω² = ln(1 + CV²).
+pub fn omega_from_cv(cv: f64) -> f64 {
+    (1.0 + cv * cv).ln().sqrt()
+}
+
+impl Variability {
+    /// No variability.
+    pub fn none() -> Variability {
+        Variability { cl: 0.0, v1: 0.0, peripheral: [(0.0, 0.0); 2], source: VariabilitySource::None }
+    }
+
+    /// The same assumed CV on every clearance and volume.
+    pub fn assumed_cv(cv: f64) -> Result<Variability, EngineError> {
+        if !(cv.is_finite() && (0.0..=2.0).contains(&cv)) {
+            return Err(EngineError::InvalidParameter { name: "coefficient of variation", value: cv, allowed: "between 0 and 2 (0–200 %)" });
+        }
+        let w = omega_from_cv(cv);
+        Ok(Variability { cl: w, v1: w, peripheral: [(w, w); 2], source: VariabilitySource::Assumed { cv } })
+    }
+}
+
+/// How the population run is set up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PopulationSettings {
+    /// Number of virtual subjects.
+    pub n_subjects: usize,
+    /// Seed of the random streams.
+    pub seed: u64,
+    /// Percentiles to report, each in (0, 100).
+    pub percentiles: Vec<f64>,
+    /// Output step, seconds.
+    pub step_s: f64,
+    /// Last output time, seconds.
+    pub until_s: f64,
+}
+
+/// Percentile bands on the output grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bands {
+    /// Output times, seconds.
+    pub times_s: Vec<f64>,
+    /// The percentiles, as given.
+    pub percentiles: Vec<f64>,
+    /// Cp percentiles, `cp[p][t]`, µg/mL.
+    pub cp: Vec<Vec<f64>>,
+    /// Ce percentiles, `ce[p][t]`, µg/mL.
+    pub ce: Vec<Vec<f64>>,
+}
+
+/// Output times per lockstep block: the memory held at once is 2 × BLOCK × subjects values.
+const BLOCK: usize = 32;
+/// Subjects per parallel task.
+const CHUNK: usize = 2048;
+
+/// One subject's modes, step coefficients and state: the whole per-subject memory.
+#[derive(Clone, Copy, Debug)]
+struct Subject {
+    lambda: [f64; 3],
+    coef: [f64; 3],
+    ke0: f64,
+    decay: [f64; 3],
+    input: [f64; 3],
+    e_decay: f64,
+    e_from_mode: [f64; 3],
+    e_input: f64,
+    c: [f64; 3],
+    ce: f64,
+}
+
+/// Coefficients (decay, input, e_decay, e_from_mode, e_input) for a step of `dt` seconds.
+type Coefficients = ([f64; 3], [f64; 3], f64, [f64; 3], f64);
+
+impl Subject {
+    fn new(d: &Disposition, ke0: f64, step_s: f64) -> Subject {
+        let mut lambda = [1.0; 3];
+        let mut coef = [0.0; 3];
+        lambda[..d.n].copy_from_slice(&d.lambda[..d.n]);
+        coef[..d.n].copy_from_slice(&d.coef[..d.n]);
+        let mut s = Subject {
+            lambda,
+            coef,
+            ke0,
+            decay: [0.0; 3],
+            input: [0.0; 3],
+            e_decay: 0.0,
+            e_from_mode: [0.0; 3],
+            e_input: 0.0,
+            c: [0.0; 3],
+            ce: 0.0,
+        };
+        (s.decay, s.input, s.e_decay, s.e_from_mode, s.e_input) = s.coefficients(step_s);
+        s
+    }
+
+    fn coefficients(&self, dt: f64) -> Coefficients {
+        let mut decay = [0.0; 3];
+        let mut input = [0.0; 3];
+        let mut e_from_mode = [0.0; 3];
+        let mut e_input = 0.0;
+        let psi = phi(0.0, self.ke0, dt);
+        for i in 0..3 {
+            let l = self.lambda[i];
+            let a_over_l = self.coef[i] / l;
+            decay[i] = (-l * dt).exp();
+            input[i] = a_over_l * (-(-l * dt).exp_m1());
+            let p = phi(l, self.ke0, dt);
+            e_from_mode[i] = self.ke0 * p;
+            e_input += a_over_l * (psi - p);
+        }
+        (decay, input, (-self.ke0 * dt).exp(), e_from_mode, self.ke0 * e_input)
+    }
+
+    #[inline]
+    fn step_with(&mut self, (decay, input, e_decay, e_from_mode, e_input): &Coefficients, rate: f64) {
+        self.ce = self.ce * e_decay
+            + rate * e_input
+            + self.c[0] * e_from_mode[0]
+            + self.c[1] * e_from_mode[1]
+            + self.c[2] * e_from_mode[2];
+        for i in 0..3 {
+            self.c[i] = self.c[i] * decay[i] + rate * input[i];
+        }
+    }
+
+    #[inline]
+    fn step_grid(&mut self, rate: f64) {
+        self.ce = self.ce * self.e_decay
+            + rate * self.e_input
+            + self.c[0] * self.e_from_mode[0]
+            + self.c[1] * self.e_from_mode[1]
+            + self.c[2] * self.e_from_mode[2];
+        for i in 0..3 {
+            self.c[i] = self.c[i] * self.decay[i] + rate * self.input[i];
+        }
+    }
+
+    fn bolus(&mut self, amount_mg: f64) {
+        for i in 0..3 {
+            self.c[i] += amount_mg * self.coef[i];
+        }
+    }
+
+    fn cp(&self) -> f64 {
+        self.c[0] + self.c[1] + self.c[2]
+    }
+}
+
+/// What happens between two output times: either one plain grid step at a constant rate, or a list
+/// of pieces (sub-steps ending at breakpoints, each possibly followed by a bolus).
+#[derive(Clone, Debug)]
+enum Interval {
+    Grid { rate: f64 },
+    Pieces(Vec<Piece>),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    dt: f64,
+    rate: f64,
+    bolus_after_mg: f64,
+}
+
+fn plan_intervals(schedule: &Schedule, times: &[f64], step_s: f64) -> Vec<Interval> {
+    let breakpoints = schedule.breakpoints();
+    let bolus_at = |t: f64| schedule.boluses().iter().filter(|b| b.at_s == t).map(|b| b.amount_mg).sum::<f64>();
+    times
+        .windows(2)
+        .map(|w| {
+            let (t0, t1) = (w[0], w[1]);
+            // A rate change at t1 does not affect (t0, t1]; a bolus at t1 does (outputs include it).
+            let inside: Vec<f64> = breakpoints.iter().copied().filter(|b| *b > t0 && *b < t1).collect();
+            if inside.is_empty() && bolus_at(t1) == 0.0 && t1 - t0 == step_s {
+                return Interval::Grid { rate: schedule.rate_after(t0) };
+            }
+            let mut pieces = Vec::with_capacity(inside.len() + 1);
+            let mut t = t0;
+            for b in inside.into_iter().chain(std::iter::once(t1)) {
+                pieces.push(Piece { dt: b - t, rate: schedule.rate_after(t), bolus_after_mg: bolus_at(b) });
+                t = b;
+            }
+            Interval::Pieces(pieces)
+        })
+        .collect()
+}
+
+/// Order statistics at `wanted` (sorted, unique indices into `values`), by recursive selection:
+/// the middle index splits the slice, the rest are found in the halves.
+fn select_many(values: &mut [f64], wanted: &[usize], offset: usize, out: &mut Vec<(usize, f64)>) {
+    if wanted.is_empty() {
+        return;
+    }
+    let mid = wanted.len() / 2;
+    let k = wanted[mid] - offset;
+    let (left, pivot, right) = values.select_nth_unstable_by(k, f64::total_cmp);
+    out.push((wanted[mid], *pivot));
+    select_many(left, &wanted[..mid], offset, out);
+    select_many(right, &wanted[mid + 1..], offset + k + 1, out);
+}
+
+/// Type-7 percentiles of `values` (reordered in place).
+pub fn percentiles_of(values: &mut [f64], percentiles: &[f64]) -> Vec<f64> {
+    let n = values.len();
+    if n == 0 {
+        return vec![f64::NAN; percentiles.len()];
+    }
+    let positions: Vec<f64> = percentiles.iter().map(|p| p / 100.0 * (n - 1) as f64).collect();
+    let mut wanted: Vec<usize> = positions
+        .iter()
+        .flat_map(|h| [h.floor() as usize, (h.floor() as usize + 1).min(n - 1)])
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut found = Vec::with_capacity(wanted.len());
+    select_many(values, &wanted, 0, &mut found);
+    let at = |i: usize| found.iter().find(|(j, _)| *j == i).map(|(_, v)| *v).expect("selected");
+    positions
+        .iter()
+        .map(|h| {
+            let lo = h.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            at(lo) + (h - lo as f64) * (at(hi) - at(lo))
+        })
+        .collect()
+}
+
+/// Runs the population and returns percentile bands. `progress(done, total)` is called after each
+/// block of output times (from the calling thread).
+pub fn run_population(
+    typical: &Mammillary,
+    ke0_per_s: f64,
+    schedule: &Schedule,
+    variability: &Variability,
+    settings: &PopulationSettings,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Bands, EngineError> {
+    if settings.n_subjects == 0 || settings.n_subjects > 10_000_000 {
+        return Err(EngineError::InvalidParameter {
+            name: "number of subjects",
+            value: settings.n_subjects as f64,
+            allowed: "from 1 to 10,000,000",
+        });
+    }
+    if let Some(p) = settings.percentiles.iter().find(|p| !(p.is_finite() && **p > 0.0 && **p < 100.0)) {
+        return Err(EngineError::InvalidParameter { name: "percentile", value: *p, allowed: "above 0 and below 100" });
+    }
+    if settings.percentiles.is_empty() {
+        return Err(EngineError::InvalidParameter { name: "number of percentiles", value: 0.0, allowed: "at least one" });
+    }
+    if !(ke0_per_s.is_finite() && ke0_per_s > 0.0) {
+        return Err(EngineError::InvalidParameter { name: "ke0 (/s)", value: ke0_per_s, allowed: "a finite number above 0" });
+    }
+    let grid = crate::simulate::Grid::uniform(settings.step_s, settings.until_s)?;
+    let times = grid.times();
+    // Fail on the typical subject before sampling anyone.
+    Disposition::new(typical)?;
+
+    let n_peripheral = typical.peripheral_per_min().len();
+    let mut subjects: Vec<Subject> = (0..settings.n_subjects)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+            rng.set_stream(i as u64);
+            let mut eta = || -> f64 { StandardNormal.sample(&mut rng) };
+            let f_cl = (variability.cl * eta()).exp();
+            let f_v1 = (variability.v1 * eta()).exp();
+            let mut f_peripheral = [(1.0, 1.0); 2];
+            for (j, factor) in f_peripheral.iter_mut().enumerate().take(n_peripheral) {
+                let (wq, wv) = variability.peripheral[j];
+                *factor = ((wq * eta()).exp(), (wv * eta()).exp());
+            }
+            let params = typical.scaled(f_cl, f_v1, f_peripheral);
+            Disposition::new(&params).map(|d| Subject::new(&d, ke0_per_s, settings.step_s))
+        })
+        .collect::<Result<_, _>>()?;
+
+    // Every subject starts empty; a bolus at time 0 is given before the first output.
+    let bolus_at_zero: f64 = schedule.boluses().iter().filter(|b| b.at_s == 0.0).map(|b| b.amount_mg).sum();
+    if bolus_at_zero > 0.0 {
+        subjects.par_iter_mut().for_each(|s| s.bolus(bolus_at_zero));
+    }
+    let intervals = plan_intervals(schedule, &times, settings.step_s);
+
+    let n_p = settings.percentiles.len();
+    let mut cp_bands = vec![Vec::with_capacity(times.len()); n_p];
+    let mut ce_bands = vec![Vec::with_capacity(times.len()); n_p];
+    let n_blocks = times.len().div_ceil(BLOCK);
+    let n = settings.n_subjects;
+    for block in 0..n_blocks {
+        let first = block * BLOCK;
+        let last = (first + BLOCK).min(times.len());
+        let width = last - first;
+        // Each chunk of subjects advances through the block and writes its values row by row.
+        let chunk_outputs: Vec<(Vec<f64>, Vec<f64>)> = subjects
+            .par_chunks_mut(CHUNK)
+            .map(|chunk| {
+                let len = chunk.len();
+                let mut cp = vec![0.0; width * len];
+                let mut ce = vec![0.0; width * len];
+                for (j, subject) in chunk.iter_mut().enumerate() {
+                    for (row, k) in (first..last).enumerate() {
+                        if k > 0 {
+                            match &intervals[k - 1] {
+                                Interval::Grid { rate } => subject.step_grid(*rate),
+                                Interval::Pieces(pieces) => {
+                                    for piece in pieces {
+                                        if piece.dt > 0.0 {
+                                            let co = subject.coefficients(piece.dt);
+                                            subject.step_with(&co, piece.rate);
+                                        }
+                                        if piece.bolus_after_mg > 0.0 {
+                                            subject.bolus(piece.bolus_after_mg);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        cp[row * len + j] = subject.cp();
+                        ce[row * len + j] = subject.ce;
+                    }
+                }
+                (cp, ce)
+            })
+            .collect();
+        // Percentiles of each time point of the block, in parallel over time points.
+        let rows: Vec<(Vec<f64>, Vec<f64>)> = (0..width)
+            .into_par_iter()
+            .map(|row| {
+                let mut values = Vec::with_capacity(n);
+                for (cp, _) in &chunk_outputs {
+                    let len = cp.len() / width;
+                    values.extend_from_slice(&cp[row * len..(row + 1) * len]);
+                }
+                let cp_p = percentiles_of(&mut values, &settings.percentiles);
+                values.clear();
+                for (_, ce) in &chunk_outputs {
+                    let len = ce.len() / width;
+                    values.extend_from_slice(&ce[row * len..(row + 1) * len]);
+                }
+                let ce_p = percentiles_of(&mut values, &settings.percentiles);
+                (cp_p, ce_p)
+            })
+            .collect();
+        for (cp_p, ce_p) in rows {
+            for p in 0..n_p {
+                cp_bands[p].push(cp_p[p]);
+                ce_bands[p].push(ce_p[p]);
+            }
+        }
+        progress(last as u64, times.len() as u64);
+    }
+    Ok(Bands { times_s: times, percentiles: settings.percentiles.clone(), cp: cp_bands, ce: ce_bands })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::{BolusAt, Segment};
+    use crate::simulate::{simulate, Grid};
+    use crate::system::System;
+
+    fn kamp() -> Mammillary {
+        Mammillary::from_volumes_and_clearances(25.0, 84.0 / 60.0, &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)])
+    }
+
+    fn schedule() -> Schedule {
+        // Off-grid breakpoints (25 s, 2405 s) and a bolus exercise the piecewise path.
+        Schedule::new(
+            vec![Segment { start_s: 25.0, end_s: 2405.0, rate_mg_per_s: 35.0 / 2380.0 }],
+            vec![BolusAt { at_s: 0.0, amount_mg: 5.0 }, BolusAt { at_s: 600.0, amount_mg: 3.0 }],
+        )
+        .unwrap()
+    }
+
+    fn settings(n: usize) -> PopulationSettings {
+        PopulationSettings { n_subjects: n, seed: 42, percentiles: vec![5.0, 50.0, 95.0], step_s: 10.0, until_s: 7200.0 }
+    }
+
+    #[test]
+    fn zero_variance_population_equals_the_typical_subject_at_every_percentile() {
+        let ke0 = 2.791 / 60.0;
+        let bands = run_population(&kamp(), ke0, &schedule(), &Variability::none(), &settings(37), &|_, _| {}).unwrap();
+        let system = System::new(Disposition::new(&kamp()).unwrap(), ke0);
+        let typical = simulate(&system, &schedule(), &Grid::uniform(10.0, 7200.0).unwrap()).unwrap();
+        for p in 0..3 {
+            for (t, (cp, ce)) in bands.cp[p].iter().zip(&bands.ce[p]).enumerate() {
+                assert!((cp - typical.cp[t]).abs() <= 1e-12 * typical.cp[t].max(1e-3), "p{p} t{t}: {cp} vs {}", typical.cp[t]);
+                assert!((ce - typical.ce()[t]).abs() <= 1e-12 * typical.ce()[t].max(1e-3), "p{p} t{t}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_bands_and_another_seed_does_not() {
+        let v = Variability::assumed_cv(0.3).unwrap();
+        let a = run_population(&kamp(), 0.05, &schedule(), &v, &settings(3000), &|_, _| {}).unwrap();
+        let b = run_population(&kamp(), 0.05, &schedule(), &v, &settings(3000), &|_, _| {}).unwrap();
+        assert_eq!(a, b);
+        let c = run_population(&kamp(), 0.05, &schedule(), &v, &PopulationSettings { seed: 7, ..settings(3000) }, &|_, _| {}).unwrap();
+        assert_ne!(a.cp, c.cp);
+        // Bands are ordered and bracket a meaningful spread.
+        for t in 1..a.times_s.len() {
+            assert!(a.cp[0][t] <= a.cp[1][t] && a.cp[1][t] <= a.cp[2][t]);
+        }
+        let t40 = 240;
+        assert!(a.cp[2][t40] / a.cp[0][t40] > 1.3, "spread too small");
+    }
+
+    #[test]
+    fn bands_match_a_direct_monte_carlo_with_the_same_draws() {
+        // Independent check: simulate each subject on its own with the general engine and take
+        // percentiles of the collected curves.
+        let v = Variability::assumed_cv(0.4).unwrap();
+        let s = PopulationSettings { n_subjects: 201, until_s: 3000.0, ..settings(201) };
+        let bands = run_population(&kamp(), 0.05, &schedule(), &v, &s, &|_, _| {}).unwrap();
+        let grid = Grid::uniform(10.0, 3000.0).unwrap();
+        let mut curves = Vec::new();
+        for i in 0..201u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(42);
+            rng.set_stream(i);
+            let mut eta = || -> f64 { StandardNormal.sample(&mut rng) };
+            let w = omega_from_cv(0.4);
+            let (f_cl, f_v1) = ((w * eta()).exp(), (w * eta()).exp());
+            let p2 = ((w * eta()).exp(), (w * eta()).exp());
+            let p3 = ((w * eta()).exp(), (w * eta()).exp());
+            let params = kamp().scaled(f_cl, f_v1, [p2, p3]);
+            let system = System::new(Disposition::new(&params).unwrap(), 0.05);
+            curves.push(simulate(&system, &schedule(), &grid).unwrap());
+        }
+        for t in [0, 3, 50, 240, 299] {
+            let mut column: Vec<f64> = curves.iter().map(|c| c.cp[t]).collect();
+            column.sort_by(f64::total_cmp);
+            // Type 7 with n = 201: the 5th, 50th and 95th percentiles are order statistics 10, 100, 190.
+            for (p, idx) in [(0, 10), (1, 100), (2, 190)] {
+                assert!((bands.cp[p][t] - column[idx]).abs() <= 1e-12 * column[idx].max(1e-6), "t{t} p{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn percentiles_interpolate_like_numpy() {
+        let mut v: Vec<f64> = (1..=10).map(f64::from).rev().collect();
+        // numpy.percentile(range(1, 11), [5, 50, 95]) = [1.45, 5.5, 9.55]
+        let p = percentiles_of(&mut v, &[5.0, 50.0, 95.0]);
+        for (got, want) in p.iter().zip([1.45, 5.5, 9.55]) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_rejected() {
+        let v = Variability::none();
+        assert!(run_population(&kamp(), 0.05, &schedule(), &v, &settings(0), &|_, _| {}).is_err());
+        let bad = PopulationSettings { percentiles: vec![0.0], ..settings(10) };
+        assert!(run_population(&kamp(), 0.05, &schedule(), &v, &bad, &|_, _| {}).is_err());
+        assert!(Variability::assumed_cv(-0.1).is_err());
+    }
+}
