@@ -15,6 +15,7 @@
 
 pub mod model;
 pub mod params;
+pub mod pd;
 pub mod population;
 pub mod recovery;
 pub mod schedule;

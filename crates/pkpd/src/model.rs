@@ -184,6 +184,8 @@ pub enum ModelId {
     Hornik2018,
     /// Kamp et al. 2020.
     Kamp2020,
+    /// Otto et al. 2021: S-ketamine (Fanta 2015 parameters) with S-norketamine.
+    Otto2021,
 }
 
 /// Everything a user needs to know about a model before trusting its numbers.
@@ -215,6 +217,8 @@ pub struct ModelInfo {
     pub ke0_source: Ke0Source,
     /// Published inter-individual variability, if any.
     pub variability: Option<PublishedVariability>,
+    /// The metabolite the model carries, if any, in words.
+    pub metabolite: Option<&'static str>,
     /// Caveats a reader must know (unconfirmed values, corrected peer bugs).
     pub caveats: &'static str,
 }
@@ -228,20 +232,31 @@ pub struct EvaluatedModel {
     pub ke0: PerMinute,
     /// Covariates outside the validated range.
     pub warnings: Vec<CovariateWarning>,
+    /// The metabolite, if the model has one: fraction of parent clearance forming it, and its own
+    /// disposition (volumes in L, rate constants per minute).
+    pub metabolite: Option<MetaboliteParameters>,
 }
 
-/// The opentiva source, where every ke0 below was read.
-const OPENTIVA_NOTE: &str = "parameters as encoded in opentiva 1.1.2 (opentiva/ketamine.py)";
+/// A metabolite's formation and disposition.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetaboliteParameters {
+    /// Fraction of parent clearance that forms the metabolite.
+    pub fm: f64,
+    /// The metabolite's own compartments.
+    pub disposition: Mammillary,
+}
+
 
 impl ModelId {
     /// Every shipped model, in publication order.
-    pub const ALL: [ModelId; 6] = [
+    pub const ALL: [ModelId; 7] = [
         ModelId::Clements1981,
         ModelId::Domino1982,
         ModelId::Hijazi2003,
         ModelId::Herd2007,
         ModelId::Hornik2018,
         ModelId::Kamp2020,
+        ModelId::Otto2021,
     ];
 
     /// The identifier used on the command line and in files.
@@ -253,6 +268,7 @@ impl ModelId {
             ModelId::Herd2007 => "herd2007",
             ModelId::Hornik2018 => "hornik2018",
             ModelId::Kamp2020 => "kamp2020",
+            ModelId::Otto2021 => "otto2021",
         }
     }
 
@@ -277,6 +293,7 @@ impl ModelId {
                 ke0: PerMinute::new(5.2).expect("constant in range"),
                 ke0_source: Ke0Source::OpentivaTimeToPeakOneMinute,
                 variability: None,
+                metabolite: None,
                 caveats: "parameter origin not checked against the paper (UNVERIFIED); V1 of 1.75 L/kg is unusually large for a central volume",
             },
             ModelId::Domino1982 => ModelInfo {
@@ -297,6 +314,7 @@ impl ModelId {
                 ke0: PerMinute::new(0.652).expect("constant in range"),
                 ke0_source: Ke0Source::OpentivaTimeToPeakOneMinute,
                 variability: None,
+                metabolite: None,
                 caveats: "parameters not verified against the paper (UNVERIFIED); very small V1 gives high early peaks",
             },
             ModelId::Hijazi2003 => ModelInfo {
@@ -319,6 +337,7 @@ impl ModelId {
                 ke0: PerMinute::new(4.773).expect("constant in range"),
                 ke0_source: Ke0Source::OpentivaTimeToPeakOneMinute,
                 variability: None,
+                metabolite: None,
                 caveats: "adult model: opentiva's age ≤ 18 check is inverted and is corrected here; ICU patients on sedation, not clinic outpatients",
             },
             ModelId::Herd2007 => ModelInfo {
@@ -343,8 +362,9 @@ impl ModelId {
                     v1_cv: 0.64,
                     q2_cv: 0.19,
                     v2_cv: 0.517,
-                    note: "between-subject variability as published (abstract, PMID 17564643): V1 64 %, V2 51.7 %, CL 38.1 %, Q 19 %; read as apparent CVs and converted with ω² = ln(1 + CV²) (whether the paper reports CV or ω is UNVERIFIED)",
+                    note: "between-subject variability as published (abstract, PMID 17564643): V1 64 %, V2 51.7 %, CL 38.1 %, Q 19 %; read as CVs and converted with ω² = ln(1 + CV²) (whether the paper reports CV or ω is UNVERIFIED)",
                 }),
+                metabolite: None,
                 caveats: "paediatric model; adults are outside its range",
             },
             ModelId::Hornik2018 => ModelInfo {
@@ -365,6 +385,7 @@ impl ModelId {
                 ke0: PerMinute::new(4.212).expect("constant in range"),
                 ke0_source: Ke0Source::OpentivaTimeToPeakOneMinute,
                 variability: None,
+                metabolite: None,
                 caveats: "typical values as encoded in opentiva could not be confirmed against the paper (UNVERIFIED); CL is about half the Kamp 2020 meta-analytic value, so predictions run high",
             },
             ModelId::Kamp2020 => ModelInfo {
@@ -385,7 +406,39 @@ impl ModelId {
                 ke0: PerMinute::new(2.791).expect("constant in range"),
                 ke0_source: Ke0Source::OpentivaTimeToPeakOneMinute,
                 variability: None,
+                metabolite: None,
                 caveats: "arterial central compartment; the paper's two venous-delay compartments are omitted (as in opentiva), so venous samples after an infusion stops run higher than this Cp; parameter table not seen (UNVERIFIED)",
+            },
+            ModelId::Otto2021 => ModelInfo {
+                id: self,
+                name: "Otto et al. 2021 (S-ketamine after Fanta 2015, with S-norketamine)",
+                reference: Reference {
+                    citation: "Otto ME, Bergmann KR, Jacobs G, van Esdonk MJ. Predictive performance of parent-metabolite population pharmacokinetic models of (S)-ketamine in healthy volunteers. Eur J Clin Pharmacol 2021;77:1181-1192; parent parameters fixed to Fanta S et al. Eur J Clin Pharmacol 2015;71:441-447 (doi 10.1007/s00228-015-1826-y, PMID 25724645). Values as encoded in nlmixr2lib Otto_2021_s_ketamine (Table 3)",
+                    pmid: None,
+                    doi: Some("10.1007/s00228-021-03104-1"),
+                },
+                population: "48 healthy adults (two CHDR studies), IV S-ketamine 10 mg over 30 min or a 2-h stepped infusion",
+                sampling_site: SamplingSite::Venous,
+                enantiomer: Enantiomer::SKetamine,
+                compartments: 3,
+                covariate_formulas: "S-ketamine: V1 = 133 L × (WT/70), CL = 95.2 L/h × (WT/70)^0.75, V2 = 187 L, Q2 = 23.2 L/h, V3 = 98.8 L, Q3 = 157 L/h; S-norketamine (fm = 1): V = 98.6 L × (WT/70), CL = 57.7 L/h × (WT/70)^0.75, Vp = 160 L, Q = 42.8 L/h (peripheral terms not weight-scaled)",
+                weight_range_kg: None,
+                age_range_years: Some(18.0..=Years::MAX),
+                ke0: PerMinute::new(std::f64::consts::LN_2 / 8.3).expect("constant in range"),
+                ke0_source: Ke0Source::Published(Reference {
+                    citation: "Olofsen E et al. Anesthesiology 2022;136:792 (t½ke0 8.3 min, S-ketamine psychedelic and antinociceptive effect; a PD ke0, not part of the Otto PK model)",
+                    pmid: None,
+                    doi: Some("10.1097/ALN.0000000000004176"),
+                }),
+                variability: Some(PublishedVariability {
+                    cl_cv: 0.162,
+                    v1_cv: 0.296,
+                    q2_cv: 0.0,
+                    v2_cv: 0.0,
+                    note: "Otto 2021 Table 3 as encoded in nlmixr2lib: ω² 0.026 (CL) and 0.084 (V1), shown here as CV = √(e^{ω²} − 1); the V1–CL covariance (0.0226) is not applied; no variability on peripheral terms",
+                }),
+                metabolite: Some("S-norketamine, 2 compartments, formed from all of S-ketamine clearance (fm = 1 fixed in the paper); concentrations in S-ketamine mass equivalents, as the model was fitted (× 223.70/237.73 for norketamine mass)"),
+                caveats: "an S-ketamine model: doses are S-ketamine; racemic ketamine is half S-ketamine by composition, and treating R-ketamine as having the same kinetics is an assumption (S clears ~20 % faster, Henthorn 2018)",
             },
         }
     }
@@ -417,7 +470,20 @@ impl ModelId {
                 per_hour(84.0) * per_70kg,
                 &[(per_hour(161.0) * per_70kg, 56.0 * per_70kg), (per_hour(79.0) * per_70kg, 157.0 * per_70kg)],
             ),
+            ModelId::Otto2021 => Mammillary::from_volumes_and_clearances(
+                133.0 * per_70kg,
+                per_hour(95.2) * allometric,
+                &[(per_hour(23.2), 187.0), (per_hour(157.0), 98.8)],
+            ),
         };
+        let metabolite = (self == ModelId::Otto2021).then(|| MetaboliteParameters {
+            fm: 1.0,
+            disposition: Mammillary::from_volumes_and_clearances(
+                98.6 * per_70kg,
+                per_hour(57.7) * allometric,
+                &[(per_hour(42.8), 160.0)],
+            ),
+        });
         let info = self.info();
         let mut warnings = Vec::new();
         if let Some(range) = info.weight_range_kg.filter(|r| !r.contains(&weight_kg)) {
@@ -427,12 +493,20 @@ impl ModelId {
         if let Some(range) = info.age_range_years.filter(|r| !r.contains(&age)) {
             warnings.push(CovariateWarning { model: self, covariate: Covariate::Age, value: age, validated: range });
         }
-        EvaluatedModel { parameters, ke0: info.ke0, warnings }
+        EvaluatedModel { parameters, ke0: info.ke0, warnings, metabolite }
     }
 
-    /// Notes on this model's parameters as they were encoded (for `models` listings).
+    /// Where the parameter values were read.
     pub fn parameter_source_note(self) -> &'static str {
-        OPENTIVA_NOTE
+        match self {
+            ModelId::Otto2021 => "nlmixr2lib model file Otto_2021_s_ketamine (Table 3 of the paper)",
+            _ => "opentiva 1.1.2, opentiva/ketamine.py",
+        }
+    }
+
+    /// Whether opentiva 1.1.2 ships this model (the reference curves and peer benchmark cover these).
+    pub fn in_opentiva(self) -> bool {
+        self != ModelId::Otto2021
     }
 }
 
@@ -444,7 +518,7 @@ impl fmt::Display for ModelId {
 
 /// A model id that is not one of the shipped models.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model {given:?}; known models: clements1981, domino1982, hijazi2003, herd2007, hornik2018, kamp2020")]
+#[error("unknown model {given:?}; known models: clements1981, domino1982, hijazi2003, herd2007, hornik2018, kamp2020, otto2021")]
 pub struct UnknownModel {
     /// What was given.
     pub given: String,
@@ -457,7 +531,7 @@ impl FromStr for ModelId {
         ModelId::ALL
             .into_iter()
             .find(|m| m.id() == wanted || (wanted == "klamp" && *m == ModelId::Kamp2020))
-            .ok_or(UnknownModel { given: text.to_string() })
+            .ok_or_else(|| UnknownModel { given: text.to_string() })
     }
 }
 

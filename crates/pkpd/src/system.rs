@@ -45,8 +45,9 @@ pub enum ResponseKind {
     PeripheralAmount(u8),
     /// Cumulative amount eliminated from the body (mg).
     Eliminated,
-    /// Metabolite (norketamine) concentration (µg/mL).
-    Metabolite,
+    /// One mode of the metabolite (norketamine) concentration (µg/mL); the metabolite
+    /// concentration is the sum of its modes.
+    MetaboliteMode(u8),
     /// An extra effect site (µg/mL of parent), e.g. a PD model's own ke0; the index is the order added.
     ExtraEffectSite(u8),
 }
@@ -138,11 +139,32 @@ impl System {
         index
     }
 
-    /// Adds a metabolite compartment fed by a fraction `fm` of parent clearance, with volume `v_l` and
-    /// clearance `cl_l_per_s`; returns its response index. Its output is in mg/L of metabolite.
-    pub fn add_metabolite(&mut self, fm: f64, v_l: f64, cl_l_per_s: f64) -> usize {
-        let gain = fm * self.disposition.cl_l_per_s / v_l;
-        self.push(ResponseKind::Metabolite, Response { gain, rate: cl_l_per_s / v_l })
+    /// Adds a metabolite formed from a fraction `fm` of parent clearance and distributed by its own
+    /// mammillary model (`metabolite`: volumes in L of metabolite, rates per minute). Each mode of the
+    /// metabolite's own disposition, Σ Bⱼ e^{−μⱼt}, becomes one response with gain fm·CL·Bⱼ and rate
+    /// μⱼ, because the metabolite concentration is the formation flux fm·CL·Cp convolved with that
+    /// disposition. Returns the indices of the modes; their sum is the metabolite concentration.
+    pub fn add_metabolite(&mut self, fm: f64, metabolite: &Disposition) -> Vec<usize> {
+        let flux_gain = fm * self.disposition.cl_l_per_s;
+        (0..metabolite.n)
+            .map(|j| {
+                let label = u8::try_from(j).unwrap_or(u8::MAX);
+                self.push(
+                    ResponseKind::MetaboliteMode(label),
+                    Response { gain: flux_gain * metabolite.coef[j], rate: metabolite.lambda[j] },
+                )
+            })
+            .collect()
+    }
+
+    /// Indices of the metabolite's modes (empty when the system has no metabolite).
+    pub fn metabolite_modes(&self) -> Vec<usize> {
+        self.response_kinds()
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| matches!(k, ResponseKind::MetaboliteMode(_)))
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// Adds an extra effect site with its own ke0 (per second); returns its response index.

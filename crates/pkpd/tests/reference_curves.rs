@@ -69,6 +69,7 @@ fn opentiva_name(model: ModelId) -> &'static str {
         ModelId::Herd2007 => "Herd",
         ModelId::Hornik2018 => "Hornik",
         ModelId::Kamp2020 => "Klamp",
+        ModelId::Otto2021 => unreachable!("not in opentiva"),
     }
 }
 
@@ -85,7 +86,7 @@ fn max_relative_error(got: &[f64], want: &[f64]) -> f64 {
 #[test]
 fn every_model_and_regimen_matches_the_exact_reference() {
     let mut checked = 0;
-    for model in ModelId::ALL {
+    for model in ModelId::ALL.into_iter().filter(|m| m.in_opentiva()) {
         for regimen in ["a_0p5mgkg_40min", "b_0p35mgkg_bolus1min"] {
             let name = format!("{}_adult_{regimen}", opentiva_name(model));
             let reference = read_curve(&name);
