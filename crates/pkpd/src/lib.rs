@@ -15,6 +15,7 @@
 
 pub mod model;
 pub mod params;
+pub mod patient;
 pub mod pd;
 pub mod population;
 pub mod recovery;

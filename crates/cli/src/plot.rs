@@ -1,0 +1,235 @@
+//! Concentration–time charts as standalone SVG: curves, shaded percentile bands, and horizontal
+//! reference lines (a TCI target, a recovery threshold). Plain SVG so that it opens anywhere,
+//! prints well and needs no fonts or scripts.
+
+use std::fmt::Write as _;
+
+/// One line on the chart.
+#[derive(Debug, Clone)]
+pub(crate) struct Curve {
+    pub(crate) label: String,
+    pub(crate) colour: &'static str,
+    pub(crate) dashed: bool,
+    pub(crate) values: Vec<f64>,
+}
+
+/// A shaded band between two series.
+#[derive(Debug, Clone)]
+pub(crate) struct Band {
+    pub(crate) label: String,
+    pub(crate) colour: &'static str,
+    pub(crate) lower: Vec<f64>,
+    pub(crate) upper: Vec<f64>,
+}
+
+/// A horizontal reference line.
+#[derive(Debug, Clone)]
+pub(crate) struct Level {
+    pub(crate) label: String,
+    pub(crate) colour: &'static str,
+    pub(crate) value: f64,
+}
+
+/// A chart of concentrations against time.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Chart {
+    pub(crate) title: String,
+    pub(crate) subtitle: String,
+    pub(crate) y_label: String,
+    pub(crate) times_s: Vec<f64>,
+    pub(crate) curves: Vec<Curve>,
+    pub(crate) bands: Vec<Band>,
+    pub(crate) levels: Vec<Level>,
+}
+
+const WIDTH: f64 = 980.0;
+const HEIGHT: f64 = 520.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 280.0;
+const TOP: f64 = 70.0;
+const BOTTOM: f64 = 60.0;
+
+/// A "nice" tick step (1, 2 or 5 × 10ⁿ) giving about `target` ticks over `span`.
+fn tick_step(span: f64, target: f64) -> f64 {
+    let raw = span / target;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let fraction = raw / magnitude;
+    let nice = if fraction < 1.5 {
+        1.0
+    } else if fraction < 3.5 {
+        2.0
+    } else if fraction < 7.5 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * magnitude
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("never empty");
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn format_tick(value: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
+    format!("{value:.decimals$}")
+}
+
+impl Chart {
+    /// Renders the chart as an SVG document.
+    pub(crate) fn to_svg(&self) -> String {
+        let t_max = self.times_s.last().copied().unwrap_or(1.0).max(1.0);
+        // Hours on the axis for long runs, minutes otherwise.
+        let (time_scale, time_unit) = if t_max > 6.0 * 3600.0 { (3600.0, "h") } else { (60.0, "min") };
+        let x_max = t_max / time_scale;
+        let all_values = self
+            .curves
+            .iter()
+            .flat_map(|c| c.values.iter())
+            .chain(self.bands.iter().flat_map(|b| b.upper.iter()))
+            .chain(self.levels.iter().map(|l| &l.value))
+            .copied()
+            .filter(|v| v.is_finite());
+        let y_top = all_values.fold(0.0, f64::max).max(1e-9) * 1.08;
+        let y_step = tick_step(y_top, 6.0);
+        let y_max = (y_top / y_step).ceil() * y_step;
+        let x_step = tick_step(x_max, 8.0);
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let px = |t_s: f64| LEFT + t_s / time_scale / x_max * plot_w;
+        let py = |v: f64| TOP + plot_h - v.clamp(0.0, y_max) / y_max * plot_h;
+
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13">"#
+        );
+        let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+        let _ = writeln!(svg, r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#, escape(&self.title));
+        // Long subtitles wrap onto a second line rather than run off the page.
+        for (i, line) in wrap(&self.subtitle, 120).iter().take(2).enumerate() {
+            let _ = writeln!(svg, r##"<text x="{LEFT}" y="{}" fill="#555" font-size="12">{}</text>"##, 44 + 15 * i, escape(line));
+        }
+        // Grid and ticks.
+        let mut y = 0.0;
+        while y <= y_max + y_step * 1e-9 {
+            let yy = py(y);
+            let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e4e4e4"/>"##, LEFT + plot_w);
+            let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 8.0, yy + 4.0, format_tick(y, y_step));
+            y += y_step;
+        }
+        let mut x = 0.0;
+        while x <= x_max + x_step * 1e-9 {
+            let xx = LEFT + x / x_max * plot_w;
+            let _ = writeln!(svg, r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="#f0f0f0"/>"##, TOP + plot_h);
+            let _ = writeln!(svg, r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, TOP + plot_h + 20.0, format_tick(x, x_step));
+            x += x_step;
+        }
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
+        );
+        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time ({time_unit})</text>"#, LEFT + plot_w / 2.0, HEIGHT - 15.0);
+        let _ = writeln!(
+            svg,
+            r#"<text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            TOP + plot_h / 2.0,
+            escape(&self.y_label)
+        );
+        // Bands, then curves, then reference lines on top.
+        for band in &self.bands {
+            let mut points: Vec<String> = self.times_s.iter().zip(&band.upper).map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v))).collect();
+            points.extend(self.times_s.iter().zip(&band.lower).rev().map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v))));
+            let _ = writeln!(svg, r#"<polygon points="{}" fill="{}" fill-opacity="0.22" stroke="none"/>"#, points.join(" "), band.colour);
+        }
+        for curve in &self.curves {
+            let points: Vec<String> = self
+                .times_s
+                .iter()
+                .zip(&curve.values)
+                .filter(|(_, v)| v.is_finite())
+                .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
+                .collect();
+            let dash = if curve.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+            let _ = writeln!(svg, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#, points.join(" "), curve.colour);
+        }
+        for level in &self.levels {
+            let yy = py(level.value);
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="{}" stroke-width="1.5" stroke-dasharray="2 3"/>"#,
+                LEFT + plot_w,
+                level.colour
+            );
+        }
+        // Legend.
+        let mut ly = TOP + 10.0;
+        let lx = LEFT + plot_w + 16.0;
+        for band in &self.bands {
+            let _ = writeln!(svg, r#"<rect x="{lx}" y="{:.1}" width="22" height="12" fill="{}" fill-opacity="0.3"/>"#, ly - 10.0, band.colour);
+            let _ = writeln!(svg, r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#, lx + 30.0, escape(&band.label));
+            ly += 22.0;
+        }
+        for curve in &self.curves {
+            let dash = if curve.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+            let _ = writeln!(svg, r#"<line x1="{lx}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"{dash}/>"#, ly - 4.0, lx + 22.0, ly - 4.0, curve.colour);
+            let _ = writeln!(svg, r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#, lx + 30.0, escape(&curve.label));
+            ly += 22.0;
+        }
+        for level in &self.levels {
+            let _ = writeln!(svg, r#"<line x1="{lx}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="1.5" stroke-dasharray="2 3"/>"#, ly - 4.0, lx + 22.0, ly - 4.0, level.colour);
+            let _ = writeln!(svg, r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#, lx + 30.0, escape(&level.label));
+            ly += 22.0;
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_numbers() {
+        assert_eq!(tick_step(0.27, 6.0), 0.05);
+        assert_eq!(tick_step(240.0, 8.0), 20.0);
+        assert_eq!(tick_step(7.0, 8.0), 1.0);
+    }
+
+    #[test]
+    fn svg_contains_every_series_and_escapes_text() {
+        let chart = Chart {
+            title: "Cp <test>".into(),
+            subtitle: String::new(),
+            y_label: "µg/mL".into(),
+            times_s: vec![0.0, 60.0, 120.0],
+            curves: vec![Curve { label: "Cp".into(), colour: "#1f77b4", dashed: false, values: vec![0.0, 0.2, 0.1] }],
+            bands: vec![Band { label: "5–95 %".into(), colour: "#1f77b4", lower: vec![0.0, 0.1, 0.05], upper: vec![0.0, 0.3, 0.2] }],
+            levels: vec![Level { label: "target".into(), colour: "#d62728", value: 0.2 }],
+        };
+        let svg = chart.to_svg();
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("Cp &lt;test&gt;"));
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert_eq!(svg.matches("<polygon").count(), 1);
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+}
