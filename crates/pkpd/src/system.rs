@@ -130,6 +130,18 @@ impl System {
         system
     }
 
+    /// A system reporting only Cp and the effect site: the lean form for cohorts and benchmarks.
+    pub fn plasma_and_effect(disposition: Disposition, ke0_per_s: f64) -> System {
+        let mut system = System {
+            disposition,
+            responses: [Response { gain: 0.0, rate: 0.0 }; MAX_RESPONSES],
+            kinds: [ResponseKind::EffectSite; MAX_RESPONSES],
+            n_responses: 0,
+        };
+        system.push(ResponseKind::EffectSite, Response { gain: ke0_per_s, rate: ke0_per_s });
+        system
+    }
+
     fn push(&mut self, kind: ResponseKind, response: Response) -> usize {
         assert!(self.n_responses < MAX_RESPONSES, "too many responses");
         let index = self.n_responses;

@@ -132,3 +132,23 @@ fn one_compartment_metabolite_follows_the_bateman_function() {
         assert!((got - want).abs() < 1e-14, "t {t}: {got} vs {want}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn the_closed_form_fast_path_equals_the_step_by_step_engine((params, ke0) in model(), schedule in schedule(), step in prop::sample::select(vec![1.0, 7.0, 10.0, 60.0])) {
+        use ketaflow_pkpd::simulate::simulate_cp_ce;
+        let Ok(disposition) = Disposition::new(&params) else { return Ok(()) };
+        let system = System::new(disposition, ke0);
+        let grid = Grid::uniform(step, 9000.0).unwrap();
+        let reference = simulate(&system, &schedule, &grid).unwrap();
+        let (mut cp, mut ce) = (Vec::new(), Vec::new());
+        simulate_cp_ce(&system, &schedule, &grid, &mut cp, &mut ce).unwrap();
+        let peak = reference.cp.iter().chain(reference.ce()).copied().fold(1e-12, f64::max);
+        for k in 0..cp.len() {
+            prop_assert!((cp[k] - reference.cp[k]).abs() <= 1e-11 * peak, "Cp at {}: {} vs {}", reference.times_s[k], cp[k], reference.cp[k]);
+            prop_assert!((ce[k] - reference.ce()[k]).abs() <= 1e-11 * peak, "Ce at {}: {} vs {}", reference.times_s[k], ce[k], reference.ce()[k]);
+        }
+    }
+}
