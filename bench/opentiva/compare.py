@@ -165,8 +165,13 @@ def main(argv):
         dcp = dce = None
         try:
             dcp, dce = compare_curves(os.path.join(out_dir, name))
-            if not dcp <= CP_TOLERANCE:
+            # Effect-site TCI: the two programs choose different pump rates (opentiva drives its
+            # approximate Ce; Ketaflow the exact one), so Cp is compared for information only.
+            comparable = not (kf and kf.get("cp_comparable") is False)
+            if comparable and not dcp <= CP_TOLERANCE:
                 problems.append(f"{name}: Cp difference {dcp:.2e} exceeds {CP_TOLERANCE:.0e}")
+            if not comparable:
+                name = name + " *"
         except CompareError as e:
             problems.append(str(e))
         kf_median = kf.get("median_s") if kf else None
@@ -190,7 +195,9 @@ def main(argv):
         print(fmt_row(r))
     print(f"\nmedian wall times; ratio = opentiva / ketaflow. Differences are relative to "
           f"each subject's opentiva peak,\nover rows above {FLOOR_FRACTION:.0%} of it. Cp must "
-          f"agree within {CP_TOLERANCE:.0e}; Ce is informational (opentiva's Ce is approximate).")
+          f"agree within {CP_TOLERANCE:.0e}; Ce is informational (opentiva's Ce is approximate).\n"
+          f"* effect-site TCI: different pump schedules by design (opentiva targets its approximate Ce),\n"
+          f"  so Cp is not required to agree.")
 
     if problems:
         print("\nFAILED:", file=sys.stderr)

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ketaflow", version, about = "Ketaflow: a ketamine infusion clinic system with an exact PK/PD engine")]
+#[command(
+    name = "ketaflow",
+    version,
+    about = "Ketaflow: a ketamine infusion clinic system with an exact PK/PD engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

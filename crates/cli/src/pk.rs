@@ -5,17 +5,19 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ketaflow_pkpd::model::{Covariates, Ke0Source, ModelId, SamplingSite, Sex};
 use ketaflow_pkpd::patient::{DrugGiven, PatientModel};
 use ketaflow_pkpd::pd::PdModelId;
-use ketaflow_pkpd::population::{run_population, PopulationSettings, Variability, VariabilitySource};
-use ketaflow_pkpd::recovery::{time_below, Quantity, Recovery, DEFAULT_BRACKET_S};
+use ketaflow_pkpd::population::{PopulationSettings, Variability, VariabilitySource, run_population};
+use ketaflow_pkpd::recovery::{DEFAULT_BRACKET_S, Quantity, Recovery, time_below};
 use ketaflow_pkpd::schedule::{Dose, Regimen, Schedule};
-use ketaflow_pkpd::simulate::{simulate as run_simulation, Grid, Trajectory};
-use ketaflow_pkpd::tci::{run_tci, TargetSite, TargetStep, TciResult, TciSettings};
-use ketaflow_units::{Centimetres, Kilograms, MgPerMl, MicrogramsPerMl, MlPerHour, PerMinute, Seconds, Years};
+use ketaflow_pkpd::simulate::{Grid, Trajectory, simulate as run_simulation};
+use ketaflow_pkpd::tci::{TargetSite, TargetStep, TciResult, TciSettings, run_tci};
+use ketaflow_units::{
+    Centimetres, Kilograms, MgPerMl, MicrogramsPerMl, MlPerHour, PerMinute, Seconds, Years,
+};
 use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
@@ -127,7 +129,11 @@ pub(crate) struct TciArgs {
     #[arg(long, conflicts_with_all = ["weight", "age", "height", "sex"])]
     cohort: Option<PathBuf>,
     /// Target the plasma concentration, e.g. 0.2ug/mL
-    #[arg(long, conflicts_with = "target_effect", required_unless_present = "target_effect")]
+    #[arg(
+        long,
+        conflicts_with = "target_effect",
+        required_unless_present = "target_effect"
+    )]
     target_plasma: Option<MicrogramsPerMl>,
     /// Target the effect-site concentration, e.g. 0.2ug/mL
     #[arg(long)]
@@ -194,21 +200,38 @@ struct Subject {
 }
 
 fn read_cohort(path: &Path) -> Result<Vec<Subject>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("could not open cohort file {}", path.display()))?;
+    let mut reader = csv::Reader::from_path(path)
+        .with_context(|| format!("could not open cohort file {}", path.display()))?;
     let mut subjects = Vec::new();
     for (line, row) in reader.deserialize::<CohortRow>().enumerate() {
         let row_number = line + 2;
         let row = row.with_context(|| {
-            format!("{} line {row_number}: expected columns id,weight_kg,age_years,height_cm,sex", path.display())
+            format!(
+                "{} line {row_number}: expected columns id,weight_kg,age_years,height_cm,sex",
+                path.display()
+            )
         })?;
-        let context = |what: &str| format!("{} line {row_number} (subject {}): {what}", path.display(), row.id);
+        let context = |what: &str| {
+            format!(
+                "{} line {row_number} (subject {}): {what}",
+                path.display(),
+                row.id
+            )
+        };
         let covariates = Covariates {
             weight: Kilograms::new(row.weight_kg).with_context(|| context("weight"))?,
             age: Years::new(row.age_years).with_context(|| context("age"))?,
             height: Centimetres::new(row.height_cm).with_context(|| context("height"))?,
-            sex: row.sex.parse::<Sex>().map_err(anyhow::Error::msg).with_context(|| context("sex"))?,
+            sex: row
+                .sex
+                .parse::<Sex>()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| context("sex"))?,
         };
-        subjects.push(Subject { id: row.id, covariates });
+        subjects.push(Subject {
+            id: row.id,
+            covariates,
+        });
     }
     if subjects.is_empty() {
         bail!("cohort file {} has no subjects", path.display());
@@ -217,15 +240,21 @@ fn read_cohort(path: &Path) -> Result<Vec<Subject>> {
 }
 
 fn single_subject(patient: &PatientArgs) -> Result<Subject> {
-    let weight = patient.weight.context("give the patient's weight, e.g. --weight 70kg (or --cohort FILE.csv)")?;
-    let age = patient.age.context("give the patient's age, e.g. --age 40 (the models' validated ranges depend on it)")?;
+    let weight = patient
+        .weight
+        .context("give the patient's weight, e.g. --weight 70kg (or --cohort FILE.csv)")?;
+    let age = patient
+        .age
+        .context("give the patient's age, e.g. --age 40 (the models' validated ranges depend on it)")?;
     Ok(Subject {
         id: "patient".into(),
         covariates: Covariates {
             weight,
             age,
             // No shipped model uses height or sex; the defaults only fill the record and are reported.
-            height: patient.height.unwrap_or(Centimetres::new(170.0).expect("constant in range")),
+            height: patient
+                .height
+                .unwrap_or(Centimetres::new(170.0).expect("constant in range")),
             sex: patient.sex.unwrap_or(Sex::Male),
         },
     })
@@ -249,23 +278,41 @@ fn regimen(doses: &DoseArgs) -> Result<Regimen> {
     let mut all: Vec<Dose> = doses.infuse.clone();
     for dose in &doses.bolus {
         if matches!(dose, Dose::RateFor { .. }) {
-            bail!("--bolus takes an amount (\"20 mg at 5 min\" or \"0.35 mg/kg over 1 min\"), not a rate; use --infuse for \"{dose}\"");
+            bail!(
+                "--bolus takes an amount (\"20 mg at 5 min\" or \"0.35 mg/kg over 1 min\"), not a rate; use --infuse for \"{dose}\""
+            );
         }
         all.push(*dose);
     }
     if let Some(path) = &doses.regimen {
-        let text = std::fs::read_to_string(path).with_context(|| format!("could not read regimen file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read regimen file {}", path.display()))?;
         let file: RegimenFile = if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).with_context(|| format!("{} is not a regimen in JSON: expected {{\"doses\": [\"0.5 mg/kg over 40 min\"]}}", path.display()))?
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a regimen in JSON: expected {{\"doses\": [\"0.5 mg/kg over 40 min\"]}}",
+                    path.display()
+                )
+            })?
         } else {
-            toml::from_str(&text).with_context(|| format!("{} is not a regimen in TOML: expected doses = [\"0.5 mg/kg over 40 min\"]", path.display()))?
+            toml::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a regimen in TOML: expected doses = [\"0.5 mg/kg over 40 min\"]",
+                    path.display()
+                )
+            })?
         };
         for (i, text) in file.doses.iter().enumerate() {
-            all.push(text.parse().with_context(|| format!("{} dose {}", path.display(), i + 1))?);
+            all.push(
+                text.parse()
+                    .with_context(|| format!("{} dose {}", path.display(), i + 1))?,
+            );
         }
     }
     if all.is_empty() {
-        bail!("give at least one dose: --infuse \"0.5 mg/kg over 40 min\", --bolus \"20 mg\" or --regimen FILE");
+        bail!(
+            "give at least one dose: --infuse \"0.5 mg/kg over 40 min\", --bolus \"20 mg\" or --regimen FILE"
+        );
     }
     Ok(Regimen::new(all))
 }
@@ -278,8 +325,12 @@ fn drug(patient: &PatientArgs) -> DrugGiven {
 }
 
 fn assemble(patient: &PatientArgs, subject: &Subject, pd: &[PdModelId]) -> Result<PatientModel> {
-    PatientModel::new(patient.model, subject.covariates, patient.ke0, pd, drug(patient))
-        .with_context(|| format!("could not build model {} for subject {}", patient.model, subject.id))
+    PatientModel::new(patient.model, subject.covariates, patient.ke0, pd, drug(patient)).with_context(|| {
+        format!(
+            "could not build model {} for subject {}",
+            patient.model, subject.id
+        )
+    })
 }
 
 fn grid(output: &OutputArgs) -> Result<Grid> {
@@ -345,11 +396,18 @@ pub(crate) fn models(args: &ModelsArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "pk_models": pk, "pd_models": pd }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "pk_models": pk, "pd_models": pd }))?
+        );
         return Ok(());
     }
     let mut out = String::new();
-    let _ = writeln!(out, "{:<13} {:>4}  {:<10} {:<13} {:<15} {:<12} {:>9}  source", "model", "cmt", "drug", "sampling", "weight range", "age range", "ke0 /min");
+    let _ = writeln!(
+        out,
+        "{:<13} {:>4}  {:<10} {:<13} {:<15} {:<12} {:>9}  source",
+        "model", "cmt", "drug", "sampling", "weight range", "age range", "ke0 /min"
+    );
     for m in ModelId::ALL {
         let i = m.info();
         let source = match (i.reference.pmid, i.reference.doi) {
@@ -389,7 +447,10 @@ pub(crate) fn models(args: &ModelsArgs) -> Result<()> {
             m.reference.doi.unwrap_or("-")
         );
     }
-    let _ = writeln!(out, "\nUse `ketaflow models --json` for populations, covariate formulas and caveats.");
+    let _ = writeln!(
+        out,
+        "\nUse `ketaflow models --json` for populations, covariate formulas and caveats."
+    );
     print!("{out}");
     Ok(())
 }
@@ -406,9 +467,25 @@ struct SubjectResult {
     total_mg: f64,
 }
 
-fn recovery_pair(patient: &PatientModel, schedule: &Schedule, threshold: f64) -> Result<(Recovery, Recovery)> {
-    let cp = time_below(&patient.system, schedule, Quantity::Plasma, threshold, DEFAULT_BRACKET_S)?;
-    let ce = time_below(&patient.system, schedule, Quantity::Response(0), threshold, DEFAULT_BRACKET_S)?;
+fn recovery_pair(
+    patient: &PatientModel,
+    schedule: &Schedule,
+    threshold: f64,
+) -> Result<(Recovery, Recovery)> {
+    let cp = time_below(
+        &patient.system,
+        schedule,
+        Quantity::Plasma,
+        threshold,
+        DEFAULT_BRACKET_S,
+    )?;
+    let ce = time_below(
+        &patient.system,
+        schedule,
+        Quantity::Response(0),
+        threshold,
+        DEFAULT_BRACKET_S,
+    )?;
     Ok((cp, ce))
 }
 
@@ -431,7 +508,13 @@ fn extra_columns(patient: &PatientModel, trajectory: &Trajectory) -> Vec<(String
     let mut columns = Vec::new();
     if !patient.metabolite_modes.is_empty() {
         let values = (0..trajectory.times_s.len())
-            .map(|k| patient.metabolite_modes.iter().map(|&m| trajectory.responses[m][k]).sum())
+            .map(|k| {
+                patient
+                    .metabolite_modes
+                    .iter()
+                    .map(|&m| trajectory.responses[m][k])
+                    .sum()
+            })
             .collect();
         columns.push(("norketamine_ug_per_ml".to_string(), values));
     }
@@ -495,8 +578,16 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<()> {
                 .with_context(|| format!("regimen for subject {}", subject.id))?;
             let schedule = patient.model_input(&given);
             let trajectory = run_simulation(&patient.system, &schedule, &grid)?;
-            let recovery = threshold.map(|t| recovery_pair(&patient, &schedule, t)).transpose()?;
-            Ok(SubjectResult { subject: subject.clone(), patient, trajectory, recovery, total_mg: given.total_mg() })
+            let recovery = threshold
+                .map(|t| recovery_pair(&patient, &schedule, t))
+                .transpose()?;
+            Ok(SubjectResult {
+                subject: subject.clone(),
+                patient,
+                trajectory,
+                recovery,
+                total_mg: given.total_mg(),
+            })
         })
         .collect::<Result<_>>()?;
     let cohort = args.cohort.is_some();
@@ -513,7 +604,10 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
     let mut out = std::io::BufWriter::new(stdout.lock());
     if output.csv {
         for r in results {
-            for line in describe_patient(&r.patient, &r.subject).iter().filter(|l| l.starts_with("warning") || l.starts_with("note")) {
+            for line in describe_patient(&r.patient, &r.subject)
+                .iter()
+                .filter(|l| l.starts_with("warning") || l.starts_with("note"))
+            {
                 eprintln!("{}: {line}", r.subject.id);
             }
         }
@@ -541,7 +635,12 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
                 writer.write_record(&row)?;
             }
             if let Some((cp, ce)) = r.recovery {
-                eprintln!("{}: Cp below threshold from {}; Ce from {}", r.subject.id, recovery_text(cp), recovery_text(ce));
+                eprintln!(
+                    "{}: Cp below threshold from {}; Ce from {}",
+                    r.subject.id,
+                    recovery_text(cp),
+                    recovery_text(ce)
+                );
             }
         }
         writer.flush()?;
@@ -574,7 +673,11 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
                 })
             })
             .collect();
-        let document = if cohort { json!({ "subjects": subjects }) } else { subjects.into_iter().next().expect("one subject") };
+        let document = if cohort {
+            json!({ "subjects": subjects })
+        } else {
+            subjects.into_iter().next().expect("one subject")
+        };
         writeln!(out, "{}", serde_json::to_string_pretty(&document)?)?;
         return Ok(());
     }
@@ -589,16 +692,39 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
         }
         writeln!(out)?;
         for k in 0..r.trajectory.times_s.len() {
-            write!(out, "{:>9.2} {:>12.5} {:>12.5}", r.trajectory.times_s[k] / 60.0, r.trajectory.cp[k], r.trajectory.ce()[k])?;
+            write!(
+                out,
+                "{:>9.2} {:>12.5} {:>12.5}",
+                r.trajectory.times_s[k] / 60.0,
+                r.trajectory.cp[k],
+                r.trajectory.ce()[k]
+            )?;
             for (_, values) in &extra {
                 write!(out, " {:>14.5}", values[k])?;
             }
             writeln!(out)?;
         }
-        let (peak_idx, peak) = r.trajectory.cp.iter().enumerate().fold((0, 0.0), |best, (i, v)| if *v > best.1 { (i, *v) } else { best });
-        writeln!(out, "\ntotal dose {:.2} mg; peak Cp on this grid {:.4} µg/mL at {:.1} min", r.total_mg, peak, r.trajectory.times_s[peak_idx] / 60.0)?;
+        let (peak_idx, peak) = r
+            .trajectory
+            .cp
+            .iter()
+            .enumerate()
+            .fold((0, 0.0), |best, (i, v)| if *v > best.1 { (i, *v) } else { best });
+        writeln!(
+            out,
+            "\ntotal dose {:.2} mg; peak Cp on this grid {:.4} µg/mL at {:.1} min",
+            r.total_mg,
+            peak,
+            r.trajectory.times_s[peak_idx] / 60.0
+        )?;
         if let Some((cp, ce)) = r.recovery {
-            writeln!(out, "below {} µg/mL for good: Cp from {}, Ce from {}", output.threshold.map_or(0.0, |t| t.get()), recovery_text(cp), recovery_text(ce))?;
+            writeln!(
+                out,
+                "below {} µg/mL for good: Cp from {}, Ce from {}",
+                output.threshold.map_or(0.0, |t| t.get()),
+                recovery_text(cp),
+                recovery_text(ce)
+            )?;
         }
         writeln!(out)?;
     }
@@ -606,7 +732,10 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
 }
 
 fn short_name(column: &str) -> String {
-    column.replace("_ug_per_ml", " µg/mL").replace("_s_ketamine", "").replace("_effect_fraction", " E/Emax")
+    column
+        .replace("_ug_per_ml", " µg/mL")
+        .replace("_s_ketamine", "")
+        .replace("_effect_fraction", " E/Emax")
 }
 
 const COLOURS: [&str; 6] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"];
@@ -616,7 +745,13 @@ fn simulation_chart(results: &[SubjectResult], threshold: Option<f64>) -> Chart 
     let mut chart = Chart {
         title: format!("Predicted ketamine concentrations — {}", first.patient.model.id()),
         subtitle: if results.len() == 1 {
-            format!("{} kg, {} years; ke0 {:.3} /min ({})", first.subject.covariates.weight.get(), first.subject.covariates.age.get(), first.patient.ke0.get(), first.patient.ke0_source)
+            format!(
+                "{} kg, {} years; ke0 {:.3} /min ({})",
+                first.subject.covariates.weight.get(),
+                first.subject.covariates.age.get(),
+                first.patient.ke0.get(),
+                first.patient.ke0_source
+            )
         } else {
             format!("{} subjects", results.len())
         },
@@ -625,26 +760,57 @@ fn simulation_chart(results: &[SubjectResult], threshold: Option<f64>) -> Chart 
         ..Chart::default()
     };
     for (i, r) in results.iter().take(COLOURS.len()).enumerate() {
-        let suffix = if results.len() > 1 { format!(" {}", r.subject.id) } else { String::new() };
-        chart.curves.push(Curve { label: format!("Cp{suffix}"), colour: COLOURS[i], dashed: false, values: r.trajectory.cp.clone() });
+        let suffix = if results.len() > 1 {
+            format!(" {}", r.subject.id)
+        } else {
+            String::new()
+        };
+        chart.curves.push(Curve {
+            label: format!("Cp{suffix}"),
+            colour: COLOURS[i],
+            dashed: false,
+            values: r.trajectory.cp.clone(),
+        });
         // One subject: Cp and Ce in two colours; several: one colour per subject, Ce dashed.
-        let ce_colour = if results.len() == 1 { COLOURS[1] } else { COLOURS[i] };
-        chart.curves.push(Curve { label: format!("Ce{suffix}"), colour: ce_colour, dashed: true, values: r.trajectory.ce().to_vec() });
+        let ce_colour = if results.len() == 1 {
+            COLOURS[1]
+        } else {
+            COLOURS[i]
+        };
+        chart.curves.push(Curve {
+            label: format!("Ce{suffix}"),
+            colour: ce_colour,
+            dashed: true,
+            values: r.trajectory.ce().to_vec(),
+        });
     }
     if results.len() == 1 {
-        for (name, values) in extra_columns(&first.patient, &first.trajectory).into_iter().filter(|(n, _)| n.ends_with("ug_per_ml")) {
+        for (name, values) in extra_columns(&first.patient, &first.trajectory)
+            .into_iter()
+            .filter(|(n, _)| n.ends_with("ug_per_ml"))
+        {
             let colour = COLOURS[(2 + chart.curves.len()) % COLOURS.len()];
-            chart.curves.push(Curve { label: short_name(&name), colour, dashed: false, values });
+            chart.curves.push(Curve {
+                label: short_name(&name),
+                colour,
+                dashed: false,
+                values,
+            });
         }
     }
     if let Some(t) = threshold {
-        chart.levels.push(Level { label: format!("recovery threshold {t} µg/mL"), colour: "#2ca02c", value: t });
+        chart.levels.push(Level {
+            label: format!("recovery threshold {t} µg/mL"),
+            colour: "#2ca02c",
+            value: t,
+        });
     }
     chart
 }
 
 fn write_plot(path: &Path, chart: &Chart) -> Result<()> {
-    std::fs::write(path, chart.to_svg()).with_context(|| format!("could not write plot {}", path.display()))?;
+    std::fs::write(path, chart.to_svg())
+        .with_context(|| format!("could not write plot {}", path.display()))?;
     eprintln!("plot written to {}", path.display());
     Ok(())
 }
@@ -658,9 +824,18 @@ fn parse_target_change(text: &str) -> Result<TargetStep> {
         .split_once(" at ")
         .or_else(|| lower.split_once(" from "))
         .with_context(|| format!("target change {text:?} must look like \"0.3ug/mL at 30min\""))?;
-    let target: MicrogramsPerMl = target.trim().parse().with_context(|| format!("target change {text:?}"))?;
-    let at: Seconds = at.trim().parse().with_context(|| format!("target change {text:?}"))?;
-    Ok(TargetStep { from_s: at.get(), target_ug_per_ml: target.get() })
+    let target: MicrogramsPerMl = target
+        .trim()
+        .parse()
+        .with_context(|| format!("target change {text:?}"))?;
+    let at: Seconds = at
+        .trim()
+        .parse()
+        .with_context(|| format!("target change {text:?}"))?;
+    Ok(TargetStep {
+        from_s: at.get(),
+        target_ug_per_ml: target.get(),
+    })
 }
 
 pub(crate) fn tci(args: &TciArgs) -> Result<()> {
@@ -670,7 +845,10 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
         (None, Some(t)) => (TargetSite::EffectSite, t),
         _ => bail!("give exactly one of --target-plasma and --target-effect"),
     };
-    let mut targets = vec![TargetStep { from_s: 0.0, target_ug_per_ml: first_target.get() }];
+    let mut targets = vec![TargetStep {
+        from_s: 0.0,
+        target_ug_per_ml: first_target.get(),
+    }];
     for change in &args.then {
         targets.push(parse_target_change(change)?);
     }
@@ -688,16 +866,32 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
         .par_iter()
         .map(|subject| -> Result<(SubjectResult, TciResult)> {
             let patient = assemble(&args.patient, subject, &[])?;
-            let result = run_tci(&patient.system, &settings).with_context(|| format!("TCI for subject {}", subject.id))?;
+            let result = run_tci(&patient.system, &settings)
+                .with_context(|| format!("TCI for subject {}", subject.id))?;
             let trajectory = run_simulation(&patient.system, &result.schedule, &grid)?;
-            let recovery = threshold.map(|t| recovery_pair(&patient, &result.schedule, t)).transpose()?;
+            let recovery = threshold
+                .map(|t| recovery_pair(&patient, &result.schedule, t))
+                .transpose()?;
             let total_mg = result.total_mg;
-            Ok((SubjectResult { subject: subject.clone(), patient, trajectory, recovery, total_mg }, result))
+            Ok((
+                SubjectResult {
+                    subject: subject.clone(),
+                    patient,
+                    trajectory,
+                    recovery,
+                    total_mg,
+                },
+                result,
+            ))
         })
         .collect::<Result<_>>()?;
     let cohort = args.cohort.is_some();
     let rate_at = |result: &TciResult, t: f64| {
-        result.rows.iter().find(|r| r.start_s <= t && t < r.end_s).map_or(0.0, |r| r.rate_ml_per_h)
+        result
+            .rows
+            .iter()
+            .find(|r| r.start_s <= t && t < r.end_s)
+            .map_or(0.0, |r| r.rate_ml_per_h)
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -719,7 +913,12 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
                 if cohort {
                     row.push(r.subject.id.clone());
                 }
-                row.extend([format!("{t}"), format!("{:.9e}", r.trajectory.cp[k]), format!("{:.9e}", r.trajectory.ce()[k]), format!("{:.6}", rate_at(tci, t))]);
+                row.extend([
+                    format!("{t}"),
+                    format!("{:.9e}", r.trajectory.cp[k]),
+                    format!("{:.9e}", r.trajectory.ce()[k]),
+                    format!("{:.6}", rate_at(tci, t)),
+                ]);
                 writer.write_record(&row)?;
             }
         }
@@ -749,7 +948,11 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
                 })
             })
             .collect();
-        let document = if cohort { json!({ "subjects": subjects }) } else { subjects.into_iter().next().expect("one subject") };
+        let document = if cohort {
+            json!({ "subjects": subjects })
+        } else {
+            subjects.into_iter().next().expect("one subject")
+        };
         writeln!(out, "{}", serde_json::to_string_pretty(&document)?)?;
     } else {
         for (r, tci) in &results {
@@ -766,14 +969,37 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
                 args.max_rate,
                 args.interval.get()
             )?;
-            writeln!(out, "\n{:>9} {:>12} {:>12} {:>12}", "time min", "Cp µg/mL", "Ce µg/mL", "pump mL/h")?;
+            writeln!(
+                out,
+                "\n{:>9} {:>12} {:>12} {:>12}",
+                "time min", "Cp µg/mL", "Ce µg/mL", "pump mL/h"
+            )?;
             for k in 0..r.trajectory.times_s.len() {
                 let t = r.trajectory.times_s[k];
-                writeln!(out, "{:>9.2} {:>12.5} {:>12.5} {:>12.2}", t / 60.0, r.trajectory.cp[k], r.trajectory.ce()[k], rate_at(tci, t))?;
+                writeln!(
+                    out,
+                    "{:>9.2} {:>12.5} {:>12.5} {:>12.2}",
+                    t / 60.0,
+                    r.trajectory.cp[k],
+                    r.trajectory.ce()[k],
+                    rate_at(tci, t)
+                )?;
             }
-            writeln!(out, "\ntotal {:.2} mg = {:.2} mL of {}", tci.total_mg, tci.total_mg / args.syringe.get(), args.syringe)?;
+            writeln!(
+                out,
+                "\ntotal {:.2} mg = {:.2} mL of {}",
+                tci.total_mg,
+                tci.total_mg / args.syringe.get(),
+                args.syringe
+            )?;
             if let Some((cp, ce)) = r.recovery {
-                writeln!(out, "below {} µg/mL for good: Cp from {}, Ce from {}", threshold.unwrap_or(0.0), recovery_text(cp), recovery_text(ce))?;
+                writeln!(
+                    out,
+                    "below {} µg/mL for good: Cp from {}, Ce from {}",
+                    threshold.unwrap_or(0.0),
+                    recovery_text(cp),
+                    recovery_text(ce)
+                )?;
             }
             writeln!(out)?;
         }
@@ -787,8 +1013,19 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
             TargetSite::Plasma => "Plasma",
             TargetSite::EffectSite => "Effect-site",
         };
-        chart.title = format!("{site_name} TCI, target {} µg/mL — {}", first_target.get(), args.patient.model.id());
-        chart.levels.insert(0, Level { label: format!("target {} µg/mL", first_target.get()), colour: "#d62728", value: first_target.get() });
+        chart.title = format!(
+            "{site_name} TCI, target {} µg/mL — {}",
+            first_target.get(),
+            args.patient.model.id()
+        );
+        chart.levels.insert(
+            0,
+            Level {
+                label: format!("target {} µg/mL", first_target.get()),
+                colour: "#d62728",
+                value: first_target.get(),
+            },
+        );
         write_plot(path, &chart)?;
     }
     Ok(())
@@ -841,19 +1078,31 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} population [{bar:40}] {pos}/{len} time points ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} population [{bar:40}] {pos}/{len} time points ({eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     let progress = |done: u64, total: u64| {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let bands = run_population(&patient.parameters, patient.ke0.per_second(), &schedule, &variability, &settings, &progress)?;
+    let bands = run_population(
+        &patient.parameters,
+        patient.ke0.per_second(),
+        &schedule,
+        &variability,
+        &settings,
+        &progress,
+    )?;
     bar.finish_and_clear();
     let source = match &variability.source {
         VariabilitySource::Published(note) => format!("published: {note}"),
-        VariabilitySource::Assumed { cv } => format!("ASSUMED: {:.0} % CV on every clearance and volume (not published for this model)", cv * 100.0),
+        VariabilitySource::Assumed { cv } => format!(
+            "ASSUMED: {:.0} % CV on every clearance and volume (not published for this model)",
+            cv * 100.0
+        ),
         VariabilitySource::None => "none".into(),
     };
     let label = |p: f64| format!("p{}", p.to_string().replace('.', "_"));
@@ -863,8 +1112,18 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
         eprintln!("variability: {source}");
         let mut writer = csv::Writer::from_writer(&mut out);
         let mut header = vec!["time_s".to_string()];
-        header.extend(bands.percentiles.iter().map(|p| format!("cp_{}_ug_per_ml", label(*p))));
-        header.extend(bands.percentiles.iter().map(|p| format!("ce_{}_ug_per_ml", label(*p))));
+        header.extend(
+            bands
+                .percentiles
+                .iter()
+                .map(|p| format!("cp_{}_ug_per_ml", label(*p))),
+        );
+        header.extend(
+            bands
+                .percentiles
+                .iter()
+                .map(|p| format!("ce_{}_ug_per_ml", label(*p))),
+        );
         writer.write_record(&header)?;
         for k in 0..bands.times_s.len() {
             let mut row = vec![format!("{}", bands.times_s[k])];
@@ -890,7 +1149,11 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
         for line in describe_patient(&patient, &subject) {
             writeln!(out, "{line}")?;
         }
-        writeln!(out, "population {} subjects, seed {}; variability {source}", args.subjects, args.seed)?;
+        writeln!(
+            out,
+            "population {} subjects, seed {}; variability {source}",
+            args.subjects, args.seed
+        )?;
         write!(out, "\n{:>9}", "time min")?;
         for p in &bands.percentiles {
             write!(out, " {:>11}", format!("Cp {}", label(*p)))?;
@@ -913,21 +1176,55 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
         let n = bands.percentiles.len();
         let mut chart = Chart {
             title: format!("Population prediction — {}", patient.model.id()),
-            subtitle: format!("{} virtual patients of {} kg, seed {}; variability {}", args.subjects, subject.covariates.weight.get(), args.seed, if matches!(variability.source, VariabilitySource::Assumed { .. }) { "assumed" } else { "published" }),
+            subtitle: format!(
+                "{} virtual patients of {} kg, seed {}; variability {}",
+                args.subjects,
+                subject.covariates.weight.get(),
+                args.seed,
+                if matches!(variability.source, VariabilitySource::Assumed { .. }) {
+                    "assumed"
+                } else {
+                    "published"
+                }
+            ),
             y_label: "concentration (µg/mL)".into(),
             times_s: bands.times_s.clone(),
             ..Chart::default()
         };
         if n >= 2 {
             let range = format!("{}–{} %", bands.percentiles[0], bands.percentiles[n - 1]);
-            chart.bands.push(Band { label: format!("Cp {range}"), colour: COLOURS[0], lower: bands.cp[0].clone(), upper: bands.cp[n - 1].clone() });
-            chart.bands.push(Band { label: format!("Ce {range}"), colour: COLOURS[1], lower: bands.ce[0].clone(), upper: bands.ce[n - 1].clone() });
+            chart.bands.push(Band {
+                label: format!("Cp {range}"),
+                colour: COLOURS[0],
+                lower: bands.cp[0].clone(),
+                upper: bands.cp[n - 1].clone(),
+            });
+            chart.bands.push(Band {
+                label: format!("Ce {range}"),
+                colour: COLOURS[1],
+                lower: bands.ce[0].clone(),
+                upper: bands.ce[n - 1].clone(),
+            });
         }
         let middle = n / 2;
-        chart.curves.push(Curve { label: format!("Cp {} %", bands.percentiles[middle]), colour: COLOURS[0], dashed: false, values: bands.cp[middle].clone() });
-        chart.curves.push(Curve { label: format!("Ce {} %", bands.percentiles[middle]), colour: COLOURS[1], dashed: true, values: bands.ce[middle].clone() });
+        chart.curves.push(Curve {
+            label: format!("Cp {} %", bands.percentiles[middle]),
+            colour: COLOURS[0],
+            dashed: false,
+            values: bands.cp[middle].clone(),
+        });
+        chart.curves.push(Curve {
+            label: format!("Ce {} %", bands.percentiles[middle]),
+            colour: COLOURS[1],
+            dashed: true,
+            values: bands.ce[middle].clone(),
+        });
         if let Some(t) = args.output.threshold {
-            chart.levels.push(Level { label: format!("threshold {}", t), colour: "#2ca02c", value: t.get() });
+            chart.levels.push(Level {
+                label: format!("threshold {}", t),
+                colour: "#2ca02c",
+                value: t.get(),
+            });
         }
         write_plot(path, &chart)?;
     }
@@ -941,7 +1238,13 @@ mod tests {
     #[test]
     fn target_changes_and_cv_parse() {
         let step = parse_target_change("0.3ug/mL at 30min").unwrap();
-        assert_eq!(step, TargetStep { from_s: 1800.0, target_ug_per_ml: 0.3 });
+        assert_eq!(
+            step,
+            TargetStep {
+                from_s: 1800.0,
+                target_ug_per_ml: 0.3
+            }
+        );
         assert!(parse_target_change("0.3ug/mL").is_err());
         assert_eq!(parse_cv("30%").unwrap(), 0.3);
         assert_eq!(parse_cv("0.25").unwrap(), 0.25);

@@ -84,11 +84,17 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn format_tick(value: f64, step: f64) -> String {
-    let decimals = if step >= 1.0 { 0 } else { (-step.log10().floor()) as usize };
+    let decimals = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10().floor()) as usize
+    };
     format!("{value:.decimals$}")
 }
 
@@ -97,7 +103,11 @@ impl Chart {
     pub(crate) fn to_svg(&self) -> String {
         let t_max = self.times_s.last().copied().unwrap_or(1.0).max(1.0);
         // Hours on the axis for long runs, minutes otherwise.
-        let (time_scale, time_unit) = if t_max > 6.0 * 3600.0 { (3600.0, "h") } else { (60.0, "min") };
+        let (time_scale, time_unit) = if t_max > 6.0 * 3600.0 {
+            (3600.0, "h")
+        } else {
+            (60.0, "min")
+        };
         let x_max = t_max / time_scale;
         let all_values = self
             .curves
@@ -122,31 +132,64 @@ impl Chart {
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13">"#
         );
         let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(svg, r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#, escape(&self.title));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{LEFT}" y="26" font-size="17" font-weight="bold">{}</text>"#,
+            escape(&self.title)
+        );
         // Long subtitles wrap onto a second line rather than run off the page.
         for (i, line) in wrap(&self.subtitle, 120).iter().take(2).enumerate() {
-            let _ = writeln!(svg, r##"<text x="{LEFT}" y="{}" fill="#555" font-size="12">{}</text>"##, 44 + 15 * i, escape(line));
+            let _ = writeln!(
+                svg,
+                r##"<text x="{LEFT}" y="{}" fill="#555" font-size="12">{}</text>"##,
+                44 + 15 * i,
+                escape(line)
+            );
         }
         // Grid and ticks.
         let mut y = 0.0;
         while y <= y_max + y_step * 1e-9 {
             let yy = py(y);
-            let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e4e4e4"/>"##, LEFT + plot_w);
-            let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 8.0, yy + 4.0, format_tick(y, y_step));
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{LEFT}" y1="{yy:.1}" x2="{:.1}" y2="{yy:.1}" stroke="#e4e4e4"/>"##,
+                LEFT + plot_w
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                LEFT - 8.0,
+                yy + 4.0,
+                format_tick(y, y_step)
+            );
             y += y_step;
         }
         let mut x = 0.0;
         while x <= x_max + x_step * 1e-9 {
             let xx = LEFT + x / x_max * plot_w;
-            let _ = writeln!(svg, r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="#f0f0f0"/>"##, TOP + plot_h);
-            let _ = writeln!(svg, r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, TOP + plot_h + 20.0, format_tick(x, x_step));
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="#f0f0f0"/>"##,
+                TOP + plot_h
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                TOP + plot_h + 20.0,
+                format_tick(x, x_step)
+            );
             x += x_step;
         }
         let _ = writeln!(
             svg,
             r#"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
         );
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time ({time_unit})</text>"#, LEFT + plot_w / 2.0, HEIGHT - 15.0);
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">time ({time_unit})</text>"#,
+            LEFT + plot_w / 2.0,
+            HEIGHT - 15.0
+        );
         let _ = writeln!(
             svg,
             r#"<text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
@@ -155,9 +198,25 @@ impl Chart {
         );
         // Bands, then curves, then reference lines on top.
         for band in &self.bands {
-            let mut points: Vec<String> = self.times_s.iter().zip(&band.upper).map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v))).collect();
-            points.extend(self.times_s.iter().zip(&band.lower).rev().map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v))));
-            let _ = writeln!(svg, r#"<polygon points="{}" fill="{}" fill-opacity="0.22" stroke="none"/>"#, points.join(" "), band.colour);
+            let mut points: Vec<String> = self
+                .times_s
+                .iter()
+                .zip(&band.upper)
+                .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
+                .collect();
+            points.extend(
+                self.times_s
+                    .iter()
+                    .zip(&band.lower)
+                    .rev()
+                    .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v))),
+            );
+            let _ = writeln!(
+                svg,
+                r#"<polygon points="{}" fill="{}" fill-opacity="0.22" stroke="none"/>"#,
+                points.join(" "),
+                band.colour
+            );
         }
         for curve in &self.curves {
             let points: Vec<String> = self
@@ -167,8 +226,17 @@ impl Chart {
                 .filter(|(_, v)| v.is_finite())
                 .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
                 .collect();
-            let dash = if curve.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-            let _ = writeln!(svg, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#, points.join(" "), curve.colour);
+            let dash = if curve.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                svg,
+                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
+                points.join(" "),
+                curve.colour
+            );
         }
         for level in &self.levels {
             let yy = py(level.value);
@@ -183,19 +251,57 @@ impl Chart {
         let mut ly = TOP + 10.0;
         let lx = LEFT + plot_w + 16.0;
         for band in &self.bands {
-            let _ = writeln!(svg, r#"<rect x="{lx}" y="{:.1}" width="22" height="12" fill="{}" fill-opacity="0.3"/>"#, ly - 10.0, band.colour);
-            let _ = writeln!(svg, r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#, lx + 30.0, escape(&band.label));
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{lx}" y="{:.1}" width="22" height="12" fill="{}" fill-opacity="0.3"/>"#,
+                ly - 10.0,
+                band.colour
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#,
+                lx + 30.0,
+                escape(&band.label)
+            );
             ly += 22.0;
         }
         for curve in &self.curves {
-            let dash = if curve.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-            let _ = writeln!(svg, r#"<line x1="{lx}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"{dash}/>"#, ly - 4.0, lx + 22.0, ly - 4.0, curve.colour);
-            let _ = writeln!(svg, r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#, lx + 30.0, escape(&curve.label));
+            let dash = if curve.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{lx}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="2"{dash}/>"#,
+                ly - 4.0,
+                lx + 22.0,
+                ly - 4.0,
+                curve.colour
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#,
+                lx + 30.0,
+                escape(&curve.label)
+            );
             ly += 22.0;
         }
         for level in &self.levels {
-            let _ = writeln!(svg, r#"<line x1="{lx}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="1.5" stroke-dasharray="2 3"/>"#, ly - 4.0, lx + 22.0, ly - 4.0, level.colour);
-            let _ = writeln!(svg, r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#, lx + 30.0, escape(&level.label));
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{lx}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="1.5" stroke-dasharray="2 3"/>"#,
+                ly - 4.0,
+                lx + 22.0,
+                ly - 4.0,
+                level.colour
+            );
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{ly:.1}">{}</text>"#,
+                lx + 30.0,
+                escape(&level.label)
+            );
             ly += 22.0;
         }
         svg.push_str("</svg>\n");
@@ -221,9 +327,23 @@ mod tests {
             subtitle: String::new(),
             y_label: "µg/mL".into(),
             times_s: vec![0.0, 60.0, 120.0],
-            curves: vec![Curve { label: "Cp".into(), colour: "#1f77b4", dashed: false, values: vec![0.0, 0.2, 0.1] }],
-            bands: vec![Band { label: "5–95 %".into(), colour: "#1f77b4", lower: vec![0.0, 0.1, 0.05], upper: vec![0.0, 0.3, 0.2] }],
-            levels: vec![Level { label: "target".into(), colour: "#d62728", value: 0.2 }],
+            curves: vec![Curve {
+                label: "Cp".into(),
+                colour: "#1f77b4",
+                dashed: false,
+                values: vec![0.0, 0.2, 0.1],
+            }],
+            bands: vec![Band {
+                label: "5–95 %".into(),
+                colour: "#1f77b4",
+                lower: vec![0.0, 0.1, 0.05],
+                upper: vec![0.0, 0.3, 0.2],
+            }],
+            levels: vec![Level {
+                label: "target".into(),
+                colour: "#d62728",
+                value: 0.2,
+            }],
         };
         let svg = chart.to_svg();
         assert!(svg.starts_with("<svg"));

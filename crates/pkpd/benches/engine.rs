@@ -3,12 +3,12 @@
 
 use ketaflow_pkpd::model::{Covariates, ModelId, Sex};
 use ketaflow_pkpd::params::Disposition;
-use ketaflow_pkpd::population::{run_population, PopulationSettings, Variability};
-use ketaflow_pkpd::recovery::{time_below, Quantity, DEFAULT_BRACKET_S};
+use ketaflow_pkpd::population::{PopulationSettings, Variability, run_population};
+use ketaflow_pkpd::recovery::{DEFAULT_BRACKET_S, Quantity, time_below};
 use ketaflow_pkpd::schedule::{Schedule, Segment};
-use ketaflow_pkpd::simulate::{simulate, simulate_cp_ce, Grid};
+use ketaflow_pkpd::simulate::{Grid, simulate, simulate_cp_ce};
 use ketaflow_pkpd::system::System;
-use ketaflow_pkpd::tci::{run_tci, TargetSite, TargetStep, TciSettings};
+use ketaflow_pkpd::tci::{TargetSite, TargetStep, TciSettings, run_tci};
 use ketaflow_units::{Centimetres, Kilograms, MgPerMl, MlPerHour, Years};
 
 fn main() {
@@ -30,7 +30,15 @@ fn kamp_lean() -> System {
 }
 
 fn forty_minutes() -> Schedule {
-    Schedule::new(vec![Segment { start_s: 0.0, end_s: 2400.0, rate_mg_per_s: 35.0 / 2400.0 }], vec![]).unwrap()
+    Schedule::new(
+        vec![Segment {
+            start_s: 0.0,
+            end_s: 2400.0,
+            rate_mg_per_s: 35.0 / 2400.0,
+        }],
+        vec![],
+    )
+    .unwrap()
 }
 
 /// 0.5 mg/kg over 40 min, 4 h at 1 s: Cp and Ce only (the opentiva single-subject scenario).
@@ -64,7 +72,10 @@ fn tci_60_min(bencher: divan::Bencher, site: TargetSite) {
     let system = kamp_lean();
     let settings = TciSettings {
         site,
-        targets: vec![TargetStep { from_s: 0.0, target_ug_per_ml: 0.2 }],
+        targets: vec![TargetStep {
+            from_s: 0.0,
+            target_ug_per_ml: 0.2,
+        }],
         until_s: 3600.0,
         interval_s: 10.0,
         syringe: MgPerMl::new(10.0).unwrap(),
@@ -77,7 +88,9 @@ fn tci_60_min(bencher: divan::Bencher, site: TargetSite) {
 fn recovery_time_ce(bencher: divan::Bencher) {
     let system = kamp_lean();
     let schedule = forty_minutes();
-    bencher.bench_local(|| time_below(&system, &schedule, Quantity::Response(0), 0.05, DEFAULT_BRACKET_S).unwrap());
+    bencher.bench_local(|| {
+        time_below(&system, &schedule, Quantity::Response(0), 0.05, DEFAULT_BRACKET_S).unwrap()
+    });
 }
 
 /// 100,000 virtual patients × 4 h on a 10-s grid with 5/50/95 bands (issue 2 target: < 2 s).
@@ -91,6 +104,13 @@ fn population_100k_4h_10s() {
         step_s: 10.0,
         until_s: 14_400.0,
     };
-    run_population(&e.parameters, e.ke0.per_second(), &forty_minutes(), &Variability::assumed_cv(0.3).unwrap(), &settings, &|_, _| {})
-        .unwrap();
+    run_population(
+        &e.parameters,
+        e.ke0.per_second(),
+        &forty_minutes(),
+        &Variability::assumed_cv(0.3).unwrap(),
+        &settings,
+        &|_, _| {},
+    )
+    .unwrap();
 }

@@ -38,7 +38,9 @@ pub enum EngineError {
         allowed: &'static str,
     },
     /// Two macro rate constants coincide, so the modal form does not exist.
-    #[error("the model has (nearly) repeated rate constants {lambda_i} and {lambda_j} /min; perturb a parameter")]
+    #[error(
+        "the model has (nearly) repeated rate constants {lambda_i} and {lambda_j} /min; perturb a parameter"
+    )]
     DegenerateModel {
         /// One rate constant, /min.
         lambda_i: f64,

@@ -246,7 +246,6 @@ pub struct MetaboliteParameters {
     pub disposition: Mammillary,
 }
 
-
 impl ModelId {
     /// Every shipped model, in publication order.
     pub const ALL: [ModelId; 7] = [
@@ -437,7 +436,9 @@ impl ModelId {
                     v2_cv: 0.0,
                     note: "Otto 2021 Table 3 as encoded in nlmixr2lib: ω² 0.026 (CL) and 0.084 (V1), shown here as CV = √(e^{ω²} − 1); the V1–CL covariance (0.0226) is not applied; no variability on peripheral terms",
                 }),
-                metabolite: Some("S-norketamine, 2 compartments, formed from all of S-ketamine clearance (fm = 1 fixed in the paper); concentrations in S-ketamine mass equivalents, as the model was fitted (× 223.70/237.73 for norketamine mass)"),
+                metabolite: Some(
+                    "S-norketamine, 2 compartments, formed from all of S-ketamine clearance (fm = 1 fixed in the paper); concentrations in S-ketamine mass equivalents, as the model was fitted (× 223.70/237.73 for norketamine mass)",
+                ),
                 caveats: "an S-ketamine model: doses are S-ketamine; racemic ketamine is half S-ketamine by composition, and treating R-ketamine as having the same kinetics is an assumption (S clears ~20 % faster, Henthorn 2018)",
             },
         }
@@ -450,11 +451,17 @@ impl ModelId {
         let allometric = per_70kg.powf(0.75);
         let per_hour = |litres_per_hour: f64| litres_per_hour / 60.0;
         let parameters = match self {
-            ModelId::Clements1981 => Mammillary::from_micro_constants(1.7522 * weight_kg, 0.0109, &[(0.0186, 0.0137)]),
-            ModelId::Domino1982 => {
-                Mammillary::from_micro_constants(0.063 * weight_kg, 0.4381, &[(0.5921, 0.2470), (0.5900, 0.0146)])
+            ModelId::Clements1981 => {
+                Mammillary::from_micro_constants(1.7522 * weight_kg, 0.0109, &[(0.0186, 0.0137)])
             }
-            ModelId::Hijazi2003 => Mammillary::from_micro_constants(1.08 * weight_kg, 0.0333, &[(0.0088, 0.0030)]),
+            ModelId::Domino1982 => Mammillary::from_micro_constants(
+                0.063 * weight_kg,
+                0.4381,
+                &[(0.5921, 0.2470), (0.5900, 0.0146)],
+            ),
+            ModelId::Hijazi2003 => {
+                Mammillary::from_micro_constants(1.08 * weight_kg, 0.0333, &[(0.0088, 0.0030)])
+            }
             ModelId::Herd2007 => Mammillary::from_volumes_and_clearances(
                 38.7 * per_70kg,
                 per_hour(90.0) * allometric,
@@ -468,7 +475,10 @@ impl ModelId {
             ModelId::Kamp2020 => Mammillary::from_volumes_and_clearances(
                 25.0 * per_70kg,
                 per_hour(84.0) * per_70kg,
-                &[(per_hour(161.0) * per_70kg, 56.0 * per_70kg), (per_hour(79.0) * per_70kg, 157.0 * per_70kg)],
+                &[
+                    (per_hour(161.0) * per_70kg, 56.0 * per_70kg),
+                    (per_hour(79.0) * per_70kg, 157.0 * per_70kg),
+                ],
             ),
             ModelId::Otto2021 => Mammillary::from_volumes_and_clearances(
                 133.0 * per_70kg,
@@ -487,13 +497,28 @@ impl ModelId {
         let info = self.info();
         let mut warnings = Vec::new();
         if let Some(range) = info.weight_range_kg.filter(|r| !r.contains(&weight_kg)) {
-            warnings.push(CovariateWarning { model: self, covariate: Covariate::Weight, value: weight_kg, validated: range });
+            warnings.push(CovariateWarning {
+                model: self,
+                covariate: Covariate::Weight,
+                value: weight_kg,
+                validated: range,
+            });
         }
         let age = covariates.age.get();
         if let Some(range) = info.age_range_years.filter(|r| !r.contains(&age)) {
-            warnings.push(CovariateWarning { model: self, covariate: Covariate::Age, value: age, validated: range });
+            warnings.push(CovariateWarning {
+                model: self,
+                covariate: Covariate::Age,
+                value: age,
+                validated: range,
+            });
         }
-        EvaluatedModel { parameters, ke0: info.ke0, warnings, metabolite }
+        EvaluatedModel {
+            parameters,
+            ke0: info.ke0,
+            warnings,
+            metabolite,
+        }
     }
 
     /// Where the parameter values were read.
@@ -518,7 +543,9 @@ impl fmt::Display for ModelId {
 
 /// A model id that is not one of the shipped models.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model {given:?}; known models: clements1981, domino1982, hijazi2003, herd2007, hornik2018, kamp2020, otto2021")]
+#[error(
+    "unknown model {given:?}; known models: clements1981, domino1982, hijazi2003, herd2007, hornik2018, kamp2020, otto2021"
+)]
 pub struct UnknownModel {
     /// What was given.
     pub given: String,
@@ -531,7 +558,9 @@ impl FromStr for ModelId {
         ModelId::ALL
             .into_iter()
             .find(|m| m.id() == wanted || (wanted == "klamp" && *m == ModelId::Kamp2020))
-            .ok_or_else(|| UnknownModel { given: text.to_string() })
+            .ok_or_else(|| UnknownModel {
+                given: text.to_string(),
+            })
     }
 }
 
@@ -551,7 +580,10 @@ mod tests {
     #[test]
     fn hijazi_warns_for_children_not_adults() {
         assert!(ModelId::Hijazi2003.evaluate(&adult()).warnings.is_empty());
-        let child = Covariates { age: Years::new(6.0).unwrap(), ..adult() };
+        let child = Covariates {
+            age: Years::new(6.0).unwrap(),
+            ..adult()
+        };
         let warnings = ModelId::Hijazi2003.evaluate(&child).warnings;
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].covariate, Covariate::Age);

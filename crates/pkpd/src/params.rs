@@ -24,10 +24,18 @@ impl Mammillary {
     /// # Panics
     /// When more than two peripheral compartments are given (a programming error, not user input).
     pub fn from_micro_constants(v1_l: f64, k10_per_min: f64, peripheral: &[(f64, f64)]) -> Self {
-        assert!(peripheral.len() <= 2, "at most two peripheral compartments are supported");
+        assert!(
+            peripheral.len() <= 2,
+            "at most two peripheral compartments are supported"
+        );
         let mut pairs = [(0.0, 0.0); 2];
         pairs[..peripheral.len()].copy_from_slice(peripheral);
-        Mammillary { v1_l, k10_per_min, peripheral_per_min: pairs, n_peripheral: peripheral.len() }
+        Mammillary {
+            v1_l,
+            k10_per_min,
+            peripheral_per_min: pairs,
+            n_peripheral: peripheral.len(),
+        }
     }
 
     /// From V1 (L), clearance (L/min) and up to two (intercompartmental clearance L/min, volume L) pairs.
@@ -65,7 +73,12 @@ impl Mammillary {
     }
     /// Volume of distribution at steady state, L: V1 + Σ Vj.
     pub fn volume_of_distribution_at_steady_state_l(&self) -> f64 {
-        self.v1_l + self.peripheral_clearances_and_volumes().iter().map(|&(_, v)| v).sum::<f64>()
+        self.v1_l
+            + self
+                .peripheral_clearances_and_volumes()
+                .iter()
+                .map(|&(_, v)| v)
+                .sum::<f64>()
     }
 
     /// Multiplies clearance, central volume and each peripheral clearance and volume by the given
@@ -90,7 +103,11 @@ impl Mammillary {
         }
         for (name, value) in values {
             if !(value.is_finite() && value > 0.0) {
-                return Err(EngineError::InvalidParameter { name, value, allowed: "a finite number above 0" });
+                return Err(EngineError::InvalidParameter {
+                    name,
+                    value,
+                    allowed: "a finite number above 0",
+                });
             }
         }
         Ok(())
@@ -122,7 +139,11 @@ impl Disposition {
         params.check()?;
         let per_s = |k: f64| k / 60.0;
         let k10 = per_s(params.k10_per_min);
-        let peripheral: Vec<(f64, f64)> = params.peripheral_per_min().iter().map(|&(a, b)| (per_s(a), per_s(b))).collect();
+        let peripheral: Vec<(f64, f64)> = params
+            .peripheral_per_min()
+            .iter()
+            .map(|&(a, b)| (per_s(a), per_s(b)))
+            .collect();
         let mut lambda = [0.0; 3];
         let mut coef = [0.0; 3];
         let n = 1 + peripheral.len();
@@ -157,11 +178,17 @@ impl Disposition {
         for i in 0..n {
             for j in (i + 1)..n {
                 if (lambda[i] - lambda[j]).abs() <= 1e-9 * lambda[i] {
-                    return Err(EngineError::DegenerateModel { lambda_i: lambda[i] * 60.0, lambda_j: lambda[j] * 60.0 });
+                    return Err(EngineError::DegenerateModel {
+                        lambda_i: lambda[i] * 60.0,
+                        lambda_j: lambda[j] * 60.0,
+                    });
                 }
             }
             if !(lambda[i].is_finite() && lambda[i] > 0.0 && coef[i].is_finite()) {
-                return Err(EngineError::DegenerateModel { lambda_i: lambda[i] * 60.0, lambda_j: f64::NAN });
+                return Err(EngineError::DegenerateModel {
+                    lambda_i: lambda[i] * 60.0,
+                    lambda_j: f64::NAN,
+                });
             }
         }
         let mut periph = [(0.0, 0.0); 2];
@@ -224,7 +251,11 @@ mod tests {
     #[test]
     fn kamp_macro_constants_match_the_domain_notes() {
         // pharmacology.md §4: Kamp 70 kg λ = 0.2441, 0.02444, 0.003772 /min; A = 0.03504, 0.003321, 0.001640 /L.
-        let p = Mammillary::from_volumes_and_clearances(25.0, 84.0 / 60.0, &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)]);
+        let p = Mammillary::from_volumes_and_clearances(
+            25.0,
+            84.0 / 60.0,
+            &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)],
+        );
         let d = Disposition::new(&p).unwrap();
         let l = d.lambdas_per_min();
         let a = d.coefficients_per_l();
@@ -251,6 +282,9 @@ mod tests {
     fn non_positive_parameters_are_rejected_by_name() {
         let p = Mammillary::from_micro_constants(0.0, 0.1, &[]);
         let err = Disposition::new(&p).unwrap_err();
-        assert_eq!(err.to_string(), "model parameter V1 (L) = 0 is not allowed: it must be a finite number above 0");
+        assert_eq!(
+            err.to_string(),
+            "model parameter V1 (L) = 0 is not allowed: it must be a finite number above 0"
+        );
     }
 }

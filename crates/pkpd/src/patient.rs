@@ -4,12 +4,12 @@
 
 use ketaflow_units::PerMinute;
 
+use crate::EngineError;
 use crate::model::{CovariateWarning, Covariates, Enantiomer, Ke0Source, ModelId};
 use crate::params::{Disposition, Mammillary};
 use crate::pd::{PdModel, PdModelId, S_FRACTION_OF_RACEMIC};
 use crate::schedule::{BolusAt, Schedule, Segment};
 use crate::system::System;
-use crate::EngineError;
 
 /// The drug the patient is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,11 @@ impl PatientModel {
             None => (evaluated.ke0, model.info().ke0_source),
         };
         if ke0.get() <= 0.0 {
-            return Err(EngineError::InvalidParameter { name: "ke0 (/min)", value: ke0.get(), allowed: "a rate constant above 0 /min" });
+            return Err(EngineError::InvalidParameter {
+                name: "ke0 (/min)",
+                value: ke0.get(),
+                allowed: "a rate constant above 0 /min",
+            });
         }
         let mut system = System::new(Disposition::new(&evaluated.parameters)?, ke0.per_second());
         let metabolite_modes = match evaluated.metabolite {
@@ -93,7 +97,18 @@ impl PatientModel {
                 (pd_model, index)
             })
             .collect();
-        Ok(PatientModel { model, covariates, warnings: evaluated.warnings, parameters: evaluated.parameters, ke0, ke0_source, system, pd, metabolite_modes, drug })
+        Ok(PatientModel {
+            model,
+            covariates,
+            warnings: evaluated.warnings,
+            parameters: evaluated.parameters,
+            ke0,
+            ke0_source,
+            system,
+            pd,
+            metabolite_modes,
+            drug,
+        })
     }
 
     /// The drug the model's concentrations describe.
@@ -118,8 +133,22 @@ impl PatientModel {
         }
         let f = S_FRACTION_OF_RACEMIC;
         Schedule::new(
-            schedule.segments().iter().map(|s| Segment { rate_mg_per_s: s.rate_mg_per_s * f, ..*s }).collect(),
-            schedule.boluses().iter().map(|b| BolusAt { amount_mg: b.amount_mg * f, ..*b }).collect(),
+            schedule
+                .segments()
+                .iter()
+                .map(|s| Segment {
+                    rate_mg_per_s: s.rate_mg_per_s * f,
+                    ..*s
+                })
+                .collect(),
+            schedule
+                .boluses()
+                .iter()
+                .map(|b| BolusAt {
+                    amount_mg: b.amount_mg * f,
+                    ..*b
+                })
+                .collect(),
         )
         .expect("scaling a valid schedule keeps it valid")
     }

@@ -7,7 +7,7 @@
 //! enantiomers, which is only approximately true (S-ketamine clearance is ~20 % higher; Henthorn
 //! et al. 2018, Anesthesiology 129:260). This assumption is stated on every PD output.
 
-use ketaflow_units::{Minutes, NanomolesPerLitre, PerMinute, KETAMINE_BASE_GRAMS_PER_MOLE};
+use ketaflow_units::{KETAMINE_BASE_GRAMS_PER_MOLE, Minutes, NanomolesPerLitre, PerMinute};
 
 use crate::model::{Enantiomer, Reference};
 
@@ -72,7 +72,8 @@ impl PdModelId {
                     doi: Some("10.1097/ALN.0000000000004176"),
                 },
                 // t½ke0 8.3 (95 % CI 5.1–13.0) min.
-                ke0: PerMinute::from_half_life(Minutes::new(8.3).expect("constant in range")).expect("constant in range"),
+                ke0: PerMinute::from_half_life(Minutes::new(8.3).expect("constant in range"))
+                    .expect("constant in range"),
                 // C50 0.51 (0.38–0.66) nmol/mL of S-ketamine = 510 nmol/L.
                 c50_ng_per_ml: NanomolesPerLitre::new(510.0)
                     .expect("constant in range")
@@ -116,9 +117,15 @@ impl std::str::FromStr for PdModelId {
 
 impl PdModel {
     /// The concentration this model's C50 refers to, from a PK concentration of `pk_drug` (µg/mL).
-    pub fn relevant_concentration_ug_per_ml(&self, pk_concentration_ug_per_ml: f64, pk_drug: Enantiomer) -> f64 {
+    pub fn relevant_concentration_ug_per_ml(
+        &self,
+        pk_concentration_ug_per_ml: f64,
+        pk_drug: Enantiomer,
+    ) -> f64 {
         match (pk_drug, self.concentration_of) {
-            (Enantiomer::Racemic, Enantiomer::SKetamine) => pk_concentration_ug_per_ml * S_FRACTION_OF_RACEMIC,
+            (Enantiomer::Racemic, Enantiomer::SKetamine) => {
+                pk_concentration_ug_per_ml * S_FRACTION_OF_RACEMIC
+            }
             _ => pk_concentration_ug_per_ml,
         }
     }
@@ -151,7 +158,10 @@ mod tests {
     fn racemic_concentrations_are_halved_for_s_ketamine_models() {
         let m = PdModelId::Dahan2011.model();
         assert_eq!(m.relevant_concentration_ug_per_ml(0.2, Enantiomer::Racemic), 0.1);
-        assert_eq!(m.relevant_concentration_ug_per_ml(0.2, Enantiomer::SKetamine), 0.2);
+        assert_eq!(
+            m.relevant_concentration_ug_per_ml(0.2, Enantiomer::SKetamine),
+            0.2
+        );
         // t½ 10.9 days.
         assert!((m.ke0.half_life() / (24.0 * 60.0) - 10.9).abs() < 1e-9);
     }

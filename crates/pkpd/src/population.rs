@@ -18,10 +18,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
+use crate::EngineError;
 use crate::params::{Disposition, Mammillary};
 use crate::schedule::Schedule;
 use crate::system::phi;
-use crate::EngineError;
 
 /// Where the variability figures come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,22 +52,36 @@ pub struct Variability {
 
 /// ω from a coefficient of variation of a log-normal parameter: ω² = ln(1 + CV²).
 pub fn omega_from_cv(cv: f64) -> f64 {
-    (1.0 + cv * cv).ln().sqrt()
+    (cv * cv).ln_1p().sqrt()
 }
 
 impl Variability {
     /// No variability.
     pub fn none() -> Variability {
-        Variability { cl: 0.0, v1: 0.0, peripheral: [(0.0, 0.0); 2], source: VariabilitySource::None }
+        Variability {
+            cl: 0.0,
+            v1: 0.0,
+            peripheral: [(0.0, 0.0); 2],
+            source: VariabilitySource::None,
+        }
     }
 
     /// The same assumed CV on every clearance and volume.
     pub fn assumed_cv(cv: f64) -> Result<Variability, EngineError> {
         if !(cv.is_finite() && (0.0..=2.0).contains(&cv)) {
-            return Err(EngineError::InvalidParameter { name: "coefficient of variation", value: cv, allowed: "between 0 and 2 (0–200 %)" });
+            return Err(EngineError::InvalidParameter {
+                name: "coefficient of variation",
+                value: cv,
+                allowed: "between 0 and 2 (0–200 %)",
+            });
         }
         let w = omega_from_cv(cv);
-        Ok(Variability { cl: w, v1: w, peripheral: [(w, w); 2], source: VariabilitySource::Assumed { cv } })
+        Ok(Variability {
+            cl: w,
+            v1: w,
+            peripheral: [(w, w); 2],
+            source: VariabilitySource::Assumed { cv },
+        })
     }
 }
 
@@ -159,7 +173,13 @@ impl Subject {
             e_from_mode[i] = self.ke0 * p;
             e_input += a_over_l * (psi - p);
         }
-        (decay, input, (-self.ke0 * dt).exp(), e_from_mode, self.ke0 * e_input)
+        (
+            decay,
+            input,
+            (-self.ke0 * dt).exp(),
+            e_from_mode,
+            self.ke0 * e_input,
+        )
     }
 
     #[inline]
@@ -214,20 +234,37 @@ struct Piece {
 
 fn plan_intervals(schedule: &Schedule, times: &[f64], step_s: f64) -> Vec<Interval> {
     let breakpoints = schedule.breakpoints();
-    let bolus_at = |t: f64| schedule.boluses().iter().filter(|b| b.at_s == t).map(|b| b.amount_mg).sum::<f64>();
+    let bolus_at = |t: f64| {
+        schedule
+            .boluses()
+            .iter()
+            .filter(|b| b.at_s == t)
+            .map(|b| b.amount_mg)
+            .sum::<f64>()
+    };
     times
         .windows(2)
         .map(|w| {
             let (t0, t1) = (w[0], w[1]);
             // A rate change at t1 does not affect (t0, t1]; a bolus at t1 does (outputs include it).
-            let inside: Vec<f64> = breakpoints.iter().copied().filter(|b| *b > t0 && *b < t1).collect();
+            let inside: Vec<f64> = breakpoints
+                .iter()
+                .copied()
+                .filter(|b| *b > t0 && *b < t1)
+                .collect();
             if inside.is_empty() && bolus_at(t1) == 0.0 && t1 - t0 == step_s {
-                return Interval::Grid { rate: schedule.rate_after(t0) };
+                return Interval::Grid {
+                    rate: schedule.rate_after(t0),
+                };
             }
             let mut pieces = Vec::with_capacity(inside.len() + 1);
             let mut t = t0;
             for b in inside.into_iter().chain(std::iter::once(t1)) {
-                pieces.push(Piece { dt: b - t, rate: schedule.rate_after(t), bolus_after_mg: bolus_at(b) });
+                pieces.push(Piece {
+                    dt: b - t,
+                    rate: schedule.rate_after(t),
+                    bolus_after_mg: bolus_at(b),
+                });
                 t = b;
             }
             Interval::Pieces(pieces)
@@ -264,7 +301,13 @@ pub fn percentiles_of(values: &mut [f64], percentiles: &[f64]) -> Vec<f64> {
     wanted.dedup();
     let mut found = Vec::with_capacity(wanted.len());
     select_many(values, &wanted, 0, &mut found);
-    let at = |i: usize| found.iter().find(|(j, _)| *j == i).map(|(_, v)| *v).expect("selected");
+    let at = |i: usize| {
+        found
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, v)| *v)
+            .expect("selected")
+    };
     positions
         .iter()
         .map(|h| {
@@ -292,14 +335,30 @@ pub fn run_population(
             allowed: "from 1 to 10,000,000",
         });
     }
-    if let Some(p) = settings.percentiles.iter().find(|p| !(p.is_finite() && **p > 0.0 && **p < 100.0)) {
-        return Err(EngineError::InvalidParameter { name: "percentile", value: *p, allowed: "above 0 and below 100" });
+    if let Some(p) = settings
+        .percentiles
+        .iter()
+        .find(|p| !(p.is_finite() && **p > 0.0 && **p < 100.0))
+    {
+        return Err(EngineError::InvalidParameter {
+            name: "percentile",
+            value: *p,
+            allowed: "above 0 and below 100",
+        });
     }
     if settings.percentiles.is_empty() {
-        return Err(EngineError::InvalidParameter { name: "number of percentiles", value: 0.0, allowed: "at least one" });
+        return Err(EngineError::InvalidParameter {
+            name: "number of percentiles",
+            value: 0.0,
+            allowed: "at least one",
+        });
     }
     if !(ke0_per_s.is_finite() && ke0_per_s > 0.0) {
-        return Err(EngineError::InvalidParameter { name: "ke0 (/s)", value: ke0_per_s, allowed: "a finite number above 0" });
+        return Err(EngineError::InvalidParameter {
+            name: "ke0 (/s)",
+            value: ke0_per_s,
+            allowed: "a finite number above 0",
+        });
     }
     let grid = crate::simulate::Grid::uniform(settings.step_s, settings.until_s)?;
     let times = grid.times();
@@ -326,7 +385,12 @@ pub fn run_population(
         .collect::<Result<_, _>>()?;
 
     // Every subject starts empty; a bolus at time 0 is given before the first output.
-    let bolus_at_zero: f64 = schedule.boluses().iter().filter(|b| b.at_s == 0.0).map(|b| b.amount_mg).sum();
+    let bolus_at_zero: f64 = schedule
+        .boluses()
+        .iter()
+        .filter(|b| b.at_s == 0.0)
+        .map(|b| b.amount_mg)
+        .sum();
     if bolus_at_zero > 0.0 {
         subjects.par_iter_mut().for_each(|s| s.bolus(bolus_at_zero));
     }
@@ -337,17 +401,21 @@ pub fn run_population(
     let mut ce_bands = vec![Vec::with_capacity(times.len()); n_p];
     let n_blocks = times.len().div_ceil(BLOCK);
     let n = settings.n_subjects;
+    // Block buffers, allocated once: for each chunk of subjects a region of BLOCK rows × chunk length,
+    // so that chunks write disjoint slices in parallel.
+    let mut block_cp = vec![0.0; BLOCK * n];
+    let mut block_ce = vec![0.0; BLOCK * n];
     for block in 0..n_blocks {
         let first = block * BLOCK;
         let last = (first + BLOCK).min(times.len());
         let width = last - first;
         // Each chunk of subjects advances through the block and writes its values row by row.
-        let chunk_outputs: Vec<(Vec<f64>, Vec<f64>)> = subjects
+        subjects
             .par_chunks_mut(CHUNK)
-            .map(|chunk| {
+            .zip(block_cp.par_chunks_mut(BLOCK * CHUNK))
+            .zip(block_ce.par_chunks_mut(BLOCK * CHUNK))
+            .for_each(|((chunk, cp), ce)| {
                 let len = chunk.len();
-                let mut cp = vec![0.0; width * len];
-                let mut ce = vec![0.0; width * len];
                 for (j, subject) in chunk.iter_mut().enumerate() {
                     for (row, k) in (first..last).enumerate() {
                         if k > 0 {
@@ -370,27 +438,28 @@ pub fn run_population(
                         ce[row * len + j] = subject.ce;
                     }
                 }
-                (cp, ce)
-            })
-            .collect();
-        // Percentiles of each time point of the block, in parallel over time points.
+            });
+        // Percentiles of each time point of the block, in parallel over time points, gathering the
+        // row from every chunk's region into a per-thread scratch vector.
+        let gather = |buffer: &[f64], row: usize, values: &mut Vec<f64>| {
+            values.clear();
+            for region in buffer.chunks(BLOCK * CHUNK) {
+                let len = region.len() / BLOCK;
+                values.extend_from_slice(&region[row * len..(row + 1) * len]);
+            }
+        };
         let rows: Vec<(Vec<f64>, Vec<f64>)> = (0..width)
             .into_par_iter()
-            .map(|row| {
-                let mut values = Vec::with_capacity(n);
-                for (cp, _) in &chunk_outputs {
-                    let len = cp.len() / width;
-                    values.extend_from_slice(&cp[row * len..(row + 1) * len]);
-                }
-                let cp_p = percentiles_of(&mut values, &settings.percentiles);
-                values.clear();
-                for (_, ce) in &chunk_outputs {
-                    let len = ce.len() / width;
-                    values.extend_from_slice(&ce[row * len..(row + 1) * len]);
-                }
-                let ce_p = percentiles_of(&mut values, &settings.percentiles);
-                (cp_p, ce_p)
-            })
+            .map_init(
+                || Vec::with_capacity(n),
+                |values, row| {
+                    gather(&block_cp, row, values);
+                    let cp_p = percentiles_of(values, &settings.percentiles);
+                    gather(&block_ce, row, values);
+                    let ce_p = percentiles_of(values, &settings.percentiles);
+                    (cp_p, ce_p)
+                },
+            )
             .collect();
         for (cp_p, ce_p) in rows {
             for p in 0..n_p {
@@ -400,43 +469,86 @@ pub fn run_population(
         }
         progress(last as u64, times.len() as u64);
     }
-    Ok(Bands { times_s: times, percentiles: settings.percentiles.clone(), cp: cp_bands, ce: ce_bands })
+    Ok(Bands {
+        times_s: times,
+        percentiles: settings.percentiles.clone(),
+        cp: cp_bands,
+        ce: ce_bands,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schedule::{BolusAt, Segment};
-    use crate::simulate::{simulate, Grid};
+    use crate::simulate::{Grid, simulate};
     use crate::system::System;
 
     fn kamp() -> Mammillary {
-        Mammillary::from_volumes_and_clearances(25.0, 84.0 / 60.0, &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)])
+        Mammillary::from_volumes_and_clearances(
+            25.0,
+            84.0 / 60.0,
+            &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)],
+        )
     }
 
     fn schedule() -> Schedule {
         // Off-grid breakpoints (25 s, 2405 s) and a bolus exercise the piecewise path.
         Schedule::new(
-            vec![Segment { start_s: 25.0, end_s: 2405.0, rate_mg_per_s: 35.0 / 2380.0 }],
-            vec![BolusAt { at_s: 0.0, amount_mg: 5.0 }, BolusAt { at_s: 600.0, amount_mg: 3.0 }],
+            vec![Segment {
+                start_s: 25.0,
+                end_s: 2405.0,
+                rate_mg_per_s: 35.0 / 2380.0,
+            }],
+            vec![
+                BolusAt {
+                    at_s: 0.0,
+                    amount_mg: 5.0,
+                },
+                BolusAt {
+                    at_s: 600.0,
+                    amount_mg: 3.0,
+                },
+            ],
         )
         .unwrap()
     }
 
     fn settings(n: usize) -> PopulationSettings {
-        PopulationSettings { n_subjects: n, seed: 42, percentiles: vec![5.0, 50.0, 95.0], step_s: 10.0, until_s: 7200.0 }
+        PopulationSettings {
+            n_subjects: n,
+            seed: 42,
+            percentiles: vec![5.0, 50.0, 95.0],
+            step_s: 10.0,
+            until_s: 7200.0,
+        }
     }
 
     #[test]
     fn zero_variance_population_equals_the_typical_subject_at_every_percentile() {
         let ke0 = 2.791 / 60.0;
-        let bands = run_population(&kamp(), ke0, &schedule(), &Variability::none(), &settings(37), &|_, _| {}).unwrap();
+        let bands = run_population(
+            &kamp(),
+            ke0,
+            &schedule(),
+            &Variability::none(),
+            &settings(37),
+            &|_, _| {},
+        )
+        .unwrap();
         let system = System::new(Disposition::new(&kamp()).unwrap(), ke0);
         let typical = simulate(&system, &schedule(), &Grid::uniform(10.0, 7200.0).unwrap()).unwrap();
         for p in 0..3 {
             for (t, (cp, ce)) in bands.cp[p].iter().zip(&bands.ce[p]).enumerate() {
-                assert!((cp - typical.cp[t]).abs() <= 1e-12 * typical.cp[t].max(1e-3), "p{p} t{t}: {cp} vs {}", typical.cp[t]);
-                assert!((ce - typical.ce()[t]).abs() <= 1e-12 * typical.ce()[t].max(1e-3), "p{p} t{t}");
+                assert!(
+                    (cp - typical.cp[t]).abs() <= 1e-12 * typical.cp[t].max(1e-3),
+                    "p{p} t{t}: {cp} vs {}",
+                    typical.cp[t]
+                );
+                assert!(
+                    (ce - typical.ce()[t]).abs() <= 1e-12 * typical.ce()[t].max(1e-3),
+                    "p{p} t{t}"
+                );
             }
         }
     }
@@ -447,7 +559,18 @@ mod tests {
         let a = run_population(&kamp(), 0.05, &schedule(), &v, &settings(3000), &|_, _| {}).unwrap();
         let b = run_population(&kamp(), 0.05, &schedule(), &v, &settings(3000), &|_, _| {}).unwrap();
         assert_eq!(a, b);
-        let c = run_population(&kamp(), 0.05, &schedule(), &v, &PopulationSettings { seed: 7, ..settings(3000) }, &|_, _| {}).unwrap();
+        let c = run_population(
+            &kamp(),
+            0.05,
+            &schedule(),
+            &v,
+            &PopulationSettings {
+                seed: 7,
+                ..settings(3000)
+            },
+            &|_, _| {},
+        )
+        .unwrap();
         assert_ne!(a.cp, c.cp);
         // Bands are ordered and bracket a meaningful spread.
         for t in 1..a.times_s.len() {
@@ -462,7 +585,11 @@ mod tests {
         // Independent check: simulate each subject on its own with the general engine and take
         // percentiles of the collected curves.
         let v = Variability::assumed_cv(0.4).unwrap();
-        let s = PopulationSettings { n_subjects: 201, until_s: 3000.0, ..settings(201) };
+        let s = PopulationSettings {
+            n_subjects: 201,
+            until_s: 3000.0,
+            ..settings(201)
+        };
         let bands = run_population(&kamp(), 0.05, &schedule(), &v, &s, &|_, _| {}).unwrap();
         let grid = Grid::uniform(10.0, 3000.0).unwrap();
         let mut curves = Vec::new();
@@ -483,7 +610,10 @@ mod tests {
             column.sort_by(f64::total_cmp);
             // Type 7 with n = 201: the 5th, 50th and 95th percentiles are order statistics 10, 100, 190.
             for (p, idx) in [(0, 10), (1, 100), (2, 190)] {
-                assert!((bands.cp[p][t] - column[idx]).abs() <= 1e-12 * column[idx].max(1e-6), "t{t} p{p}");
+                assert!(
+                    (bands.cp[p][t] - column[idx]).abs() <= 1e-12 * column[idx].max(1e-6),
+                    "t{t} p{p}"
+                );
             }
         }
     }
@@ -502,7 +632,10 @@ mod tests {
     fn bad_settings_are_rejected() {
         let v = Variability::none();
         assert!(run_population(&kamp(), 0.05, &schedule(), &v, &settings(0), &|_, _| {}).is_err());
-        let bad = PopulationSettings { percentiles: vec![0.0], ..settings(10) };
+        let bad = PopulationSettings {
+            percentiles: vec![0.0],
+            ..settings(10)
+        };
         assert!(run_population(&kamp(), 0.05, &schedule(), &v, &bad, &|_, _| {}).is_err());
         assert!(Variability::assumed_cv(-0.1).is_err());
     }

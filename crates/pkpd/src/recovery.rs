@@ -8,10 +8,10 @@
 //! concentration that can only decrease is itself below the threshold, so "stays below" is proven,
 //! not assumed.
 
+use crate::EngineError;
 use crate::schedule::Schedule;
 use crate::simulate::Stepper;
-use crate::system::{phi, State, System};
-use crate::EngineError;
+use crate::system::{State, System, phi};
 
 /// Which concentration to follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,9 @@ pub fn time_below(
         return Err(EngineError::InvalidThreshold(threshold));
     }
     if !(bracket_s.is_finite() && bracket_s > 0.0) {
-        return Err(EngineError::InvalidGrid(format!("the bracketing step must be above 0 s, got {bracket_s} s")));
+        return Err(EngineError::InvalidGrid(format!(
+            "the bracketing step must be above 0 s, got {bracket_s} s"
+        )));
     }
     if let Quantity::Response(r) = quantity {
         let n = system.response_kinds().len();
@@ -92,10 +94,11 @@ pub fn time_below(
     for &t in &times {
         stepper.advance_to(t);
         let v = value(quantity, stepper.state());
-        if let Some((t0, s0, rate0)) = previous {
-            if value(quantity, &s0) >= threshold && v < threshold {
-                last_above = Some((t0, s0, rate0, t - t0));
-            }
+        if let Some((t0, s0, rate0)) = previous
+            && value(quantity, &s0) >= threshold
+            && v < threshold
+        {
+            last_above = Some((t0, s0, rate0, t - t0));
         }
         if v >= threshold {
             // Provisional: refined if a later point is below.
@@ -134,7 +137,10 @@ pub fn time_below(
     let Some((t0, state0, rate0, width)) = last_above else {
         return Ok(Recovery::NeverAbove);
     };
-    debug_assert!(width.is_finite(), "a value at or above the threshold is always followed by one below");
+    debug_assert!(
+        width.is_finite(),
+        "a value at or above the threshold is always followed by one below"
+    );
     // Bisection on the closed form over [t0, t0 + width], where the input is constant.
     let (mut lo, mut hi) = (0.0, width);
     while hi - lo > 1e-6 {
@@ -172,7 +178,11 @@ fn latest_peak_s(system: &System, quantity: Quantity) -> f64 {
                 .map(|i| {
                     let l = d.lambda[i];
                     // d/ds φ(λ,k,s) = 0 at s* = ln(λ/k)/(λ−k); 1/k in the limit λ = k.
-                    if (l - k).abs() < 1e-12 * l.max(k) { 1.0 / k } else { (l / k).ln() / (l - k) }
+                    if (l - k).abs() < 1e-12 * l.max(k) {
+                        1.0 / k
+                    } else {
+                        (l / k).ln() / (l - k)
+                    }
                 })
                 .fold(0.0, f64::max)
         }
@@ -183,11 +193,15 @@ fn latest_peak_s(system: &System, quantity: Quantity) -> f64 {
 fn upper_bound(system: &System, quantity: Quantity, state: &State, s: f64) -> f64 {
     let d = system.disposition();
     match quantity {
-        Quantity::Plasma => (0..d.n).map(|i| state.c[i].max(0.0) * (-d.lambda[i] * s).exp()).sum(),
+        Quantity::Plasma => (0..d.n)
+            .map(|i| state.c[i].max(0.0) * (-d.lambda[i] * s).exp())
+            .sum(),
         Quantity::Response(r) => {
             let response = system.responses()[r];
             state.y[r].max(0.0) * (-response.rate * s).exp()
-                + (0..d.n).map(|i| response.gain * state.c[i].max(0.0) * phi(d.lambda[i], response.rate, s)).sum::<f64>()
+                + (0..d.n)
+                    .map(|i| response.gain * state.c[i].max(0.0) * phi(d.lambda[i], response.rate, s))
+                    .sum::<f64>()
         }
     }
 }
@@ -197,10 +211,14 @@ mod tests {
     use super::*;
     use crate::params::{Disposition, Mammillary};
     use crate::schedule::{BolusAt, Segment};
-    use crate::simulate::{simulate, Grid};
+    use crate::simulate::{Grid, simulate};
 
     fn kamp() -> System {
-        let p = Mammillary::from_volumes_and_clearances(25.0, 84.0 / 60.0, &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)]);
+        let p = Mammillary::from_volumes_and_clearances(
+            25.0,
+            84.0 / 60.0,
+            &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)],
+        );
         System::new(Disposition::new(&p).unwrap(), 2.791 / 60.0)
     }
 
@@ -213,20 +231,39 @@ mod tests {
         let system = kamp();
         let schedule = Schedule::new(
             vec![
-                Segment { start_s: 0.0, end_s: 2400.0, rate_mg_per_s: 35.0 / 2400.0 },
-                Segment { start_s: 3000.0, end_s: 3600.0, rate_mg_per_s: 0.004 },
+                Segment {
+                    start_s: 0.0,
+                    end_s: 2400.0,
+                    rate_mg_per_s: 35.0 / 2400.0,
+                },
+                Segment {
+                    start_s: 3000.0,
+                    end_s: 3600.0,
+                    rate_mg_per_s: 0.004,
+                },
             ],
-            vec![BolusAt { at_s: 1200.0, amount_mg: 10.0 }],
+            vec![BolusAt {
+                at_s: 1200.0,
+                amount_mg: 10.0,
+            }],
         )
         .unwrap();
         let dense = simulate(&system, &schedule, &Grid::uniform(0.1, 40_000.0).unwrap()).unwrap();
         for threshold in [0.02, 0.05, 0.1, 0.2, 0.25] {
-            for (quantity, column) in [(Quantity::Plasma, &dense.cp), (Quantity::Response(0), &dense.responses[0])] {
+            for (quantity, column) in [
+                (Quantity::Plasma, &dense.cp),
+                (Quantity::Response(0), &dense.responses[0]),
+            ] {
                 let got = time_below(&system, &schedule, quantity, threshold, DEFAULT_BRACKET_S).unwrap();
                 let want = dense_last_above(column, &dense.times_s, threshold).expect("reached");
-                let Recovery::BelowFrom(t) = got else { panic!("expected a time for {threshold}") };
+                let Recovery::BelowFrom(t) = got else {
+                    panic!("expected a time for {threshold}")
+                };
                 // The dense grid resolves 0.1 s; the engine's answer lies within one dense step after it.
-                assert!(t >= want - 1e-9 && t <= want + 0.1 + 1e-9, "{quantity:?} {threshold}: {t} vs dense {want}");
+                assert!(
+                    t >= want - 1e-9 && t <= want + 0.1 + 1e-9,
+                    "{quantity:?} {threshold}: {t} vs dense {want}"
+                );
             }
         }
     }
@@ -234,8 +271,19 @@ mod tests {
     #[test]
     fn a_threshold_never_reached_says_so() {
         let system = kamp();
-        let schedule = Schedule::new(vec![Segment { start_s: 0.0, end_s: 60.0, rate_mg_per_s: 0.01 }], vec![]).unwrap();
-        assert_eq!(time_below(&system, &schedule, Quantity::Plasma, 5.0, 10.0).unwrap(), Recovery::NeverAbove);
+        let schedule = Schedule::new(
+            vec![Segment {
+                start_s: 0.0,
+                end_s: 60.0,
+                rate_mg_per_s: 0.01,
+            }],
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            time_below(&system, &schedule, Quantity::Plasma, 5.0, 10.0).unwrap(),
+            Recovery::NeverAbove
+        );
     }
 
     #[test]

@@ -115,10 +115,23 @@ impl fmt::Display for Dose {
         let mins = |s: Seconds| s.get() / 60.0;
         match self {
             Dose::Bolus { at, amount } => write!(f, "{amount} bolus at {} min", mins(*at)),
-            Dose::AmountOver { start, duration, amount } => {
-                write!(f, "{amount} over {} min from {} min", mins(*duration), mins(*start))
+            Dose::AmountOver {
+                start,
+                duration,
+                amount,
+            } => {
+                write!(
+                    f,
+                    "{amount} over {} min from {} min",
+                    mins(*duration),
+                    mins(*start)
+                )
             }
-            Dose::RateFor { start, duration, rate } => {
+            Dose::RateFor {
+                start,
+                duration,
+                rate,
+            } => {
                 write!(f, "{rate} for {} min from {} min", mins(*duration), mins(*start))
             }
         }
@@ -129,7 +142,9 @@ impl fmt::Display for Dose {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum RegimenError {
     /// Two infusions are on at once; Ketaflow models one pump line.
-    #[error("infusions overlap: \"{first}\" is still running when \"{second}\" starts; a rate change is a new infusion starting when the previous one ends")]
+    #[error(
+        "infusions overlap: \"{first}\" is still running when \"{second}\" starts; a rate change is a new infusion starting when the previous one ends"
+    )]
     Overlap {
         /// The earlier infusion.
         first: String,
@@ -194,10 +209,17 @@ impl Schedule {
         segments.retain(|s| s.end_s > s.start_s);
         segments.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
         for s in &segments {
-            if !(s.start_s >= 0.0 && s.end_s.is_finite() && s.rate_mg_per_s.is_finite() && s.rate_mg_per_s >= 0.0) {
+            if !(s.start_s >= 0.0
+                && s.end_s.is_finite()
+                && s.rate_mg_per_s.is_finite()
+                && s.rate_mg_per_s >= 0.0)
+            {
                 return Err(RegimenError::OutOfRange {
                     dose: format!("infusion from {} s to {} s", s.start_s, s.end_s),
-                    what: format!("a rate of {} mg/s; rates must be finite and ≥ 0, times ≥ 0", s.rate_mg_per_s),
+                    what: format!(
+                        "a rate of {} mg/s; rates must be finite and ≥ 0, times ≥ 0",
+                        s.rate_mg_per_s
+                    ),
                 });
             }
         }
@@ -205,8 +227,18 @@ impl Schedule {
             // A tolerance of a microsecond absorbs rounding in consecutive segments built from minutes.
             if pair[1].start_s < pair[0].end_s - 1e-6 {
                 return Err(RegimenError::Overlap {
-                    first: format!("{} mg/h from {} s to {} s", pair[0].rate_mg_per_s * 3600.0, pair[0].start_s, pair[0].end_s),
-                    second: format!("{} mg/h from {} s to {} s", pair[1].rate_mg_per_s * 3600.0, pair[1].start_s, pair[1].end_s),
+                    first: format!(
+                        "{} mg/h from {} s to {} s",
+                        pair[0].rate_mg_per_s * 3600.0,
+                        pair[0].start_s,
+                        pair[0].end_s
+                    ),
+                    second: format!(
+                        "{} mg/h from {} s to {} s",
+                        pair[1].rate_mg_per_s * 3600.0,
+                        pair[1].start_s,
+                        pair[1].end_s
+                    ),
                 });
             }
         }
@@ -239,7 +271,10 @@ impl Schedule {
 
     /// Total drug given, mg.
     pub fn total_mg(&self) -> f64 {
-        self.segments.iter().map(|s| s.rate_mg_per_s * (s.end_s - s.start_s)).sum::<f64>()
+        self.segments
+            .iter()
+            .map(|s| s.rate_mg_per_s * (s.end_s - s.start_s))
+            .sum::<f64>()
             + self.boluses.iter().map(|b| b.amount_mg).sum::<f64>()
     }
 
@@ -249,7 +284,12 @@ impl Schedule {
             .iter()
             .map(|s| s.rate_mg_per_s * (t_s.min(s.end_s) - s.start_s).max(0.0))
             .sum::<f64>()
-            + self.boluses.iter().filter(|b| b.at_s <= t_s).map(|b| b.amount_mg).sum::<f64>()
+            + self
+                .boluses
+                .iter()
+                .filter(|b| b.at_s <= t_s)
+                .map(|b| b.amount_mg)
+                .sum::<f64>()
     }
 
     /// When the last input ends, seconds (0 for an empty schedule).
@@ -294,23 +334,51 @@ impl Regimen {
         let mut labels = Vec::new();
         for dose in &self.doses {
             match *dose {
-                Dose::Bolus { at, amount } => boluses.push(BolusAt { at_s: at.get(), amount_mg: amount.milligrams(weight).get() }),
-                Dose::AmountOver { start, duration, amount } => {
-                    let rate = amount
-                        .milligrams(weight)
-                        .over(duration)
-                        .ok_or_else(|| RegimenError::ZeroDuration { dose: dose.to_string() })?;
-                    MgPerHour::new(rate.get()).map_err(|e| RegimenError::OutOfRange { dose: dose.to_string(), what: e.to_string() })?;
-                    segments.push(Segment { start_s: start.get(), end_s: start.get() + duration.get(), rate_mg_per_s: rate.mg_per_second() });
+                Dose::Bolus { at, amount } => boluses.push(BolusAt {
+                    at_s: at.get(),
+                    amount_mg: amount.milligrams(weight).get(),
+                }),
+                Dose::AmountOver {
+                    start,
+                    duration,
+                    amount,
+                } => {
+                    let rate = amount.milligrams(weight).over(duration).ok_or_else(|| {
+                        RegimenError::ZeroDuration {
+                            dose: dose.to_string(),
+                        }
+                    })?;
+                    MgPerHour::new(rate.get()).map_err(|e| RegimenError::OutOfRange {
+                        dose: dose.to_string(),
+                        what: e.to_string(),
+                    })?;
+                    segments.push(Segment {
+                        start_s: start.get(),
+                        end_s: start.get() + duration.get(),
+                        rate_mg_per_s: rate.mg_per_second(),
+                    });
                     labels.push((start.get(), dose.to_string()));
                 }
-                Dose::RateFor { start, duration, rate } => {
+                Dose::RateFor {
+                    start,
+                    duration,
+                    rate,
+                } => {
                     let rate = rate.mg_per_hour(weight);
-                    MgPerHour::new(rate.get()).map_err(|e| RegimenError::OutOfRange { dose: dose.to_string(), what: e.to_string() })?;
+                    MgPerHour::new(rate.get()).map_err(|e| RegimenError::OutOfRange {
+                        dose: dose.to_string(),
+                        what: e.to_string(),
+                    })?;
                     if duration.get() == 0.0 {
-                        return Err(RegimenError::ZeroDuration { dose: dose.to_string() });
+                        return Err(RegimenError::ZeroDuration {
+                            dose: dose.to_string(),
+                        });
                     }
-                    segments.push(Segment { start_s: start.get(), end_s: start.get() + duration.get(), rate_mg_per_s: rate.mg_per_second() });
+                    segments.push(Segment {
+                        start_s: start.get(),
+                        end_s: start.get() + duration.get(),
+                        rate_mg_per_s: rate.mg_per_second(),
+                    });
                     labels.push((start.get(), dose.to_string()));
                 }
             }
@@ -321,7 +389,10 @@ impl Regimen {
         for pair in order.windows(2) {
             let (a, b) = (&segments[pair[0]], &segments[pair[1]]);
             if b.start_s < a.end_s - 1e-6 {
-                return Err(RegimenError::Overlap { first: labels[pair[0]].1.clone(), second: labels[pair[1]].1.clone() });
+                return Err(RegimenError::Overlap {
+                    first: labels[pair[0]].1.clone(),
+                    second: labels[pair[1]].1.clone(),
+                });
             }
         }
         Schedule::new(segments, boluses)
@@ -330,7 +401,9 @@ impl Regimen {
 
 /// A dose expression that could not be read.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("cannot read dose {text:?}: {problem}. Examples: \"0.5 mg/kg over 40 min\", \"0.25 mg/kg/h for 4 h\", \"22 mg/h for 4 h from 30 min\", \"10 mL/h of 10 mg/mL for 1 h\", \"0.35 mg/kg over 1 min\", \"20 mg at 5 min\"")]
+#[error(
+    "cannot read dose {text:?}: {problem}. Examples: \"0.5 mg/kg over 40 min\", \"0.25 mg/kg/h for 4 h\", \"22 mg/h for 4 h from 30 min\", \"10 mL/h of 10 mg/mL for 1 h\", \"0.35 mg/kg over 1 min\", \"20 mg at 5 min\""
+)]
 pub struct DoseParseError {
     /// The text given.
     pub text: String,
@@ -344,7 +417,10 @@ impl FromStr for Dose {
     /// Reads `<amount> over <duration> [from <time>]`, `<rate> for <duration> [from <time>]`,
     /// `<mL/h rate> of <mg/mL> for <duration> [from <time>]` or `<amount> [at <time>]` (a bolus).
     fn from_str(text: &str) -> Result<Dose, DoseParseError> {
-        let fail = |problem: String| DoseParseError { text: text.to_string(), problem };
+        let fail = |problem: String| DoseParseError {
+            text: text.to_string(),
+            problem,
+        };
         let lower = text.trim().to_ascii_lowercase();
         let words: Vec<&str> = lower.split_whitespace().collect();
         if words.is_empty() {
@@ -370,13 +446,23 @@ impl FromStr for Dose {
         let time = |name: &str| -> Result<Option<Seconds>, DoseParseError> {
             match clause(name) {
                 None => Ok(None),
-                Some(t) if t.is_empty() => Err(fail(format!("\"{name}\" needs a time after it, e.g. \"{name} 30 min\""))),
-                Some(t) => t.parse::<Seconds>().map(Some).map_err(|e| fail(format!("the time after \"{name}\": {e}"))),
+                Some(t) if t.is_empty() => Err(fail(format!(
+                    "\"{name}\" needs a time after it, e.g. \"{name} 30 min\""
+                ))),
+                Some(t) => t
+                    .parse::<Seconds>()
+                    .map(Some)
+                    .map_err(|e| fail(format!("the time after \"{name}\": {e}"))),
             }
         };
         let quantity = head.join("");
         if quantity.is_empty() {
             return Err(fail("it does not start with a dose".into()));
+        }
+        if quantity.starts_with('-') {
+            return Err(fail(format!(
+                "{quantity} is negative; doses and rates must be 0 or more"
+            )));
         }
         let over = time("over")?;
         let duration_for = time("for")?;
@@ -410,17 +496,27 @@ impl FromStr for Dose {
             Ok(None)
         };
         if concentration.is_some() && !quantity.ends_with("ml/h") && !quantity.ends_with("ml/hr") {
-            return Err(fail("\"of <concentration>\" only goes with a pump rate in mL/h".into()));
+            return Err(fail(
+                "\"of <concentration>\" only goes with a pump rate in mL/h".into(),
+            ));
         }
         match (over, duration_for) {
-            (Some(_), Some(_)) => Err(fail("give either \"over\" (for an amount) or \"for\" (for a rate), not both".into())),
+            (Some(_), Some(_)) => Err(fail(
+                "give either \"over\" (for an amount) or \"for\" (for a rate), not both".into(),
+            )),
             (Some(duration), None) => {
                 if duration.get() == 0.0 {
                     return Err(fail("the duration after \"over\" must be above 0".into()));
                 }
                 match amount() {
-                    Some(amount) => Ok(Dose::AmountOver { start, duration, amount }),
-                    None if rate()?.is_some() => Err(fail(format!("{quantity} is a rate; a rate runs \"for\" a duration, an amount is given \"over\" one"))),
+                    Some(amount) => Ok(Dose::AmountOver {
+                        start,
+                        duration,
+                        amount,
+                    }),
+                    None if rate()?.is_some() => Err(fail(format!(
+                        "{quantity} is a rate; a rate runs \"for\" a duration, an amount is given \"over\" one"
+                    ))),
                     None => Err(fail(format!("{quantity:?} is not an amount in mg or mg/kg"))),
                 }
             }
@@ -429,15 +525,27 @@ impl FromStr for Dose {
                     return Err(fail("the duration after \"for\" must be above 0".into()));
                 }
                 match rate()? {
-                    Some(rate) => Ok(Dose::RateFor { start, duration, rate }),
-                    None if amount().is_some() => Err(fail(format!("{quantity} is an amount; an amount is given \"over\" a duration, a rate runs \"for\" one"))),
-                    None => Err(fail(format!("{quantity:?} is not a rate in mg/h, mg/kg/h or mL/h"))),
+                    Some(rate) => Ok(Dose::RateFor {
+                        start,
+                        duration,
+                        rate,
+                    }),
+                    None if amount().is_some() => Err(fail(format!(
+                        "{quantity} is an amount; an amount is given \"over\" a duration, a rate runs \"for\" one"
+                    ))),
+                    None => Err(fail(format!(
+                        "{quantity:?} is not a rate in mg/h, mg/kg/h or mL/h"
+                    ))),
                 }
             }
             (None, None) => match amount() {
                 Some(amount) => Ok(Dose::Bolus { at: start, amount }),
-                None if rate()?.is_some() => Err(fail(format!("{quantity} is a rate; say for how long, e.g. \"{quantity} for 1 h\""))),
-                None => Err(fail(format!("{quantity:?} is not a dose in mg, mg/kg, mg/h, mg/kg/h or mL/h"))),
+                None if rate()?.is_some() => Err(fail(format!(
+                    "{quantity} is a rate; say for how long, e.g. \"{quantity} for 1 h\""
+                ))),
+                None => Err(fail(format!(
+                    "{quantity:?} is not a dose in mg, mg/kg, mg/h, mg/kg/h or mL/h"
+                ))),
             },
         }
     }
@@ -482,21 +590,39 @@ mod tests {
     #[test]
     fn an_amount_without_duration_is_a_bolus() {
         let dose: Dose = "20 mg at 5 min".parse().unwrap();
-        assert_eq!(dose, Dose::Bolus { at: Seconds::new(300.0).unwrap(), amount: DoseAmount::Mg(Milligrams::new(20.0).unwrap()) });
+        assert_eq!(
+            dose,
+            Dose::Bolus {
+                at: Seconds::new(300.0).unwrap(),
+                amount: DoseAmount::Mg(Milligrams::new(20.0).unwrap())
+            }
+        );
         let schedule = Regimen::new(vec![dose]).resolve(kg(70.0)).unwrap();
-        assert_eq!(schedule.boluses(), &[BolusAt { at_s: 300.0, amount_mg: 20.0 }]);
+        assert_eq!(
+            schedule.boluses(),
+            &[BolusAt {
+                at_s: 300.0,
+                amount_mg: 20.0
+            }]
+        );
     }
 
     #[test]
     fn malformed_expressions_say_what_is_wrong() {
         let cases = [
             ("", "it is empty"),
-            ("0.5 mg/kg/h over 40 min", "is a rate; a rate runs \"for\" a duration"),
-            ("0.5 mg/kg for 40 min", "is an amount; an amount is given \"over\""),
+            (
+                "0.5 mg/kg/h over 40 min",
+                "is a rate; a rate runs \"for\" a duration",
+            ),
+            (
+                "0.5 mg/kg for 40 min",
+                "is an amount; an amount is given \"over\"",
+            ),
             ("0.5 mg/kg over", "\"over\" needs a time after it"),
             ("0.5 mg/kg over 40 kg", "the time after \"over\""),
             ("10 mL/h for 1 h", "needs the concentration"),
-            ("-1 mg/kg over 40 min", "is not an amount"),
+            ("-1 mg/kg over 40 min", "is negative"),
             ("0.5 mg/kg over 0 min", "must be above 0"),
             ("0.5 mg/kg over 40 min over 10 min", "appears twice"),
             ("22 mg/h", "say for how long"),

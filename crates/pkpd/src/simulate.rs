@@ -5,9 +5,9 @@
 //! time. Coefficients are cached for the last step length, so a uniform grid costs one set of
 //! exponentials in total, and every step costs the same whatever the length of the history.
 
+use crate::EngineError;
 use crate::schedule::Schedule;
 use crate::system::{State, StepCoefficients, System};
-use crate::EngineError;
 
 /// Output times for a simulation.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,10 +27,14 @@ impl Grid {
     /// A uniform grid, checked.
     pub fn uniform(step_s: f64, until_s: f64) -> Result<Grid, EngineError> {
         if !(step_s.is_finite() && step_s > 0.0) {
-            return Err(EngineError::InvalidGrid(format!("the output step must be a finite time above 0 s, got {step_s} s")));
+            return Err(EngineError::InvalidGrid(format!(
+                "the output step must be a finite time above 0 s, got {step_s} s"
+            )));
         }
         if !(until_s.is_finite() && until_s >= 0.0) {
-            return Err(EngineError::InvalidGrid(format!("the end time must be a finite time ≥ 0 s, got {until_s} s")));
+            return Err(EngineError::InvalidGrid(format!(
+                "the end time must be a finite time ≥ 0 s, got {until_s} s"
+            )));
         }
         if until_s / step_s > 1e8 {
             return Err(EngineError::InvalidGrid(format!(
@@ -119,12 +123,15 @@ impl<'a> Stepper<'a> {
     }
 
     fn cross_breakpoints_at_current_time(&mut self) {
-        while self.next_breakpoint < self.breakpoints.len() && self.breakpoints[self.next_breakpoint] <= self.t_s {
+        while self.next_breakpoint < self.breakpoints.len()
+            && self.breakpoints[self.next_breakpoint] <= self.t_s
+        {
             self.next_breakpoint += 1;
         }
         let boluses = self.schedule.boluses();
         while self.next_bolus < boluses.len() && boluses[self.next_bolus].at_s <= self.t_s {
-            self.system.bolus(&mut self.state, boluses[self.next_bolus].amount_mg);
+            self.system
+                .bolus(&mut self.state, boluses[self.next_bolus].amount_mg);
             self.next_bolus += 1;
         }
         self.rate_mg_per_s = self.schedule.rate_after(self.t_s);
@@ -187,7 +194,11 @@ pub fn simulate(system: &System, schedule: &Schedule, grid: &Grid) -> Result<Tra
             column.push(state.response(r));
         }
     }
-    Ok(Trajectory { times_s: times, cp, responses })
+    Ok(Trajectory {
+        times_s: times,
+        cp,
+        responses,
+    })
 }
 
 /// Simulates and reports only Cp and Ce: the lean path used by cohorts and benchmarks.
@@ -197,7 +208,13 @@ pub fn simulate(system: &System, schedule: &Schedule, grid: &Grid) -> Result<Tra
 /// r_e = e^{−ke0·Δ}), eight output times at a time with independent lanes, which the compiler
 /// vectorises. The intervals that contain a breakpoint, and models whose ke0 nearly equals a
 /// disposition rate constant (where Fᵢ loses precision), use the step-by-step update instead.
-pub fn simulate_cp_ce(system: &System, schedule: &Schedule, grid: &Grid, cp: &mut Vec<f64>, ce: &mut Vec<f64>) -> Result<(), EngineError> {
+pub fn simulate_cp_ce(
+    system: &System,
+    schedule: &Schedule,
+    grid: &Grid,
+    cp: &mut Vec<f64>,
+    ce: &mut Vec<f64>,
+) -> Result<(), EngineError> {
     cp.clear();
     ce.clear();
     let mut stepper = Stepper::new(system, schedule);
@@ -231,7 +248,9 @@ pub fn simulate_cp_ce(system: &System, schedule: &Schedule, grid: &Grid, cp: &mu
         let last = match breakpoints.get(next_bp) {
             Some(&limit) => {
                 // The largest index with k·step < limit, guarded against rounding at the boundary.
-                let mut last = ((limit / step_s).ceil() as usize).saturating_sub(1).min(n_times - 1);
+                let mut last = ((limit / step_s).ceil() as usize)
+                    .saturating_sub(1)
+                    .min(n_times - 1);
                 while last > k && last as f64 * step_s >= limit {
                     last -= 1;
                 }
@@ -262,7 +281,15 @@ const LANES: usize = 16;
 
 /// Appends Cp and Ce after 1, 2, … `n_steps` steps of `co.dt` at constant `rate` from `state`,
 /// and returns the state after the last step (from the same closed form).
-fn closed_form_run(system: &System, co: &StepCoefficients, state: &State, rate: f64, n_steps: usize, cp_out: &mut Vec<f64>, ce_out: &mut Vec<f64>) -> State {
+fn closed_form_run(
+    system: &System,
+    co: &StepCoefficients,
+    state: &State,
+    rate: f64,
+    n_steps: usize,
+    cp_out: &mut Vec<f64>,
+    ce_out: &mut Vec<f64>,
+) -> State {
     let d = system.disposition();
     let re = co.response_decay[0];
     let near_degenerate = (0..d.n).any(|i| (co.decay[i] - re).abs() < 1e-3) || re >= 1.0;
@@ -311,7 +338,8 @@ fn closed_form_run(system: &System, co: &StepCoefficients, state: &State, rate: 
     let mut final_powers = [1.0; 4];
     while remaining > 0 {
         for lane in 0..LANES {
-            cp_lane[lane] = cp_steady + dep[0] * powers[0][lane] + dep[1] * powers[1][lane] + dep[2] * powers[2][lane];
+            cp_lane[lane] =
+                cp_steady + dep[0] * powers[0][lane] + dep[1] * powers[1][lane] + dep[2] * powers[2][lane];
             ce_lane[lane] = ce_steady
                 + effect_of_mode[0] * powers[0][lane]
                 + effect_of_mode[1] * powers[1][lane]
@@ -358,7 +386,9 @@ fn closed_form_run(system: &System, co: &StepCoefficients, state: &State, rate: 
 
 fn check_times(times: &[f64]) -> Result<(), EngineError> {
     if let Some(bad) = times.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
-        return Err(EngineError::InvalidGrid(format!("output times must be finite and ≥ 0 s, got {bad} s")));
+        return Err(EngineError::InvalidGrid(format!(
+            "output times must be finite and ≥ 0 s, got {bad} s"
+        )));
     }
     if let Some(pair) = times.windows(2).find(|p| p[1] < p[0]) {
         return Err(EngineError::InvalidGrid(format!(

@@ -70,7 +70,10 @@ pub struct State {
 
 impl State {
     /// No drug anywhere.
-    pub const EMPTY: State = State { c: [0.0; 3], y: [0.0; MAX_RESPONSES] };
+    pub const EMPTY: State = State {
+        c: [0.0; 3],
+        y: [0.0; MAX_RESPONSES],
+    };
 
     /// Plasma (central) concentration, µg/mL.
     pub fn cp(&self) -> f64 {
@@ -120,13 +123,31 @@ impl System {
             kinds: [ResponseKind::EffectSite; MAX_RESPONSES],
             n_responses: 0,
         };
-        system.push(ResponseKind::EffectSite, Response { gain: ke0_per_s, rate: ke0_per_s });
+        system.push(
+            ResponseKind::EffectSite,
+            Response {
+                gain: ke0_per_s,
+                rate: ke0_per_s,
+            },
+        );
         for j in 0..disposition.n_peripheral {
             let (k1j, kj1) = disposition.peripheral[j];
             let label = u8::try_from(j + 2).unwrap_or(u8::MAX);
-            system.push(ResponseKind::PeripheralAmount(label), Response { gain: k1j * disposition.v1_l, rate: kj1 });
+            system.push(
+                ResponseKind::PeripheralAmount(label),
+                Response {
+                    gain: k1j * disposition.v1_l,
+                    rate: kj1,
+                },
+            );
         }
-        system.push(ResponseKind::Eliminated, Response { gain: disposition.cl_l_per_s, rate: 0.0 });
+        system.push(
+            ResponseKind::Eliminated,
+            Response {
+                gain: disposition.cl_l_per_s,
+                rate: 0.0,
+            },
+        );
         system
     }
 
@@ -138,7 +159,13 @@ impl System {
             kinds: [ResponseKind::EffectSite; MAX_RESPONSES],
             n_responses: 0,
         };
-        system.push(ResponseKind::EffectSite, Response { gain: ke0_per_s, rate: ke0_per_s });
+        system.push(
+            ResponseKind::EffectSite,
+            Response {
+                gain: ke0_per_s,
+                rate: ke0_per_s,
+            },
+        );
         system
     }
 
@@ -163,7 +190,10 @@ impl System {
                 let label = u8::try_from(j).unwrap_or(u8::MAX);
                 self.push(
                     ResponseKind::MetaboliteMode(label),
-                    Response { gain: flux_gain * metabolite.coef[j], rate: metabolite.lambda[j] },
+                    Response {
+                        gain: flux_gain * metabolite.coef[j],
+                        rate: metabolite.lambda[j],
+                    },
                 )
             })
             .collect()
@@ -181,9 +211,18 @@ impl System {
 
     /// Adds an extra effect site with its own ke0 (per second); returns its response index.
     pub fn add_effect_site(&mut self, ke0_per_s: f64) -> usize {
-        let extra = self.kinds[..self.n_responses].iter().filter(|k| matches!(k, ResponseKind::ExtraEffectSite(_))).count();
+        let extra = self.kinds[..self.n_responses]
+            .iter()
+            .filter(|k| matches!(k, ResponseKind::ExtraEffectSite(_)))
+            .count();
         let label = u8::try_from(extra).unwrap_or(u8::MAX);
-        self.push(ResponseKind::ExtraEffectSite(label), Response { gain: ke0_per_s, rate: ke0_per_s })
+        self.push(
+            ResponseKind::ExtraEffectSite(label),
+            Response {
+                gain: ke0_per_s,
+                rate: ke0_per_s,
+            },
+        )
     }
 
     /// The disposition (modes) of the system.
@@ -332,7 +371,12 @@ mod tests {
         let cl = k * v;
         let cp = rate / cl * (1.0 - (-k * t).exp());
         let ce = rate / cl * (1.0 - (ke0 * (-k * t).exp() - k * (-ke0 * t).exp()) / (ke0 - k));
-        assert!((state.cp() - cp).abs() < 1e-14 * cp.max(1.0), "{} vs {}", state.cp(), cp);
+        assert!(
+            (state.cp() - cp).abs() < 1e-14 * cp.max(1.0),
+            "{} vs {}",
+            state.cp(),
+            cp
+        );
         assert!((state.y[0] - ce).abs() < 1e-13, "{} vs {}", state.y[0], ce);
         // Eliminated amount: given minus what is still in the body.
         let given = rate * t;

@@ -17,10 +17,10 @@
 
 use ketaflow_units::{MgPerMl, MlPerHour};
 
+use crate::EngineError;
 use crate::recovery::Quantity;
 use crate::schedule::{Schedule, Segment};
-use crate::system::{phi, State, System};
-use crate::EngineError;
+use crate::system::{State, System, phi};
 
 /// Which concentration the controller drives to the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +94,9 @@ pub enum TciError {
     #[error("{0}")]
     InvalidSetting(String),
     /// The pump cannot hold the target even at its maximum rate.
-    #[error("target {target} µg/mL cannot be held: at the maximum pump rate of {max_ml_per_h} mL/h of {syringe_mg_per_ml} mg/mL ({max_mg_per_h:.1} mg/h) the steady-state concentration of this patient's model is {steady_state:.4} µg/mL; lower the target, use a stronger syringe or raise the maximum rate")]
+    #[error(
+        "target {target} µg/mL cannot be held: at the maximum pump rate of {max_ml_per_h} mL/h of {syringe_mg_per_ml} mg/mL ({max_mg_per_h:.1} mg/h) the steady-state concentration of this patient's model is {steady_state:.4} µg/mL; lower the target, use a stronger syringe or raise the maximum rate"
+    )]
     Unreachable {
         /// The target, µg/mL.
         target: f64,
@@ -143,7 +145,11 @@ impl EffectProbes {
         let peak = (0..d.n)
             .map(|i| {
                 let l = d.lambda[i];
-                if (l - k).abs() < 1e-12 * l.max(k) { 1.0 / k } else { (l / k).ln() / (l - k) }
+                if (l - k).abs() < 1e-12 * l.max(k) {
+                    1.0 / k
+                } else {
+                    (l / k).ln() / (l - k)
+                }
             })
             .fold(0.0, f64::max);
         let horizon = (4.0 * peak).max(4.0 * interval_s) + 4.0 * interval_s;
@@ -155,7 +161,10 @@ impl EffectProbes {
         }
         let mut unit_state = State::EMPTY;
         system.advance(&mut unit_state, interval_s, 1.0);
-        let unit = offsets.iter().map(|&s| unit_response(system, &unit_state, interval_s, s)).collect();
+        let unit = offsets
+            .iter()
+            .map(|&s| unit_response(system, &unit_state, interval_s, s))
+            .collect();
         let gain = system.responses()[0].gain;
         let from_mode = offsets
             .iter()
@@ -189,7 +198,13 @@ fn unit_response(system: &System, unit_state: &State, interval_s: f64, s: f64) -
 }
 
 /// The largest rate (mg/s) for the coming interval whose effect-site peak does not exceed `target`.
-fn effect_site_rate(system: &System, probes: &EffectProbes, state: &State, target: f64, interval_s: f64) -> f64 {
+fn effect_site_rate(
+    system: &System,
+    probes: &EffectProbes,
+    state: &State,
+    target: f64,
+    interval_s: f64,
+) -> f64 {
     let n = system.disposition().n;
     let mut best = f64::INFINITY;
     let mut best_j = 0;
@@ -216,7 +231,14 @@ fn effect_site_rate(system: &System, probes: &EffectProbes, state: &State, targe
     };
     let lo_idx = best_j.saturating_sub(1);
     let hi_idx = (best_j + 1).min(probes.offsets_s.len() - 1);
-    let (mut a, mut b) = (if best_j == 0 { 0.0 } else { probes.offsets_s[lo_idx] }, probes.offsets_s[hi_idx]);
+    let (mut a, mut b) = (
+        if best_j == 0 {
+            0.0
+        } else {
+            probes.offsets_s[lo_idx]
+        },
+        probes.offsets_s[hi_idx],
+    );
     let ratio = 0.5 * (5f64.sqrt() - 1.0);
     let mut x1 = b - ratio * (b - a);
     let mut x2 = a + ratio * (b - a);
@@ -243,10 +265,16 @@ fn effect_site_rate(system: &System, probes: &EffectProbes, state: &State, targe
 fn check_settings(system: &System, settings: &TciSettings) -> Result<(), TciError> {
     let invalid = |m: String| Err(TciError::InvalidSetting(m));
     if !(settings.interval_s.is_finite() && (1.0..=600.0).contains(&settings.interval_s)) {
-        return invalid(format!("update interval {} s is not allowed: use 1 to 600 s", settings.interval_s));
+        return invalid(format!(
+            "update interval {} s is not allowed: use 1 to 600 s",
+            settings.interval_s
+        ));
     }
     if !(settings.until_s.is_finite() && settings.until_s > 0.0 && settings.until_s <= 1.0e6) {
-        return invalid(format!("TCI duration {} s is not allowed: use above 0 up to 1,000,000 s", settings.until_s));
+        return invalid(format!(
+            "TCI duration {} s is not allowed: use above 0 up to 1,000,000 s",
+            settings.until_s
+        ));
     }
     if settings.max_rate.get() <= 0.0 {
         return invalid("the maximum pump rate must be above 0 mL/h".into());
@@ -256,14 +284,20 @@ fn check_settings(system: &System, settings: &TciSettings) -> Result<(), TciErro
     }
     for pair in settings.targets.windows(2) {
         if pair[1].from_s <= pair[0].from_s {
-            return invalid(format!("target changes must be in time order; {} s comes after {} s", pair[1].from_s, pair[0].from_s));
+            return invalid(format!(
+                "target changes must be in time order; {} s comes after {} s",
+                pair[1].from_s, pair[0].from_s
+            ));
         }
     }
     let max_mg_per_s = (settings.max_rate * settings.syringe).mg_per_second();
     let clearance = system.disposition().clearance_l_per_s();
     for step in &settings.targets {
         if !(step.target_ug_per_ml.is_finite() && (0.0..=100.0).contains(&step.target_ug_per_ml)) {
-            return invalid(format!("target {} µg/mL is not allowed: use 0 (stop) to 100 µg/mL", step.target_ug_per_ml));
+            return invalid(format!(
+                "target {} µg/mL is not allowed: use 0 (stop) to 100 µg/mL",
+                step.target_ug_per_ml
+            ));
         }
         let steady_state = max_mg_per_s / clearance;
         if step.target_ug_per_ml > steady_state {
@@ -289,7 +323,11 @@ pub fn run_tci(system: &System, settings: &TciSettings) -> Result<TciResult, Tci
     // Update instants: every interval from 0, restarted at each target change, ending at `until_s`.
     let mut instants = Vec::new();
     for (idx, step) in settings.targets.iter().enumerate() {
-        let end = settings.targets.get(idx + 1).map_or(settings.until_s, |next| next.from_s).min(settings.until_s);
+        let end = settings
+            .targets
+            .get(idx + 1)
+            .map_or(settings.until_s, |next| next.from_s)
+            .min(settings.until_s);
         let mut t = step.from_s;
         while t < end - 1e-9 {
             instants.push((t, (t + interval).min(end), step.target_ug_per_ml));
@@ -319,8 +357,14 @@ pub fn run_tci(system: &System, settings: &TciSettings) -> Result<TciResult, Tci
         } else {
             match settings.site {
                 TargetSite::Plasma => {
-                    let gain = if dt == interval { input_gain } else { co.input.iter().sum() };
-                    let free: f64 = (0..system.disposition().n).map(|i| state.c[i] * co.decay[i]).sum();
+                    let gain = if dt == interval {
+                        input_gain
+                    } else {
+                        co.input.iter().sum()
+                    };
+                    let free: f64 = (0..system.disposition().n)
+                        .map(|i| state.c[i] * co.decay[i])
+                        .sum();
                     ((target - free) / gain).clamp(0.0, max_mg_per_s)
                 }
                 TargetSite::EffectSite => {
@@ -335,8 +379,14 @@ pub fn run_tci(system: &System, settings: &TciSettings) -> Result<TciResult, Tci
                     if target == maintained_target {
                         // Maintenance: hold Cp at the target; Ce then settles on it from below
                         // without ringing (holding Ce itself at each instant makes the pump oscillate).
-                        let gain = if dt == interval { input_gain } else { co.input.iter().sum() };
-                        let free: f64 = (0..system.disposition().n).map(|i| state.c[i] * co.decay[i]).sum();
+                        let gain = if dt == interval {
+                            input_gain
+                        } else {
+                            co.input.iter().sum()
+                        };
+                        let free: f64 = (0..system.disposition().n)
+                            .map(|i| state.c[i] * co.decay[i])
+                            .sum();
                         ((target - free) / gain).clamp(0.0, max_mg_per_s)
                     } else {
                         // Approach: the largest rate whose effect-site peak is the target. A short
@@ -357,12 +407,20 @@ pub fn run_tci(system: &System, settings: &TciSettings) -> Result<TciResult, Tci
             ce_end: state.response(0),
         });
         if rate > 0.0 {
-            segments.push(Segment { start_s: start, end_s: end, rate_mg_per_s: rate });
+            segments.push(Segment {
+                start_s: start,
+                end_s: end,
+                rate_mg_per_s: rate,
+            });
         }
     }
     let schedule = Schedule::new(segments, vec![]).map_err(|e| TciError::InvalidSetting(e.to_string()))?;
     let total_mg = schedule.total_mg();
-    Ok(TciResult { rows, schedule, total_mg })
+    Ok(TciResult {
+        rows,
+        schedule,
+        total_mg,
+    })
 }
 
 /// The quantity a TCI site corresponds to, for recovery searches.
@@ -377,17 +435,24 @@ pub fn site_quantity(site: TargetSite) -> Quantity {
 mod tests {
     use super::*;
     use crate::params::{Disposition, Mammillary};
-    use crate::simulate::{simulate, Grid};
+    use crate::simulate::{Grid, simulate};
 
     fn kamp() -> System {
-        let p = Mammillary::from_volumes_and_clearances(25.0, 84.0 / 60.0, &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)]);
+        let p = Mammillary::from_volumes_and_clearances(
+            25.0,
+            84.0 / 60.0,
+            &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)],
+        );
         System::new(Disposition::new(&p).unwrap(), 2.791 / 60.0)
     }
 
     fn settings(site: TargetSite) -> TciSettings {
         TciSettings {
             site,
-            targets: vec![TargetStep { from_s: 0.0, target_ug_per_ml: 0.2 }],
+            targets: vec![TargetStep {
+                from_s: 0.0,
+                target_ug_per_ml: 0.2,
+            }],
             until_s: 3600.0,
             interval_s: 10.0,
             syringe: MgPerMl::new(10.0).unwrap(),
@@ -415,7 +480,13 @@ mod tests {
             let times: Vec<f64> = result.rows.iter().map(|r| r.end_s).collect();
             let replay = simulate(&system, &result.schedule, &Grid::Times(times)).unwrap();
             for (row, (cp, ce)) in result.rows.iter().zip(replay.cp.iter().zip(replay.ce())) {
-                assert!((row.cp_end - cp).abs() < 1e-12, "{site:?} Cp at {}: {} vs {}", row.end_s, row.cp_end, cp);
+                assert!(
+                    (row.cp_end - cp).abs() < 1e-12,
+                    "{site:?} Cp at {}: {} vs {}",
+                    row.end_s,
+                    row.cp_end,
+                    cp
+                );
                 assert!((row.ce_end - ce).abs() < 1e-12, "{site:?} Ce at {}", row.end_s);
             }
         }
@@ -431,9 +502,18 @@ mod tests {
         let first_at_target = dense.ce().iter().position(|c| *c >= 0.2 * (1.0 - 1e-3)).unwrap();
         let t = dense.times_s[first_at_target];
         assert!((40.0..=90.0).contains(&t), "reached target at {t} s");
-        let approach_max = dense.ce()[..first_at_target + 40].iter().copied().fold(0.0, f64::max);
-        assert!(approach_max <= 0.2 * (1.0 + 1e-6), "approach overshoot: {approach_max}");
-        assert!(approach_max >= 0.2 * (1.0 - 1e-4), "first peak below target: {approach_max}");
+        let approach_max = dense.ce()[..first_at_target + 40]
+            .iter()
+            .copied()
+            .fold(0.0, f64::max);
+        assert!(
+            approach_max <= 0.2 * (1.0 + 1e-6),
+            "approach overshoot: {approach_max}"
+        );
+        assert!(
+            approach_max >= 0.2 * (1.0 - 1e-4),
+            "first peak below target: {approach_max}"
+        );
         // Plasma overshoots the target early on: that is how the effect site gets there fast.
         let max_cp = dense.cp.iter().copied().fold(0.0, f64::max);
         assert!(max_cp > 0.22, "{max_cp}");
@@ -442,8 +522,18 @@ mod tests {
         let max_ce = dense.ce().iter().copied().fold(0.0, f64::max);
         assert!(max_ce <= 0.2 * (1.0 + 1e-6), "overshoot: {max_ce}");
         for row in result.rows.iter().filter(|r| r.start_s >= 120.0) {
-            assert!((row.cp_end - 0.2).abs() < 1e-12, "Cp at {} s: {}", row.end_s, row.cp_end);
-            assert!((row.ce_end - 0.2).abs() < 0.2 * 1e-3, "Ce at {} s: {}", row.end_s, row.ce_end);
+            assert!(
+                (row.cp_end - 0.2).abs() < 1e-12,
+                "Cp at {} s: {}",
+                row.end_s,
+                row.cp_end
+            );
+            assert!(
+                (row.ce_end - 0.2).abs() < 0.2 * 1e-3,
+                "Ce at {} s: {}",
+                row.end_s,
+                row.ce_end
+            );
         }
     }
 
@@ -451,14 +541,29 @@ mod tests {
     fn a_target_decrease_pauses_the_pump_and_a_zero_target_stops_it() {
         let system = kamp();
         let mut s = settings(TargetSite::Plasma);
-        s.targets.push(TargetStep { from_s: 1200.0, target_ug_per_ml: 0.1 });
-        s.targets.push(TargetStep { from_s: 2400.0, target_ug_per_ml: 0.0 });
+        s.targets.push(TargetStep {
+            from_s: 1200.0,
+            target_ug_per_ml: 0.1,
+        });
+        s.targets.push(TargetStep {
+            from_s: 2400.0,
+            target_ug_per_ml: 0.0,
+        });
         let result = run_tci(&system, &s).unwrap();
         let first_after_decrease = result.rows.iter().find(|r| r.start_s == 1200.0).unwrap();
         assert_eq!(first_after_decrease.rate_mg_per_h, 0.0);
-        assert!(result.rows.iter().filter(|r| r.start_s >= 2400.0).all(|r| r.rate_mg_per_h == 0.0));
+        assert!(
+            result
+                .rows
+                .iter()
+                .filter(|r| r.start_s >= 2400.0)
+                .all(|r| r.rate_mg_per_h == 0.0)
+        );
         // Cp returns to the new target once it has fallen to it, and stays there.
-        let at_target = result.rows.iter().filter(|r| r.start_s >= 1200.0 && r.start_s < 2400.0 && r.rate_mg_per_h > 0.0);
+        let at_target = result
+            .rows
+            .iter()
+            .filter(|r| r.start_s >= 1200.0 && r.start_s < 2400.0 && r.rate_mg_per_h > 0.0);
         for row in at_target {
             assert!((row.cp_end - 0.1).abs() < 1e-12);
         }
@@ -481,7 +586,12 @@ mod tests {
         let system = kamp();
         let mut s = settings(TargetSite::Plasma);
         s.interval_s = 0.0;
-        assert!(run_tci(&system, &s).unwrap_err().to_string().contains("update interval 0 s"));
+        assert!(
+            run_tci(&system, &s)
+                .unwrap_err()
+                .to_string()
+                .contains("update interval 0 s")
+        );
         let mut s = settings(TargetSite::Plasma);
         s.targets[0].target_ug_per_ml = f64::NAN;
         assert!(run_tci(&system, &s).is_err());

@@ -3,7 +3,7 @@
 
 use ketaflow_pkpd::params::{Disposition, Mammillary};
 use ketaflow_pkpd::schedule::{BolusAt, Schedule, Segment};
-use ketaflow_pkpd::simulate::{simulate, Grid};
+use ketaflow_pkpd::simulate::{Grid, simulate};
 use ketaflow_pkpd::system::{ResponseKind, System};
 use proptest::prelude::*;
 
@@ -15,7 +15,9 @@ fn model() -> impl Strategy<Value = (Mammillary, f64)> {
         prop::collection::vec((0.001f64..1.0, 0.001f64..0.5), 0..=2),
         0.01f64..6.0,
     )
-        .prop_map(|(v1, k10, peripheral, ke0)| (Mammillary::from_micro_constants(v1, k10, &peripheral), ke0 / 60.0))
+        .prop_map(|(v1, k10, peripheral, ke0)| {
+            (Mammillary::from_micro_constants(v1, k10, &peripheral), ke0 / 60.0)
+        })
 }
 
 /// Up to four non-overlapping infusions and two boluses within the first two hours.
@@ -29,10 +31,17 @@ fn schedule() -> impl Strategy<Value = Schedule> {
             let mut segments = Vec::new();
             for (gap, duration, rate) in gaps {
                 t += gap;
-                segments.push(Segment { start_s: t, end_s: t + duration, rate_mg_per_s: rate });
+                segments.push(Segment {
+                    start_s: t,
+                    end_s: t + duration,
+                    rate_mg_per_s: rate,
+                });
                 t += duration;
             }
-            let boluses = boluses.into_iter().map(|(at_s, amount_mg)| BolusAt { at_s, amount_mg }).collect();
+            let boluses = boluses
+                .into_iter()
+                .map(|(at_s, amount_mg)| BolusAt { at_s, amount_mg })
+                .collect();
             Schedule::new(segments, boluses).unwrap()
         })
 }
@@ -106,7 +115,14 @@ fn one_compartment_bolus_is_a_single_exponential() {
     // C(t) = D/V·e^{−kt}: 10 mg into 20 L with k = 0.1 /min.
     let params = Mammillary::from_micro_constants(20.0, 0.1, &[]);
     let system = System::new(Disposition::new(&params).unwrap(), 1.0 / 60.0);
-    let schedule = Schedule::new(vec![], vec![BolusAt { at_s: 0.0, amount_mg: 10.0 }]).unwrap();
+    let schedule = Schedule::new(
+        vec![],
+        vec![BolusAt {
+            at_s: 0.0,
+            amount_mg: 10.0,
+        }],
+    )
+    .unwrap();
     let trajectory = simulate(&system, &schedule, &Grid::uniform(60.0, 3600.0).unwrap()).unwrap();
     for (k, t) in trajectory.times_s.iter().enumerate() {
         let want = 10.0 / 20.0 * (-0.1 * t / 60.0).exp();
@@ -123,7 +139,14 @@ fn one_compartment_metabolite_follows_the_bateman_function() {
     let metabolite = Mammillary::from_micro_constants(vm, km_min, &[]);
     let mut system = System::new(Disposition::new(&parent).unwrap(), 0.1);
     let modes = system.add_metabolite(fm, &Disposition::new(&metabolite).unwrap());
-    let schedule = Schedule::new(vec![], vec![BolusAt { at_s: 0.0, amount_mg: dose }]).unwrap();
+    let schedule = Schedule::new(
+        vec![],
+        vec![BolusAt {
+            at_s: 0.0,
+            amount_mg: dose,
+        }],
+    )
+    .unwrap();
     let trajectory = simulate(&system, &schedule, &Grid::uniform(30.0, 36_000.0).unwrap()).unwrap();
     let (k, km) = (k_min / 60.0, km_min / 60.0);
     for (i, t) in trajectory.times_s.iter().enumerate() {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ketaflow_pkpd::model::{Covariates, ModelId, Sex};
 use ketaflow_pkpd::params::Disposition;
 use ketaflow_pkpd::schedule::{Schedule, Segment};
-use ketaflow_pkpd::simulate::{simulate, Grid};
+use ketaflow_pkpd::simulate::{Grid, simulate};
 use ketaflow_pkpd::system::System;
 use ketaflow_units::{Centimetres, Kilograms, Years};
 
@@ -26,7 +26,13 @@ fn data_dir() -> PathBuf {
 
 fn read_curve(name: &str) -> Reference {
     let mut reader = csv::Reader::from_path(data_dir().join(format!("{name}.csv"))).expect("reference file");
-    let mut r = Reference { t_s: vec![], cp_opentiva: vec![], ce_opentiva: vec![], cp_exact: vec![], ce_exact: vec![] };
+    let mut r = Reference {
+        t_s: vec![],
+        cp_opentiva: vec![],
+        ce_opentiva: vec![],
+        cp_exact: vec![],
+        ce_exact: vec![],
+    };
     for row in reader.records() {
         let row = row.unwrap();
         let f = |i: usize| row[i].parse::<f64>().unwrap();
@@ -46,7 +52,11 @@ fn read_schedule(name: &str) -> Schedule {
         .map(|row| {
             let row = row.unwrap();
             let f = |i: usize| row[i].parse::<f64>().unwrap();
-            Segment { start_s: f(0), end_s: f(3), rate_mg_per_s: f(1) }
+            Segment {
+                start_s: f(0),
+                end_s: f(3),
+                rate_mg_per_s: f(1),
+            }
         })
         .collect();
     Schedule::new(segments, vec![]).unwrap()
@@ -92,17 +102,29 @@ fn every_model_and_regimen_matches_the_exact_reference() {
             let reference = read_curve(&name);
             let schedule = read_schedule(&name);
             let evaluated = model.evaluate(&adult());
-            let system = System::new(Disposition::new(&evaluated.parameters).unwrap(), evaluated.ke0.per_second());
+            let system = System::new(
+                Disposition::new(&evaluated.parameters).unwrap(),
+                evaluated.ke0.per_second(),
+            );
             let trajectory = simulate(&system, &schedule, &Grid::Times(reference.t_s.clone())).unwrap();
             let cp_error = max_relative_error(&trajectory.cp, &reference.cp_exact);
             let ce_error = max_relative_error(trajectory.ce(), &reference.ce_exact);
             assert!(cp_error < 1e-6, "{name}: Cp relative error {cp_error:e}");
             assert!(ce_error < 1e-6, "{name}: Ce relative error {ce_error:e}");
             // opentiva's own plasma output agrees as well; its effect site is approximate (≤ 1 % here).
-            assert!(max_relative_error(&trajectory.cp, &reference.cp_opentiva) < 1e-6, "{name}: Cp vs opentiva");
+            assert!(
+                max_relative_error(&trajectory.cp, &reference.cp_opentiva) < 1e-6,
+                "{name}: Cp vs opentiva"
+            );
             // pharmacology.md §1.2 measured at most 0.85 % of the Ce peak for these regimens.
             let ce_peak = reference.ce_exact.iter().copied().fold(0.0, f64::max);
-            let ce_vs_opentiva = trajectory.ce().iter().zip(&reference.ce_opentiva).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / ce_peak;
+            let ce_vs_opentiva = trajectory
+                .ce()
+                .iter()
+                .zip(&reference.ce_opentiva)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max)
+                / ce_peak;
             assert!(ce_vs_opentiva < 0.01, "{name}: Ce vs opentiva {ce_vs_opentiva}");
             checked += 1;
         }
@@ -121,11 +143,26 @@ fn sanity_numbers_at_forty_minutes_match_the_domain_notes() {
         (ModelId::Hornik2018, 0.496),
         (ModelId::Kamp2020, 0.253),
     ];
-    let schedule = Schedule::new(vec![Segment { start_s: 0.0, end_s: 2400.0, rate_mg_per_s: 35.0 / 2400.0 }], vec![]).unwrap();
+    let schedule = Schedule::new(
+        vec![Segment {
+            start_s: 0.0,
+            end_s: 2400.0,
+            rate_mg_per_s: 35.0 / 2400.0,
+        }],
+        vec![],
+    )
+    .unwrap();
     for (model, cp_40) in expected {
         let evaluated = model.evaluate(&adult());
-        let system = System::new(Disposition::new(&evaluated.parameters).unwrap(), evaluated.ke0.per_second());
+        let system = System::new(
+            Disposition::new(&evaluated.parameters).unwrap(),
+            evaluated.ke0.per_second(),
+        );
         let trajectory = simulate(&system, &schedule, &Grid::Times(vec![2400.0])).unwrap();
-        assert!((trajectory.cp[0] - cp_40).abs() < 0.0015, "{model}: {} vs {cp_40}", trajectory.cp[0]);
+        assert!(
+            (trajectory.cp[0] - cp_40).abs() < 0.0015,
+            "{model}: {} vs {cp_40}",
+            trajectory.cp[0]
+        );
     }
 }

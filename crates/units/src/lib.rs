@@ -61,8 +61,8 @@ macro_rules! quantity {
 
             /// Checks `value` (finite, within [`Self::MIN`], [`Self::MAX`]) and wraps it.
             pub fn new(value: f64) -> Result<Self, QuantityError> {
-                // `!(a <= v)` rather than `v < a` so that NaN is rejected too.
-                if !value.is_finite() || !(Self::MIN <= value && value <= Self::MAX) {
+                // `contains` is false for NaN, so NaN is rejected too.
+                if !value.is_finite() || !(Self::MIN..=Self::MAX).contains(&value) {
                     return Err(QuantityError {
                         quantity: $what,
                         unit: $unit,
@@ -392,7 +392,10 @@ mod tests {
     #[test]
     fn pump_rate_from_dose_rate_and_concentration() {
         // 35 mg over 40 min = 52.5 mg/h; at 1 mg/mL that is 52.5 mL/h.
-        let rate = Milligrams::new(35.0).unwrap().over(Minutes::new(40.0).unwrap().to_seconds()).unwrap();
+        let rate = Milligrams::new(35.0)
+            .unwrap()
+            .over(Minutes::new(40.0).unwrap().to_seconds())
+            .unwrap();
         assert!((rate.get() - 52.5).abs() < 1e-12);
         let pump = rate / MgPerMl::new(1.0).unwrap();
         assert!((pump.get() - 52.5).abs() < 1e-12);
@@ -410,7 +413,9 @@ mod tests {
         let back = nmol.to_nanograms_per_ml(KETAMINE_BASE_GRAMS_PER_MOLE);
         assert!((back.get() - 185.0).abs() < 1e-9);
         // Olofsen 2022: C50 0.51 nmol/mL = 510 nmol/L ≈ 121.2 ng/mL.
-        let c50 = NanomolesPerLitre::new(510.0).unwrap().to_nanograms_per_ml(KETAMINE_BASE_GRAMS_PER_MOLE);
+        let c50 = NanomolesPerLitre::new(510.0)
+            .unwrap()
+            .to_nanograms_per_ml(KETAMINE_BASE_GRAMS_PER_MOLE);
         assert!((c50.get() - 121.24).abs() < 0.01);
     }
 
