@@ -20,6 +20,11 @@ use ketaflow_units::{Centimetres, Kilograms, MgPerMl, MlPerHour, Years};
 use rayon::prelude::*;
 use serde::Deserialize;
 
+// The same allocator as the `ketaflow` binary: it keeps freed pages, so repeated runs do not pay
+// the kernel's page-fault cost for every fresh output buffer (glibc returns large blocks to the OS).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Deserialize)]
 struct File {
     repeats: usize,

@@ -274,21 +274,38 @@ fn plan_intervals(schedule: &Schedule, times: &[f64], step_s: f64) -> Vec<Interv
 
 /// Order statistics at `wanted` (sorted, unique indices into `values`), by recursive selection:
 /// the middle index splits the slice, the rest are found in the halves.
-fn select_many(values: &mut [f64], wanted: &[usize], offset: usize, out: &mut Vec<(usize, f64)>) {
+fn select_many(values: &mut [u64], wanted: &[usize], offset: usize, out: &mut Vec<(usize, u64)>) {
     if wanted.is_empty() {
         return;
     }
     let mid = wanted.len() / 2;
     let k = wanted[mid] - offset;
-    let (left, pivot, right) = values.select_nth_unstable_by(k, f64::total_cmp);
+    let (left, pivot, right) = values.select_nth_unstable(k);
     out.push((wanted[mid], *pivot));
     select_many(left, &wanted[..mid], offset, out);
     select_many(right, &wanted[mid + 1..], offset + k + 1, out);
 }
 
+/// An integer whose order is the IEEE total order of `x` (so selection compares integers, which is
+/// several times faster than comparing floats with `total_cmp` on every comparison).
+fn order_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
+}
+
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 { key & !(1 << 63) } else { !key })
+}
+
 /// Type-7 percentiles of `values` (reordered in place).
 pub fn percentiles_of(values: &mut [f64], percentiles: &[f64]) -> Vec<f64> {
-    let n = values.len();
+    let mut keys: Vec<u64> = values.iter().map(|v| order_key(*v)).collect();
+    percentiles_of_keys(&mut keys, percentiles)
+}
+
+/// Type-7 percentiles of values given as [`order_key`]s (reordered in place).
+fn percentiles_of_keys(keys: &mut [u64], percentiles: &[f64]) -> Vec<f64> {
+    let n = keys.len();
     if n == 0 {
         return vec![f64::NAN; percentiles.len()];
     }
@@ -300,12 +317,12 @@ pub fn percentiles_of(values: &mut [f64], percentiles: &[f64]) -> Vec<f64> {
     wanted.sort_unstable();
     wanted.dedup();
     let mut found = Vec::with_capacity(wanted.len());
-    select_many(values, &wanted, 0, &mut found);
+    select_many(keys, &wanted, 0, &mut found);
     let at = |i: usize| {
         found
             .iter()
             .find(|(j, _)| *j == i)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| from_order_key(*v))
             .expect("selected")
     };
     positions
@@ -441,11 +458,11 @@ pub fn run_population(
             });
         // Percentiles of each time point of the block, in parallel over time points, gathering the
         // row from every chunk's region into a per-thread scratch vector.
-        let gather = |buffer: &[f64], row: usize, values: &mut Vec<f64>| {
-            values.clear();
+        let gather = |buffer: &[f64], row: usize, keys: &mut Vec<u64>| {
+            keys.clear();
             for region in buffer.chunks(BLOCK * CHUNK) {
                 let len = region.len() / BLOCK;
-                values.extend_from_slice(&region[row * len..(row + 1) * len]);
+                keys.extend(region[row * len..(row + 1) * len].iter().map(|v| order_key(*v)));
             }
         };
         let rows: Vec<(Vec<f64>, Vec<f64>)> = (0..width)
@@ -454,9 +471,9 @@ pub fn run_population(
                 || Vec::with_capacity(n),
                 |values, row| {
                     gather(&block_cp, row, values);
-                    let cp_p = percentiles_of(values, &settings.percentiles);
+                    let cp_p = percentiles_of_keys(values, &settings.percentiles);
                     gather(&block_ce, row, values);
-                    let ce_p = percentiles_of(values, &settings.percentiles);
+                    let ce_p = percentiles_of_keys(values, &settings.percentiles);
                     (cp_p, ce_p)
                 },
             )
@@ -615,6 +632,17 @@ mod tests {
                     "t{t} p{p}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn order_keys_sort_like_floats() {
+        let values = [-2.5, -0.0, 0.0, 1e-300, 0.2, 3.0, f64::INFINITY];
+        for pair in values.windows(2) {
+            assert!(order_key(pair[0]) < order_key(pair[1]), "{pair:?}");
+        }
+        for v in values {
+            assert_eq!(from_order_key(order_key(v)).to_bits(), v.to_bits());
         }
     }
 

@@ -314,9 +314,12 @@ impl Schedule {
 
     /// The infusion rate in force just after `t_s`, mg/s.
     pub fn rate_after(&self, t_s: f64) -> f64 {
-        self.segments
-            .iter()
-            .find(|s| s.start_s <= t_s && t_s < s.end_s)
+        // Segments are sorted and disjoint: the only candidate is the last one starting at or before t.
+        let after = self.segments.partition_point(|s| s.start_s <= t_s);
+        after
+            .checked_sub(1)
+            .map(|i| &self.segments[i])
+            .filter(|s| t_s < s.end_s)
             .map_or(0.0, |s| s.rate_mg_per_s)
     }
 }
