@@ -14,6 +14,7 @@ use ketaflow_pkpd::population::{PopulationSettings, Variability, VariabilitySour
 use ketaflow_pkpd::recovery::{DEFAULT_BRACKET_S, Quantity, Recovery, time_below};
 use ketaflow_pkpd::schedule::{Dose, Regimen, Schedule};
 use ketaflow_pkpd::simulate::{Grid, Trajectory, simulate as run_simulation};
+use ketaflow_pkpd::system::ResponseKind;
 use ketaflow_pkpd::tci::{TargetSite, TargetStep, TciResult, TciSettings, run_tci};
 use ketaflow_units::{
     Centimetres, Kilograms, MgPerMl, MicrogramsPerMl, MlPerHour, PerMinute, Seconds, Years,
@@ -117,6 +118,9 @@ pub(crate) struct SimulateArgs {
     /// Add a PD model's effect site and fractional effect: olofsen2022, dahan2011 (repeatable)
     #[arg(long)]
     pd: Vec<PdModelId>,
+    /// Also report the drug amount in each compartment and the amount eliminated (mg)
+    #[arg(long)]
+    amounts: bool,
     #[command(flatten)]
     output: OutputArgs,
 }
@@ -460,6 +464,7 @@ pub(crate) fn models(args: &ModelsArgs) -> Result<()> {
 
 /// Everything one subject's simulation produced.
 struct SubjectResult {
+    amounts: bool,
     subject: Subject,
     patient: PatientModel,
     trajectory: Trajectory,
@@ -504,8 +509,23 @@ fn recovery_json(recovery: Recovery) -> serde_json::Value {
 }
 
 /// Column names (CSV and JSON) and values of one trajectory, beyond time, Cp and Ce.
-fn extra_columns(patient: &PatientModel, trajectory: &Trajectory) -> Vec<(String, Vec<f64>)> {
+fn extra_columns(patient: &PatientModel, trajectory: &Trajectory, amounts: bool) -> Vec<(String, Vec<f64>)> {
     let mut columns = Vec::new();
+    if amounts {
+        let v1 = patient.parameters.v1_l();
+        columns.push((
+            "central_mg".to_string(),
+            trajectory.cp.iter().map(|c| c * v1).collect(),
+        ));
+        for (index, kind) in patient.system.response_kinds().iter().enumerate() {
+            let name = match kind {
+                ResponseKind::PeripheralAmount(j) => format!("peripheral{j}_mg"),
+                ResponseKind::Eliminated => "eliminated_mg".to_string(),
+                _ => continue,
+            };
+            columns.push((name, trajectory.responses[index].clone()));
+        }
+    }
     if !patient.metabolite_modes.is_empty() {
         let values = (0..trajectory.times_s.len())
             .map(|k| {
@@ -582,6 +602,7 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<()> {
                 .map(|t| recovery_pair(&patient, &schedule, t))
                 .transpose()?;
             Ok(SubjectResult {
+                amounts: args.amounts,
                 subject: subject.clone(),
                 patient,
                 trajectory,
@@ -613,7 +634,7 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
         }
         let mut writer = csv::Writer::from_writer(&mut out);
         for (i, r) in results.iter().enumerate() {
-            let extra = extra_columns(&r.patient, &r.trajectory);
+            let extra = extra_columns(&r.patient, &r.trajectory, r.amounts);
             if i == 0 {
                 let mut header: Vec<String> = Vec::new();
                 if cohort {
@@ -654,7 +675,7 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
                 columns.insert("time_s".into(), json!(r.trajectory.times_s));
                 columns.insert("cp_ug_per_ml".into(), json!(r.trajectory.cp));
                 columns.insert("ce_ug_per_ml".into(), json!(r.trajectory.ce()));
-                for (name, values) in extra_columns(&r.patient, &r.trajectory) {
+                for (name, values) in extra_columns(&r.patient, &r.trajectory, r.amounts) {
                     columns.insert(name, json!(values));
                 }
                 json!({
@@ -685,7 +706,7 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
         for line in describe_patient(&r.patient, &r.subject) {
             writeln!(out, "{line}")?;
         }
-        let extra = extra_columns(&r.patient, &r.trajectory);
+        let extra = extra_columns(&r.patient, &r.trajectory, r.amounts);
         write!(out, "\n{:>9} {:>12} {:>12}", "time min", "Cp µg/mL", "Ce µg/mL")?;
         for (name, _) in &extra {
             write!(out, " {:>14}", short_name(name))?;
@@ -785,7 +806,7 @@ fn simulation_chart(results: &[SubjectResult], threshold: Option<f64>) -> Chart 
         });
     }
     if results.len() == 1 {
-        for (name, values) in extra_columns(&first.patient, &first.trajectory)
+        for (name, values) in extra_columns(&first.patient, &first.trajectory, false)
             .into_iter()
             .filter(|(n, _)| n.ends_with("ug_per_ml"))
         {
@@ -875,6 +896,7 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
             let total_mg = result.total_mg;
             Ok((
                 SubjectResult {
+                    amounts: false,
                     subject: subject.clone(),
                     patient,
                     trajectory,

@@ -385,3 +385,28 @@ fn out_of_range_covariates_warn_but_still_predict() {
     );
     assert!(Path::new(env!("CARGO_BIN_EXE_ketaflow")).exists());
 }
+
+#[test]
+fn compartment_amounts_add_up_to_the_dose_given() {
+    let mut args = vec!["simulate"];
+    args.extend(ADULT);
+    args.extend([
+        "--infuse",
+        "0.5 mg/kg over 40 min",
+        "--every",
+        "30min",
+        "--until",
+        "3h",
+        "--amounts",
+        "--csv",
+    ]);
+    let (header, rows) = csv_rows(&stdout(&ketaflow(&args)));
+    assert_eq!(
+        header[3..],
+        ["central_mg", "peripheral2_mg", "peripheral3_mg", "eliminated_mg"]
+    );
+    for row in &rows[2..] {
+        let total: f64 = row[3..].iter().map(|v| v.parse::<f64>().unwrap()).sum();
+        assert!((total - 35.0).abs() < 1e-6, "{row:?}");
+    }
+}
