@@ -1,0 +1,1 @@
+//! The clinical domain (work in progress).

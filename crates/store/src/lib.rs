@@ -1,0 +1,1 @@
+//! Persistence (work in progress).
