@@ -1,8 +1,9 @@
-//! `ketaflow`: the one binary. Today it carries the PK/PD command line (`models`, `simulate`,
-//! `tci`, `population`); the clinic server (`serve`) and account tools join it in later work.
-//! This crate is the only place that reads files and the terminal, and it converts all input to
-//! checked quantities before the engine sees it.
+//! `ketaflow`: the one binary. The clinic server (`serve`) with its account, backup and audit
+//! tools, and the PK/PD command line (`models`, `simulate`, `tci`, `population`). This crate is the
+//! only place that reads files, the environment and the terminal, and it converts all input to
+//! checked values before the library crates see it.
 
+mod clinic;
 mod pk;
 mod plot;
 
@@ -28,6 +29,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the clinic server (JSON API under /api/v1) on an embedded SQLite file or PostgreSQL
+    Serve(clinic::ServeArgs),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(clinic::UserCommand),
+    /// Make a consistent online copy of the database
+    Backup(clinic::BackupArgs),
+    /// Check the audit chain
+    #[command(subcommand)]
+    Audit(clinic::AuditCommand),
     /// List the shipped pharmacokinetic and pharmacodynamic models with their sources and validity
     Models(pk::ModelsArgs),
     /// Predict plasma, effect-site (and metabolite, PD) concentrations for a regimen
@@ -41,6 +52,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => clinic::serve(&args),
+        Command::User(command) => clinic::user(&command),
+        Command::Backup(args) => clinic::backup(&args),
+        Command::Audit(command) => clinic::audit(&command),
         Command::Models(args) => pk::models(&args),
         Command::Simulate(args) => pk::simulate(&args),
         Command::Tci(args) => pk::tci(&args),

@@ -1,0 +1,358 @@
+//! The clinic commands: `serve`, `user`, `backup`, `audit verify`. This is the composition root:
+//! it reads the environment and files, picks the storage backend and wires the server together.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ketaflow_clinic::protocol::ProtocolLibrary;
+use ketaflow_server::{AppState, Settings, auth, demo};
+use ketaflow_store::{Actor, NewUser, Role, Store};
+use time::OffsetDateTime;
+
+/// The default database: a SQLite file in the working directory.
+const DEFAULT_DB: &str = "sqlite://ketaflow.db";
+
+#[derive(Debug, Args)]
+pub(crate) struct DbArgs {
+    /// Database URL: sqlite://PATH (default ketaflow.db) or postgres://USER@HOST/DB
+    #[arg(long = "db", env = "KETAFLOW_DATABASE_URL", default_value = DEFAULT_DB)]
+    url: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    db: DbArgs,
+    /// Seed a demo clinic (a user per role, patients, plans) if the database has no patients
+    #[arg(long)]
+    demo: bool,
+    /// Use the protocol library in this directory (library.toml and *.toml) instead of the built-in one
+    #[arg(long)]
+    protocols: Option<PathBuf>,
+    /// Log as JSON lines instead of text
+    #[arg(long)]
+    log_json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user; prints a generated password unless --password-stdin is given
+    Add {
+        /// Login name
+        username: String,
+        /// administrator, physician, nurse or viewer
+        #[arg(long)]
+        role: String,
+        /// Name shown in the interface
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from standard input instead of generating one
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List users
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Disable a user and revoke their sessions
+    Disable {
+        /// Login name
+        username: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Set a new generated password and revoke the user's sessions
+    ResetPassword {
+        /// Login name
+        username: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the hash chain; fails and says where if any entry was altered, deleted or reordered
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// Where to write the copy (must not exist)
+    file: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")
+}
+
+async fn connect(db: &DbArgs) -> Result<Store> {
+    Store::connect(&db.url)
+        .await
+        .with_context(|| format!("could not open the database {}", redact(&db.url)))
+}
+
+/// The URL without any password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn load_library(dir: Option<&Path>) -> Result<ProtocolLibrary> {
+    let Some(dir) = dir else {
+        return Ok(ProtocolLibrary::embedded());
+    };
+    let library = std::fs::read_to_string(dir.join("library.toml"))
+        .with_context(|| format!("could not read {}/library.toml", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("could not read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml")
+            && path.file_name().is_some_and(|n| n != "library.toml")
+        {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((
+                name,
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("could not read {}", path.display()))?,
+            ));
+        }
+    }
+    Ok(ProtocolLibrary::from_files(&library, files)?)
+}
+
+fn generated_password() -> String {
+    // 24 hex digits = 96 random bits.
+    auth::new_token()[..24].to_string()
+}
+
+/// Creates the first administrator on an empty database and prints the one-time password.
+async fn ensure_administrator(store: &Store) -> Result<()> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let password = generated_password();
+    let new = NewUser {
+        username: "admin".into(),
+        display_name: "Administrator".into(),
+        role: Role::Administrator,
+        password_hash: auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    store
+        .create_user_audited(&Actor::system("cli"), &new, now())
+        .await?;
+    println!("created the first administrator: username admin, one-time password {password}");
+    println!("change it after logging in (ketaflow user reset-password admin)");
+    Ok(())
+}
+
+pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into());
+    if args.log_json {
+        tracing_subscriber::fmt().with_env_filter(filter).json().init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let library = load_library(args.protocols.as_deref())?;
+    runtime()?.block_on(async {
+        let store = connect(&args.db).await?;
+        ensure_administrator(&store).await?;
+        let state = AppState {
+            store: store.clone(),
+            library: Arc::new(library),
+            clock: Arc::new(now),
+            settings: Arc::new(Settings::default()),
+        };
+        if args.demo {
+            let accounts = demo::seed(&state).await.map_err(|e| anyhow::anyhow!("could not seed the demo clinic: {e}"))?;
+            for account in accounts {
+                println!("demo account: {} ({}) password {}", account.username, account.role, account.password);
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
+        tracing::info!(address = %args.listen, database = %redact(&args.db.url), library = %state.library.version, "ketaflow serving");
+        println!("ketaflow listening on http://{}", args.listen);
+        axum::serve(listener, ketaflow_server::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+        store.close().await;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+pub(crate) fn user(command: &UserCommand) -> Result<()> {
+    runtime()?.block_on(async {
+        let actor = Actor::system("cli");
+        match command {
+            UserCommand::Add {
+                username,
+                role,
+                display_name,
+                password_stdin,
+                db,
+            } => {
+                let store = connect(db).await?;
+                auth_check(ketaflow_server::api::accounts::check_username(username))?;
+                let role = auth_check(ketaflow_server::api::accounts::parse_role(role))?;
+                let (password, show) = if *password_stdin {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("could not read the password from standard input")?;
+                    (line.trim_end_matches(['\r', '\n']).to_string(), false)
+                } else {
+                    (generated_password(), true)
+                };
+                auth_check(auth::check_new_password(&password))?;
+                let new = NewUser {
+                    username: username.clone(),
+                    display_name: display_name.clone().unwrap_or_else(|| username.clone()),
+                    role,
+                    password_hash: auth_check(auth::hash_password(&password))?,
+                };
+                store.create_user_audited(&actor, &new, now()).await?;
+                if show {
+                    println!("created {username} ({role}); one-time password {password}");
+                } else {
+                    println!("created {username} ({role})");
+                }
+            }
+            UserCommand::List { db } => {
+                let store = connect(db).await?;
+                println!("{:<24} {:<14} {:<9} display name", "username", "role", "status");
+                for u in store.list_users().await? {
+                    let status = if u.disabled {
+                        "disabled"
+                    } else if u.is_locked(now()) {
+                        "locked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<24} {:<14} {:<9} {}",
+                        u.username,
+                        u.role.as_str(),
+                        status,
+                        u.display_name
+                    );
+                }
+            }
+            UserCommand::Disable { username, db } => {
+                let store = connect(db).await?;
+                let user = store
+                    .get_user_by_username(username)
+                    .await?
+                    .with_context(|| format!("no user {username}"))?;
+                store.set_disabled_audited(&actor, user.id, true, now()).await?;
+                let revoked = store.revoke_all_for_user(user.id, now()).await?;
+                println!("disabled {username}; revoked {revoked} session(s) and token(s)");
+            }
+            UserCommand::ResetPassword { username, db } => {
+                let store = connect(db).await?;
+                let user = store
+                    .get_user_by_username(username)
+                    .await?
+                    .with_context(|| format!("no user {username}"))?;
+                let password = generated_password();
+                store
+                    .set_password_hash_audited(
+                        &actor,
+                        user.id,
+                        &auth_check(auth::hash_password(&password))?,
+                        now(),
+                    )
+                    .await?;
+                store.revoke_all_for_user(user.id, now()).await?;
+                println!("new one-time password for {username}: {password}");
+            }
+        }
+        Ok(())
+    })
+}
+
+fn auth_check<T>(result: Result<T, ketaflow_server::error::ApiError>) -> Result<T> {
+    result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub(crate) fn backup(args: &BackupArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let store = connect(&args.db).await?;
+        let report = store
+            .backup(&args.file)
+            .await
+            .with_context(|| format!("could not back up to {}", args.file.display()))?;
+        println!("backup written to {} ({report:?})", args.file.display());
+        Ok(())
+    })
+}
+
+pub(crate) fn audit(command: &AuditCommand) -> Result<()> {
+    let AuditCommand::Verify { db } = command;
+    runtime()?.block_on(async {
+        let store = connect(db).await?;
+        let report = store.verify_audit_chain().await?;
+        match report.problem {
+            None => {
+                println!(
+                    "audit chain intact: {} entries, last hash {}",
+                    report.checked, report.last_hash
+                );
+                Ok(())
+            }
+            Some(problem) => {
+                bail!(
+                    "audit chain broken at entry {}: {:?} ({} entries before it are intact)",
+                    problem.seq,
+                    problem.kind,
+                    report.checked
+                )
+            }
+        }
+    })
+}

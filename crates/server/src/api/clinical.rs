@@ -1,0 +1,1281 @@
+//! Patients, intake, eligibility and dose plans.
+//!
+//! Records are stored as versioned JSON documents whose shape is defined here (`PatientDoc`,
+//! `PlanDoc`); every write is validated first and audited with the document before and after.
+//! Domain decisions (eligibility, limits, approval) are made by `ketaflow-clinic` on domain types
+//! converted from the documents.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use ketaflow_clinic::eligibility::{
+    self, Acknowledgement, AcknowledgementError, EligibilityReport, EligibilityStatus,
+};
+use ketaflow_clinic::patient::{
+    BloodPressure, Condition, Indication, Measurement, Medication, MedicationClass, PatientFacts, Sex,
+};
+use ketaflow_clinic::plan::{
+    ApprovalError, Approver, DosePlan, LimitName, Override, PlanError, PlanRequest, compute_plan,
+};
+use ketaflow_store::{NewRecord, Record, RecordChange};
+use ketaflow_units::{Centimetres, Kilograms, MgPerMl};
+use serde::{Deserialize, Serialize};
+use time::Date;
+use time::macros::format_description;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::policy::Action;
+use crate::state::AppState;
+
+const PATIENT: &str = "patient";
+const PLAN: &str = "plan";
+
+// ---- Documents -----------------------------------------------------------------------------------
+
+/// A dated value.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct Dated {
+    /// The value (kg for weights, cm for heights).
+    pub value: f64,
+    /// Date measured, YYYY-MM-DD.
+    pub on: String,
+}
+
+/// A medication as stored.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct MedicationDoc {
+    /// Name.
+    pub name: String,
+    /// Screening class code.
+    pub class: String,
+    /// Daily dose, mg.
+    pub daily_dose_mg: Option<f64>,
+}
+
+/// A baseline blood pressure as stored.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct BpDoc {
+    /// Systolic, mmHg.
+    pub systolic_mmhg: f64,
+    /// Diastolic, mmHg.
+    pub diastolic_mmhg: f64,
+    /// Date, YYYY-MM-DD.
+    pub on: String,
+}
+
+/// A physician's acknowledgement as stored.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct AckDoc {
+    /// Finding code.
+    pub code: String,
+    /// Physician's user id.
+    pub physician: String,
+    /// Reason.
+    pub reason: String,
+}
+
+/// A patient record.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct PatientDoc {
+    /// Name as the clinic shows it.
+    pub display_name: String,
+    /// Medical record number, if the clinic uses one.
+    pub mrn: Option<String>,
+    /// YYYY-MM-DD.
+    pub date_of_birth: String,
+    /// male or female.
+    pub sex: String,
+    /// Heights, cm.
+    pub heights: Vec<Dated>,
+    /// Weights, kg.
+    pub weights: Vec<Dated>,
+    /// Indication codes.
+    pub indications: Vec<String>,
+    /// Current medications.
+    pub medications: Vec<MedicationDoc>,
+    /// Screened history condition codes.
+    pub conditions: Vec<String>,
+    /// Baseline blood pressure.
+    pub baseline_bp: Option<BpDoc>,
+    /// Acknowledged relative contraindications.
+    pub acknowledgements: Vec<AckDoc>,
+}
+
+/// A patient as the API returns it.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct PatientOut {
+    /// Id.
+    pub id: Uuid,
+    /// Record version (send it back as `expected_version`? not needed: each intake call appends).
+    pub version: i64,
+    /// The record.
+    #[serde(flatten)]
+    pub doc: PatientDoc,
+}
+
+fn patient_out(record: Record) -> Result<PatientOut, ApiError> {
+    let doc: PatientDoc = serde_json::from_value(record.data)
+        .map_err(|e| ApiError::Internal(format!("stored patient: {e}")))?;
+    Ok(PatientOut {
+        id: record.id,
+        version: record.version,
+        doc,
+    })
+}
+
+// ---- Validation helpers ------------------------------------------------------------------------
+
+fn parse_date(field: &str, text: &str) -> Result<Date, ApiError> {
+    Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .map_err(|_| ApiError::field(field, text, "a date YYYY-MM-DD"))
+}
+
+fn check_range(field: &str, value: f64, min: f64, max: f64) -> Result<f64, ApiError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::field(field, value, format!("{min}–{max}")))
+    }
+}
+
+fn not_in_future(field: &str, date: Date, state: &AppState) -> Result<Date, ApiError> {
+    if date > state.now().date() {
+        return Err(ApiError::field(
+            field,
+            date.to_string(),
+            "a date not in the future",
+        ));
+    }
+    Ok(date)
+}
+
+fn facts(doc: &PatientDoc) -> Result<PatientFacts, ApiError> {
+    let bad = |what: String| ApiError::Internal(format!("stored patient has {what}"));
+    let date = |s: &str| {
+        Date::parse(s, format_description!("[year]-[month]-[day]"))
+            .map_err(|_| bad(format!("a bad date {s}")))
+    };
+    Ok(PatientFacts {
+        date_of_birth: date(&doc.date_of_birth)?,
+        sex: doc.sex.parse::<Sex>().map_err(|e| bad(e.to_string()))?,
+        heights: doc
+            .heights
+            .iter()
+            .map(|d| {
+                Ok(Measurement {
+                    value: Centimetres::new(d.value).map_err(|e| bad(e.to_string()))?,
+                    on: date(&d.on)?,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+        weights: doc
+            .weights
+            .iter()
+            .map(|d| {
+                Ok(Measurement {
+                    value: Kilograms::new(d.value).map_err(|e| bad(e.to_string()))?,
+                    on: date(&d.on)?,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+        indications: doc
+            .indications
+            .iter()
+            .map(|c| c.parse::<Indication>().map_err(|e| bad(e.to_string())))
+            .collect::<Result<_, _>>()?,
+        medications: doc
+            .medications
+            .iter()
+            .map(|m| {
+                Ok(Medication {
+                    name: m.name.clone(),
+                    class: m
+                        .class
+                        .parse::<MedicationClass>()
+                        .map_err(|e| bad(e.to_string()))?,
+                    daily_dose_mg: m.daily_dose_mg,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+        conditions: doc
+            .conditions
+            .iter()
+            .map(|c| c.parse::<Condition>().map_err(|e| bad(e.to_string())))
+            .collect::<Result<_, _>>()?,
+        baseline_bp: doc.baseline_bp.as_ref().map(|b| BloodPressure {
+            systolic_mmhg: b.systolic_mmhg,
+            diastolic_mmhg: b.diastolic_mmhg,
+        }),
+    })
+}
+
+fn label(doc: &PatientDoc) -> String {
+    format!("{} {}", doc.display_name, doc.mrn.clone().unwrap_or_default())
+}
+
+async fn load_patient(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
+    state.store.get_record(PATIENT, id).await.map_err(|e| match e {
+        ketaflow_store::StoreError::NotFound { .. } => ApiError::NotFound {
+            what: "patient".into(),
+            id: id.to_string(),
+        },
+        other => other.into(),
+    })
+}
+
+/// Applies `edit` to the patient's document and stores it, audited as `action`.
+async fn change_patient(
+    state: &AppState,
+    me: &CurrentUser,
+    id: Uuid,
+    action: &str,
+    edit: impl FnOnce(&mut PatientDoc) -> Result<(), ApiError>,
+) -> Result<PatientOut, ApiError> {
+    let record = load_patient(state, id).await?;
+    let mut doc: PatientDoc =
+        serde_json::from_value(record.data.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    edit(&mut doc)?;
+    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let change = RecordChange {
+        kind: PATIENT,
+        id,
+        expected_version: record.version,
+        label: &label(&doc),
+        data: &data,
+        lock: false,
+    };
+    let updated = state
+        .store
+        .update_record_audited(&me.actor(), action, &change, state.now())
+        .await?;
+    patient_out(updated)
+}
+
+// ---- Patients ------------------------------------------------------------------------------------
+
+/// A new patient.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientIn {
+    /// Name as the clinic shows it, 1–120 characters.
+    pub display_name: String,
+    /// Medical record number, up to 40 characters.
+    pub mrn: Option<String>,
+    /// YYYY-MM-DD, not in the future.
+    pub date_of_birth: String,
+    /// male or female.
+    pub sex: String,
+}
+
+/// Register a patient.
+#[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = PatientIn,
+    responses((status = 201, body = PatientOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_patient(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    body: Result<Json<PatientIn>, JsonRejection>,
+) -> Result<(StatusCode, Json<PatientOut>), ApiError> {
+    me.require(Action::WriteIntake)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let name = body.display_name.trim();
+    if name.is_empty() || name.chars().count() > 120 {
+        return Err(ApiError::field(
+            "display_name",
+            body.display_name.clone(),
+            "1–120 characters",
+        ));
+    }
+    if let Some(mrn) = &body.mrn
+        && (mrn.trim().is_empty() || mrn.chars().count() > 40)
+    {
+        return Err(ApiError::field("mrn", mrn.clone(), "1–40 characters"));
+    }
+    let dob = not_in_future(
+        "date_of_birth",
+        parse_date("date_of_birth", &body.date_of_birth)?,
+        &state,
+    )?;
+    if dob.year() < 1900 {
+        return Err(ApiError::field(
+            "date_of_birth",
+            body.date_of_birth.clone(),
+            "a date from 1900-01-01 to today",
+        ));
+    }
+    body.sex
+        .parse::<Sex>()
+        .map_err(|_| ApiError::field("sex", body.sex.clone(), "male, female"))?;
+    let doc = PatientDoc {
+        display_name: name.to_string(),
+        mrn: body.mrn.map(|m| m.trim().to_string()),
+        date_of_birth: dob.to_string(),
+        sex: body.sex,
+        heights: vec![],
+        weights: vec![],
+        indications: vec![],
+        medications: vec![],
+        conditions: vec![],
+        baseline_bp: None,
+        acknowledgements: vec![],
+    };
+    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let new = NewRecord {
+        kind: PATIENT,
+        parent_id: None,
+        label: &label(&doc),
+        data: &data,
+    };
+    let record = state
+        .store
+        .insert_record_audited(&me.actor(), "patient.create", &new, state.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(patient_out(record)?)))
+}
+
+/// Patient search.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PatientQuery {
+    /// Part of the name or MRN.
+    pub search: Option<String>,
+    /// At most this many (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// List or search patients.
+#[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(PatientQuery),
+    responses((status = 200, body = [PatientOut]), (status = 401, body = ErrorBody)))]
+pub async fn list_patients(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<PatientQuery>,
+) -> Result<Json<Vec<PatientOut>>, ApiError> {
+    me.require(Action::ReadClinical)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::field("limit", limit, "1–500"));
+    }
+    let records = state
+        .store
+        .list_records(
+            PATIENT,
+            None,
+            q.search.as_deref().filter(|s| !s.is_empty()),
+            limit,
+        )
+        .await?;
+    Ok(Json(
+        records.into_iter().map(patient_out).collect::<Result<_, _>>()?,
+    ))
+}
+
+/// One patient.
+#[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = PatientOut), (status = 404, body = ErrorBody)))]
+pub async fn get_patient(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<PatientOut>, ApiError> {
+    me.require(Action::ReadClinical)?;
+    Ok(Json(patient_out(load_patient(&state, id).await?)?))
+}
+
+/// A dated measurement.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightIn {
+    /// Weight, kg (2–350).
+    pub weight_kg: f64,
+    /// Date measured, YYYY-MM-DD, not in the future.
+    pub on: String,
+}
+
+/// Record a weight.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/weights", tag = "patients", request_body = WeightIn, params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_weight(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<WeightIn>, JsonRejection>,
+) -> Result<Json<PatientOut>, ApiError> {
+    me.require(Action::WriteIntake)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    // 2–350 kg: a clinic plausibility range (the unit type allows 0.3–500 kg for any use).
+    let value = check_range("weight_kg", body.weight_kg, 2.0, 350.0)?;
+    let on = not_in_future("on", parse_date("on", &body.on)?, &state)?;
+    Ok(Json(
+        change_patient(&state, &me, id, "patient.weight.add", |doc| {
+            doc.weights.push(Dated {
+                value,
+                on: on.to_string(),
+            });
+            Ok(())
+        })
+        .await?,
+    ))
+}
+
+/// A dated height.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeightIn {
+    /// Height, cm (40–250).
+    pub height_cm: f64,
+    /// Date measured, YYYY-MM-DD.
+    pub on: String,
+}
+
+/// Record a height.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/heights", tag = "patients", request_body = HeightIn, params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_height(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<HeightIn>, JsonRejection>,
+) -> Result<Json<PatientOut>, ApiError> {
+    me.require(Action::WriteIntake)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let value = check_range("height_cm", body.height_cm, 40.0, 250.0)?;
+    let on = not_in_future("on", parse_date("on", &body.on)?, &state)?;
+    Ok(Json(
+        change_patient(&state, &me, id, "patient.height.add", |doc| {
+            doc.heights.push(Dated {
+                value,
+                on: on.to_string(),
+            });
+            Ok(())
+        })
+        .await?,
+    ))
+}
+
+/// A code to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeIn {
+    /// The code.
+    pub code: String,
+}
+
+/// Add an indication (with its evidence grade, shown on the patient).
+#[utoipa::path(post, path = "/api/v1/patients/{id}/indications", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_indication(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<CodeIn>, JsonRejection>,
+) -> Result<Json<PatientOut>, ApiError> {
+    me.require(Action::WriteIntake)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let indication = body
+        .code
+        .parse::<Indication>()
+        .map_err(|e| ApiError::field("code", body.code.clone(), e.allowed))?;
+    Ok(Json(
+        change_patient(&state, &me, id, "patient.indication.add", |doc| {
+            if !doc.indications.contains(&indication.code().to_string()) {
+                doc.indications.push(indication.code().into());
+            }
+            Ok(())
+        })
+        .await?,
+    ))
+}
+
+/// A current medication.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MedicationIn {
+    /// Drug name, 1–80 characters.
+    pub name: String,
+    /// Screening class code.
+    pub class: String,
+    /// Daily dose, mg (0–100000).
+    pub daily_dose_mg: Option<f64>,
+}
+
+/// Add a current medication.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/medications", tag = "patients", request_body = MedicationIn, params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_medication(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<MedicationIn>, JsonRejection>,
+) -> Result<Json<PatientOut>, ApiError> {
+    me.require(Action::WriteIntake)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 80 {
+        return Err(ApiError::field("name", body.name.clone(), "1–80 characters"));
+    }
+    let class = body
+        .class
+        .parse::<MedicationClass>()
+        .map_err(|e| ApiError::field("class", body.class.clone(), e.allowed))?;
+    if let Some(dose) = body.daily_dose_mg {
+        check_range("daily_dose_mg", dose, 0.0, 100_000.0)?;
+    }
+    Ok(Json(
+        change_patient(&state, &me, id, "patient.medication.add", |doc| {
+            doc.medications.push(MedicationDoc {
+                name,
+                class: class.code().into(),
+                daily_dose_mg: body.daily_dose_mg,
+            });
+            Ok(())
+        })
+        .await?,
+    ))
+}
+
+/// Add a history condition.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/conditions", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_condition(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<CodeIn>, JsonRejection>,
+) -> Result<Json<PatientOut>, ApiError> {
+    me.require(Action::WriteIntake)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let condition = body
+        .code
+        .parse::<Condition>()
+        .map_err(|e| ApiError::field("code", body.code.clone(), e.allowed))?;
+    Ok(Json(
+        change_patient(&state, &me, id, "patient.condition.add", |doc| {
+            if !doc.conditions.contains(&condition.code().to_string()) {
+                doc.conditions.push(condition.code().into());
+            }
+            Ok(())
+        })
+        .await?,
+    ))
+}
+
+/// A baseline blood pressure.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BpIn {
+    /// Systolic, mmHg (50–300).
+    pub systolic_mmhg: f64,
+    /// Diastolic, mmHg (20–200), below systolic.
+    pub diastolic_mmhg: f64,
+    /// YYYY-MM-DD.
+    pub on: String,
+}
+
+/// Set the baseline blood pressure.
+#[utoipa::path(post, path = "/api/v1/patients/{id}/baseline-bp", tag = "patients", request_body = BpIn, params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_baseline_bp(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<BpIn>, JsonRejection>,
+) -> Result<Json<PatientOut>, ApiError> {
+    me.require(Action::WriteIntake)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let systolic = check_range("systolic_mmhg", body.systolic_mmhg, 50.0, 300.0)?;
+    let diastolic = check_range("diastolic_mmhg", body.diastolic_mmhg, 20.0, 200.0)?;
+    if diastolic >= systolic {
+        return Err(ApiError::field(
+            "diastolic_mmhg",
+            diastolic,
+            format!("below the systolic {systolic}"),
+        ));
+    }
+    let on = not_in_future("on", parse_date("on", &body.on)?, &state)?;
+    Ok(Json(
+        change_patient(&state, &me, id, "patient.baseline_bp.set", |doc| {
+            doc.baseline_bp = Some(BpDoc {
+                systolic_mmhg: systolic,
+                diastolic_mmhg: diastolic,
+                on: on.to_string(),
+            });
+            Ok(())
+        })
+        .await?,
+    ))
+}
+
+// ---- Eligibility ---------------------------------------------------------------------------------
+
+/// One screening finding.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+pub struct FindingOut {
+    /// Code.
+    pub code: String,
+    /// absolute, relative or warning.
+    pub severity: String,
+    /// Meaning.
+    pub message: String,
+    /// Source of the rule.
+    pub source: String,
+    /// Whether the classification is a clinic setting.
+    pub clinic_setting: bool,
+    /// The acknowledgement, for relative findings that have one.
+    pub acknowledged_by: Option<String>,
+    /// Its reason.
+    pub acknowledgement_reason: Option<String>,
+}
+
+/// The eligibility report.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+pub struct EligibilityOut {
+    /// eligible, needs_acknowledgement or ineligible.
+    pub status: String,
+    /// Findings, most severe first.
+    pub findings: Vec<FindingOut>,
+    /// Relative findings still to acknowledge.
+    pub unacknowledged: Vec<String>,
+    /// The indications with their evidence grades.
+    pub indications: Vec<IndicationOut>,
+}
+
+/// An indication with its evidence.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+pub struct IndicationOut {
+    /// Code.
+    pub code: String,
+    /// Evidence grade.
+    pub evidence_grade: String,
+    /// Its source.
+    pub evidence_source: String,
+}
+
+fn screen(state: &AppState, doc: &PatientDoc) -> Result<EligibilityReport, ApiError> {
+    let acks: Vec<Acknowledgement> = doc
+        .acknowledgements
+        .iter()
+        .map(|a| Acknowledgement {
+            code: a.code.clone(),
+            physician: a.physician.clone(),
+            reason: a.reason.clone(),
+        })
+        .collect();
+    eligibility::screen(&facts(doc)?, state.settings.bp_threshold, &acks)
+        .map_err(|e| ApiError::Internal(format!("stored acknowledgement: {e}")))
+}
+
+fn eligibility_out(report: &EligibilityReport, doc: &PatientDoc) -> EligibilityOut {
+    EligibilityOut {
+        status: report.status.code().into(),
+        findings: report
+            .findings
+            .iter()
+            .map(|f| {
+                let ack = doc.acknowledgements.iter().find(|a| a.code == f.code);
+                FindingOut {
+                    code: f.code.clone(),
+                    severity: f.severity.code().into(),
+                    message: f.message.clone(),
+                    source: f.source.into(),
+                    clinic_setting: f.clinic_setting,
+                    acknowledged_by: ack.map(|a| a.physician.clone()),
+                    acknowledgement_reason: ack.map(|a| a.reason.clone()),
+                }
+            })
+            .collect(),
+        unacknowledged: report.unacknowledged.clone(),
+        indications: doc
+            .indications
+            .iter()
+            .filter_map(|c| c.parse::<Indication>().ok())
+            .map(|i| IndicationOut {
+                code: i.code().into(),
+                evidence_grade: i.evidence().grade.into(),
+                evidence_source: i.evidence().source.into(),
+            })
+            .collect(),
+    }
+}
+
+/// Screen the patient.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/eligibility", tag = "patients", params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = EligibilityOut), (status = 404, body = ErrorBody)))]
+pub async fn get_eligibility(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<EligibilityOut>, ApiError> {
+    me.require(Action::ReadClinical)?;
+    let doc = patient_out(load_patient(&state, id).await?)?.doc;
+    let report = screen(&state, &doc)?;
+    Ok(Json(eligibility_out(&report, &doc)))
+}
+
+/// An acknowledgement of a relative contraindication.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeIn {
+    /// The finding's code, e.g. `condition.pregnancy`.
+    pub code: String,
+    /// Why treatment goes ahead (at least 10 characters).
+    pub reason: String,
+}
+
+/// Acknowledge a relative contraindication (physicians).
+#[utoipa::path(post, path = "/api/v1/patients/{id}/eligibility/acknowledgements", tag = "patients", request_body = AcknowledgeIn,
+    params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = EligibilityOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<AcknowledgeIn>, JsonRejection>,
+) -> Result<Json<EligibilityOut>, ApiError> {
+    me.require(Action::AcknowledgeContraindication)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let physician = me.user.id.to_string();
+    let state_ref = &state;
+    let out = change_patient(&state, &me, id, "patient.contraindication.acknowledge", |doc| {
+        doc.acknowledgements.retain(|a| a.code != body.code);
+        doc.acknowledgements.push(AckDoc {
+            code: body.code.clone(),
+            physician,
+            reason: body.reason.trim().to_string(),
+        });
+        // Validate with the domain rules before anything is stored.
+        let acks: Vec<Acknowledgement> = doc
+            .acknowledgements
+            .iter()
+            .map(|a| Acknowledgement {
+                code: a.code.clone(),
+                physician: a.physician.clone(),
+                reason: a.reason.clone(),
+            })
+            .collect();
+        eligibility::screen(&facts(doc)?, state_ref.settings.bp_threshold, &acks).map_err(|e| match e {
+            AcknowledgementError::ReasonTooShort { .. } => {
+                ApiError::field("reason", body.reason.clone(), "at least 10 characters")
+            }
+            AcknowledgementError::NotRelative { .. } => ApiError::Refused {
+                code: "not_relative",
+                message: e.to_string(),
+            },
+        })?;
+        Ok(())
+    })
+    .await?;
+    let report = screen(&state, &out.doc)?;
+    Ok(Json(eligibility_out(&report, &out.doc)))
+}
+
+// ---- Dose plans ----------------------------------------------------------------------------------
+
+/// A plan request.
+#[derive(Debug, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PlanIn {
+    /// Protocol id.
+    pub protocol_id: String,
+    /// Concentration, mg/mL (one of the protocol's standard concentrations).
+    pub concentration_mg_per_ml: f64,
+    /// Session date, YYYY-MM-DD.
+    pub planned_on: String,
+    /// Previous session's date, YYYY-MM-DD.
+    pub last_session_on: Option<String>,
+    /// A dose other than the protocol's (mg/kg, or mg/kg/h for rate protocols).
+    pub adjusted_dose_per_kg: Option<f64>,
+}
+
+/// One limit evaluated.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct CheckOut {
+    /// Limit code.
+    pub limit: String,
+    /// The plan's value.
+    pub value: f64,
+    /// Unit.
+    pub unit: String,
+    /// Soft limit.
+    pub soft: f64,
+    /// Hard limit.
+    pub hard: f64,
+    /// True when the limit is a minimum.
+    pub is_minimum: bool,
+    /// within, soft_breach or hard_breach.
+    pub status: String,
+    /// Source.
+    pub source: String,
+    /// Whether the limit is a clinic setting.
+    pub clinic_setting: bool,
+}
+
+/// The predicted concentrations.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct PredictionOut {
+    /// PK model id.
+    pub model: String,
+    /// Minutes from the start, one per minute.
+    pub time_min: Vec<f64>,
+    /// Plasma concentration, µg/mL.
+    pub cp_ug_per_ml: Vec<f64>,
+    /// Effect-site concentration, µg/mL.
+    pub ce_ug_per_ml: Vec<f64>,
+    /// Peak Cp, µg/mL.
+    pub peak_cp_ug_per_ml: f64,
+    /// When, minutes.
+    pub peak_cp_at_min: f64,
+    /// Peak Ce, µg/mL.
+    pub peak_ce_ug_per_ml: f64,
+    /// When, minutes.
+    pub peak_ce_at_min: f64,
+    /// The protocol's recovery threshold, µg/mL.
+    pub recovery_threshold_ug_per_ml: f64,
+    /// Minutes from the start after which Ce stays below it (null: never above).
+    pub ce_below_threshold_from_min: Option<f64>,
+    /// Model warnings.
+    pub warnings: Vec<String>,
+}
+
+/// A soft-limit override.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct OverrideDoc {
+    /// Limit code.
+    pub limit: String,
+    /// Reason.
+    pub reason: String,
+}
+
+/// A dose plan record.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct PlanDoc {
+    /// draft or approved.
+    pub status: String,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// The request as given.
+    pub protocol_id: String,
+    /// Protocol version.
+    pub protocol_version: u32,
+    /// Library version.
+    pub library_version: String,
+    /// Session date.
+    pub planned_on: String,
+    /// Previous session's date.
+    pub last_session_on: Option<String>,
+    /// Adjusted dose per kg, if any.
+    pub adjusted_dose_per_kg: Option<f64>,
+    /// Who computed it.
+    pub created_by: String,
+    /// Total body weight, kg.
+    pub total_weight_kg: f64,
+    /// Dosing weight, kg.
+    pub dosing_weight_kg: f64,
+    /// Basis used (actual, ideal, adjusted).
+    pub weight_basis: String,
+    /// Dose, mg.
+    pub dose_mg: f64,
+    /// Dose per kg (or mg/kg/h for rate protocols) used.
+    pub dose_per_kg: f64,
+    /// Rate, mg/h.
+    pub rate_mg_per_h: f64,
+    /// Rate per kg, mg/kg/h.
+    pub rate_mg_per_kg_per_h: f64,
+    /// Concentration, mg/mL.
+    pub concentration_mg_per_ml: f64,
+    /// Pump rate, mL/h.
+    pub pump_ml_per_h: f64,
+    /// Volume, mL.
+    pub volume_ml: f64,
+    /// Duration, minutes.
+    pub duration_min: f64,
+    /// Limits evaluated.
+    pub checks: Vec<CheckOut>,
+    /// The prediction.
+    pub prediction: PredictionOut,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// When (RFC 3339).
+    pub approved_at: Option<String>,
+    /// Soft-limit overrides with reasons.
+    pub overrides: Vec<OverrideDoc>,
+}
+
+/// A plan as the API returns it.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct PlanOut {
+    /// Plan id.
+    pub id: Uuid,
+    /// Record version.
+    pub version: i64,
+    /// Whether it can still change (false once approved).
+    pub locked: bool,
+    /// The plan.
+    #[serde(flatten)]
+    pub doc: PlanDoc,
+}
+
+fn plan_out(record: Record) -> Result<PlanOut, ApiError> {
+    let doc: PlanDoc =
+        serde_json::from_value(record.data).map_err(|e| ApiError::Internal(format!("stored plan: {e}")))?;
+    Ok(PlanOut {
+        id: record.id,
+        version: record.version,
+        locked: record.locked,
+        doc,
+    })
+}
+
+fn plan_error(e: PlanError) -> ApiError {
+    match e {
+        PlanError::NonStandardConcentration {
+            given, ref allowed, ..
+        } => ApiError::field("concentration_mg_per_ml", given, format!("{allowed} mg/mL")),
+        PlanError::BadAdjustedDose(v) => {
+            ApiError::field("adjusted_dose_per_kg", v, "a finite number above 0")
+        }
+        PlanError::NoWeight { .. } => ApiError::Refused {
+            code: "weight_missing",
+            message: e.to_string(),
+        },
+        PlanError::DosingWeight(_) => ApiError::Refused {
+            code: "dosing_weight",
+            message: e.to_string(),
+        },
+        PlanError::OutOfRange(_) => ApiError::Refused {
+            code: "out_of_range",
+            message: e.to_string(),
+        },
+        PlanError::Prediction(_) => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// Computes the domain plan for a request against a patient document.
+pub(crate) fn compute(state: &AppState, doc: &PatientDoc, body: &PlanIn) -> Result<DosePlan, ApiError> {
+    let protocol = state.library.get(&body.protocol_id).ok_or_else(|| {
+        ApiError::field(
+            "protocol_id",
+            body.protocol_id.clone(),
+            state
+                .library
+                .protocols
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    })?;
+    let concentration = MgPerMl::new(body.concentration_mg_per_ml).map_err(|_| {
+        ApiError::field(
+            "concentration_mg_per_ml",
+            body.concentration_mg_per_ml,
+            "a concentration above 0 mg/mL",
+        )
+    })?;
+    let planned_on = parse_date("planned_on", &body.planned_on)?;
+    let last_session_on = body
+        .last_session_on
+        .as_deref()
+        .map(|d| parse_date("last_session_on", d))
+        .transpose()?;
+    if let Some(last) = last_session_on
+        && last > planned_on
+    {
+        return Err(ApiError::field(
+            "last_session_on",
+            last.to_string(),
+            "a date on or before planned_on",
+        ));
+    }
+    let facts = facts(doc)?;
+    let request = PlanRequest {
+        protocol,
+        library_version: &state.library.version,
+        facts: &facts,
+        concentration,
+        planned_on,
+        last_session_on,
+        adjusted_dose_per_kg: body.adjusted_dose_per_kg,
+    };
+    compute_plan(&request).map_err(plan_error)
+}
+
+pub(crate) fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &str) -> PlanDoc {
+    let p = &plan.prediction;
+    PlanDoc {
+        status: "draft".into(),
+        patient_id,
+        protocol_id: plan.protocol_id.clone(),
+        protocol_version: plan.protocol_version,
+        library_version: plan.library_version.clone(),
+        planned_on: plan.planned_on.to_string(),
+        last_session_on: body.last_session_on.clone(),
+        adjusted_dose_per_kg: body.adjusted_dose_per_kg,
+        created_by: created_by.into(),
+        total_weight_kg: plan.total_weight.get(),
+        dosing_weight_kg: plan.dosing_weight.weight.get(),
+        weight_basis: plan.dosing_weight.used.code().into(),
+        dose_mg: plan.dose.get(),
+        dose_per_kg: plan.dose_per_kg,
+        rate_mg_per_h: plan.rate.get(),
+        rate_mg_per_kg_per_h: plan.rate_per_kg.get(),
+        concentration_mg_per_ml: plan.concentration.get(),
+        pump_ml_per_h: plan.pump_rate.get(),
+        volume_ml: plan.volume.get(),
+        duration_min: plan.duration.get(),
+        checks: plan
+            .checks
+            .iter()
+            .map(|c| CheckOut {
+                limit: c.name.code().into(),
+                value: c.value,
+                unit: c.name.unit().into(),
+                soft: c.soft,
+                hard: c.hard,
+                is_minimum: c.is_minimum,
+                status: c.status.code().into(),
+                source: c.source.clone(),
+                clinic_setting: c.clinic_setting,
+            })
+            .collect(),
+        prediction: PredictionOut {
+            model: p.model.id().into(),
+            time_min: p.times_s.iter().map(|t| t / 60.0).collect(),
+            cp_ug_per_ml: p.cp.clone(),
+            ce_ug_per_ml: p.ce.clone(),
+            peak_cp_ug_per_ml: p.peak_cp.0,
+            peak_cp_at_min: p.peak_cp.1 / 60.0,
+            peak_ce_ug_per_ml: p.peak_ce.0,
+            peak_ce_at_min: p.peak_ce.1 / 60.0,
+            recovery_threshold_ug_per_ml: p.recovery_threshold_ug_per_ml,
+            ce_below_threshold_from_min: p.ce_below_threshold_from_s.map(|t| t / 60.0),
+            warnings: p.warnings.clone(),
+        },
+        warnings: plan.warnings.clone(),
+        approved_by: None,
+        approved_at: None,
+        overrides: vec![],
+    }
+}
+
+/// Compute and save a draft dose plan. The patient must be eligible (relative contraindications
+/// acknowledged, no absolute one).
+#[utoipa::path(post, path = "/api/v1/patients/{id}/plans", tag = "plans", request_body = PlanIn, params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 201, body = PlanOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_plan(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<PlanIn>, JsonRejection>,
+) -> Result<(StatusCode, Json<PlanOut>), ApiError> {
+    me.require(Action::CreatePlan)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let patient = patient_out(load_patient(&state, id).await?)?;
+    let report = screen(&state, &patient.doc)?;
+    match report.status {
+        EligibilityStatus::Eligible => {}
+        EligibilityStatus::Ineligible => {
+            let blocking: Vec<_> = report
+                .findings
+                .iter()
+                .filter(|f| f.severity == eligibility::Severity::Absolute)
+                .map(|f| f.code.clone())
+                .collect();
+            return Err(ApiError::Refused {
+                code: "ineligible",
+                message: format!("the patient is ineligible: {}", blocking.join(", ")),
+            });
+        }
+        EligibilityStatus::NeedsAcknowledgement => {
+            return Err(ApiError::Refused {
+                code: "acknowledgement_needed",
+                message: format!(
+                    "a physician must first acknowledge: {}",
+                    report.unacknowledged.join(", ")
+                ),
+            });
+        }
+    }
+    let plan = compute(&state, &patient.doc, &body)?;
+    let doc = plan_doc(&plan, id, &body, &me.user.id.to_string());
+    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let new = NewRecord {
+        kind: PLAN,
+        parent_id: Some(id),
+        label: &doc.protocol_id,
+        data: &data,
+    };
+    let record = state
+        .store
+        .insert_record_audited(&me.actor(), "plan.create", &new, state.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(plan_out(record)?)))
+}
+
+/// A patient's plans.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/plans", tag = "plans", params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = [PlanOut]), (status = 404, body = ErrorBody)))]
+pub async fn list_plans(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Vec<PlanOut>>, ApiError> {
+    me.require(Action::ReadClinical)?;
+    load_patient(&state, id).await?;
+    let records = state.store.list_records(PLAN, Some(id), None, 500).await?;
+    Ok(Json(records.into_iter().map(plan_out).collect::<Result<_, _>>()?))
+}
+
+async fn load_plan(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
+    state.store.get_record(PLAN, id).await.map_err(|e| match e {
+        ketaflow_store::StoreError::NotFound { .. } => ApiError::NotFound {
+            what: "plan".into(),
+            id: id.to_string(),
+        },
+        other => other.into(),
+    })
+}
+
+/// One plan.
+#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans", params(("id" = Uuid, Path, description = "plan id")),
+    responses((status = 200, body = PlanOut), (status = 404, body = ErrorBody)))]
+pub async fn get_plan(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<PlanOut>, ApiError> {
+    me.require(Action::ReadClinical)?;
+    Ok(Json(plan_out(load_plan(&state, id).await?)?))
+}
+
+/// An approval.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveIn {
+    /// One override with a reason for each soft-limit breach.
+    #[serde(default)]
+    pub overrides: Vec<OverrideDoc>,
+}
+
+/// Approve a plan (physicians). Soft-limit breaches need an override each; hard limits never pass.
+/// The approved plan is locked and never changes.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/approve", tag = "plans", request_body = ApproveIn, params(("id" = Uuid, Path, description = "plan id")),
+    responses((status = 200, body = PlanOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn approve_plan(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<ApproveIn>, JsonRejection>,
+) -> Result<Json<PlanOut>, ApiError> {
+    me.require(Action::ApprovePlan)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let record = load_plan(&state, id).await?;
+    if record.locked {
+        return Err(ApiError::Conflict(
+            "the plan is already approved and cannot change".into(),
+        ));
+    }
+    let stored = plan_out(record.clone())?.doc;
+    if stored.library_version != state.library.version {
+        return Err(ApiError::Conflict(format!(
+            "the plan was computed with protocol library {} but {} is now in force; compute a new plan",
+            stored.library_version, state.library.version
+        )));
+    }
+    let overrides = body
+        .overrides
+        .iter()
+        .map(|o| {
+            let limit = LimitName::ALL
+                .into_iter()
+                .find(|l| l.code() == o.limit)
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "overrides.limit",
+                        o.limit.clone(),
+                        LimitName::ALL.map(LimitName::code).join(", "),
+                    )
+                })?;
+            Ok(Override {
+                limit,
+                reason: o.reason.trim().to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    // Recompute from the stored request and the current patient record: the plan that is approved
+    // must be the plan that was shown.
+    let patient = patient_out(load_patient(&state, stored.patient_id).await?)?;
+    let request = PlanIn {
+        protocol_id: stored.protocol_id.clone(),
+        concentration_mg_per_ml: stored.concentration_mg_per_ml,
+        planned_on: stored.planned_on.clone(),
+        last_session_on: stored.last_session_on.clone(),
+        adjusted_dose_per_kg: stored.adjusted_dose_per_kg,
+    };
+    let plan = compute(&state, &patient.doc, &request)?;
+    let recomputed = plan_doc(&plan, stored.patient_id, &request, &stored.created_by);
+    if recomputed.dose_mg != stored.dose_mg
+        || recomputed.pump_ml_per_h != stored.pump_ml_per_h
+        || recomputed.checks != stored.checks
+    {
+        return Err(ApiError::Conflict(
+            "the patient's record changed since the plan was computed; compute a new plan".into(),
+        ));
+    }
+    let approver = Approver {
+        user_id: me.user.id.to_string(),
+        is_physician: me.user.role == ketaflow_store::Role::Physician,
+    };
+    let approved = plan.approve(&approver, overrides).map_err(|e| match e {
+        ApprovalError::NotPhysician => ApiError::Forbidden {
+            role: me.user.role.as_str(),
+            action: "approve a dose plan",
+        },
+        ApprovalError::HardLimit { .. } => ApiError::Refused {
+            code: "hard_limit",
+            message: e.to_string(),
+        },
+        ApprovalError::OverrideNeeded { .. } => ApiError::Refused {
+            code: "override_needed",
+            message: e.to_string(),
+        },
+        ApprovalError::NeedlessOverride { .. } => ApiError::Refused {
+            code: "needless_override",
+            message: e.to_string(),
+        },
+    })?;
+    let now = state.now();
+    let mut doc = stored;
+    doc.status = "approved".into();
+    doc.approved_by = Some(approved.approved_by().to_string());
+    doc.approved_at = Some(
+        now.format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    doc.overrides = approved
+        .overrides()
+        .iter()
+        .map(|o| OverrideDoc {
+            limit: o.limit.code().into(),
+            reason: o.reason.clone(),
+        })
+        .collect();
+    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let change = RecordChange {
+        kind: PLAN,
+        id,
+        expected_version: record.version,
+        label: &doc.protocol_id,
+        data: &data,
+        lock: true,
+    };
+    let updated = state
+        .store
+        .update_record_audited(&me.actor(), "plan.approve", &change, now)
+        .await?;
+    Ok(Json(plan_out(updated)?))
+}

@@ -1,0 +1,309 @@
+//! The demo clinic (`ketaflow serve --demo`): a user per role and patients with different
+//! indications and histories, so that a newcomer sees real data at once. Everything is written
+//! through the same validated, audited paths as the API (actor `system:demo`).
+
+use ketaflow_store::{Actor, NewRecord, NewUser, RecordChange, Role};
+use time::Date;
+
+use crate::api::clinical::{AckDoc, BpDoc, Dated, MedicationDoc, PatientDoc, PlanIn, compute, plan_doc};
+use crate::auth::hash_password;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A demo account and its password (printed once by the CLI).
+#[derive(Debug, Clone)]
+pub struct DemoAccount {
+    /// Login name.
+    pub username: String,
+    /// Role.
+    pub role: Role,
+    /// Password.
+    pub password: String,
+}
+
+/// The demo accounts. Their passwords are public by design; a demo database is not for patients.
+pub fn demo_accounts() -> Vec<DemoAccount> {
+    [
+        ("demo.admin", Role::Administrator),
+        ("demo.physician", Role::Physician),
+        ("demo.nurse", Role::Nurse),
+        ("demo.viewer", Role::Viewer),
+    ]
+    .into_iter()
+    .map(|(username, role)| DemoAccount {
+        username: username.into(),
+        role,
+        password: format!("{username}-password"),
+    })
+    .collect()
+}
+
+struct DemoPatient {
+    name: &'static str,
+    mrn: &'static str,
+    dob: &'static str,
+    sex: &'static str,
+    weight_kg: f64,
+    height_cm: f64,
+    indications: &'static [&'static str],
+    medications: &'static [(&'static str, &'static str, Option<f64>)],
+    conditions: &'static [&'static str],
+    bp: (f64, f64),
+    acknowledge: &'static [(&'static str, &'static str)],
+    plan: Option<(&'static str, f64)>,
+}
+
+const PATIENTS: [DemoPatient; 6] = [
+    DemoPatient {
+        name: "Alex Morgan",
+        mrn: "KF-1001",
+        dob: "1984-05-12",
+        sex: "female",
+        weight_kg: 68.0,
+        height_cm: 168.0,
+        indications: &["treatment_resistant_depression"],
+        medications: &[
+            ("sertraline", "other", Some(150.0)),
+            ("lorazepam", "benzodiazepine", Some(1.0)),
+        ],
+        conditions: &[],
+        bp: (124.0, 78.0),
+        acknowledge: &[],
+        plan: Some(("trd", 1.0)),
+    },
+    DemoPatient {
+        name: "Sam Okafor",
+        mrn: "KF-1002",
+        dob: "1971-11-03",
+        sex: "male",
+        weight_kg: 112.0,
+        height_cm: 180.0,
+        indications: &["crps"],
+        medications: &[
+            ("oxycodone", "opioid", Some(40.0)),
+            ("gabapentin", "other_cns_depressant", Some(1800.0)),
+        ],
+        conditions: &[],
+        bp: (138.0, 86.0),
+        acknowledge: &[],
+        plan: Some(("crps", 1.0)),
+    },
+    DemoPatient {
+        name: "Jordan Lee",
+        mrn: "KF-1003",
+        dob: "1990-02-28",
+        sex: "male",
+        weight_kg: 81.0,
+        height_cm: 183.0,
+        indications: &["ptsd", "treatment_resistant_depression"],
+        medications: &[("bupropion", "cyp2b6_inhibitor", Some(300.0))],
+        conditions: &["substance_use_disorder_history"],
+        bp: (146.0, 92.0),
+        acknowledge: &[],
+        plan: None,
+    },
+    DemoPatient {
+        name: "Maria Rossi",
+        mrn: "KF-1004",
+        dob: "1966-08-19",
+        sex: "female",
+        weight_kg: 59.0,
+        height_cm: 160.0,
+        indications: &["bipolar_depression"],
+        medications: &[
+            ("lithium", "other", Some(900.0)),
+            ("lamotrigine", "lamotrigine", Some(200.0)),
+        ],
+        conditions: &["poorly_controlled_cardiovascular_disease"],
+        bp: (150.0, 94.0),
+        acknowledge: &[(
+            "condition.poorly_controlled_cardiovascular_disease",
+            "cardiology review 2026-11-10: BP controlled on current regimen, benefit outweighs risk",
+        )],
+        plan: Some(("bipolar-depression", 1.0)),
+    },
+    DemoPatient {
+        name: "Chris Novak",
+        mrn: "KF-1005",
+        dob: "1979-01-07",
+        sex: "male",
+        weight_kg: 77.0,
+        height_cm: 175.0,
+        indications: &["neuropathic_pain"],
+        medications: &[("theophylline", "theophylline", Some(400.0))],
+        conditions: &[],
+        bp: (128.0, 80.0),
+        acknowledge: &[],
+        plan: None,
+    },
+    DemoPatient {
+        name: "Priya Shah",
+        mrn: "KF-1006",
+        dob: "1995-06-30",
+        sex: "female",
+        weight_kg: 63.0,
+        height_cm: 165.0,
+        indications: &["fibromyalgia", "anxiety"],
+        medications: &[],
+        conditions: &["pregnancy"],
+        bp: (112.0, 70.0),
+        acknowledge: &[],
+        plan: None,
+    },
+];
+
+/// Whether the database already holds demo data (any patient record).
+pub async fn has_patients(state: &AppState) -> Result<bool, ApiError> {
+    Ok(!state
+        .store
+        .list_records("patient", None, None, 1)
+        .await?
+        .is_empty())
+}
+
+/// Seeds the demo clinic into an empty database; returns the accounts created.
+pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
+    let actor = Actor::system("demo");
+    let now = state.now();
+    let mut created = Vec::new();
+    let mut physician_id = String::new();
+    for account in demo_accounts() {
+        if state
+            .store
+            .get_user_by_username(&account.username)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let user = state
+            .store
+            .create_user_audited(
+                &actor,
+                &NewUser {
+                    username: account.username.clone(),
+                    display_name: format!("Demo {}", account.role.as_str()),
+                    role: account.role,
+                    password_hash: hash_password(&account.password)?,
+                },
+                now,
+            )
+            .await?;
+        if account.role == Role::Physician {
+            physician_id = user.id.to_string();
+        }
+        created.push(account);
+    }
+    if has_patients(state).await? {
+        return Ok(created);
+    }
+    let today: Date = now.date();
+    let measured = (today - time::Duration::days(3)).to_string();
+    for p in &PATIENTS {
+        let doc = PatientDoc {
+            display_name: p.name.into(),
+            mrn: Some(p.mrn.into()),
+            date_of_birth: p.dob.into(),
+            sex: p.sex.into(),
+            heights: vec![Dated {
+                value: p.height_cm,
+                on: measured.clone(),
+            }],
+            weights: vec![Dated {
+                value: p.weight_kg,
+                on: measured.clone(),
+            }],
+            indications: p.indications.iter().map(|s| s.to_string()).collect(),
+            medications: p
+                .medications
+                .iter()
+                .map(|(name, class, dose)| MedicationDoc {
+                    name: name.to_string(),
+                    class: class.to_string(),
+                    daily_dose_mg: *dose,
+                })
+                .collect(),
+            conditions: p.conditions.iter().map(|s| s.to_string()).collect(),
+            baseline_bp: Some(BpDoc {
+                systolic_mmhg: p.bp.0,
+                diastolic_mmhg: p.bp.1,
+                on: measured.clone(),
+            }),
+            acknowledgements: p
+                .acknowledge
+                .iter()
+                .map(|(code, reason)| AckDoc {
+                    code: code.to_string(),
+                    physician: physician_id.clone(),
+                    reason: reason.to_string(),
+                })
+                .collect(),
+        };
+        let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let label = format!("{} {}", p.name, p.mrn);
+        let record = state
+            .store
+            .insert_record_audited(
+                &actor,
+                "patient.create",
+                &NewRecord {
+                    kind: "patient",
+                    parent_id: None,
+                    label: &label,
+                    data: &data,
+                },
+                now,
+            )
+            .await?;
+        if let Some((protocol, concentration)) = p.plan {
+            let request = PlanIn {
+                protocol_id: protocol.into(),
+                concentration_mg_per_ml: concentration,
+                planned_on: today.to_string(),
+                last_session_on: None,
+                adjusted_dose_per_kg: None,
+            };
+            let plan = compute(state, &doc, &request)?;
+            let mut plan_doc = plan_doc(&plan, record.id, &request, &physician_id);
+            // The first patient's plan is shown approved; the others wait for a physician.
+            let approve = p.mrn == "KF-1001";
+            let data = serde_json::to_value(&plan_doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let stored = state
+                .store
+                .insert_record_audited(
+                    &actor,
+                    "plan.create",
+                    &NewRecord {
+                        kind: "plan",
+                        parent_id: Some(record.id),
+                        label: protocol,
+                        data: &data,
+                    },
+                    now,
+                )
+                .await?;
+            if approve {
+                plan_doc.status = "approved".into();
+                plan_doc.approved_by = Some(physician_id.clone());
+                plan_doc.approved_at = Some(
+                    now.format(&time::format_description::well_known::Rfc3339)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?,
+                );
+                let data = serde_json::to_value(&plan_doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let change = RecordChange {
+                    kind: "plan",
+                    id: stored.id,
+                    expected_version: stored.version,
+                    label: protocol,
+                    data: &data,
+                    lock: true,
+                };
+                state
+                    .store
+                    .update_record_audited(&actor, "plan.approve", &change, now)
+                    .await?;
+            }
+        }
+    }
+    Ok(created)
+}

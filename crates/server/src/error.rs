@@ -1,0 +1,179 @@
+//! API errors: one enum, one mapping to HTTP status and a JSON body with a stable code.
+//!
+//! Body: `{"error": {"code": "...", "message": "...", "field": "...", "value": ..., "allowed": "..."}}`.
+//! 5xx bodies say nothing specific; the cause goes to the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ketaflow_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Everything a handler can answer with besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: a field has a value outside what is allowed.
+    #[error("{field} {} is outside {allowed}", display_value(value))]
+    InvalidField {
+        /// The field, as named on the wire.
+        field: String,
+        /// The value given.
+        value: serde_json::Value,
+        /// What is allowed, e.g. "2–350".
+        allowed: String,
+    },
+    /// 400: the body is not valid JSON of the expected shape.
+    #[error("{0}")]
+    BadBody(String),
+    /// 401: no valid credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// 401: wrong username or password (never says which).
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// 423: the account is locked after repeated failures.
+    #[error("the account is locked until {until} after repeated failed logins")]
+    Locked {
+        /// RFC 3339 time the lock ends.
+        until: String,
+    },
+    /// 403: the role may not do this.
+    #[error("your role ({role}) may not {action}")]
+    Forbidden {
+        /// The caller's role.
+        role: &'static str,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// 404: no such record.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// The kind of record.
+        what: String,
+        /// The id.
+        id: String,
+    },
+    /// 409: the request conflicts with the record's state (e.g. a plan already approved).
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: the request is well formed but the clinical rules refuse it.
+    #[error("{message}")]
+    Refused {
+        /// Stable code, e.g. `hard_limit`.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// 500: something failed inside; details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The error detail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable message naming the value and what is allowed.
+    pub message: String,
+    /// The offending field, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The offending value, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub value: Option<serde_json::Value>,
+    /// What is allowed, if relevant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<String>,
+}
+
+/// A JSON value as a person writes it: 700 rather than 700.0, text without quotes.
+fn display_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string()),
+        other => other.to_string(),
+    }
+}
+
+impl ApiError {
+    /// A field error.
+    pub fn field(field: &str, value: impl Into<serde_json::Value>, allowed: impl Into<String>) -> ApiError {
+        ApiError::InvalidField {
+            field: field.to_string(),
+            value: value.into(),
+            allowed: allowed.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            ApiError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let (field, value, allowed) = match &self {
+            ApiError::InvalidField {
+                field,
+                value,
+                allowed,
+            } => (Some(field.clone()), Some(value.clone()), Some(allowed.clone())),
+            _ => (None, None, None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.to_string(),
+                field,
+                value,
+                allowed,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound { what, id } => ApiError::NotFound {
+                what: what.to_string(),
+                id,
+            },
+            StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Invalid { what, reason } => ApiError::BadBody(format!("invalid {what}: {reason}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Turns axum's JSON rejections (wrong types, missing fields, bad syntax, too large) into
+/// [`ApiError::BadBody`] with the parser's message, so every 4xx has the same shape.
+pub fn json_rejection(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::BadBody(rejection.body_text())
+}

@@ -1,0 +1,91 @@
+//! Ketaflow's HTTP server: authentication and roles, the JSON API under `/api/v1` with its OpenAPI
+//! document at `/api/v1/openapi.json`.
+//!
+//! **Invariant:** the only crate that knows HTTP and JSON. Wire types (`*In`, `*Out`) are defined
+//! here and converted explicitly to and from the domain types of `ketaflow-clinic`, so the API
+//! changes only on purpose. Every handler checks the caller's role through [`policy::allowed`]
+//! (deny by default) before it touches anything.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod demo;
+pub mod error;
+pub mod policy;
+pub mod state;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use state::{AppState, Clock, Settings};
+
+/// The OpenAPI document of the API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Ketaflow API", description = "Ketamine infusion clinic: intake, eligibility, protocols, dose plans, audit."),
+    paths(
+        api::accounts::login, api::accounts::logout, api::accounts::me, api::accounts::create_token,
+        api::accounts::list_users, api::accounts::create_user, api::accounts::set_disabled, api::accounts::reset_password,
+        api::library::list_protocols, api::library::get_protocol, api::library::list_audit, api::library::verify_audit,
+        api::clinical::create_patient, api::clinical::list_patients, api::clinical::get_patient,
+        api::clinical::add_weight, api::clinical::add_height, api::clinical::add_indication, api::clinical::add_medication,
+        api::clinical::add_condition, api::clinical::set_baseline_bp, api::clinical::get_eligibility,
+        api::clinical::acknowledge, api::clinical::create_plan, api::clinical::list_plans, api::clinical::get_plan,
+        api::clinical::approve_plan,
+    ),
+    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "audit"))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    use api::{accounts, clinical, library};
+    let max_body = state.settings.max_body_bytes;
+    let v1 = Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/auth/login", post(accounts::login))
+        .route("/auth/logout", post(accounts::logout))
+        .route("/auth/me", get(accounts::me))
+        .route("/auth/tokens", post(accounts::create_token))
+        .route("/users", get(accounts::list_users).post(accounts::create_user))
+        .route("/users/{id}/disabled", post(accounts::set_disabled))
+        .route("/users/{id}/password", post(accounts::reset_password))
+        .route("/protocols", get(library::list_protocols))
+        .route("/protocols/{id}", get(library::get_protocol))
+        .route("/audit", get(library::list_audit))
+        .route("/audit/verify", get(library::verify_audit))
+        .route(
+            "/patients",
+            get(clinical::list_patients).post(clinical::create_patient),
+        )
+        .route("/patients/{id}", get(clinical::get_patient))
+        .route("/patients/{id}/weights", post(clinical::add_weight))
+        .route("/patients/{id}/heights", post(clinical::add_height))
+        .route("/patients/{id}/indications", post(clinical::add_indication))
+        .route("/patients/{id}/medications", post(clinical::add_medication))
+        .route("/patients/{id}/conditions", post(clinical::add_condition))
+        .route("/patients/{id}/baseline-bp", post(clinical::set_baseline_bp))
+        .route("/patients/{id}/eligibility", get(clinical::get_eligibility))
+        .route(
+            "/patients/{id}/eligibility/acknowledgements",
+            post(clinical::acknowledge),
+        )
+        .route(
+            "/patients/{id}/plans",
+            get(clinical::list_plans).post(clinical::create_plan),
+        )
+        .route("/plans/{id}", get(clinical::get_plan))
+        .route("/plans/{id}/approve", post(clinical::approve_plan));
+    Router::new()
+        .nest("/api/v1", v1)
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

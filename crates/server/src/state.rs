@@ -1,0 +1,71 @@
+//! What every handler shares: the store, the protocol library, the clock and the settings.
+
+use std::sync::Arc;
+
+use ketaflow_clinic::eligibility::BaselineBpThreshold;
+use ketaflow_clinic::protocol::ProtocolLibrary;
+use ketaflow_store::{LockoutPolicy, Store};
+use time::OffsetDateTime;
+
+/// The time source. The binary passes the system clock; tests pass a fixed or stepping one.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// Clinic settings the server applies.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Failed logins before an account locks, and for how long (clinic setting: 5 failures lock for
+    /// 15 minutes, in line with common practice; OWASP recommends lockout or throttling without
+    /// fixing numbers).
+    pub lockout: LockoutPolicy,
+    /// How long a browser session lasts (a clinic shift: 12 h).
+    pub session_ttl: time::Duration,
+    /// How long an API token lasts unless asked otherwise (90 days).
+    pub api_token_ttl: time::Duration,
+    /// Baseline blood pressure above which screening flags the patient.
+    pub bp_threshold: BaselineBpThreshold,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lockout: LockoutPolicy {
+                threshold: 5,
+                lock_for: time::Duration::minutes(15),
+            },
+            session_ttl: time::Duration::hours(12),
+            api_token_ttl: time::Duration::days(90),
+            bp_threshold: BaselineBpThreshold::default(),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct AppState {
+    /// Persistence.
+    pub store: Store,
+    /// The protocol library in force.
+    pub library: Arc<ProtocolLibrary>,
+    /// The clock.
+    pub clock: Clock,
+    /// Settings.
+    pub settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("library_version", &self.library.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Now, from the injected clock.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+}

@@ -1,0 +1,981 @@
+//! The API over HTTP (in process, through the real router and a real SQLite store): intake →
+//! eligibility → plan → approval, the role matrix, bad input on every endpoint, login lockout.
+//! Runs on PostgreSQL too when `KETAFLOW_TEST_POSTGRES_URL` is set (see `spawn_app`).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use ketaflow_clinic::protocol::ProtocolLibrary;
+use ketaflow_server::policy::{Action, allowed};
+use ketaflow_server::{AppState, Settings, auth, router};
+use ketaflow_store::{Actor, NewUser, Role, Store, StoreOptions};
+use serde_json::{Value, json};
+use time::macros::datetime;
+use tower::ServiceExt;
+
+struct App {
+    state: AppState,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh server: SQLite in a temporary directory, or a fresh PostgreSQL schema when
+/// `KETAFLOW_TEST_POSTGRES_URL` is set and `KETAFLOW_TEST_BACKEND=postgres`.
+async fn spawn_app() -> App {
+    let (store, dir) = match (
+        std::env::var("KETAFLOW_TEST_BACKEND").as_deref(),
+        std::env::var("KETAFLOW_TEST_POSTGRES_URL"),
+    ) {
+        (Ok("postgres"), Ok(url)) => {
+            let schema = format!("api_{}", uuid::Uuid::now_v7().simple());
+            (
+                Store::connect_with(&url, &StoreOptions::default().postgres_schema(schema))
+                    .await
+                    .unwrap(),
+                None,
+            )
+        }
+        _ => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (Store::connect(&url).await.unwrap(), Some(dir))
+        }
+    };
+    let state = AppState {
+        store,
+        library: Arc::new(ProtocolLibrary::embedded()),
+        clock: Arc::new(|| datetime!(2026-11-26 10:00 UTC)),
+        settings: Arc::new(Settings {
+            max_body_bytes: 16 * 1024,
+            ..Settings::default()
+        }),
+    };
+    for (username, role) in [
+        ("admin", Role::Administrator),
+        ("doc", Role::Physician),
+        ("nurse", Role::Nurse),
+        ("viewer", Role::Viewer),
+    ] {
+        let new = NewUser {
+            username: username.into(),
+            display_name: username.into(),
+            role,
+            password_hash: auth::hash_password(&format!("{username}-secret-pass")).unwrap(),
+        };
+        state
+            .store
+            .create_user_audited(&Actor::system("test"), &new, state.now())
+            .await
+            .unwrap();
+    }
+    App { state, _dir: dir }
+}
+
+impl App {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(b) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => builder.body(Body::empty()).unwrap(),
+        };
+        self.raw(request).await
+    }
+
+    async fn raw(&self, request: Request<Body>) -> (StatusCode, Value, Option<String>) {
+        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value, cookie)
+    }
+
+    /// Logs in and returns the session token from the cookie.
+    async fn login(&self, username: &str) -> String {
+        let (status, body, cookie) = self
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": format!("{username}-secret-pass")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let cookie = cookie.expect("session cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string()
+    }
+
+    async fn audit_count(&self) -> u64 {
+        self.state.store.verify_audit_chain().await.unwrap().checked
+    }
+
+    /// A patient with weight, height, indication and BP, created by the nurse.
+    async fn patient(&self, nurse: &str, weight_kg: f64) -> String {
+        let (s, p, _) = self
+            .call("POST", "/api/v1/patients", Some(nurse), Some(json!({"display_name": "Test Patient", "mrn": "T-1", "date_of_birth": "1986-01-01", "sex": "male"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        let id = p["id"].as_str().unwrap().to_string();
+        for (path, body) in [
+            ("weights", json!({"weight_kg": weight_kg, "on": "2026-11-20"})),
+            ("heights", json!({"height_cm": 177.8, "on": "2026-11-20"})),
+            ("indications", json!({"code": "treatment_resistant_depression"})),
+            (
+                "baseline-bp",
+                json!({"systolic_mmhg": 128, "diastolic_mmhg": 80, "on": "2026-11-20"}),
+            ),
+        ] {
+            let (s, b, _) = self
+                .call(
+                    "POST",
+                    &format!("/api/v1/patients/{id}/{path}"),
+                    Some(nurse),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{path}: {b}");
+        }
+        id
+    }
+}
+
+#[tokio::test]
+async fn intake_eligibility_plan_and_approval_without_override() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let id = app.patient(&nurse, 70.0).await;
+
+    let (s, e, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{id}/eligibility"),
+            Some(&doc),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(e["status"], "eligible");
+    assert_eq!(
+        e["indications"][0]["evidence_grade"],
+        "CANMAT level 1 (single infusion), level 3 (repeated infusions)"
+    );
+
+    let (s, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&nurse),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    // 0.5 mg/kg × 70 kg over 40 min: 35 mg, 52.5 mg/h, 52.5 mL/h at 1 mg/mL, 35 mL (clinical.md §11).
+    assert_eq!(plan["dose_mg"], 35.0);
+    assert_eq!(plan["pump_ml_per_h"], 52.5);
+    assert_eq!(plan["volume_ml"], 35.0);
+    assert_eq!(plan["rate_mg_per_kg_per_h"], 0.75);
+    assert_eq!(plan["library_version"], "2026.11.1");
+    assert_eq!(plan["status"], "draft");
+    assert!((plan["prediction"]["peak_cp_ug_per_ml"].as_f64().unwrap() - 0.253).abs() < 1e-3);
+    assert!(
+        plan["prediction"]["ce_below_threshold_from_min"]
+            .as_f64()
+            .unwrap()
+            > 100.0
+    );
+    assert!(
+        plan["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "within")
+    );
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+
+    // A nurse may not approve; a physician may.
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            Some(&nurse),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, approved, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            Some(&doc),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["locked"], true);
+    // Approved plans never change.
+    let (s, body, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            Some(&doc),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+
+    // Everything above is in the audit chain, which verifies.
+    let admin = app.login("admin").await;
+    let (s, v, _) = app.call("GET", "/api/v1/audit/verify", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["ok"], true);
+    let (_, entries, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit?record_id={plan_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["plan.create", "plan.approve"]);
+}
+
+#[tokio::test]
+async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let id = app.patient(&nurse, 100.0).await;
+    let create = |dose: f64| json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26", "adjusted_dose_per_kg": dose});
+
+    let (s, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&doc),
+            Some(create(0.8)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    let breaches: Vec<&str> = plan["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "soft_breach")
+        .map(|c| c["limit"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        breaches,
+        ["dose_mg_per_kg", "rate_mg_per_kg_per_h", "mg_per_session"]
+    );
+    let plan_id = plan["id"].as_str().unwrap();
+    let (s, err, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            Some(&doc),
+            Some(json!({"overrides": []})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["error"]["code"], "override_needed");
+    let overrides = json!({"overrides": [
+        {"limit": "dose_mg_per_kg", "reason": "partial response at 0.5 mg/kg after six sessions"},
+        {"limit": "rate_mg_per_kg_per_h", "reason": "same 40-minute duration, tolerated before"},
+        {"limit": "mg_per_session", "reason": "follows from the escalated mg/kg dose"},
+    ]});
+    let (s, approved, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            Some(&doc),
+            Some(overrides),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{approved}");
+    assert_eq!(approved["overrides"].as_array().unwrap().len(), 3);
+
+    let (_, hard, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&doc),
+            Some(create(1.2)),
+        )
+        .await;
+    let hard_id = hard["id"].as_str().unwrap();
+    let every = json!({"overrides": [
+        {"limit": "dose_mg_per_kg", "reason": "physician insists on this dose"},
+        {"limit": "rate_mg_per_kg_per_h", "reason": "physician insists on this dose"},
+        {"limit": "mg_per_session", "reason": "physician insists on this dose"},
+    ]});
+    let (s, err, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{hard_id}/approve"),
+            Some(&doc),
+            Some(every),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["error"]["code"], "hard_limit");
+    let (_, still, _) = app
+        .call("GET", &format!("/api/v1/plans/{hard_id}"), Some(&doc), None)
+        .await;
+    assert_eq!(still["status"], "draft");
+}
+
+#[tokio::test]
+async fn contraindications_block_or_need_a_physicians_reasoned_acknowledgement() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let id = app.patient(&nurse, 70.0).await;
+    let plan = json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"});
+
+    app.call(
+        "POST",
+        &format!("/api/v1/patients/{id}/conditions"),
+        Some(&nurse),
+        Some(json!({"code": "pregnancy"})),
+    )
+    .await;
+    let (_, e, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{id}/eligibility"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(e["status"], "needs_acknowledgement");
+    let (s, err, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&nurse),
+            Some(plan.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("acknowledgement_needed"))
+    );
+
+    let ack = |reason: &str| json!({"code": "condition.pregnancy", "reason": reason});
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+            Some(&nurse),
+            Some(ack("obstetric review done")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let before = app.audit_count().await;
+    let (s, err, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+            Some(&doc),
+            Some(ack("ok")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["field"], "reason");
+    assert_eq!(
+        app.audit_count().await,
+        before,
+        "a refused acknowledgement writes nothing"
+    );
+    let (s, e, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+            Some(&doc),
+            Some(ack("obstetric review: benefit outweighs risk")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(e["status"], "eligible");
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&nurse),
+            Some(plan.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // An absolute contraindication cannot be acknowledged and blocks plans.
+    app.call(
+        "POST",
+        &format!("/api/v1/patients/{id}/medications"),
+        Some(&nurse),
+        Some(json!({"name": "theophylline", "class": "theophylline"})),
+    )
+    .await;
+    let (_, e, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{id}/eligibility"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(e["status"], "ineligible");
+    assert_eq!(e["findings"][0]["code"], "medication.theophylline");
+    assert_eq!(e["findings"][0]["source"], "Ketalar PI 7.1");
+    let (s, err, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&nurse),
+            Some(plan),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("ineligible"))
+    );
+    let (s, err, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+            Some(&doc),
+            Some(json!({"code": "medication.theophylline", "reason": "I know what I am doing"})),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_relative"))
+    );
+}
+
+/// One endpoint of the matrix: the action it needs and a request that would succeed if allowed.
+struct Endpoint {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    action: Action,
+}
+
+#[tokio::test]
+async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
+    let app = spawn_app().await;
+    let tokens = [
+        (Role::Administrator, app.login("admin").await),
+        (Role::Physician, app.login("doc").await),
+        (Role::Nurse, app.login("nurse").await),
+        (Role::Viewer, app.login("viewer").await),
+    ];
+    let nurse = &tokens[2].1;
+    let id = app.patient(nurse, 70.0).await;
+    let (_, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(nurse),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+    // A spare account whose password the matrix resets (resetting revokes its sessions).
+    let (_, spare, _) = app
+        .call("POST", "/api/v1/users", Some(&tokens[0].1), Some(json!({"username": "spare", "display_name": "S", "role": "viewer", "password": "spare-long-password"})))
+        .await;
+    let spare_id = spare["id"].as_str().unwrap().to_string();
+    let endpoints = vec![
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/patients".into(),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/patients/{id}"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/patients/{id}/eligibility"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/patients/{id}/plans"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/plans/{plan_id}"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/protocols".into(),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/protocols/trd".into(),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "POST",
+            path: "/api/v1/patients".into(),
+            body: Some(json!({"display_name": "M", "date_of_birth": "1990-01-01", "sex": "female"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/weights"),
+            body: Some(json!({"weight_kg": 70, "on": "2026-11-25"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/heights"),
+            body: Some(json!({"height_cm": 177.8, "on": "2026-11-25"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/indications"),
+            body: Some(json!({"code": "ptsd"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/medications"),
+            body: Some(json!({"name": "sertraline", "class": "other"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/conditions"),
+            body: Some(json!({"code": "moderate_hepatic_disease"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/baseline-bp"),
+            body: Some(json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "on": "2026-11-25"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+            body: Some(
+                json!({"code": "condition.pregnancy", "reason": "not present, so refused after the check"}),
+            ),
+            action: Action::AcknowledgeContraindication,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/plans"),
+            body: Some(
+                json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+            ),
+            action: Action::CreatePlan,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/plans/{plan_id}/approve"),
+            body: Some(json!({})),
+            action: Action::ApprovePlan,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/users".into(),
+            body: None,
+            action: Action::ManageUsers,
+        },
+        Endpoint {
+            method: "POST",
+            path: "/api/v1/users".into(),
+            body: Some(
+                json!({"username": "new.user", "display_name": "N", "role": "viewer", "password": "long-enough-password"}),
+            ),
+            action: Action::ManageUsers,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/users/{spare_id}/password"),
+            body: Some(json!({"password": "another-long-password"})),
+            action: Action::ManageUsers,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/audit".into(),
+            body: None,
+            action: Action::ReadAudit,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/audit/verify".into(),
+            body: None,
+            action: Action::ReadAudit,
+        },
+    ];
+    let mut checked = 0;
+    for endpoint in &endpoints {
+        // Unauthenticated: always 401.
+        let (s, _, _) = app
+            .call(endpoint.method, &endpoint.path, None, endpoint.body.clone())
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "{} {}",
+            endpoint.method,
+            endpoint.path
+        );
+        for (role, token) in &tokens {
+            let (s, body, _) = app
+                .call(
+                    endpoint.method,
+                    &endpoint.path,
+                    Some(token),
+                    endpoint.body.clone(),
+                )
+                .await;
+            if allowed(*role, endpoint.action) {
+                assert!(
+                    s != StatusCode::FORBIDDEN && s != StatusCode::UNAUTHORIZED,
+                    "{role:?} {} {}: {s} {body}",
+                    endpoint.method,
+                    endpoint.path
+                );
+            } else {
+                assert_eq!(
+                    s,
+                    StatusCode::FORBIDDEN,
+                    "{role:?} {} {}: {body}",
+                    endpoint.method,
+                    endpoint.path
+                );
+                assert_eq!(body["error"]["code"], "forbidden");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, endpoints.len() * 4);
+    // Every action of the policy is exercised by at least one endpoint.
+    for action in Action::ALL {
+        assert!(
+            endpoints.iter().any(|e| e.action == action),
+            "{action:?} untested"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_the_field_the_value_and_what_is_allowed_and_writes_nothing() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let id = app.patient(&nurse, 70.0).await;
+    let unknown = uuid::Uuid::now_v7();
+    let before = app.audit_count().await;
+    let cases: Vec<(&str, String, Value, StatusCode, &str)> = vec![
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/weights"),
+            json!({"weight_kg": 700, "on": "2026-11-20"}),
+            StatusCode::BAD_REQUEST,
+            "weight_kg 700 is outside 2–350",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/weights"),
+            json!({"weight_kg": "heavy", "on": "2026-11-20"}),
+            StatusCode::BAD_REQUEST,
+            "weight_kg",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/weights"),
+            json!({"on": "2026-11-20"}),
+            StatusCode::BAD_REQUEST,
+            "missing field `weight_kg`",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/weights"),
+            json!({"weight_kg": 70, "on": "2027-01-01"}),
+            StatusCode::BAD_REQUEST,
+            "a date not in the future",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/weights"),
+            json!({"weight_kg": 70, "on": "yesterday"}),
+            StatusCode::BAD_REQUEST,
+            "a date YYYY-MM-DD",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{unknown}/weights"),
+            json!({"weight_kg": 70, "on": "2026-11-20"}),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/heights"),
+            json!({"height_cm": 10, "on": "2026-11-20"}),
+            StatusCode::BAD_REQUEST,
+            "height_cm 10 is outside 40–250",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/indications"),
+            json!({"code": "depression"}),
+            StatusCode::BAD_REQUEST,
+            "treatment_resistant_depression",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/conditions"),
+            json!({"code": "flu"}),
+            StatusCode::BAD_REQUEST,
+            "pregnancy",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/medications"),
+            json!({"name": "x", "class": "magic"}),
+            StatusCode::BAD_REQUEST,
+            "benzodiazepine",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/medications"),
+            json!({"name": "x", "class": "opioid", "daily_dose_mg": -5}),
+            StatusCode::BAD_REQUEST,
+            "daily_dose_mg -5",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/baseline-bp"),
+            json!({"systolic_mmhg": 120, "diastolic_mmhg": 130, "on": "2026-11-20"}),
+            StatusCode::BAD_REQUEST,
+            "below the systolic",
+        ),
+        (
+            "POST",
+            "/api/v1/patients".into(),
+            json!({"display_name": "", "date_of_birth": "1990-01-01", "sex": "male"}),
+            StatusCode::BAD_REQUEST,
+            "display_name",
+        ),
+        (
+            "POST",
+            "/api/v1/patients".into(),
+            json!({"display_name": "A", "date_of_birth": "1990-01-01", "sex": "other"}),
+            StatusCode::BAD_REQUEST,
+            "male, female",
+        ),
+        (
+            "POST",
+            "/api/v1/patients".into(),
+            json!({"display_name": "A", "date_of_birth": "1990-01-01", "sex": "male", "ssn": "1"}),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/plans"),
+            json!({"protocol_id": "trd", "concentration_mg_per_ml": 50, "planned_on": "2026-11-26"}),
+            StatusCode::BAD_REQUEST,
+            "concentration_mg_per_ml 50 is outside 1, 10 mg/mL",
+        ),
+        (
+            "POST",
+            format!("/api/v1/patients/{id}/plans"),
+            json!({"protocol_id": "propofol", "concentration_mg_per_ml": 1, "planned_on": "2026-11-26"}),
+            StatusCode::BAD_REQUEST,
+            "protocol_id",
+        ),
+        (
+            "POST",
+            format!("/api/v1/plans/{unknown}/approve"),
+            json!({}),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+        (
+            "POST",
+            "/api/v1/users".into(),
+            json!({"username": "x", "display_name": "X", "role": "viewer", "password": "long-enough-password"}),
+            StatusCode::BAD_REQUEST,
+            "username",
+        ),
+    ];
+    for (method, path, body, status, message) in cases {
+        let token = if path.contains("/plans") {
+            &doc
+        } else if path == "/api/v1/users" {
+            &app.login("admin").await
+        } else {
+            &nurse
+        };
+        let (s, err, _) = app.call(method, &path, Some(token), Some(body.clone())).await;
+        assert_eq!(s, status, "{path} {body}: {err}");
+        let text = err.to_string();
+        assert!(text.contains(message), "{path} {body}: {text}");
+    }
+    // A body that is not JSON, and one above the size limit.
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/patients/{id}/weights"))
+        .header(header::AUTHORIZATION, format!("Bearer {nurse}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    assert_eq!(app.raw(request).await.0, StatusCode::BAD_REQUEST);
+    let huge = json!({"display_name": "A".repeat(40_000), "date_of_birth": "1990-01-01", "sex": "male"});
+    let (s, _, _) = app
+        .call("POST", "/api/v1/patients", Some(&nurse), Some(huge))
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    // Logins (which audit nothing) aside, nothing was written.
+    assert_eq!(app.audit_count().await, before);
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_account() {
+    let app = spawn_app().await;
+    let wrong = json!({"username": "nurse", "password": "not-the-password"});
+    for _ in 0..4 {
+        let (s, e, _) = app
+            .call("POST", "/api/v1/auth/login", None, Some(wrong.clone()))
+            .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("bad_credentials"))
+        );
+    }
+    let (s, _, _) = app
+        .call("POST", "/api/v1/auth/login", None, Some(wrong.clone()))
+        .await;
+    assert_eq!(s, StatusCode::LOCKED);
+    let right = json!({"username": "nurse", "password": "nurse-secret-pass"});
+    let (s, _, _) = app.call("POST", "/api/v1/auth/login", None, Some(right)).await;
+    assert_eq!(
+        s,
+        StatusCode::LOCKED,
+        "the right password does not open a locked account"
+    );
+    // Unknown users get the same answer as wrong passwords.
+    let (s, e, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "nobody", "password": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("bad_credentials"))
+    );
+}
+
+#[tokio::test]
+async fn api_tokens_work_as_bearer_and_logout_revokes_the_session() {
+    let app = spawn_app().await;
+    let session = app.login("doc").await;
+    let (s, token, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/tokens",
+            Some(&session),
+            Some(json!({"label": "monitor bridge", "days": 30})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let bearer = token["token"].as_str().unwrap();
+    let (s, me, _) = app.call("GET", "/api/v1/auth/me", Some(bearer), None).await;
+    assert_eq!((s, me["role"].as_str()), (StatusCode::OK, Some("physician")));
+    let (s, _, cookie) = app
+        .call("POST", "/api/v1/auth/logout", Some(&session), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(cookie.unwrap().contains("Max-Age=0"));
+    let (s, _, _) = app.call("GET", "/api/v1/auth/me", Some(&session), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The cookie works too.
+    let fresh = app.login("doc").await;
+    let request = Request::builder()
+        .uri("/api/v1/auth/me")
+        .header(header::COOKIE, format!("ketaflow_session={fresh}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(app.raw(request).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let app = spawn_app().await;
+    let (s, doc, _) = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/patients",
+        "/api/v1/patients/{id}/plans",
+        "/api/v1/plans/{id}/approve",
+        "/api/v1/audit/verify",
+        "/api/v1/auth/login",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing");
+    }
+    assert_eq!(paths.len(), 24);
+}

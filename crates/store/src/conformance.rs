@@ -1,0 +1,1190 @@
+//! The conformance suite: backend-independent tests that every backend must pass.
+//!
+//! Each function takes a fresh, empty, migrated [`Store`] and panics on failure. The test files
+//! `tests/sqlite.rs` and `tests/postgres.rs` stamp out one `#[tokio::test]` per function with
+//! [`conformance_tests!`](crate::conformance_tests), so both backends always run the same list.
+//! Tampering tests reach past the API with raw SQL through private helpers here, as an attacker
+//! with database access would.
+
+use std::collections::BTreeMap;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::db::with_conn;
+use crate::{
+    Actor, AuditFilter, AuditProblem, AuditProblemKind, Backend, BackupFormat, GENESIS_HASH, LockoutPolicy,
+    NewAuditEntry, NewToken, NewUser, Role, Store, StoreError, TokenKind, batch_digest, hash_token,
+};
+
+/// Stamps out one `#[tokio::test]` per conformance function. `$fixture` is an async function
+/// returning `Option<F>` (where `None` means "skip", e.g. no PostgreSQL configured) and `F` has a
+/// `store(&self) -> Store` method; after the test the store is closed and `F` is dropped (clean up
+/// in `Drop`), then a failure is re-raised.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fixture:path) => {
+        $crate::conformance_tests!(@each $fixture;
+            users_create_get_list,
+            users_unique_username_conflict,
+            users_concurrent_same_username,
+            users_reject_invalid_input,
+            users_disable_enable_audited,
+            users_password_change_audited,
+            login_failures_lock_and_success_resets,
+            tokens_active_expired_revoked,
+            tokens_hash_only_storage,
+            tokens_user_disabled_or_missing,
+            timestamps_round_trip_utc_micros,
+            audit_append_links_and_verifies,
+            audit_list_filters,
+            audit_log_is_append_only,
+            audit_detects_altered_field,
+            audit_detects_deleted_entry,
+            audit_detects_truncated_tail,
+            audit_detects_swapped_entries,
+            audit_detects_rehashed_edit,
+            audit_concurrent_appends_keep_chain,
+            audit_batch_digest_entry,
+            tx_rollback_discards_write_and_audit,
+            tx_failed_write_discards_everything,
+            backup_is_consistent_copy,
+        );
+    };
+    (@each $fixture:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(fixture) = $fixture().await else {
+                    eprintln!("{}: skipped (backend not configured)", stringify!($name));
+                    return;
+                };
+                // Run the test as its own task so that, pass or fail, the pool is closed (every
+                // connection returned, open transactions ended) before the fixture cleans up.
+                let outcome = tokio::spawn($crate::conformance::$name(fixture.store())).await;
+                fixture.store().close().await;
+                drop(fixture);
+                if let Err(err) = outcome {
+                    if let Ok(panic) = err.try_into_panic() {
+                        std::panic::resume_unwind(panic);
+                    }
+                    panic!("{} was cancelled", stringify!($name));
+                }
+            }
+        )*
+    };
+}
+
+const T0: OffsetDateTime = datetime!(2026-03-02 08:00:00 UTC);
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+fn new_user(username: &str, role: Role) -> NewUser {
+    NewUser {
+        username: username.to_owned(),
+        display_name: format!("Display {username}"),
+        role,
+        password_hash: HASH.to_owned(),
+    }
+}
+
+fn admin() -> Actor {
+    Actor::system("conformance")
+}
+
+async fn seed_user(store: &Store, username: &str, role: Role) -> crate::User {
+    store
+        .create_user_audited(&admin(), &new_user(username, role), T0)
+        .await
+        .unwrap()
+}
+
+/// Appends `n` entries about patient `p<i>`, one transaction each, at T0 + i seconds.
+async fn seed_audit(store: &Store, n: i64) {
+    for i in 1..=n {
+        store
+            .append_audit(
+                &NewAuditEntry::new(
+                    T0 + Duration::seconds(i),
+                    Actor::user(Uuid::now_v7(), Role::Nurse),
+                    "patient.update",
+                    "patient",
+                    format!("p{i}"),
+                )
+                .before(serde_json::json!({ "weight_kg": 70 + i }))
+                .after(serde_json::json!({ "weight_kg": 71 + i })),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn problem(store: &Store) -> Option<AuditProblem> {
+    store.verify_audit_chain().await.unwrap().problem
+}
+
+// ---- raw SQL, for tampering tests only -------------------------------------------------------
+
+enum Bind {
+    Int(i64),
+    Text(Option<String>),
+}
+
+async fn raw_exec(store: &Store, sql: &'static str, binds: Vec<Bind>) -> Result<u64, StoreError> {
+    let mut pooled = store.acquire().await?;
+    Ok(with_conn!(pooled.conn(), c => {
+        let mut q = sqlx::query(sql);
+        for bind in binds {
+            q = match bind {
+                Bind::Int(v) => q.bind(v),
+                Bind::Text(v) => q.bind(v),
+            };
+        }
+        q.execute(&mut *c).await?.rows_affected()
+    }))
+}
+
+/// Drops the append-only triggers, as someone with database access could.
+async fn drop_append_only_guard(store: &Store) {
+    match store.backend() {
+        Backend::Sqlite => {
+            raw_exec(store, "DROP TRIGGER audit_log_no_update", vec![])
+                .await
+                .unwrap();
+            raw_exec(store, "DROP TRIGGER audit_log_no_delete", vec![])
+                .await
+                .unwrap();
+        }
+        Backend::Postgres => {
+            raw_exec(store, "DROP TRIGGER audit_log_append_only ON audit_log", vec![])
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn set_after_json(store: &Store, seq: i64, after: &str) {
+    let n = raw_exec(
+        store,
+        "UPDATE audit_log SET after_json = $1 WHERE seq = $2",
+        vec![Bind::Text(Some(after.to_owned())), Bind::Int(seq)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+}
+
+async fn entry(store: &Store, seq: i64) -> crate::AuditEntry {
+    let filter = AuditFilter {
+        after_seq: Some(seq - 1),
+        limit: Some(1),
+        ..AuditFilter::default()
+    };
+    let found = store.list_audit(&filter).await.unwrap();
+    assert_eq!(found.len(), 1, "entry {seq} exists");
+    found.into_iter().next().unwrap()
+}
+
+// ---- users -----------------------------------------------------------------------------------
+
+/// Create, read back by id and username, list in username order, count.
+pub async fn users_create_get_list(store: Store) {
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    let nurse = seed_user(&store, "nina", Role::Nurse).await;
+    let doc = seed_user(&store, "anna", Role::Physician).await;
+    assert_eq!(nurse.id.get_version_num(), 7, "ids are UUID v7");
+    assert_eq!(nurse.username, "nina");
+    assert_eq!(nurse.display_name, "Display nina");
+    assert_eq!(nurse.role, Role::Nurse);
+    assert_eq!(nurse.password_hash, HASH);
+    assert!(!nurse.disabled);
+    assert_eq!(nurse.failed_logins, 0);
+    assert_eq!(nurse.locked_until, None);
+    assert_eq!(nurse.created_at, T0);
+
+    assert_eq!(store.get_user(nurse.id).await.unwrap(), nurse);
+    assert_eq!(
+        store.get_user_by_username("anna").await.unwrap(),
+        Some(doc.clone())
+    );
+    assert_eq!(store.get_user_by_username("nobody").await.unwrap(), None);
+    let missing = Uuid::now_v7();
+    match store.get_user(missing).await {
+        Err(StoreError::NotFound { what: "user", id }) => assert_eq!(id, missing.to_string()),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert_eq!(
+        store.list_users().await.unwrap(),
+        vec![doc.clone(), nurse.clone()]
+    );
+    assert_eq!(store.count_users().await.unwrap(), 2);
+
+    // Creation is audited, without the password hash.
+    let log = store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].action, "user.create");
+    assert_eq!(log[0].record_type, "user");
+    assert_eq!(log[0].record_id, nurse.id.to_string());
+    assert_eq!(log[0].actor_user_id, "system:conformance");
+    assert_eq!(log[0].actor_role, "system");
+    let after: serde_json::Value = serde_json::from_str(log[0].after_json.as_deref().unwrap()).unwrap();
+    assert_eq!(after["username"], "nina");
+    assert_eq!(after["role"], "nurse");
+    assert!(!log[0].after_json.as_deref().unwrap().contains("argon2"));
+    assert_eq!(log[0].before_json, None);
+}
+
+/// A second user with a taken username is a Conflict and leaves no trace (no audit entry).
+pub async fn users_unique_username_conflict(store: Store) {
+    seed_user(&store, "sam", Role::Nurse).await;
+    let err = store
+        .create_user_audited(&admin(), &new_user("sam", Role::Viewer), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+    assert_eq!(
+        store.get_user_by_username("sam").await.unwrap().unwrap().role,
+        Role::Nurse
+    );
+    assert_eq!(store.list_audit(&AuditFilter::default()).await.unwrap().len(), 1);
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+/// Eight tasks race to create the same username: exactly one wins, the rest get Conflict.
+pub async fn users_concurrent_same_username(store: Store) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut user = new_user("race", Role::Viewer);
+            user.display_name = format!("racer {i}");
+            store.create_user_audited(&admin(), &user, T0).await
+        }));
+    }
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict { .. }) => {}
+            Err(other) => panic!("expected Conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    let report = store.verify_audit_chain().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.checked, 1);
+}
+
+/// Plaintext passwords, blank or padded usernames and unknown role names are refused.
+pub async fn users_reject_invalid_input(store: Store) {
+    let mut plain = new_user("pat", Role::Nurse);
+    plain.password_hash = "correct horse battery staple".into();
+    let err = store.create_user_audited(&admin(), &plain, T0).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                what: "password hash",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    for bad in ["", " pat", "pat "] {
+        let err = store
+            .create_user_audited(&admin(), &new_user(bad, Role::Nurse), T0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid { what: "username", .. }),
+            "{err:?}"
+        );
+    }
+    assert!("nurse".parse::<Role>().is_ok());
+    assert!("Nurse".parse::<Role>().is_err());
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    assert!(
+        store
+            .list_audit(&AuditFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Disabling and re-enabling are stored and audited with before and after.
+pub async fn users_disable_enable_audited(store: Store) {
+    let boss = seed_user(&store, "boss", Role::Administrator).await;
+    let nurse = seed_user(&store, "nora", Role::Nurse).await;
+    let actor = Actor::user(boss.id, boss.role);
+    let t1 = T0 + Duration::hours(1);
+    let disabled = store
+        .set_disabled_audited(&actor, nurse.id, true, t1)
+        .await
+        .unwrap();
+    assert!(disabled.disabled);
+    assert!(store.get_user(nurse.id).await.unwrap().disabled);
+    let enabled = store
+        .set_disabled_audited(&actor, nurse.id, false, t1)
+        .await
+        .unwrap();
+    assert!(!enabled.disabled);
+
+    let filter = AuditFilter {
+        record_type: Some("user".into()),
+        record_id: Some(nurse.id.to_string()),
+        ..AuditFilter::default()
+    };
+    let log = store.list_audit(&filter).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["user.create", "user.disable", "user.enable"]);
+    assert_eq!(log[1].actor_user_id, boss.id.to_string());
+    assert_eq!(log[1].actor_role, "administrator");
+    assert_eq!(log[1].at, t1);
+    let before: serde_json::Value = serde_json::from_str(log[1].before_json.as_deref().unwrap()).unwrap();
+    let after: serde_json::Value = serde_json::from_str(log[1].after_json.as_deref().unwrap()).unwrap();
+    assert_eq!(before["disabled"], false);
+    assert_eq!(after["disabled"], true);
+
+    let err = store
+        .set_disabled_audited(&actor, Uuid::now_v7(), true, t1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { what: "user", .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.verify_audit_chain().await.unwrap().checked, 4);
+}
+
+/// A password change stores the new hash and is audited without either hash.
+pub async fn users_password_change_audited(store: Store) {
+    let user = seed_user(&store, "pia", Role::Physician).await;
+    let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdA$bmV3aGFzaG5ld2hhc2g";
+    store
+        .set_password_hash_audited(&Actor::user(user.id, user.role), user.id, new_hash, T0)
+        .await
+        .unwrap();
+    assert_eq!(store.get_user(user.id).await.unwrap().password_hash, new_hash);
+    let log = store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(log.last().unwrap().action, "user.password_change");
+    for e in &log {
+        for json in [&e.before_json, &e.after_json].into_iter().flatten() {
+            assert!(
+                !json.contains("argon2"),
+                "audit must not hold password hashes: {json}"
+            );
+        }
+    }
+    let err = store
+        .set_password_hash_audited(&admin(), user.id, "hunter2", T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    let err = store
+        .set_password_hash_audited(&admin(), Uuid::now_v7(), new_hash, T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert_eq!(store.get_user(user.id).await.unwrap().password_hash, new_hash);
+}
+
+/// Failures count up; reaching the threshold locks (and is audited); success resets.
+pub async fn login_failures_lock_and_success_resets(store: Store) {
+    let user = seed_user(&store, "lou", Role::Nurse).await;
+    let policy = LockoutPolicy {
+        threshold: 3,
+        lock_for: Duration::minutes(15),
+    };
+    let t = |s: i64| T0 + Duration::seconds(s);
+    let u = store.record_login_failure(user.id, t(1), policy).await.unwrap();
+    assert_eq!((u.failed_logins, u.locked_until), (1, None));
+    let u = store.record_login_failure(user.id, t(2), policy).await.unwrap();
+    assert_eq!((u.failed_logins, u.locked_until), (2, None));
+    assert!(!u.is_locked(t(2)));
+    let u = store.record_login_failure(user.id, t(3), policy).await.unwrap();
+    assert_eq!(u.failed_logins, 3);
+    assert_eq!(u.locked_until, Some(t(3) + Duration::minutes(15)));
+    assert!(u.is_locked(t(3) + Duration::minutes(14)));
+    assert!(!u.is_locked(t(3) + Duration::minutes(15)));
+    assert_eq!(store.get_user(user.id).await.unwrap(), u);
+
+    let locks = store
+        .list_audit(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "user.lock")
+        .collect::<Vec<_>>();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].actor_user_id, "system:auth");
+    assert_eq!(locks[0].record_id, user.id.to_string());
+
+    store.record_login_success(user.id).await.unwrap();
+    let u = store.get_user(user.id).await.unwrap();
+    assert_eq!((u.failed_logins, u.locked_until), (0, None));
+
+    let err = store
+        .record_login_failure(Uuid::now_v7(), t(4), policy)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    let err = store.record_login_success(Uuid::now_v7()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+// ---- tokens ----------------------------------------------------------------------------------
+
+fn token(raw: &str, user_id: Uuid, kind: TokenKind, hours: i64) -> NewToken {
+    NewToken {
+        token_hash: hash_token(raw),
+        user_id,
+        kind,
+        created_at: T0,
+        expires_at: T0 + Duration::hours(hours),
+        label: Some(format!("label for {kind}")),
+    }
+}
+
+/// A token is honoured until it expires or is revoked; revocation is per token or per user.
+pub async fn tokens_active_expired_revoked(store: Store) {
+    let user = seed_user(&store, "tom", Role::Nurse).await;
+    let browser = token("browser-raw-1", user.id, TokenKind::Browser, 1);
+    store.insert_token(&browser).await.unwrap();
+
+    let active = store
+        .find_active_token(&browser.token_hash, T0 + Duration::minutes(30))
+        .await
+        .unwrap()
+        .expect("active before expiry");
+    assert_eq!(active.user, user);
+    assert_eq!(active.token.kind, TokenKind::Browser);
+    assert_eq!(active.token.expires_at, T0 + Duration::hours(1));
+    assert_eq!(active.token.revoked_at, None);
+    assert_eq!(active.token.label.as_deref(), Some("label for browser"));
+    assert!(
+        store
+            .find_active_token(&browser.token_hash, T0 + Duration::hours(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired at expires_at"
+    );
+    assert!(
+        store
+            .find_active_token(&hash_token("unknown"), T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let t1 = T0 + Duration::minutes(5);
+    assert!(store.revoke_token(&browser.token_hash, t1).await.unwrap());
+    assert!(
+        !store.revoke_token(&browser.token_hash, t1).await.unwrap(),
+        "already revoked"
+    );
+    assert!(
+        store
+            .find_active_token(&browser.token_hash, t1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let api1 = token("api-raw-1", user.id, TokenKind::Api, 24 * 90);
+    let api2 = token("api-raw-2", user.id, TokenKind::Api, 24 * 90);
+    store.insert_token(&api1).await.unwrap();
+    store.insert_token(&api2).await.unwrap();
+    assert!(
+        store
+            .find_active_token(&api1.token_hash, t1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.revoke_all_for_user(user.id, t1).await.unwrap(), 2);
+    assert_eq!(store.revoke_all_for_user(user.id, t1).await.unwrap(), 0);
+    assert!(
+        store
+            .find_active_token(&api2.token_hash, t1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let listed = store.list_tokens(user.id).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|t| t.revoked_at == Some(t1)));
+
+    let err = store.insert_token(&api1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+}
+
+/// Only the SHA-256 of a token is stored; anything that is not a hex digest is refused.
+pub async fn tokens_hash_only_storage(store: Store) {
+    let user = seed_user(&store, "hal", Role::Viewer).await;
+    let raw = "k3t4fl0w-raw-secret-token-value-0123456789";
+    let tok = token(raw, user.id, TokenKind::Api, 1);
+    assert_eq!(tok.token_hash.len(), 64);
+    assert_eq!(
+        hash_token("abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "SHA-256 of \"abc\" (FIPS 180-2 test vector)"
+    );
+    store.insert_token(&tok).await.unwrap();
+
+    let mut pooled = store.acquire().await.unwrap();
+    let rows: Vec<(String, String, String)> = with_conn!(pooled.conn(), c => {
+        sqlx::query_as("SELECT token_hash, user_id, COALESCE(label, '') FROM auth_tokens")
+            .fetch_all(&mut *c)
+            .await
+            .unwrap()
+    });
+    drop(pooled);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, hash_token(raw));
+    assert!(
+        rows.iter()
+            .all(|(a, b, c)| !a.contains(raw) && !b.contains(raw) && !c.contains(raw))
+    );
+
+    let mut raw_insert = token(raw, user.id, TokenKind::Api, 1);
+    raw_insert.token_hash = raw.to_owned();
+    let err = store.insert_token(&raw_insert).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Invalid {
+                what: "token hash",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    raw_insert.token_hash = hash_token(raw).to_uppercase();
+    assert!(
+        store.insert_token(&raw_insert).await.is_err(),
+        "upper-case hex is refused"
+    );
+    // Lookup is by hash only: the raw token finds nothing.
+    assert!(store.find_active_token(raw, T0).await.unwrap().is_none());
+}
+
+/// A disabled user's tokens are not honoured; tokens for unknown users cannot be stored.
+pub async fn tokens_user_disabled_or_missing(store: Store) {
+    let user = seed_user(&store, "dan", Role::Nurse).await;
+    let tok = token("dan-raw", user.id, TokenKind::Browser, 8);
+    store.insert_token(&tok).await.unwrap();
+    assert!(
+        store
+            .find_active_token(&tok.token_hash, T0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store
+        .set_disabled_audited(&admin(), user.id, true, T0)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .find_active_token(&tok.token_hash, T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store
+        .set_disabled_audited(&admin(), user.id, false, T0)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .find_active_token(&tok.token_hash, T0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let ghost = Uuid::now_v7();
+    let err = store
+        .insert_token(&token("ghost-raw", ghost, TokenKind::Api, 1))
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::NotFound { what: "user", id } => assert_eq!(id, ghost.to_string()),
+        other => panic!("expected NotFound user, got {other:?}"),
+    }
+}
+
+/// Timestamps come back in UTC, truncated to microseconds, on both backends; the audit hash
+/// is computed over exactly what is stored.
+pub async fn timestamps_round_trip_utc_micros(store: Store) {
+    let at = datetime!(2026-01-05 09:00:00.123456789 +02:00);
+    let stored_at = datetime!(2026-01-05 07:00:00.123456 UTC);
+    let mut tx = store.begin().await.unwrap();
+    let user = tx.create_user(&new_user("tim", Role::Viewer), at).await.unwrap();
+    let e = tx
+        .append_audit(&NewAuditEntry::new(
+            at,
+            admin(),
+            "user.create",
+            "user",
+            user.id.to_string(),
+        ))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(user.created_at, stored_at);
+    assert_eq!(user.created_at.offset(), time::UtcOffset::UTC);
+    assert_eq!(store.get_user(user.id).await.unwrap().created_at, stored_at);
+    assert_eq!(e.at, stored_at);
+    let read = entry(&store, 1).await;
+    assert_eq!(read, e);
+    assert_eq!(read.at.offset(), time::UtcOffset::UTC);
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+// ---- audit -----------------------------------------------------------------------------------
+
+/// Entries get seq 1, 2, ... and link by hash from the genesis hash; the chain verifies.
+pub async fn audit_append_links_and_verifies(store: Store) {
+    let empty = store.verify_audit_chain().await.unwrap();
+    assert_eq!(
+        empty,
+        crate::AuditReport {
+            checked: 0,
+            last_hash: GENESIS_HASH.into(),
+            problem: None
+        }
+    );
+
+    seed_audit(&store, 5).await;
+    let log = store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(log[0].prev_hash, GENESIS_HASH);
+    for pair in log.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    for e in &log {
+        assert_eq!(e.hash, e.compute_hash());
+        assert_eq!(e.hash.len(), 64);
+        assert_eq!(e.actor_role, "nurse");
+    }
+    assert_eq!(log[2].record_id, "p3");
+    assert_eq!(log[2].at, T0 + Duration::seconds(3));
+    assert_eq!(log[2].before_json.as_deref(), Some(r#"{"weight_kg":73}"#));
+    assert_eq!(log[2].after_json.as_deref(), Some(r#"{"weight_kg":74}"#));
+
+    let report = store.verify_audit_chain().await.unwrap();
+    assert_eq!(
+        report,
+        crate::AuditReport {
+            checked: 5,
+            last_hash: log[4].hash.clone(),
+            problem: None
+        }
+    );
+
+    let err = store
+        .append_audit(&NewAuditEntry::new(T0, admin(), "", "patient", "p1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    assert_eq!(store.verify_audit_chain().await.unwrap().checked, 5);
+}
+
+/// Filtering by record type and id, paging by seq, and the limit.
+pub async fn audit_list_filters(store: Store) {
+    seed_audit(&store, 6).await;
+    let user = seed_user(&store, "uma", Role::Viewer).await;
+    let by_type = |t: &str| AuditFilter {
+        record_type: Some(t.into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(store.list_audit(&by_type("patient")).await.unwrap().len(), 6);
+    let users = store.list_audit(&by_type("user")).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].record_id, user.id.to_string());
+    assert_eq!(users[0].seq, 7);
+    let one = AuditFilter {
+        record_type: Some("patient".into()),
+        record_id: Some("p4".into()),
+        ..AuditFilter::default()
+    };
+    let found = store.list_audit(&one).await.unwrap();
+    assert_eq!(found.iter().map(|e| e.seq).collect::<Vec<_>>(), [4]);
+    let page = AuditFilter {
+        after_seq: Some(2),
+        limit: Some(3),
+        ..AuditFilter::default()
+    };
+    let seqs: Vec<i64> = store
+        .list_audit(&page)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    assert!(store.list_audit(&by_type("vial")).await.unwrap().is_empty());
+}
+
+/// Plain UPDATE and DELETE on the audit log are refused by the database.
+pub async fn audit_log_is_append_only(store: Store) {
+    seed_audit(&store, 2).await;
+    let update = raw_exec(
+        &store,
+        "UPDATE audit_log SET action = 'x' WHERE seq = $1",
+        vec![Bind::Int(1)],
+    )
+    .await;
+    assert!(update.is_err(), "update must be refused: {update:?}");
+    let delete = raw_exec(&store, "DELETE FROM audit_log WHERE seq = $1", vec![Bind::Int(2)]).await;
+    assert!(delete.is_err(), "delete must be refused: {delete:?}");
+    assert_eq!(store.verify_audit_chain().await.unwrap().checked, 2);
+}
+
+/// Changing one field of one entry is reported as Altered at that seq.
+pub async fn audit_detects_altered_field(store: Store) {
+    seed_audit(&store, 6).await;
+    drop_append_only_guard(&store).await;
+    let original = entry(&store, 4).await.after_json.unwrap();
+    set_after_json(&store, 4, r#"{"weight_kg":7}"#).await;
+    let report = store.verify_audit_chain().await.unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem {
+            seq: 4,
+            kind: AuditProblemKind::Altered
+        })
+    );
+    assert_eq!(report.checked, 3);
+    assert_eq!(report.last_hash, entry(&store, 3).await.hash);
+
+    set_after_json(&store, 4, &original).await;
+    assert_eq!(
+        problem(&store).await,
+        None,
+        "restoring the field restores the chain"
+    );
+    // NULL is not the same as any text, and every field counts.
+    raw_exec(
+        &store,
+        "UPDATE audit_log SET before_json = $1 WHERE seq = $2",
+        vec![Bind::Text(None), Bind::Int(2)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        problem(&store).await,
+        Some(AuditProblem {
+            seq: 2,
+            kind: AuditProblemKind::Altered
+        })
+    );
+    raw_exec(
+        &store,
+        "UPDATE audit_log SET actor_role = $1 WHERE seq = $2",
+        vec![Bind::Text(Some("physician".into())), Bind::Int(1)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        problem(&store).await,
+        Some(AuditProblem {
+            seq: 1,
+            kind: AuditProblemKind::Altered
+        })
+    );
+}
+
+/// Deleting an entry from the middle is reported as Deleted at the missing seq; deleting the
+/// first entry likewise.
+pub async fn audit_detects_deleted_entry(store: Store) {
+    seed_audit(&store, 6).await;
+    drop_append_only_guard(&store).await;
+    raw_exec(&store, "DELETE FROM audit_log WHERE seq = $1", vec![Bind::Int(4)])
+        .await
+        .unwrap();
+    let report = store.verify_audit_chain().await.unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem {
+            seq: 4,
+            kind: AuditProblemKind::Deleted
+        })
+    );
+    assert_eq!(report.checked, 3);
+    raw_exec(&store, "DELETE FROM audit_log WHERE seq = $1", vec![Bind::Int(1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(&store).await,
+        Some(AuditProblem {
+            seq: 1,
+            kind: AuditProblemKind::Deleted
+        })
+    );
+}
+
+/// Deleting the newest entries is caught by the head row (HeadMismatch at the head's seq).
+pub async fn audit_detects_truncated_tail(store: Store) {
+    seed_audit(&store, 5).await;
+    drop_append_only_guard(&store).await;
+    raw_exec(
+        &store,
+        "DELETE FROM audit_log WHERE seq >= $1",
+        vec![Bind::Int(4)],
+    )
+    .await
+    .unwrap();
+    let report = store.verify_audit_chain().await.unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem {
+            seq: 5,
+            kind: AuditProblemKind::HeadMismatch
+        })
+    );
+    assert_eq!(report.checked, 3);
+}
+
+/// Swapping the contents of two entries (with or without their hashes) is detected at the
+/// first of them.
+pub async fn audit_detects_swapped_entries(store: Store) {
+    seed_audit(&store, 6).await;
+    drop_append_only_guard(&store).await;
+    let (a, b) = (entry(&store, 3).await, entry(&store, 4).await);
+    // Move every column but seq: the rows trade places, each keeping its own hashes.
+    for (target, source) in [(a.seq, &b), (b.seq, &a)] {
+        raw_exec(
+            &store,
+            "UPDATE audit_log SET record_id = $1, before_json = $2, after_json = $3, \
+             prev_hash = $4, hash = $5 WHERE seq = $6",
+            vec![
+                Bind::Text(Some(source.record_id.clone())),
+                Bind::Text(source.before_json.clone()),
+                Bind::Text(source.after_json.clone()),
+                Bind::Text(Some(source.prev_hash.clone())),
+                Bind::Text(Some(source.hash.clone())),
+                Bind::Int(target),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(entry(&store, 3).await.record_id, "p4");
+    assert_eq!(
+        problem(&store).await,
+        Some(AuditProblem {
+            seq: 3,
+            kind: AuditProblemKind::Altered
+        })
+    );
+}
+
+/// Editing an entry and recomputing its hash breaks the link from the next entry; rewriting
+/// the whole tail consistently is caught by the head.
+pub async fn audit_detects_rehashed_edit(store: Store) {
+    seed_audit(&store, 6).await;
+    drop_append_only_guard(&store).await;
+    let rehash = |seq: i64, e: crate::AuditEntry| {
+        let store = store.clone();
+        async move {
+            raw_exec(
+                &store,
+                "UPDATE audit_log SET after_json = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+                vec![
+                    Bind::Text(e.after_json.clone()),
+                    Bind::Text(Some(e.prev_hash.clone())),
+                    Bind::Text(Some(e.hash.clone())),
+                    Bind::Int(seq),
+                ],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let mut forged = entry(&store, 3).await;
+    forged.after_json = Some(r#"{"weight_kg":700}"#.into());
+    forged.hash = forged.compute_hash();
+    rehash(3, forged.clone()).await;
+    assert_eq!(
+        problem(&store).await,
+        Some(AuditProblem {
+            seq: 4,
+            kind: AuditProblemKind::BrokenLink
+        })
+    );
+
+    // Re-link and re-hash everything after it: the chain is self-consistent again, but the
+    // head still holds the original last hash.
+    let mut prev = forged.hash;
+    for seq in 4..=6 {
+        let mut e = entry(&store, seq).await;
+        e.prev_hash = prev.clone();
+        e.hash = e.compute_hash();
+        prev.clone_from(&e.hash);
+        rehash(seq, e).await;
+    }
+    assert_eq!(
+        problem(&store).await,
+        Some(AuditProblem {
+            seq: 6,
+            kind: AuditProblemKind::HeadMismatch
+        })
+    );
+}
+
+/// 8 tasks × 25 appends, each in its own transaction: seq 1..=200 without gaps, a valid chain,
+/// and every task's entries present.
+pub async fn audit_concurrent_appends_keep_chain(store: Store) {
+    const TASKS: usize = 8;
+    const EACH: usize = 25;
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                store
+                    .append_audit(
+                        &NewAuditEntry::new(T0, admin(), "session.note", "session", format!("s{task}"))
+                            .after(serde_json::json!({ "i": i })),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let report = store.verify_audit_chain().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.checked, (TASKS * EACH) as u64);
+    let mut per_task: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut after_seq = 0;
+    loop {
+        let page = store
+            .list_audit(&AuditFilter {
+                after_seq: Some(after_seq),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after_seq = last.seq;
+        for e in page {
+            let i = serde_json::from_str::<serde_json::Value>(e.after_json.as_deref().unwrap()).unwrap()["i"]
+                .as_i64()
+                .unwrap();
+            per_task.entry(e.record_id).or_default().push(i);
+        }
+    }
+    assert_eq!(after_seq, (TASKS * EACH) as i64);
+    assert_eq!(per_task.len(), TASKS);
+    for (task, seen) in per_task {
+        // Each task's appends are sequential, so they appear in its own order.
+        assert_eq!(seen, (0..EACH as i64).collect::<Vec<_>>(), "task {task}");
+    }
+}
+
+/// A batch of high-volume rows is audited by one entry holding its digest, not the rows.
+pub async fn audit_batch_digest_entry(store: Store) {
+    let vitals: Vec<serde_json::Value> = (0..120)
+        .map(|i| serde_json::json!({ "t_s": i * 5, "spo2": 97, "hr": 70 + i % 7 }))
+        .collect();
+    let digest = batch_digest(&vitals);
+    assert_eq!(digest["count"], 120);
+    assert_eq!(digest, batch_digest(vitals.iter()), "deterministic");
+    let mut reordered = vitals.clone();
+    reordered.swap(0, 1);
+    assert_ne!(
+        digest["batch_sha256"],
+        batch_digest(&reordered)["batch_sha256"],
+        "order counts"
+    );
+    let mut changed = vitals.clone();
+    changed[119]["spo2"] = serde_json::json!(88);
+    assert_ne!(digest["batch_sha256"], batch_digest(&changed)["batch_sha256"]);
+
+    let e = store
+        .append_audit(
+            &NewAuditEntry::new(
+                T0,
+                Actor::user(Uuid::now_v7(), Role::Nurse),
+                "session.vitals.append",
+                "session",
+                "s1",
+            )
+            .after(digest.clone()),
+        )
+        .await
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_str(e.after_json.as_deref().unwrap()).unwrap();
+    assert_eq!(stored, digest);
+    assert!(
+        e.after_json.unwrap().len() < 120,
+        "the entry holds a digest, not the rows"
+    );
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+/// A rolled-back (or dropped) transaction leaves neither its write nor its audit entry, and the
+/// next entry still gets seq 1.
+pub async fn tx_rollback_discards_write_and_audit(store: Store) {
+    for explicit in [true, false] {
+        let mut tx = store.begin().await.unwrap();
+        let user = tx.create_user(&new_user("ghost", Role::Nurse), T0).await.unwrap();
+        assert_eq!(
+            tx.get_user(user.id).await.unwrap().username,
+            "ghost",
+            "visible inside the tx"
+        );
+        let e = tx
+            .append_audit(&NewAuditEntry::new(
+                T0,
+                admin(),
+                "user.create",
+                "user",
+                user.id.to_string(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(e.seq, 1);
+        if explicit {
+            tx.rollback().await.unwrap();
+        } else {
+            drop(tx);
+        }
+        assert_eq!(store.get_user_by_username("ghost").await.unwrap(), None);
+        assert!(
+            store
+                .list_audit(&AuditFilter::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let kept = seed_user(&store, "real", Role::Nurse).await;
+    let log = store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].seq, log[0].record_id.as_str()),
+        (1, kept.id.to_string().as_str())
+    );
+    assert_eq!(log[0].prev_hash, GENESIS_HASH);
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+/// When a later write in a transaction fails, dropping the transaction discards the earlier
+/// write and the audit entry already appended.
+pub async fn tx_failed_write_discards_everything(store: Store) {
+    seed_user(&store, "taken", Role::Viewer).await;
+    let mut tx = store.begin().await.unwrap();
+    let first = tx.create_user(&new_user("fresh", Role::Nurse), T0).await.unwrap();
+    tx.append_audit(&NewAuditEntry::new(
+        T0,
+        admin(),
+        "user.create",
+        "user",
+        first.id.to_string(),
+    ))
+    .await
+    .unwrap();
+    let err = tx
+        .create_user(&new_user("taken", Role::Nurse), T0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    drop(tx);
+    assert_eq!(store.get_user_by_username("fresh").await.unwrap(), None);
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    let report = store.verify_audit_chain().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.checked, 1);
+}
+
+// ---- backup ----------------------------------------------------------------------------------
+
+/// The backup holds every user and audit entry; on SQLite it opens as a Store and verifies.
+/// An existing target is refused.
+pub async fn backup_is_consistent_copy(store: Store) {
+    let alice = seed_user(&store, "alice", Role::Administrator).await;
+    seed_user(&store, "bob", Role::Nurse).await;
+    seed_audit(&store, 10).await;
+    let log = store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(log.len(), 12);
+
+    let dir = std::env::temp_dir().join(format!("ketaflow-backup-test-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("backup.out");
+    let report = store.backup(&path).await.unwrap();
+    assert_eq!(report.path, path);
+    match report.format {
+        BackupFormat::SqliteFile => {
+            assert_eq!(report.rows, None);
+            let copy = Store::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            let verified = copy.verify_audit_chain().await.unwrap();
+            assert!(verified.is_ok(), "{verified:?}");
+            assert_eq!(verified.checked, 12);
+            assert_eq!(verified.last_hash, log[11].hash);
+            assert_eq!(
+                copy.list_users().await.unwrap(),
+                store.list_users().await.unwrap()
+            );
+            assert_eq!(copy.get_user(alice.id).await.unwrap(), alice);
+            copy.close().await;
+        }
+        BackupFormat::PostgresJsonLines => {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut lines = text.lines();
+            let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+            assert_eq!(header["ketaflow_backup"], 1);
+            let tables: Vec<&str> = header["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            for t in ["audit_head", "audit_log", "auth_tokens", "users"] {
+                assert!(tables.contains(&t), "{t} in {tables:?}");
+            }
+            let mut hashes = Vec::new();
+            let mut usernames = Vec::new();
+            let mut count = 0;
+            for line in lines {
+                count += 1;
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                match v["table"].as_str().unwrap() {
+                    "audit_log" => hashes.push((
+                        v["row"]["seq"].as_i64().unwrap(),
+                        v["row"]["hash"].as_str().unwrap().to_owned(),
+                    )),
+                    "users" => usernames.push(v["row"]["username"].as_str().unwrap().to_owned()),
+                    _ => {}
+                }
+            }
+            assert_eq!(report.rows, Some(count));
+            hashes.sort();
+            assert_eq!(
+                hashes,
+                log.iter().map(|e| (e.seq, e.hash.clone())).collect::<Vec<_>>()
+            );
+            usernames.sort();
+            assert_eq!(usernames, ["alice", "bob"]);
+        }
+    }
+    let again = store.backup(&path).await.unwrap_err();
+    assert!(
+        matches!(again, StoreError::BackupTargetExists { .. }),
+        "{again:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
