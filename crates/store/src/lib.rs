@@ -9,7 +9,8 @@
 //!   texts are identifiers: a validated schema name and `quote_ident`-quoted table names in the
 //!   PostgreSQL backup). The compile-time `query!` macros are not used: they bind a build to one
 //!   database and need `DATABASE_URL` at build time (sqlx #964, #224). What those macros would
-//!   check is checked instead by the [`conformance`] suite, run against both backends.
+//!   check is checked instead by the `conformance` suite (cargo feature `conformance`), run
+//!   against both backends.
 //! - **One migration directory per backend**: `migrations/sqlite` and `migrations/postgres`,
 //!   embedded with `sqlx::migrate!` and applied by [`Store::connect`]. A migration is added to
 //!   both, with the same number and name.
@@ -52,7 +53,6 @@ mod audit;
 mod backup;
 mod db;
 mod error;
-mod records;
 mod store;
 mod tokens;
 mod users;
@@ -67,7 +67,6 @@ pub use audit::{
 pub use backup::{BackupFormat, BackupReport};
 pub use db::Backend;
 pub use error::StoreError;
-pub use records::{MAX_RECORD_PAGE, NewRecord, Record, RecordChange};
 pub use store::{Store, StoreOptions, Tx};
 pub use tokens::{ActiveToken, AuthToken, NewToken, TokenKind, hash_token};
 pub use users::{LockoutPolicy, NewUser, Role, User};
