@@ -186,12 +186,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     runtime()?.block_on(async {
         let store = connect(&args.db).await?;
         ensure_administrator(&store).await?;
-        let state = AppState {
-            store: store.clone(),
-            library: Arc::new(library),
-            clock: Arc::new(now),
-            settings: Arc::new(Settings::default()),
-        };
+        let state = AppState::new(store.clone(), library, Arc::new(now), Settings::default());
         if args.demo {
             let accounts = demo::seed(&state).await.map_err(|e| anyhow::anyhow!("could not seed the demo clinic: {e}"))?;
             for account in accounts {

@@ -38,6 +38,9 @@ pub enum ApiError {
         /// RFC 3339 time the lock ends.
         until: String,
     },
+    /// 429: too many login attempts for this username in the last minute.
+    #[error("too many login attempts; wait a minute and try again")]
+    Throttled,
     /// 403: the role may not do this.
     #[error("your role ({role}) may not {action}")]
     Forbidden {
@@ -123,6 +126,7 @@ impl ApiError {
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             ApiError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Throttled => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),

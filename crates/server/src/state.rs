@@ -42,6 +42,13 @@ impl Default for Settings {
     }
 }
 
+/// Login attempts per username and minute before further attempts are refused with 429 (a clinic
+/// setting; it slows password guessing further before the account lockout applies).
+pub const LOGIN_ATTEMPTS_PER_MINUTE: u32 = 10;
+
+/// A rate limiter keyed by username.
+pub type LoginLimiter = governor::DefaultKeyedRateLimiter<String>;
+
 /// Shared state of the server.
 #[derive(Clone)]
 pub struct AppState {
@@ -53,6 +60,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// Throttles login attempts per username.
+    pub login_limiter: Arc<LoginLimiter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -64,6 +73,21 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// State with a fresh login throttle.
+    pub fn new(store: Store, library: ProtocolLibrary, clock: Clock, settings: Settings) -> AppState {
+        let per_minute =
+            std::num::NonZeroU32::new(LOGIN_ATTEMPTS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
+        AppState {
+            store,
+            library: Arc::new(library),
+            clock,
+            settings: Arc::new(settings),
+            login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                per_minute,
+            ))),
+        }
+    }
+
     /// Now, from the injected clock.
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()

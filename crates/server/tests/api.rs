@@ -42,15 +42,15 @@ async fn spawn_app() -> App {
             (Store::connect(&url).await.unwrap(), Some(dir))
         }
     };
-    let state = AppState {
+    let state = AppState::new(
         store,
-        library: Arc::new(ProtocolLibrary::embedded()),
-        clock: Arc::new(|| datetime!(2026-11-26 10:00 UTC)),
-        settings: Arc::new(Settings {
+        ProtocolLibrary::embedded(),
+        Arc::new(|| datetime!(2026-11-26 10:00 UTC)),
+        Settings {
             max_body_bytes: 16 * 1024,
             ..Settings::default()
-        }),
-    };
+        },
+    );
     for (username, role) in [
         ("admin", Role::Administrator),
         ("doc", Role::Physician),
@@ -914,6 +914,29 @@ async fn repeated_wrong_passwords_lock_the_account() {
         StatusCode::LOCKED,
         "the right password does not open a locked account"
     );
+    // Beyond ten attempts a minute for one username, login is throttled before any password check.
+    for _ in 0..4 {
+        app.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "viewer", "password": "wrong-guess"})),
+        )
+        .await;
+    }
+    let mut throttled = false;
+    for _ in 0..8 {
+        let (s, _, _) = app
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": "nurse", "password": "x"})),
+            )
+            .await;
+        throttled |= s == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(throttled, "eleven attempts in a minute are throttled");
     // Unknown users get the same answer as wrong passwords.
     let (s, e, _) = app
         .call(

@@ -53,6 +53,7 @@ mod audit;
 mod backup;
 mod db;
 mod error;
+mod records;
 mod store;
 mod tokens;
 mod users;
@@ -67,6 +68,7 @@ pub use audit::{
 pub use backup::{BackupFormat, BackupReport};
 pub use db::Backend;
 pub use error::StoreError;
+pub use records::{MAX_RECORD_PAGE, NewRecord, Record, RecordChange};
 pub use store::{Store, StoreOptions, Tx};
 pub use tokens::{ActiveToken, AuthToken, NewToken, TokenKind, hash_token};
 pub use users::{LockoutPolicy, NewUser, Role, User};

@@ -54,12 +54,15 @@ pub struct LoginIn {
 
 /// Log in: sets the HttpOnly session cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginIn,
-    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
+    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     body: Result<Json<LoginIn>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(json_rejection)?;
+    if state.login_limiter.check_key(&body.username).is_err() {
+        return Err(ApiError::Throttled);
+    }
     let now = state.now();
     let Some(user) = state.store.get_user_by_username(&body.username).await? else {
         // Same work as a real check, so timing does not reveal whether the username exists.
