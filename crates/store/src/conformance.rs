@@ -15,7 +15,8 @@ use uuid::Uuid;
 use crate::db::with_conn;
 use crate::{
     Actor, AuditFilter, AuditProblem, AuditProblemKind, Backend, BackupFormat, GENESIS_HASH, LockoutPolicy,
-    NewAuditEntry, NewToken, NewUser, Role, Store, StoreError, TokenKind, batch_digest, hash_token,
+    NewAuditEntry, NewRecord, NewToken, NewUser, RecordChange, Role, Store, StoreError, TokenKind,
+    batch_digest, hash_token,
 };
 
 /// Stamps out one `#[tokio::test]` per conformance function. `$fixture` is an async function
@@ -50,6 +51,11 @@ macro_rules! conformance_tests {
             tx_rollback_discards_write_and_audit,
             tx_failed_write_discards_everything,
             backup_is_consistent_copy,
+            records_create_read_and_audit,
+            records_versions_and_stale_writes,
+            records_locked_never_change,
+            records_list_by_parent_and_search,
+            records_rollback_leaves_nothing,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -1187,4 +1193,324 @@ pub async fn backup_is_consistent_copy(store: Store) {
         "{again:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- Records ---------------------------------------------------------------------------------
+
+/// A record is created at version 1 with its audit entry (after = the document), and reads back
+/// exactly, JSON and all.
+pub async fn records_create_read_and_audit(store: Store) {
+    let data = serde_json::json!({"display_name": "Ana Ruiz", "weights": [{"value": 70.5, "on": "2026-03-01"}], "note": "ñ ✓"});
+    let new = NewRecord {
+        kind: "patient",
+        parent_id: None,
+        label: "Ana Ruiz KF-1",
+        data: &data,
+    };
+    let record = store
+        .insert_record_audited(&admin(), "patient.create", &new, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (record.version, record.locked, record.label.as_str()),
+        (1, false, "ana ruiz kf-1")
+    );
+    let read = store.get_record("patient", record.id).await.unwrap();
+    assert_eq!(read, record);
+    assert_eq!(read.data, data);
+    let log = store
+        .list_audit(&AuditFilter {
+            record_id: Some(record.id.to_string()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].action.as_str(), log[0].record_type.as_str()),
+        ("patient.create", "patient")
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(log[0].after_json.as_deref().unwrap()).unwrap(),
+        data
+    );
+    // The wrong kind or an unknown id is NotFound; a malformed kind is refused.
+    assert!(matches!(
+        store.get_record("plan", record.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_record("patient", Uuid::now_v7()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let bad = NewRecord {
+        kind: "Patient!",
+        ..new
+    };
+    assert!(matches!(
+        store.insert_record_audited(&admin(), "x.create", &bad, T0).await,
+        Err(StoreError::Invalid { .. })
+    ));
+}
+
+/// Each change bumps the version and is audited with before and after; a change based on an old
+/// version is refused and changes nothing.
+pub async fn records_versions_and_stale_writes(store: Store) {
+    let v1 = serde_json::json!({"n": 1});
+    let record = store
+        .insert_record_audited(
+            &admin(),
+            "patient.create",
+            &NewRecord {
+                kind: "patient",
+                parent_id: None,
+                label: "a",
+                data: &v1,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let v2 = serde_json::json!({"n": 2});
+    let change = RecordChange {
+        kind: "patient",
+        id: record.id,
+        expected_version: 1,
+        label: "b",
+        data: &v2,
+        lock: false,
+    };
+    let updated = store
+        .update_record_audited(&admin(), "patient.update", &change, T0 + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!((updated.version, updated.data.clone()), (2, v2.clone()));
+    assert_eq!(updated.created_at, record.created_at);
+    assert!(updated.updated_at > record.updated_at);
+    let stale = RecordChange {
+        expected_version: 1,
+        data: &serde_json::json!({"n": 99}),
+        ..change
+    };
+    assert!(matches!(
+        store
+            .update_record_audited(&admin(), "patient.update", &stale, T0)
+            .await,
+        Err(StoreError::StaleVersion {
+            expected: 1,
+            found: 2,
+            ..
+        })
+    ));
+    assert_eq!(store.get_record("patient", record.id).await.unwrap().data, v2);
+    let log = store
+        .list_audit(&AuditFilter {
+            record_id: Some(record.id.to_string()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2, "the refused change wrote no audit entry");
+    assert_eq!(log[1].before_json.as_deref(), Some("{\"n\":1}"));
+    assert_eq!(log[1].after_json.as_deref(), Some("{\"n\":2}"));
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+/// A change with `lock` makes the record immutable: any later change is refused.
+pub async fn records_locked_never_change(store: Store) {
+    let data = serde_json::json!({"status": "draft"});
+    let plan = store
+        .insert_record_audited(
+            &admin(),
+            "plan.create",
+            &NewRecord {
+                kind: "plan",
+                parent_id: None,
+                label: "trd",
+                data: &data,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let approved = serde_json::json!({"status": "approved"});
+    let change = RecordChange {
+        kind: "plan",
+        id: plan.id,
+        expected_version: 1,
+        label: "trd",
+        data: &approved,
+        lock: true,
+    };
+    let locked = store
+        .update_record_audited(&admin(), "plan.approve", &change, T0)
+        .await
+        .unwrap();
+    assert!(locked.locked);
+    let again = RecordChange {
+        expected_version: 2,
+        data: &serde_json::json!({"status": "tampered"}),
+        lock: false,
+        ..change
+    };
+    assert!(matches!(
+        store
+            .update_record_audited(&admin(), "plan.update", &again, T0)
+            .await,
+        Err(StoreError::Locked { .. })
+    ));
+    assert_eq!(store.get_record("plan", plan.id).await.unwrap().data, approved);
+}
+
+/// Listing filters by kind, parent and a case-insensitive label search in which `%` and `_` are
+/// literal; newest first.
+pub async fn records_list_by_parent_and_search(store: Store) {
+    let empty = serde_json::json!({});
+    let mut ids = Vec::new();
+    for label in ["Ana Ruiz", "Bo Chen", "ANAÏS 100%", "x_y"] {
+        let r = store
+            .insert_record_audited(
+                &admin(),
+                "patient.create",
+                &NewRecord {
+                    kind: "patient",
+                    parent_id: None,
+                    label,
+                    data: &empty,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    let parent = ids[0];
+    for _ in 0..3 {
+        store
+            .insert_record_audited(
+                &admin(),
+                "plan.create",
+                &NewRecord {
+                    kind: "plan",
+                    parent_id: Some(parent),
+                    label: "trd",
+                    data: &empty,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .insert_record_audited(
+            &admin(),
+            "plan.create",
+            &NewRecord {
+                kind: "plan",
+                parent_id: Some(ids[1]),
+                label: "trd",
+                data: &empty,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let all = store.list_records("patient", None, None, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>()
+    );
+    let ana: Vec<String> = store
+        .list_records("patient", None, Some("ANA"), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.label)
+        .collect();
+    assert_eq!(ana.len(), 2, "{ana:?}");
+    assert_eq!(
+        store
+            .list_records("patient", None, Some("100%"), 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_records("patient", None, Some("%"), 100)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "% is literal"
+    );
+    assert_eq!(
+        store
+            .list_records("patient", None, Some("_"), 100)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "_ is literal"
+    );
+    assert_eq!(
+        store
+            .list_records("plan", Some(parent), None, 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .list_records("plan", Some(parent), None, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        store.list_records("plan", None, None, 100).await.unwrap().len(),
+        4
+    );
+}
+
+/// Inside a rolled-back transaction, neither the record nor its audit entry survives.
+pub async fn records_rollback_leaves_nothing(store: Store) {
+    let data = serde_json::json!({"n": 1});
+    let mut tx = store.begin().await.unwrap();
+    let r = tx
+        .insert_record(
+            &NewRecord {
+                kind: "patient",
+                parent_id: None,
+                label: "gone",
+                data: &data,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    tx.append_audit(&NewAuditEntry::new(
+        T0,
+        admin(),
+        "patient.create",
+        "patient",
+        r.id.to_string(),
+    ))
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(matches!(
+        store.get_record("patient", r.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        store
+            .list_audit(&AuditFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
