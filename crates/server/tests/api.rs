@@ -1002,3 +1002,162 @@ async fn the_openapi_document_lists_every_route() {
     }
     assert_eq!(paths.len(), 24);
 }
+
+#[tokio::test]
+async fn every_write_endpoint_refuses_wrong_types_missing_fields_unknown_ids_and_oversized_bodies() {
+    let app = spawn_app().await;
+    let admin = app.login("admin").await;
+    let doc = app.login("doc").await;
+    let id = app.patient(&doc, 70.0).await;
+    let (_, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&doc),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+    let (_, users, _) = app.call("GET", "/api/v1/users", Some(&admin), None).await;
+    let viewer_id = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "viewer")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let unknown = uuid::Uuid::now_v7().to_string();
+    // (path with {id} for the record, the token to use, a body with a wrongly typed field)
+    let endpoints: Vec<(String, &str, Value)> = vec![
+        (
+            "/api/v1/patients".into(),
+            &doc,
+            json!({"display_name": 5, "date_of_birth": "1990-01-01", "sex": "male"}),
+        ),
+        (
+            "/api/v1/patients/{id}/weights".to_string(),
+            &doc,
+            json!({"weight_kg": "70", "on": "2026-11-20"}),
+        ),
+        (
+            "/api/v1/patients/{id}/heights".to_string(),
+            &doc,
+            json!({"height_cm": true, "on": "2026-11-20"}),
+        ),
+        (
+            "/api/v1/patients/{id}/indications".to_string(),
+            &doc,
+            json!({"code": 1}),
+        ),
+        (
+            "/api/v1/patients/{id}/medications".to_string(),
+            &doc,
+            json!({"name": "x", "class": "other", "daily_dose_mg": "lots"}),
+        ),
+        (
+            "/api/v1/patients/{id}/conditions".to_string(),
+            &doc,
+            json!({"code": ["pregnancy"]}),
+        ),
+        (
+            "/api/v1/patients/{id}/baseline-bp".to_string(),
+            &doc,
+            json!({"systolic_mmhg": "high", "diastolic_mmhg": 80, "on": "2026-11-20"}),
+        ),
+        (
+            "/api/v1/patients/{id}/eligibility/acknowledgements".to_string(),
+            &doc,
+            json!({"code": "condition.pregnancy", "reason": 7}),
+        ),
+        (
+            "/api/v1/patients/{id}/plans".to_string(),
+            &doc,
+            json!({"protocol_id": "trd", "concentration_mg_per_ml": "1", "planned_on": "2026-11-26"}),
+        ),
+        (
+            "/api/v1/plans/{plan}/approve".to_string(),
+            &doc,
+            json!({"overrides": "none"}),
+        ),
+        (
+            "/api/v1/users".into(),
+            &admin,
+            json!({"username": "abc", "display_name": "A", "role": "viewer", "password": 123456789012_i64}),
+        ),
+        (
+            "/api/v1/users/{user}/disabled".to_string(),
+            &admin,
+            json!({"disabled": "yes"}),
+        ),
+        (
+            "/api/v1/users/{user}/password".to_string(),
+            &admin,
+            json!({"password": null}),
+        ),
+        (
+            "/api/v1/auth/tokens".into(),
+            &doc,
+            json!({"label": "x", "days": "30"}),
+        ),
+    ];
+    let before = app.audit_count().await;
+    for (template, token, wrong_type) in &endpoints {
+        let path = template
+            .replace("{id}", &id)
+            .replace("{plan}", &plan_id)
+            .replace("{user}", &viewer_id);
+        let (s, e, _) = app
+            .call("POST", &path, Some(token), Some(wrong_type.clone()))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "wrong type {path}: {e}");
+        assert_eq!(e["error"]["code"], "bad_body", "{path}");
+        let (s, e, _) = app
+            .call("POST", &path, Some(token), Some(json!({"unexpected": 1})))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "missing fields {path}: {e}");
+        let (s, _, _) = app
+            .call(
+                "POST",
+                &path,
+                Some(token),
+                Some(json!({"padding": "x".repeat(20_000)})),
+            )
+            .await;
+        assert!(s.is_client_error(), "oversized {path}: {s}");
+        if template.contains('{') {
+            let unknown_path = template
+                .replace("{id}", &unknown)
+                .replace("{plan}", &unknown)
+                .replace("{user}", &unknown);
+            // A valid-looking body for the unknown record: the id is checked, not the body.
+            let (s, e, _) = app
+                .call("POST", &unknown_path, Some(token), Some(valid_body(template)))
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "unknown id {unknown_path}: {e}");
+        }
+    }
+    assert_eq!(
+        app.audit_count().await,
+        before,
+        "no refused request wrote anything"
+    );
+}
+
+fn valid_body(template: &str) -> Value {
+    match template.rsplit('/').next().unwrap() {
+        "weights" => json!({"weight_kg": 70, "on": "2026-11-20"}),
+        "heights" => json!({"height_cm": 170, "on": "2026-11-20"}),
+        "indications" => json!({"code": "ptsd"}),
+        "medications" => json!({"name": "x", "class": "other"}),
+        "conditions" => json!({"code": "pregnancy"}),
+        "baseline-bp" => json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "on": "2026-11-20"}),
+        "acknowledgements" => json!({"code": "condition.pregnancy", "reason": "long enough reason"}),
+        "plans" => json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+        "approve" => json!({}),
+        "disabled" => json!({"disabled": true}),
+        "password" => json!({"password": "a-long-enough-password"}),
+        other => panic!("no valid body for {other}"),
+    }
+}
