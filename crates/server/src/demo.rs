@@ -5,10 +5,13 @@
 use ketaflow_store::{Actor, NewRecord, NewUser, RecordChange, Role};
 use time::Date;
 
-use crate::api::clinical::{AckDoc, BpDoc, Dated, MedicationDoc, PatientDoc, PlanIn, compute, plan_doc};
+use crate::api::clinical::{
+    AckDoc, BpDoc, Dated, MedicationDoc, PatientDoc, PlanIn, compute, indication_doc, plan_doc,
+};
 use crate::auth::hash_password;
 use crate::error::ApiError;
 use crate::state::AppState;
+use ketaflow_clinic::patient::Indication;
 
 /// A demo account and its password (printed once by the CLI).
 #[derive(Debug, Clone)]
@@ -213,7 +216,15 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 value: p.weight_kg,
                 on: measured.clone(),
             }],
-            indications: p.indications.iter().map(|s| s.to_string()).collect(),
+            indications: p
+                .indications
+                .iter()
+                .map(|code| {
+                    code.parse::<Indication>()
+                        .map(indication_doc)
+                        .map_err(|e| ApiError::Internal(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
             medications: p
                 .medications
                 .iter()

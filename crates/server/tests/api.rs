@@ -187,6 +187,20 @@ async fn intake_eligibility_plan_and_approval_without_override() {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(e["status"], "eligible");
+    // The indication is stored with the evidence grade in force when it was recorded.
+    let (_, patient, _) = app
+        .call("GET", &format!("/api/v1/patients/{id}"), Some(&doc), None)
+        .await;
+    assert_eq!(
+        patient["indications"][0]["code"],
+        "treatment_resistant_depression"
+    );
+    assert!(
+        patient["indications"][0]["evidence_source"]
+            .as_str()
+            .unwrap()
+            .contains("PMID 33174760")
+    );
     assert_eq!(
         e["indications"][0]["evidence_grade"],
         "CANMAT level 1 (single infusion), level 3 (repeated infusions)"

@@ -93,8 +93,8 @@ pub struct PatientDoc {
     pub heights: Vec<Dated>,
     /// Weights, kg.
     pub weights: Vec<Dated>,
-    /// Indication codes.
-    pub indications: Vec<String>,
+    /// Indications, each with the evidence grade stored when it was recorded.
+    pub indications: Vec<IndicationOut>,
     /// Current medications.
     pub medications: Vec<MedicationDoc>,
     /// Screened history condition codes.
@@ -185,7 +185,7 @@ fn facts(doc: &PatientDoc) -> Result<PatientFacts, ApiError> {
         indications: doc
             .indications
             .iter()
-            .map(|c| c.parse::<Indication>().map_err(|e| bad(e.to_string())))
+            .map(|i| i.code.parse::<Indication>().map_err(|e| bad(e.to_string())))
             .collect::<Result<_, _>>()?,
         medications: doc
             .medications
@@ -480,8 +480,8 @@ pub async fn add_indication(
         .map_err(|e| ApiError::field("code", body.code.clone(), e.allowed))?;
     Ok(Json(
         change_patient(&state, &me, id, "patient.indication.add", |doc| {
-            if !doc.indications.contains(&indication.code().to_string()) {
-                doc.indications.push(indication.code().into());
+            if !doc.indications.iter().any(|i| i.code == indication.code()) {
+                doc.indications.push(indication_doc(indication));
             }
             Ok(())
         })
@@ -642,8 +642,17 @@ pub struct EligibilityOut {
     pub indications: Vec<IndicationOut>,
 }
 
+/// The stored form of an indication: its code and the evidence grade in force when recorded.
+pub(crate) fn indication_doc(indication: Indication) -> IndicationOut {
+    IndicationOut {
+        code: indication.code().into(),
+        evidence_grade: indication.evidence().grade.into(),
+        evidence_source: indication.evidence().source.into(),
+    }
+}
+
 /// An indication with its evidence.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug)]
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
 pub struct IndicationOut {
     /// Code.
     pub code: String,
@@ -687,16 +696,7 @@ fn eligibility_out(report: &EligibilityReport, doc: &PatientDoc) -> EligibilityO
             })
             .collect(),
         unacknowledged: report.unacknowledged.clone(),
-        indications: doc
-            .indications
-            .iter()
-            .filter_map(|c| c.parse::<Indication>().ok())
-            .map(|i| IndicationOut {
-                code: i.code().into(),
-                evidence_grade: i.evidence().grade.into(),
-                evidence_source: i.evidence().source.into(),
-            })
-            .collect(),
+        indications: doc.indications.clone(),
     }
 }
 
