@@ -117,19 +117,7 @@ impl System {
     /// A system reporting Cp, the effect site with rate `ke0_per_s`, peripheral amounts and the
     /// amount eliminated.
     pub fn new(disposition: Disposition, ke0_per_s: f64) -> System {
-        let mut system = System {
-            disposition,
-            responses: [Response { gain: 0.0, rate: 0.0 }; MAX_RESPONSES],
-            kinds: [ResponseKind::EffectSite; MAX_RESPONSES],
-            n_responses: 0,
-        };
-        system.push(
-            ResponseKind::EffectSite,
-            Response {
-                gain: ke0_per_s,
-                rate: ke0_per_s,
-            },
-        );
+        let mut system = System::plasma_and_effect(disposition, ke0_per_s);
         for j in 0..disposition.n_peripheral {
             let (k1j, kj1) = disposition.peripheral[j];
             let label = u8::try_from(j + 2).unwrap_or(u8::MAX);
