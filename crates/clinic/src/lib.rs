@@ -6,6 +6,8 @@
 #![deny(missing_docs)]
 
 pub mod eligibility;
+pub mod instruments;
+pub mod mme;
 pub mod patient;
 pub mod plan;
 pub mod protocol;
