@@ -8,7 +8,9 @@
 pub mod eligibility;
 pub mod instruments;
 pub mod mme;
+pub mod news2;
 pub mod patient;
 pub mod plan;
 pub mod protocol;
+pub mod session;
 pub mod weight;
