@@ -13,4 +13,5 @@ pub mod patient;
 pub mod plan;
 pub mod protocol;
 pub mod session;
+pub mod vitals;
 pub mod weight;
