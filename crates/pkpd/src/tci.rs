@@ -153,10 +153,10 @@ impl EffectProbes {
             })
             .fold(0.0, f64::max);
         let horizon = (4.0 * peak).max(4.0 * interval_s) + 4.0 * interval_s;
-        let mut offsets: Vec<f64> = (1..=16).map(|j| interval_s * j as f64 / 8.0).collect();
+        let mut offsets: Vec<f64> = (1..=8).map(|j| interval_s * j as f64 / 4.0).collect();
         let mut s = 2.0 * interval_s;
         while s < horizon {
-            s *= 1.03;
+            s *= 1.1;
             offsets.push(s);
         }
         let mut unit_state = State::EMPTY;
