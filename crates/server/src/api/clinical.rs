@@ -406,18 +406,31 @@ pub async fn add_weight(
     me.require(Action::WriteIntake)?;
     let Json(body) = body.map_err(json_rejection)?;
     // 2–350 kg: a clinic plausibility range (the unit type allows 0.3–500 kg for any use).
-    let value = check_range("weight_kg", body.weight_kg, 2.0, 350.0)?;
-    let on = not_in_future("on", parse_date("on", &body.on)?, &state)?;
-    Ok(Json(
-        change_patient(&state, &me, id, "patient.weight.add", |doc| {
-            doc.weights.push(Dated {
-                value,
-                on: on.to_string(),
-            });
-            Ok(())
-        })
-        .await?,
-    ))
+    let measured = ("weight_kg", body.weight_kg, 2.0, 350.0);
+    add_measurement(&state, &me, id, "patient.weight.add", measured, &body.on, |doc| {
+        &mut doc.weights
+    })
+    .await
+}
+
+/// Checks a dated measurement and appends it to one of the patient's lists, audited as `action`.
+async fn add_measurement(
+    state: &AppState,
+    me: &CurrentUser,
+    id: Uuid,
+    action: &str,
+    (field, value, min, max): (&str, f64, f64, f64),
+    on: &str,
+    list: fn(&mut PatientDoc) -> &mut Vec<Dated>,
+) -> Result<Json<PatientOut>, ApiError> {
+    let value = check_range(field, value, min, max)?;
+    let on = not_in_future("on", parse_date("on", on)?, state)?.to_string();
+    let out = change_patient(state, me, id, action, |doc| {
+        list(doc).push(Dated { value, on });
+        Ok(())
+    })
+    .await?;
+    Ok(Json(out))
 }
 
 /// A dated height.
@@ -441,18 +454,11 @@ pub async fn add_height(
 ) -> Result<Json<PatientOut>, ApiError> {
     me.require(Action::WriteIntake)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let value = check_range("height_cm", body.height_cm, 40.0, 250.0)?;
-    let on = not_in_future("on", parse_date("on", &body.on)?, &state)?;
-    Ok(Json(
-        change_patient(&state, &me, id, "patient.height.add", |doc| {
-            doc.heights.push(Dated {
-                value,
-                on: on.to_string(),
-            });
-            Ok(())
-        })
-        .await?,
-    ))
+    let measured = ("height_cm", body.height_cm, 40.0, 250.0);
+    add_measurement(&state, &me, id, "patient.height.add", measured, &body.on, |doc| {
+        &mut doc.heights
+    })
+    .await
 }
 
 /// A code to add.
