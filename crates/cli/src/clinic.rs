@@ -166,11 +166,12 @@ async fn ensure_administrator(store: &Store) -> Result<()> {
         role: Role::Administrator,
         password_hash: auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?,
     };
-    store
+    let admin = store
         .create_user_audited(&Actor::system("cli"), &new, now())
         .await?;
+    store.set_must_change_password(admin.id, true).await?;
     println!("created the first administrator: username admin, one-time password {password}");
-    println!("change it after logging in (ketaflow user reset-password admin)");
+    println!("it must be changed at the first login (POST /api/v1/auth/password)");
     Ok(())
 }
 
@@ -251,7 +252,9 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
                     role,
                     password_hash: auth_check(auth::hash_password(&password))?,
                 };
-                store.create_user_audited(&actor, &new, now()).await?;
+                let user = store.create_user_audited(&actor, &new, now()).await?;
+                // Someone other than the user chose this password: the user replaces it at first login.
+                store.set_must_change_password(user.id, true).await?;
                 if show {
                     println!("created {username} ({role}); one-time password {password}");
                 } else {
@@ -303,6 +306,7 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
                         now(),
                     )
                     .await?;
+                store.set_must_change_password(user.id, true).await?;
                 store.revoke_all_for_user(user.id, now()).await?;
                 println!("new one-time password for {username}: {password}");
             }

@@ -133,8 +133,12 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
-    /// Refuses unless the user's role may do `action`.
+    /// Refuses unless the user's role may do `action` and no password change is pending.
     pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        // A one-time password opens nothing but the password change itself.
+        if self.user.must_change_password {
+            return Err(ApiError::PasswordChangeRequired);
+        }
         if allowed(self.user.role, action) {
             Ok(())
         } else {

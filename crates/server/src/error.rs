@@ -38,6 +38,9 @@ pub enum ApiError {
         /// RFC 3339 time the lock ends.
         until: String,
     },
+    /// 403: the password was set by someone else and must be changed first.
+    #[error("change your password first (POST /api/v1/auth/password)")]
+    PasswordChangeRequired,
     /// 429: too many login attempts for this username in the last minute.
     #[error("too many login attempts; wait a minute and try again")]
     Throttled,
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Throttled => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+            ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),

@@ -27,7 +27,7 @@ pub use state::{AppState, Clock, Settings};
 #[openapi(
     info(title = "Ketaflow API", description = "Ketamine infusion clinic: intake, eligibility, protocols, dose plans, audit."),
     paths(
-        api::accounts::login, api::accounts::logout, api::accounts::me, api::accounts::create_token,
+        api::accounts::login, api::accounts::logout, api::accounts::me, api::accounts::create_token, api::accounts::change_password,
         api::accounts::list_users, api::accounts::create_user, api::accounts::set_disabled, api::accounts::reset_password,
         api::library::list_protocols, api::library::get_protocol, api::library::list_audit, api::library::verify_audit,
         api::clinical::create_patient, api::clinical::list_patients, api::clinical::get_patient,
@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(accounts::logout))
         .route("/auth/me", get(accounts::me))
         .route("/auth/tokens", post(accounts::create_token))
+        .route("/auth/password", post(accounts::change_password))
         .route("/users", get(accounts::list_users).post(accounts::create_user))
         .route("/users/{id}/disabled", post(accounts::set_disabled))
         .route("/users/{id}/password", post(accounts::reset_password))

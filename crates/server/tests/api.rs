@@ -1014,7 +1014,7 @@ async fn the_openapi_document_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 24);
+    assert_eq!(paths.len(), 25);
 }
 
 #[tokio::test]
@@ -1174,4 +1174,90 @@ fn valid_body(template: &str) -> Value {
         "password" => json!({"password": "a-long-enough-password"}),
         other => panic!("no valid body for {other}"),
     }
+}
+
+#[tokio::test]
+async fn a_password_chosen_by_someone_else_must_be_changed_before_anything_else() {
+    let app = spawn_app().await;
+    let admin = app.login("admin").await;
+    let (s, created, _) = app
+        .call("POST", "/api/v1/users", Some(&admin), Some(json!({"username": "newdoc", "display_name": "New Doc", "role": "physician", "password": "initial-password-123"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(created["must_change_password"], true);
+    let (s, user, cookie) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "newdoc", "password": "initial-password-123"})),
+        )
+        .await;
+    assert_eq!(
+        (s, user["must_change_password"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let token = cookie
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    let (s, e, _) = app.call("GET", "/api/v1/patients", Some(&token), None).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("password_change_required"))
+    );
+    // Wrong current password, too short, or unchanged: refused.
+    let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&token),
+            Some(change("wrong", "a-brand-new-password")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&token),
+            Some(change("initial-password-123", "short")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&token),
+            Some(change("initial-password-123", "initial-password-123")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&token),
+            Some(change("initial-password-123", "a-brand-new-password")),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = app.call("GET", "/api/v1/patients", Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "newdoc", "password": "a-brand-new-password"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
 }

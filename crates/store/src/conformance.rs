@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             tx_rollback_discards_write_and_audit,
             tx_failed_write_discards_everything,
             backup_is_consistent_copy,
+            users_must_change_password_mark,
             records_create_read_and_audit,
             records_versions_and_stale_writes,
             records_locked_never_change,
@@ -1513,4 +1514,26 @@ pub async fn records_rollback_leaves_nothing(store: Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// New users need no password change; the mark is set and cleared on request and read back.
+pub async fn users_must_change_password_mark(store: Store) {
+    let user = seed_user(&store, "marked", Role::Nurse).await;
+    assert!(!user.must_change_password);
+    store.set_must_change_password(user.id, true).await.unwrap();
+    assert!(store.get_user(user.id).await.unwrap().must_change_password);
+    assert!(
+        store
+            .get_user_by_username("marked")
+            .await
+            .unwrap()
+            .unwrap()
+            .must_change_password
+    );
+    store.set_must_change_password(user.id, false).await.unwrap();
+    assert!(!store.list_users().await.unwrap()[0].must_change_password);
+    assert!(matches!(
+        store.set_must_change_password(Uuid::now_v7(), true).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

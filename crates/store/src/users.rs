@@ -87,6 +87,8 @@ pub struct User {
     pub locked_until: Option<OffsetDateTime>,
     /// When the account was created.
     pub created_at: OffsetDateTime,
+    /// The password was set by someone else and must be changed at the next login.
+    pub must_change_password: bool,
 }
 
 impl User {
@@ -168,6 +170,7 @@ struct UserRow {
     failed_logins: i64,
     locked_until: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
+    must_change_password: bool,
 }
 
 impl TryFrom<UserRow> for User {
@@ -190,16 +193,17 @@ impl TryFrom<UserRow> for User {
             disabled: row.disabled,
             locked_until: row.locked_until,
             created_at: row.created_at,
+            must_change_password: row.must_change_password,
         })
     }
 }
 
 const SELECT_BY_ID: &str = "SELECT id, username, display_name, role, password_hash, disabled, \
-     failed_logins, locked_until, created_at FROM users WHERE id = $1";
+     failed_logins, locked_until, created_at, must_change_password FROM users WHERE id = $1";
 const SELECT_BY_USERNAME: &str = "SELECT id, username, display_name, role, password_hash, \
-     disabled, failed_logins, locked_until, created_at FROM users WHERE username = $1";
+     disabled, failed_logins, locked_until, created_at, must_change_password FROM users WHERE username = $1";
 const SELECT_ALL: &str = "SELECT id, username, display_name, role, password_hash, disabled, \
-     failed_logins, locked_until, created_at FROM users ORDER BY username";
+     failed_logins, locked_until, created_at, must_change_password FROM users ORDER BY username";
 
 fn check_new_user(new: &NewUser) -> Result<(), StoreError> {
     let name = &new.username;
@@ -255,6 +259,7 @@ impl Tx {
             failed_logins: 0,
             locked_until: None,
             created_at: normalize(now),
+            must_change_password: false,
         };
         with_conn!(self.conn(), c => {
             sqlx::query(
@@ -455,6 +460,27 @@ impl Store {
         }
         tx.commit().await?;
         Ok(user)
+    }
+
+    /// Sets or clears the "must change password at next login" mark (set after the CLI or an
+    /// administrator chooses a password, cleared when the owner changes it).
+    pub async fn set_must_change_password(&self, id: Uuid, required: bool) -> Result<(), StoreError> {
+        let mut pooled = self.acquire().await?;
+        let done = with_conn!(pooled.conn(), c => {
+            sqlx::query("UPDATE users SET must_change_password = $1 WHERE id = $2")
+                .bind(required)
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound {
+                what: "user",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Clears the failure count and any lock after a successful login.

@@ -28,6 +28,8 @@ pub struct UserOut {
     pub role: String,
     /// Whether the account is disabled.
     pub disabled: bool,
+    /// The password was set by someone else and must be changed before anything else.
+    pub must_change_password: bool,
 }
 
 impl From<&User> for UserOut {
@@ -38,6 +40,7 @@ impl From<&User> for UserOut {
             display_name: u.display_name.clone(),
             role: u.role.as_str().into(),
             disabled: u.disabled,
+            must_change_password: u.must_change_password,
         }
     }
 }
@@ -254,10 +257,13 @@ pub async fn create_user(
         role,
         password_hash: auth::hash_password(&body.password)?,
     };
-    let user = state
+    let mut user = state
         .store
         .create_user_audited(&me.actor(), &new, state.now())
         .await?;
+    // The administrator chose this password: its owner replaces it at the first login.
+    state.store.set_must_change_password(user.id, true).await?;
+    user.must_change_password = true;
     Ok((StatusCode::CREATED, Json(UserOut::from(&user))))
 }
 
@@ -321,7 +327,48 @@ pub async fn reset_password(
         .store
         .set_password_hash_audited(&me.actor(), id, &auth::hash_password(&body.password)?, now)
         .await?;
+    state.store.set_must_change_password(id, true).await?;
     state.store.revoke_all_for_user(id, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A change of one's own password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordIn {
+    /// The current password.
+    pub current_password: String,
+    /// The new password, at least 12 characters, different from the current one.
+    pub new_password: String,
+}
+
+/// Change your own password (required after a one-time password).
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordIn,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    body: Result<Json<ChangePasswordIn>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body.map_err(json_rejection)?;
+    if !auth::verify_password(&body.current_password, &me.user.password_hash) {
+        return Err(ApiError::BadCredentials);
+    }
+    auth::check_new_password(&body.new_password)?;
+    if body.new_password == body.current_password {
+        return Err(ApiError::field(
+            "new_password",
+            "(not shown)",
+            "a password different from the current one",
+        ));
+    }
+    let now = state.now();
+    let hash = auth::hash_password(&body.new_password)?;
+    state
+        .store
+        .set_password_hash_audited(&me.actor(), me.user.id, &hash, now)
+        .await?;
+    state.store.set_must_change_password(me.user.id, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -335,4 +382,4 @@ macro_rules! redacted_debug {
         }
     )*};
 }
-redacted_debug!(LoginIn, UserIn, PasswordIn);
+redacted_debug!(LoginIn, UserIn, PasswordIn, ChangePasswordIn);
