@@ -463,3 +463,62 @@ async fn walk_chain(tx: &mut Tx) -> Result<AuditReport, StoreError> {
         problem: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    // Expected values computed by an independent implementation of the documented encoding
+    // (Python hashlib + struct.pack(">Q", len)), so a change to the encoding cannot go unnoticed.
+    fn sample() -> AuditEntry {
+        AuditEntry {
+            seq: 1,
+            at: datetime!(2026-03-02 10:00:00.000001999 +02:00),
+            actor_user_id: "system:cli".into(),
+            actor_role: "system".into(),
+            action: "user.create".into(),
+            record_type: "user".into(),
+            record_id: "u1".into(),
+            before_json: None,
+            after_json: Some(r#"{"a":1}"#.into()),
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn hash_matches_independent_implementation() {
+        assert_eq!(format_at(sample().at), "2026-03-02T08:00:00.000001Z");
+        assert_eq!(
+            sample().compute_hash(),
+            "7ca98391777068fc413b8b108a29834abd4fc9bf23b0c06ff4fe6effce1d9328"
+        );
+    }
+
+    #[test]
+    fn moving_a_value_between_fields_changes_the_hash() {
+        let mut moved = sample();
+        moved.before_json = moved.after_json.take();
+        assert_eq!(
+            moved.compute_hash(),
+            "4e41d54800110bd53043939a9cfcfcd633eb51658454b92827e8d03e2869c91b"
+        );
+        let mut shifted = sample();
+        shifted.action = "user.createu".into();
+        shifted.record_type = "ser".into();
+        assert_ne!(shifted.compute_hash(), sample().compute_hash());
+    }
+
+    #[test]
+    fn batch_digest_matches_independent_implementation() {
+        let rows = [serde_json::json!({ "hr": 70 }), serde_json::json!({ "hr": 71 })];
+        assert_eq!(
+            batch_digest(&rows),
+            serde_json::json!({
+                "batch_sha256": "f09085131aeb56226ba4db41dd96826407dc0d3dcdab9959d409fcfd23799164",
+                "count": 2
+            })
+        );
+    }
+}
