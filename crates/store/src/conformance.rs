@@ -14,6 +14,9 @@ use uuid::Uuid;
 
 use crate::db::with_conn;
 use crate::{
+    AlarmRaise, AlarmState, NewAlarm, NewDeviceToken, NewEvent, NewVital, VitalInsert,
+};
+use crate::{
     Actor, AuditFilter, AuditProblem, AuditProblemKind, Backend, BackupFormat, GENESIS_HASH, LockoutPolicy,
     NewAuditEntry, NewRecord, NewToken, NewUser, RecordChange, Role, Store, StoreError, TokenKind,
     batch_digest, hash_token,
@@ -57,6 +60,11 @@ macro_rules! conformance_tests {
             records_locked_never_change,
             records_list_by_parent_and_search,
             records_rollback_leaves_nothing,
+            events_gap_free_in_commit_order,
+            events_concurrent_appends_stay_contiguous,
+            vitals_idempotent_by_session_and_key,
+            alarms_lifecycle_and_repeats,
+            device_tokens_scope_expiry_revocation,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {
@@ -1536,4 +1544,246 @@ pub async fn users_must_change_password_mark(store: Store) {
         store.set_must_change_password(Uuid::now_v7(), true).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+async fn append_one(store: &Store, session: Uuid, kind: &str, n: i64) -> crate::StoredEvent {
+    let data = serde_json::json!({ "n": n });
+    let mut tx = store.begin().await.unwrap();
+    tx.append_audit(&NewAuditEntry::new(T0, admin(), "session.test", "session", session.to_string()))
+        .await
+        .unwrap();
+    let e = tx
+        .append_event(&NewEvent {
+            session_id: session,
+            kind,
+            at: T0 + Duration::seconds(n),
+            data: &data,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    e
+}
+
+/// Event ids start at 1, go up by one, survive only with their transaction, and filter by session.
+pub async fn events_gap_free_in_commit_order(store: Store) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    assert_eq!(store.last_event_id().await.unwrap(), 0);
+    assert_eq!(append_one(&store, a, "state", 1).await.id, 1);
+    assert_eq!(append_one(&store, b, "vitals", 2).await.id, 2);
+    // A rolled-back event leaves no hole.
+    let data = serde_json::json!({});
+    let mut tx = store.begin().await.unwrap();
+    let gone = tx
+        .append_event(&NewEvent {
+            session_id: a,
+            kind: "state",
+            at: T0,
+            data: &data,
+        })
+        .await
+        .unwrap();
+    assert_eq!(gone.id, 3);
+    tx.rollback().await.unwrap();
+    let third = append_one(&store, a, "alarm.raised", 3).await;
+    assert_eq!(third.id, 3);
+    assert_eq!(third.at, T0 + Duration::seconds(3));
+    let all = store.events_after(0, None, 100).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(all[2].data, serde_json::json!({ "n": 3 }));
+    let of_a = store.events_after(0, Some(a), 100).await.unwrap();
+    assert_eq!(of_a.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(store.events_after(1, Some(a), 100).await.unwrap()[0].kind, "alarm.raised");
+    assert_eq!(store.events_after(1, None, 1).await.unwrap().len(), 1);
+    assert_eq!(store.last_event_id().await.unwrap(), 3);
+}
+
+/// Concurrent writers never produce a hole or a duplicate id.
+pub async fn events_concurrent_appends_stay_contiguous(store: Store) {
+    let session = Uuid::now_v7();
+    let mut handles = Vec::new();
+    for worker in 0..4 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..10 {
+                append_one(&store, session, "vitals", worker * 100 + i).await;
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let ids: Vec<i64> = store
+        .events_after(0, Some(session), 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, (1..=40).collect::<Vec<_>>());
+    assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+/// The same key in the same session is a duplicate that returns the first reading; the same key in
+/// another session is a different reading; bad keys and sources are refused.
+pub async fn vitals_idempotent_by_session_and_key(store: Store) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let data = serde_json::json!({ "systolic_mmhg": 128.0 });
+    let other = serde_json::json!({ "systolic_mmhg": 200.0 });
+    let vital = |session, key, data| NewVital {
+        session_id: session,
+        idempotency_key: key,
+        taken_at: T0,
+        received_at: T0 + Duration::milliseconds(250),
+        source: "device",
+        recorded_by: "monitor 7",
+        data,
+    };
+    let mut tx = store.begin().await.unwrap();
+    let first = match tx.insert_vital(&vital(a, "k1", &data)).await.unwrap() {
+        VitalInsert::Inserted(v) => v,
+        VitalInsert::Duplicate(_) => panic!("first insert is not a duplicate"),
+    };
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    // A retry with different content is still the same reading: the first one stands.
+    match tx.insert_vital(&vital(a, "k1", &other)).await.unwrap() {
+        VitalInsert::Duplicate(v) => assert_eq!(v, first),
+        VitalInsert::Inserted(_) => panic!("a retried key must not insert"),
+    }
+    assert!(matches!(
+        tx.insert_vital(&vital(b, "k1", &data)).await.unwrap(),
+        VitalInsert::Inserted(_)
+    ));
+    let long = "x".repeat(101);
+    for key in ["", long.as_str(), "a\nb"] {
+        assert!(matches!(
+            tx.insert_vital(&vital(a, key, &data)).await,
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+    assert!(matches!(
+        tx.insert_vital(&NewVital {
+            source: "guess",
+            ..vital(a, "k2", &data)
+        })
+        .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(store.count_vitals(Some(a)).await.unwrap(), 1);
+    assert_eq!(store.count_vitals(None).await.unwrap(), 2);
+    let listed = store.list_vitals(a).await.unwrap();
+    assert_eq!(listed, vec![first.clone()]);
+    assert_eq!(listed[0].data, data);
+    assert_eq!(store.latest_vital(a).await.unwrap(), Some(first));
+}
+
+/// raised → acknowledged → resolved; repeats count on the open alarm; a resolved rule raises anew.
+pub async fn alarms_lifecycle_and_repeats(store: Store) {
+    let session = Uuid::now_v7();
+    let data = serde_json::json!({ "message": "systolic 182 mmHg >= 180" });
+    let raise = |at| NewAlarm {
+        session_id: session,
+        code: "systolic_high",
+        level: "urgent",
+        at,
+        vital_id: Some(7),
+        data: &data,
+    };
+    let mut tx = store.begin().await.unwrap();
+    let AlarmRaise::Raised(first) = tx.raise_alarm(&raise(T0)).await.unwrap() else {
+        panic!("first alarm is new")
+    };
+    let AlarmRaise::Repeated(again) = tx.raise_alarm(&raise(T0 + Duration::seconds(5))).await.unwrap() else {
+        panic!("an open alarm absorbs repeats")
+    };
+    assert_eq!((again.id, again.occurrences), (first.id, 2));
+    let ack = tx
+        .acknowledge_alarm(first.id, "nurse-1", T0 + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(ack.state, AlarmState::Acknowledged);
+    assert_eq!(ack.acknowledged_by.as_deref(), Some("nurse-1"));
+    let err = tx
+        .acknowledge_alarm(first.id, "nurse-2", T0 + Duration::seconds(31))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is acknowledged"), "{err}");
+    let AlarmRaise::Repeated(third) = tx.raise_alarm(&raise(T0 + Duration::seconds(40))).await.unwrap() else {
+        panic!("an acknowledged alarm is still open")
+    };
+    assert_eq!(third.occurrences, 3);
+    let resolved = tx
+        .resolve_alarm(
+            first.id,
+            "nurse-1",
+            T0 + Duration::seconds(60),
+            "pause",
+            Some("rechecked at 2 min"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.state, AlarmState::Resolved);
+    assert_eq!(resolved.action.as_deref(), Some("pause"));
+    assert!(tx.resolve_alarm(first.id, "x", T0, "none", None).await.is_err());
+    let AlarmRaise::Raised(fresh) = tx.raise_alarm(&raise(T0 + Duration::seconds(90))).await.unwrap() else {
+        panic!("after resolution the rule raises a new alarm")
+    };
+    assert_ne!(fresh.id, first.id);
+    // Resolving straight from raised records the resolver as having seen it.
+    let direct = tx
+        .resolve_alarm(fresh.id, "nurse-3", T0 + Duration::seconds(95), "physician_called", None)
+        .await
+        .unwrap();
+    assert_eq!(direct.acknowledged_by.as_deref(), Some("nurse-3"));
+    tx.commit().await.unwrap();
+    let stored = store.get_alarm(first.id).await.unwrap();
+    assert_eq!(stored.occurrences, 3);
+    assert_eq!(stored.last_seen_at, T0 + Duration::seconds(40));
+    assert_eq!(stored.note.as_deref(), Some("rechecked at 2 min"));
+    assert_eq!(store.list_alarms(Some(session), false).await.unwrap().len(), 2);
+    assert!(store.list_alarms(Some(session), true).await.unwrap().is_empty());
+    assert!(matches!(
+        store.get_alarm(Uuid::now_v7()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// A device token is found only while active, and revoking a session's tokens ends them.
+pub async fn device_tokens_scope_expiry_revocation(store: Store) {
+    let nurse = seed_user(&store, "device_issuer", Role::Nurse).await;
+    let session = Uuid::now_v7();
+    let hash = hash_token("monitor-raw-token");
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_device_token(&NewDeviceToken {
+        token_hash: hash.clone(),
+        session_id: session,
+        created_by: nurse.id,
+        label: Some("monitor 7".into()),
+        created_at: T0,
+        expires_at: T0 + Duration::hours(8),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        tx.insert_device_token(&NewDeviceToken {
+            token_hash: "raw".into(),
+            session_id: session,
+            created_by: nurse.id,
+            label: None,
+            created_at: T0,
+            expires_at: T0,
+        })
+        .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    tx.commit().await.unwrap();
+    let found = store.find_device_token(&hash, T0).await.unwrap().unwrap();
+    assert_eq!((found.session_id, found.created_by), (session, nurse.id));
+    assert!(store.find_device_token(&hash, T0 + Duration::hours(8)).await.unwrap().is_none());
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.revoke_device_tokens(session, T0 + Duration::hours(1)).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert!(store.find_device_token(&hash, T0).await.unwrap().is_none());
 }

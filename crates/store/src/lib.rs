@@ -54,6 +54,7 @@ mod backup;
 mod db;
 mod error;
 mod records;
+mod sessions;
 mod store;
 mod tokens;
 mod users;
@@ -69,6 +70,10 @@ pub use backup::{BackupFormat, BackupReport};
 pub use db::Backend;
 pub use error::StoreError;
 pub use records::{MAX_RECORD_PAGE, NewRecord, Record, RecordChange};
+pub use sessions::{
+    AlarmRaise, AlarmState, DeviceToken, MAX_EVENT_PAGE, MAX_IDEMPOTENCY_KEY_LEN, NewAlarm, NewDeviceToken,
+    NewEvent, NewVital, StoredAlarm, StoredEvent, StoredVital, VitalInsert,
+};
 pub use store::{Store, StoreOptions, Tx};
 pub use tokens::{ActiveToken, AuthToken, NewToken, TokenKind, hash_token};
 pub use users::{LockoutPolicy, NewUser, Role, User};

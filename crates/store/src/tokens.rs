@@ -143,7 +143,7 @@ impl TryFrom<TokenRow> for AuthToken {
 }
 
 /// Refuses anything that is not a SHA-256 hex digest, so a raw token cannot be stored by mistake.
-fn check_token_hash(hash: &str) -> Result<(), StoreError> {
+pub(crate) fn check_token_hash(hash: &str) -> Result<(), StoreError> {
     if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(StoreError::Invalid {
             what: "token hash",
