@@ -134,7 +134,8 @@ pub struct LimitCheck {
     pub clinic_setting: bool,
 }
 
-fn check(name: LimitName, value: f64, limit: &Limit, is_minimum: bool) -> LimitCheck {
+/// Evaluates one value against a soft/hard limit pair (shared by plans and rate changes).
+pub(crate) fn check(name: LimitName, value: f64, limit: &Limit, is_minimum: bool) -> LimitCheck {
     let beyond = |bound: f64| if is_minimum { value < bound } else { value > bound };
     let status = if beyond(limit.hard) {
         LimitStatus::HardBreach
@@ -155,12 +156,13 @@ fn check(name: LimitName, value: f64, limit: &Limit, is_minimum: bool) -> LimitC
     }
 }
 
-/// The predicted concentrations for the planned infusion.
+/// The predicted concentrations for a planned infusion or for what was actually given
+/// ([`predict_delivery`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
     /// The PK model.
     pub model: ModelId,
-    /// Output times from the start of the infusion, seconds (every minute).
+    /// Output times from the origin (for a plan, the start of the infusion), seconds (every minute).
     pub times_s: Vec<f64>,
     /// Plasma concentration, µg/mL.
     pub cp: Vec<f64>,
@@ -172,7 +174,7 @@ pub struct Prediction {
     pub peak_ce: (f64, f64),
     /// The protocol's recovery threshold, µg/mL.
     pub recovery_threshold_ug_per_ml: f64,
-    /// Seconds from the start after which Ce stays below the threshold (None: never above it).
+    /// Seconds from the origin after which Ce stays below the threshold (None: never above it).
     pub ce_below_threshold_from_s: Option<f64>,
     /// Model warnings (covariates outside the validated range, ke0 origin).
     pub warnings: Vec<String>,
@@ -420,7 +422,17 @@ pub fn compute_plan(request: &PlanRequest<'_>) -> Result<DosePlan, PlanError> {
     }
 
     let age = facts.age_on(request.planned_on);
-    let prediction = predict(protocol, weight, height, age, facts, rate, duration)?;
+    let end_s = duration.to_seconds().get();
+    let prediction = predict_delivery(
+        protocol,
+        covariates(weight, height, age, facts),
+        vec![Segment {
+            start_s: 0.0,
+            end_s,
+            rate_mg_per_s: rate.mg_per_second(),
+        }],
+        end_s + PREDICTION_TAIL_S,
+    )?;
     let mut warnings = Vec::new();
     if dosing.short_stature_warning {
         warnings.push("height under 152.4 cm: the Devine ideal-weight formula is unreliable (globalrph); check the dosing weight".into());
@@ -449,38 +461,60 @@ pub fn compute_plan(request: &PlanRequest<'_>) -> Result<DosePlan, PlanError> {
     })
 }
 
-/// Predicts Cp and Ce for a constant infusion with the protocol's model, on the patient's total
-/// body weight (the PK models' covariate), every minute to six hours after the infusion ends.
-fn predict(
-    protocol: &Protocol,
+/// How far past the end of the planned infusion a plan's prediction runs: six hours, seconds.
+pub const PREDICTION_TAIL_S: f64 = 6.0 * 3600.0;
+
+/// Height used when none is recorded on or before the session date, cm.
+///
+/// A placeholder (clinic setting, no clinical source): none of the ketamine models in
+/// `ketaflow-pkpd` uses height as a covariate, so the value changes no prediction; the engine's
+/// `Covariates` simply requires one.
+const DEFAULT_HEIGHT_CM: f64 = 170.0;
+
+fn covariates(
     weight: Kilograms,
     height: Option<Centimetres>,
     age: Years,
     facts: &PatientFacts,
-    rate: MgPerHour,
-    duration: Minutes,
-) -> Result<Prediction, PlanError> {
-    let covariates = Covariates {
+) -> Covariates {
+    Covariates {
         weight,
         age,
-        height: height.unwrap_or(Centimetres::new(170.0).expect("constant in range")),
+        // No height recorded: the placeholder above (no ketamine model uses height).
+        height: height.unwrap_or(Centimetres::new(DEFAULT_HEIGHT_CM).expect("constant in range")),
         sex: facts.sex.covariate(),
-    };
+    }
+}
+
+/// The PK covariates of a patient on a date, exactly as [`compute_plan`] builds them: the most
+/// recent weight and height on or before `on` (total body weight, the PK models' covariate; height
+/// 170 cm when none is recorded, see `DEFAULT_HEIGHT_CM`), age in whole years on `on`, and sex.
+pub fn covariates_on(facts: &PatientFacts, on: Date) -> Result<Covariates, PlanError> {
+    let weight = facts.weight_on(on).ok_or(PlanError::NoWeight { date: on })?.value;
+    let height = facts.height_on(on).map(|m| m.value);
+    Ok(covariates(weight, height, facts.age_on(on), facts))
+}
+
+/// Predicts Cp and Ce with the protocol's model for any piecewise-constant infusion: the planned
+/// constant infusion of a [`DosePlan`] or what a pump actually gave (see
+/// [`crate::delivery::Delivery::segments`]).
+///
+/// `segments` are in seconds from the origin (time 0) with rates in mg/s; outputs are every 60 s
+/// from the origin up to `horizon_s`. Peaks are the largest values on that grid (0 at 0 s when
+/// nothing was given); the recovery time is exact (`ketaflow_pkpd::recovery::time_below` on the
+/// effect site, with the protocol's threshold) and does not depend on the horizon.
+pub fn predict_delivery(
+    protocol: &Protocol,
+    covariates: Covariates,
+    segments: Vec<Segment>,
+    horizon_s: f64,
+) -> Result<Prediction, PlanError> {
     let failed = |e: ketaflow_pkpd::EngineError| PlanError::Prediction(e.to_string());
     let model =
         PatientModel::new(protocol.model, covariates, None, &[], DrugGiven::Racemic).map_err(failed)?;
-    let end_s = duration.to_seconds().get();
-    let schedule = Schedule::new(
-        vec![Segment {
-            start_s: 0.0,
-            end_s,
-            rate_mg_per_s: rate.mg_per_second(),
-        }],
-        vec![],
-    )
-    .map_err(|e| PlanError::Prediction(e.to_string()))?;
+    let schedule = Schedule::new(segments, vec![]).map_err(|e| PlanError::Prediction(e.to_string()))?;
     let input = model.model_input(&schedule);
-    let grid = Grid::uniform(60.0, end_s + 6.0 * 3600.0).map_err(failed)?;
+    let grid = Grid::uniform(60.0, horizon_s).map_err(failed)?;
     let trajectory = simulate(&model.system, &input, &grid).map_err(failed)?;
     let peak = |values: &[f64]| {
         values.iter().zip(&trajectory.times_s).fold(
