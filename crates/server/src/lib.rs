@@ -35,8 +35,14 @@ pub use state::{AppState, Clock, Settings};
         api::clinical::add_condition, api::clinical::set_baseline_bp, api::clinical::get_eligibility,
         api::clinical::acknowledge, api::clinical::create_plan, api::clinical::list_plans, api::clinical::get_plan,
         api::clinical::approve_plan,
+        api::sessions::create_session, api::sessions::list_sessions, api::sessions::get_session, api::sessions::transition,
+        api::sessions::record_vitals, api::sessions::list_vitals, api::sessions::create_device_token, api::sessions::list_alarms,
+        api::sessions::acknowledge_alarm, api::sessions::resolve_alarm, api::sessions::board,
+        api::bedside::change_rate, api::bedside::add_side_effect, api::bedside::add_assessment,
+        api::discharge::get_prediction, api::discharge::get_discharge,
+        api::live::session_stream, api::live::board_stream,
     ),
-    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "audit"))
+    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "audit"))
 )]
 pub struct ApiDoc;
 
@@ -46,7 +52,7 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    use api::{accounts, clinical, library};
+    use api::{accounts, bedside, clinical, discharge, library, live, sessions};
     let max_body = state.settings.max_body_bytes;
     let v1 = Router::new()
         .route("/openapi.json", get(openapi))
@@ -83,7 +89,30 @@ pub fn router(state: AppState) -> Router {
             get(clinical::list_plans).post(clinical::create_plan),
         )
         .route("/plans/{id}", get(clinical::get_plan))
-        .route("/plans/{id}/approve", post(clinical::approve_plan));
+        .route("/plans/{id}/approve", post(clinical::approve_plan))
+        .route("/patients/{id}/sessions", post(sessions::create_session))
+        .route("/sessions", get(sessions::list_sessions))
+        .route("/sessions/{id}", get(sessions::get_session))
+        .route("/sessions/{id}/transitions", post(sessions::transition))
+        .route(
+            "/sessions/{id}/vitals",
+            get(sessions::list_vitals).post(sessions::record_vitals),
+        )
+        .route(
+            "/sessions/{id}/device-tokens",
+            post(sessions::create_device_token),
+        )
+        .route("/sessions/{id}/alarms", get(sessions::list_alarms))
+        .route("/sessions/{id}/rate", post(bedside::change_rate))
+        .route("/sessions/{id}/side-effects", post(bedside::add_side_effect))
+        .route("/sessions/{id}/assessments", post(bedside::add_assessment))
+        .route("/sessions/{id}/prediction", get(discharge::get_prediction))
+        .route("/sessions/{id}/discharge", get(discharge::get_discharge))
+        .route("/sessions/{id}/stream", get(live::session_stream))
+        .route("/alarms/{id}/acknowledge", post(sessions::acknowledge_alarm))
+        .route("/alarms/{id}/resolve", post(sessions::resolve_alarm))
+        .route("/board", get(sessions::board))
+        .route("/board/stream", get(live::board_stream));
     Router::new()
         .nest("/api/v1", v1)
         .layer(RequestBodyLimitLayer::new(max_body))

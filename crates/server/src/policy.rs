@@ -20,11 +20,17 @@ pub enum Action {
     ManageUsers,
     /// Read and verify the audit chain.
     ReadAudit,
+    /// Run an infusion session: schedule, check in, start/pause/stop, record vitals, side effects
+    /// and assessments, acknowledge and resolve alarms, issue a monitor's device token, discharge.
+    RunSession,
+    /// Physician decisions in a session: a rate above a soft limit, discharge before every
+    /// criterion is met (each with a reason).
+    OverrideSession,
 }
 
 impl Action {
     /// Every action, for the role × action matrix tests.
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 9] = [
         Action::ReadClinical,
         Action::WriteIntake,
         Action::AcknowledgeContraindication,
@@ -32,6 +38,8 @@ impl Action {
         Action::ApprovePlan,
         Action::ManageUsers,
         Action::ReadAudit,
+        Action::RunSession,
+        Action::OverrideSession,
     ];
 
     /// Words for error messages ("your role may not …").
@@ -44,6 +52,8 @@ impl Action {
             Action::ApprovePlan => "approve a dose plan",
             Action::ManageUsers => "manage users",
             Action::ReadAudit => "read the audit log",
+            Action::RunSession => "run an infusion session",
+            Action::OverrideSession => "override a session limit or discharge criterion",
         }
     }
 }
@@ -57,10 +67,17 @@ pub fn allowed(role: Role, action: Action) -> bool {
         // Physicians prescribe: everything clinical, including approvals and overrides.
         Role::Physician => matches!(
             action,
-            ReadClinical | WriteIntake | AcknowledgeContraindication | CreatePlan | ApprovePlan
+            ReadClinical
+                | WriteIntake
+                | AcknowledgeContraindication
+                | CreatePlan
+                | ApprovePlan
+                | RunSession
+                | OverrideSession
         ),
         // Nurses record intake and prepare plans for a physician to approve.
-        Role::Nurse => matches!(action, ReadClinical | WriteIntake | CreatePlan),
+        // Nurses also run sessions; overrides stay with physicians.
+        Role::Nurse => matches!(action, ReadClinical | WriteIntake | CreatePlan | RunSession),
         Role::Viewer => matches!(action, ReadClinical),
     }
 }
@@ -71,14 +88,24 @@ mod tests {
 
     #[test]
     fn the_matrix_is_exactly_as_designed() {
-        let expected: [(Role, [bool; 7]); 4] = [
+        // Columns: read, intake, acknowledge, plan, approve, users, audit, run session, override.
+        let expected: [(Role, [bool; 9]); 4] = [
             (
                 Role::Administrator,
-                [true, false, false, false, false, true, true],
+                [true, false, false, false, false, true, true, false, false],
             ),
-            (Role::Physician, [true, true, true, true, true, false, false]),
-            (Role::Nurse, [true, true, false, true, false, false, false]),
-            (Role::Viewer, [true, false, false, false, false, false, false]),
+            (
+                Role::Physician,
+                [true, true, true, true, true, false, false, true, true],
+            ),
+            (
+                Role::Nurse,
+                [true, true, false, true, false, false, false, true, false],
+            ),
+            (
+                Role::Viewer,
+                [true, false, false, false, false, false, false, false, false],
+            ),
         ];
         for (role, row) in expected {
             for (action, want) in Action::ALL.into_iter().zip(row) {

@@ -25,6 +25,11 @@ pub struct Settings {
     pub bp_threshold: BaselineBpThreshold,
     /// Largest request body accepted, bytes.
     pub max_body_bytes: usize,
+    /// Vital-sign alarm thresholds (clinic settings, except the label's rise from baseline and
+    /// NEWS2; each carries its source).
+    pub alarm_rules: ketaflow_clinic::vitals::AlarmRules,
+    /// How close to baseline the vitals must be for discharge.
+    pub discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance,
 }
 
 impl Default for Settings {
@@ -38,6 +43,8 @@ impl Default for Settings {
             api_token_ttl: time::Duration::days(90),
             bp_threshold: BaselineBpThreshold::default(),
             max_body_bytes: 256 * 1024,
+            alarm_rules: ketaflow_clinic::vitals::AlarmRules::default(),
+            discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance::default(),
         }
     }
 }
@@ -62,6 +69,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Throttles login attempts per username.
     pub login_limiter: Arc<LoginLimiter>,
+    /// Hands committed session events to live subscribers.
+    pub live: crate::api::live::LiveHub,
 }
 
 impl std::fmt::Debug for AppState {
@@ -85,6 +94,7 @@ impl AppState {
             login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),
+            live: crate::api::live::LiveHub::new(),
         }
     }
 

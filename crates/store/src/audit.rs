@@ -61,6 +61,18 @@ impl Actor {
         }
     }
 
+    /// A monitor writing through a device token: identified by the first 12 hex digits of the
+    /// token's hash (never the token) and the user who issued it.
+    pub fn device(token_hash: &str, issued_by: Uuid) -> Actor {
+        Actor {
+            user_id: format!(
+                "device:{}:issued-by:{issued_by}",
+                &token_hash[..token_hash.len().min(12)]
+            ),
+            role: "device".to_owned(),
+        }
+    }
+
     /// A part of the system acting on its own; recorded as user `system:<component>`, role
     /// `system`.
     pub fn system(component: &str) -> Actor {

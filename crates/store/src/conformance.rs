@@ -14,13 +14,11 @@ use uuid::Uuid;
 
 use crate::db::with_conn;
 use crate::{
-    AlarmRaise, AlarmState, NewAlarm, NewDeviceToken, NewEvent, NewVital, VitalInsert,
-};
-use crate::{
     Actor, AuditFilter, AuditProblem, AuditProblemKind, Backend, BackupFormat, GENESIS_HASH, LockoutPolicy,
     NewAuditEntry, NewRecord, NewToken, NewUser, RecordChange, Role, Store, StoreError, TokenKind,
     batch_digest, hash_token,
 };
+use crate::{AlarmRaise, AlarmState, NewAlarm, NewDeviceToken, NewEvent, NewVital, VitalInsert};
 
 /// Stamps out one `#[tokio::test]` per conformance function. `$fixture` is an async function
 /// returning `Option<F>` (where `None` means "skip", e.g. no PostgreSQL configured) and `F` has a
@@ -1549,9 +1547,15 @@ pub async fn users_must_change_password_mark(store: Store) {
 async fn append_one(store: &Store, session: Uuid, kind: &str, n: i64) -> crate::StoredEvent {
     let data = serde_json::json!({ "n": n });
     let mut tx = store.begin().await.unwrap();
-    tx.append_audit(&NewAuditEntry::new(T0, admin(), "session.test", "session", session.to_string()))
-        .await
-        .unwrap();
+    tx.append_audit(&NewAuditEntry::new(
+        T0,
+        admin(),
+        "session.test",
+        "session",
+        session.to_string(),
+    ))
+    .await
+    .unwrap();
     let e = tx
         .append_event(&NewEvent {
             session_id: session,
@@ -1593,7 +1597,10 @@ pub async fn events_gap_free_in_commit_order(store: Store) {
     assert_eq!(all[2].data, serde_json::json!({ "n": 3 }));
     let of_a = store.events_after(0, Some(a), 100).await.unwrap();
     assert_eq!(of_a.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 3]);
-    assert_eq!(store.events_after(1, Some(a), 100).await.unwrap()[0].kind, "alarm.raised");
+    assert_eq!(
+        store.events_after(1, Some(a), 100).await.unwrap()[0].kind,
+        "alarm.raised"
+    );
     assert_eq!(store.events_after(1, None, 1).await.unwrap().len(), 1);
     assert_eq!(store.last_event_id().await.unwrap(), 3);
 }
@@ -1710,7 +1717,8 @@ pub async fn alarms_lifecycle_and_repeats(store: Store) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("is acknowledged"), "{err}");
-    let AlarmRaise::Repeated(third) = tx.raise_alarm(&raise(T0 + Duration::seconds(40))).await.unwrap() else {
+    let AlarmRaise::Repeated(third) = tx.raise_alarm(&raise(T0 + Duration::seconds(40))).await.unwrap()
+    else {
         panic!("an acknowledged alarm is still open")
     };
     assert_eq!(third.occurrences, 3);
@@ -1733,7 +1741,13 @@ pub async fn alarms_lifecycle_and_repeats(store: Store) {
     assert_ne!(fresh.id, first.id);
     // Resolving straight from raised records the resolver as having seen it.
     let direct = tx
-        .resolve_alarm(fresh.id, "nurse-3", T0 + Duration::seconds(95), "physician_called", None)
+        .resolve_alarm(
+            fresh.id,
+            "nurse-3",
+            T0 + Duration::seconds(95),
+            "physician_called",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(direct.acknowledged_by.as_deref(), Some("nurse-3"));
@@ -1781,9 +1795,20 @@ pub async fn device_tokens_scope_expiry_revocation(store: Store) {
     tx.commit().await.unwrap();
     let found = store.find_device_token(&hash, T0).await.unwrap().unwrap();
     assert_eq!((found.session_id, found.created_by), (session, nurse.id));
-    assert!(store.find_device_token(&hash, T0 + Duration::hours(8)).await.unwrap().is_none());
+    assert!(
+        store
+            .find_device_token(&hash, T0 + Duration::hours(8))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.revoke_device_tokens(session, T0 + Duration::hours(1)).await.unwrap(), 1);
+    assert_eq!(
+        tx.revoke_device_tokens(session, T0 + Duration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
     tx.commit().await.unwrap();
     assert!(store.find_device_token(&hash, T0).await.unwrap().is_none());
 }

@@ -372,7 +372,11 @@ fn check_key(key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn vital_by_key(conn: Conn<'_>, session_id: Uuid, key: &str) -> Result<Option<StoredVital>, StoreError> {
+async fn vital_by_key(
+    conn: Conn<'_>,
+    session_id: Uuid,
+    key: &str,
+) -> Result<Option<StoredVital>, StoreError> {
     let sql = format!("{VITAL_COLUMNS} WHERE session_id = $1 AND idempotency_key = $2");
     let row: Option<VitalRow> = with_conn!(conn, c => {
         sqlx::query_as(&sql).bind(session_id.to_string()).bind(key).fetch_optional(&mut *c).await?
@@ -401,7 +405,11 @@ fn alarm_conflict(alarm: &StoredAlarm, wanted: &str) -> StoreError {
             "alarm {} is {}; it can be {wanted} only when {}",
             alarm.id,
             alarm.state.as_str(),
-            if wanted == "acknowledged" { "raised" } else { "raised or acknowledged" }
+            if wanted == "acknowledged" {
+                "raised"
+            } else {
+                "raised or acknowledged"
+            }
         ),
     }
 }
@@ -644,7 +652,11 @@ impl Tx {
     }
 
     /// Revokes every device token of a session (when it closes); returns how many.
-    pub async fn revoke_device_tokens(&mut self, session_id: Uuid, at: OffsetDateTime) -> Result<u64, StoreError> {
+    pub async fn revoke_device_tokens(
+        &mut self,
+        session_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
         Ok(with_conn!(self.conn(), c => {
             sqlx::query("UPDATE device_tokens SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
                 .bind(normalize(at))

@@ -31,8 +31,8 @@ use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
 
-const PATIENT: &str = "patient";
-const PLAN: &str = "plan";
+pub(crate) const PATIENT: &str = "patient";
+pub(crate) const PLAN: &str = "plan";
 
 // ---- Documents -----------------------------------------------------------------------------------
 
@@ -117,7 +117,7 @@ pub struct PatientOut {
     pub doc: PatientDoc,
 }
 
-fn patient_out(record: Record) -> Result<PatientOut, ApiError> {
+pub(crate) fn patient_out(record: Record) -> Result<PatientOut, ApiError> {
     let doc: PatientDoc = serde_json::from_value(record.data)
         .map_err(|e| ApiError::Internal(format!("stored patient: {e}")))?;
     Ok(PatientOut {
@@ -153,7 +153,7 @@ fn not_in_future(field: &str, date: Date, state: &AppState) -> Result<Date, ApiE
     Ok(date)
 }
 
-fn facts(doc: &PatientDoc) -> Result<PatientFacts, ApiError> {
+pub(crate) fn facts(doc: &PatientDoc) -> Result<PatientFacts, ApiError> {
     let bad = |what: String| ApiError::Internal(format!("stored patient has {what}"));
     let date = |s: &str| {
         Date::parse(s, format_description!("[year]-[month]-[day]"))
@@ -217,7 +217,7 @@ fn label(doc: &PatientDoc) -> String {
     format!("{} {}", doc.display_name, doc.mrn.clone().unwrap_or_default())
 }
 
-async fn load_patient(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
+pub(crate) async fn load_patient(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
     state.store.get_record(PATIENT, id).await.map_err(|e| match e {
         ketaflow_store::StoreError::NotFound { .. } => ApiError::NotFound {
             what: "patient".into(),
@@ -925,7 +925,7 @@ pub struct PlanOut {
     pub doc: PlanDoc,
 }
 
-fn plan_out(record: Record) -> Result<PlanOut, ApiError> {
+pub(crate) fn plan_out(record: Record) -> Result<PlanOut, ApiError> {
     let doc: PlanDoc =
         serde_json::from_value(record.data).map_err(|e| ApiError::Internal(format!("stored plan: {e}")))?;
     Ok(PlanOut {
@@ -1010,6 +1010,23 @@ pub(crate) fn compute(state: &AppState, doc: &PatientDoc, body: &PlanIn) -> Resu
     compute_plan(&request).map_err(plan_error)
 }
 
+/// The wire form of a prediction.
+pub(crate) fn prediction_out(p: &ketaflow_clinic::plan::Prediction) -> PredictionOut {
+    PredictionOut {
+        model: p.model.id().into(),
+        time_min: p.times_s.iter().map(|t| t / 60.0).collect(),
+        cp_ug_per_ml: p.cp.clone(),
+        ce_ug_per_ml: p.ce.clone(),
+        peak_cp_ug_per_ml: p.peak_cp.0,
+        peak_cp_at_min: p.peak_cp.1 / 60.0,
+        peak_ce_ug_per_ml: p.peak_ce.0,
+        peak_ce_at_min: p.peak_ce.1 / 60.0,
+        recovery_threshold_ug_per_ml: p.recovery_threshold_ug_per_ml,
+        ce_below_threshold_from_min: p.ce_below_threshold_from_s.map(|t| t / 60.0),
+        warnings: p.warnings.clone(),
+    }
+}
+
 pub(crate) fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &str) -> PlanDoc {
     let p = &plan.prediction;
     PlanDoc {
@@ -1048,19 +1065,7 @@ pub(crate) fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created
                 clinic_setting: c.clinic_setting,
             })
             .collect(),
-        prediction: PredictionOut {
-            model: p.model.id().into(),
-            time_min: p.times_s.iter().map(|t| t / 60.0).collect(),
-            cp_ug_per_ml: p.cp.clone(),
-            ce_ug_per_ml: p.ce.clone(),
-            peak_cp_ug_per_ml: p.peak_cp.0,
-            peak_cp_at_min: p.peak_cp.1 / 60.0,
-            peak_ce_ug_per_ml: p.peak_ce.0,
-            peak_ce_at_min: p.peak_ce.1 / 60.0,
-            recovery_threshold_ug_per_ml: p.recovery_threshold_ug_per_ml,
-            ce_below_threshold_from_min: p.ce_below_threshold_from_s.map(|t| t / 60.0),
-            warnings: p.warnings.clone(),
-        },
+        prediction: prediction_out(p),
         warnings: plan.warnings.clone(),
         approved_by: None,
         approved_at: None,
@@ -1136,7 +1141,7 @@ pub async fn list_plans(
     Ok(Json(records.into_iter().map(plan_out).collect::<Result<_, _>>()?))
 }
 
-async fn load_plan(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
+pub(crate) async fn load_plan(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
     state.store.get_record(PLAN, id).await.map_err(|e| match e {
         ketaflow_store::StoreError::NotFound { .. } => ApiError::NotFound {
             what: "plan".into(),

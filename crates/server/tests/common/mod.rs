@@ -1,0 +1,200 @@
+//! What the HTTP test files share: a fresh server over SQLite (or a fresh PostgreSQL schema when
+//! `KETAFLOW_TEST_BACKEND=postgres` and `KETAFLOW_TEST_POSTGRES_URL` are set), four users, a clock
+//! the test moves, and request helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use ketaflow_clinic::protocol::ProtocolLibrary;
+use ketaflow_server::{AppState, Settings, auth, router};
+use ketaflow_store::{Actor, NewUser, Role, Store, StoreOptions};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tower::ServiceExt;
+
+/// The test clock starts here.
+pub const T0: OffsetDateTime = datetime!(2026-11-26 10:00 UTC);
+
+pub struct App {
+    pub state: AppState,
+    /// Seconds the clock has been moved past [`T0`].
+    pub offset_s: Arc<AtomicI64>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh server: SQLite in a temporary directory, or a fresh PostgreSQL schema when
+/// `KETAFLOW_TEST_POSTGRES_URL` is set and `KETAFLOW_TEST_BACKEND=postgres`.
+pub async fn spawn_app() -> App {
+    let (store, dir) = match (
+        std::env::var("KETAFLOW_TEST_BACKEND").as_deref(),
+        std::env::var("KETAFLOW_TEST_POSTGRES_URL"),
+    ) {
+        (Ok("postgres"), Ok(url)) => {
+            let schema = format!("api_{}", uuid::Uuid::now_v7().simple());
+            (
+                Store::connect_with(&url, &StoreOptions::default().postgres_schema(schema))
+                    .await
+                    .unwrap(),
+                None,
+            )
+        }
+        _ => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (Store::connect(&url).await.unwrap(), Some(dir))
+        }
+    };
+    let offset_s = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset_s.clone();
+    let state = AppState::new(
+        store,
+        ProtocolLibrary::embedded(),
+        Arc::new(move || T0 + time::Duration::seconds(clock_offset.load(Ordering::SeqCst))),
+        Settings {
+            max_body_bytes: 16 * 1024,
+            ..Settings::default()
+        },
+    );
+    for (username, role) in [
+        ("admin", Role::Administrator),
+        ("doc", Role::Physician),
+        ("nurse", Role::Nurse),
+        ("viewer", Role::Viewer),
+    ] {
+        let new = NewUser {
+            username: username.into(),
+            display_name: username.into(),
+            role,
+            password_hash: auth::hash_password(&format!("{username}-secret-pass")).unwrap(),
+        };
+        state
+            .store
+            .create_user_audited(&Actor::system("test"), &new, state.now())
+            .await
+            .unwrap();
+    }
+    App {
+        state,
+        offset_s,
+        _dir: dir,
+    }
+}
+
+impl App {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(b) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => builder.body(Body::empty()).unwrap(),
+        };
+        self.raw(request).await
+    }
+
+    pub async fn raw(&self, request: Request<Body>) -> (StatusCode, Value, Option<String>) {
+        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get(header::SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (status, value, cookie)
+    }
+
+    /// Logs in and returns the session token from the cookie.
+    pub async fn login(&self, username: &str) -> String {
+        let (status, body, cookie) = self
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": format!("{username}-secret-pass")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let cookie = cookie.expect("session cookie");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string()
+    }
+
+    pub async fn audit_count(&self) -> u64 {
+        self.state.store.verify_audit_chain().await.unwrap().checked
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, seconds: i64) {
+        self.offset_s.fetch_add(seconds, Ordering::SeqCst);
+    }
+
+    /// Now on the test clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.state.now()
+    }
+
+    /// A patient with weight, height, a depression indication and BP, created by the nurse.
+    pub async fn patient(&self, nurse: &str, weight_kg: f64) -> String {
+        self.patient_with(nurse, weight_kg, "treatment_resistant_depression")
+            .await
+    }
+
+    /// A patient with weight, height, the given indication and BP, created by the nurse.
+    pub async fn patient_with(&self, nurse: &str, weight_kg: f64, indication: &str) -> String {
+        let (s, p, _) = self
+            .call("POST", "/api/v1/patients", Some(nurse), Some(json!({"display_name": "Test Patient", "mrn": "T-1", "date_of_birth": "1986-01-01", "sex": "male"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        let id = p["id"].as_str().unwrap().to_string();
+        for (path, body) in [
+            ("weights", json!({"weight_kg": weight_kg, "on": "2026-11-20"})),
+            ("heights", json!({"height_cm": 177.8, "on": "2026-11-20"})),
+            ("indications", json!({"code": indication})),
+            (
+                "baseline-bp",
+                json!({"systolic_mmhg": 128, "diastolic_mmhg": 80, "on": "2026-11-20"}),
+            ),
+        ] {
+            let (s, b, _) = self
+                .call(
+                    "POST",
+                    &format!("/api/v1/patients/{id}/{path}"),
+                    Some(nurse),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{path}: {b}");
+        }
+        id
+    }
+}
