@@ -40,7 +40,7 @@ pub use state::{AppState, Clock, Settings};
         api::sessions::acknowledge_alarm, api::sessions::resolve_alarm, api::sessions::board,
         api::bedside::change_rate, api::bedside::add_side_effect, api::bedside::add_assessment,
         api::discharge::get_prediction, api::discharge::get_discharge,
-        api::live::session_stream, api::live::board_stream,
+        api::live::session_stream, api::live::board_stream, api::record::get_record,
     ),
     tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "audit"))
 )]
@@ -52,7 +52,7 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    use api::{accounts, bedside, clinical, discharge, library, live, sessions};
+    use api::{accounts, bedside, clinical, discharge, library, live, record, sessions};
     let max_body = state.settings.max_body_bytes;
     let v1 = Router::new()
         .route("/openapi.json", get(openapi))
@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/prediction", get(discharge::get_prediction))
         .route("/sessions/{id}/discharge", get(discharge::get_discharge))
         .route("/sessions/{id}/stream", get(live::session_stream))
+        .route("/sessions/{id}/record", get(record::get_record))
         .route("/alarms/{id}/acknowledge", post(sessions::acknowledge_alarm))
         .route("/alarms/{id}/resolve", post(sessions::resolve_alarm))
         .route("/board", get(sessions::board))

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api::clinical::{self, PredictionOut};
-use crate::api::sessions::{ReadingDoc, SessionDoc, load_session, session_out};
+use crate::api::sessions::{ReadingDoc, SessionDoc, load_session, session_out, stored_reading};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
@@ -207,8 +207,7 @@ pub(crate) async fn assess(
     let latest = state.store.latest_vital(id).await?;
     let latest_vitals = match latest {
         Some(v) => {
-            let reading: ReadingDoc =
-                serde_json::from_value(v.data.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let reading = stored_reading(&v.data)?;
             Some((
                 TakenVitals {
                     vitals: reading_vitals(&reading)?,

@@ -6,4 +6,5 @@ pub mod clinical;
 pub mod discharge;
 pub mod library;
 pub mod live;
+pub mod record;
 pub mod sessions;

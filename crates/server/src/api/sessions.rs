@@ -622,7 +622,7 @@ pub async fn transition(
                 .into_iter()
                 .rev()
                 .find_map(|v| {
-                    let r: ReadingDoc = serde_json::from_value(v.data).ok()?;
+                    let r = stored_reading(&v.data).ok()?;
                     Some(BaselineDoc {
                         systolic_mmhg: r.systolic_mmhg?,
                         diastolic_mmhg: r.diastolic_mmhg?,
@@ -807,6 +807,15 @@ pub struct ReadingDoc {
     /// On supplemental oxygen (true) or air (false).
     #[serde(default)]
     pub on_oxygen: Option<bool>,
+}
+
+/// A stored reading back as the reading it was (the store adds its NEWS2 total).
+pub(crate) fn stored_reading(data: &serde_json::Value) -> Result<ReadingDoc, ApiError> {
+    let mut data = data.clone();
+    if let Some(map) = data.as_object_mut() {
+        map.remove("news2");
+    }
+    serde_json::from_value(data).map_err(|e| ApiError::Internal(format!("stored reading: {e}")))
 }
 
 fn consciousness(text: &str) -> Option<Consciousness> {
@@ -1399,7 +1408,7 @@ async fn change_alarm(
         &NewAuditEntry::new(
             now,
             me.actor(),
-            &format!("alarm.{}", &verb[..verb.len() - 1]),
+            format!("alarm.{}", &verb[..verb.len() - 1]),
             "alarm",
             id.to_string(),
         )

@@ -1,0 +1,956 @@
+//! Infusion sessions over HTTP (in process, real router, real store; PostgreSQL too with
+//! `KETAFLOW_TEST_BACKEND=postgres`): a whole depression session and a whole CRPS session from
+//! booking to discharge, illegal transitions, monitors' idempotent batches, alarms, overrides by
+//! role, and server-sent events with catch-up.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{App, T0, spawn_app};
+use http_body_util::BodyExt;
+use ketaflow_server::router;
+use ketaflow_store::NewEvent;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower::ServiceExt;
+
+const MIN: i64 = 60;
+
+fn parse(t: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(t.as_str().unwrap(), &Rfc3339).unwrap()
+}
+
+fn normal(key: &str) -> Value {
+    json!({"idempotency_key": key, "systolic_mmhg": 128, "diastolic_mmhg": 80, "heart_rate_per_min": 72,
+           "spo2_percent": 98, "respiratory_rate_per_min": 14, "temperature_c": 36.7,
+           "consciousness": "alert", "on_oxygen": false, "moaas": 5})
+}
+
+/// A patient with an approved plan of `protocol`; returns (patient id, plan).
+async fn approved_plan(
+    app: &App,
+    nurse: &str,
+    doc: &str,
+    weight: f64,
+    indication: &str,
+    protocol: &str,
+) -> (String, Value) {
+    let pid = app.patient_with(nurse, weight, indication).await;
+    let (s, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{pid}/plans"),
+            Some(nurse),
+            Some(
+                json!({"protocol_id": protocol, "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+    let (s, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            Some(doc),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{plan}");
+    (pid, plan)
+}
+
+async fn book(app: &App, nurse: &str, pid: &str, plan_id: &str, chair: &str) -> String {
+    let (s, session, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{pid}/sessions"),
+            Some(nurse),
+            Some(json!({"plan_id": plan_id, "chair": chair, "scheduled_for": "2026-11-26T10:00:00Z"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    assert_eq!(session["state"], "scheduled");
+    assert_eq!(session["legal_events"], json!(["check_in", "abort"]));
+    session["id"].as_str().unwrap().to_string()
+}
+
+async fn event(app: &App, token: &str, sid: &str, body: Value) -> (StatusCode, Value) {
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/transitions"),
+            Some(token),
+            Some(body),
+        )
+        .await;
+    (s, b)
+}
+
+async fn vitals(app: &App, token: &str, sid: &str, readings: Vec<Value>) -> (StatusCode, Value) {
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/vitals"),
+            Some(token),
+            Some(json!({"readings": readings})),
+        )
+        .await;
+    (s, b)
+}
+
+const CHECKS: &str = r#"{"fasting_confirmed": true, "escort_confirmed": true, "consent_on_file": true, "questionnaire_answered": true}"#;
+
+#[tokio::test]
+async fn a_whole_depression_session_from_booking_to_discharge() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let plan_id = plan["id"].as_str().unwrap();
+    let sid = book(&app, &nurse, &pid, plan_id, "Chair 3").await;
+
+    // Nothing starts before check-in; the 409 says what is legal.
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "start"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(
+        b["error"]["message"],
+        "cannot start a session that is scheduled; legal now: check_in, abort"
+    );
+    // Baseline vitals are not a checkbox: check-in needs a reading with BP on file.
+    let checks: Value = serde_json::from_str(CHECKS).unwrap();
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "check_in", "checks": checks})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["message"], "check-in needs: baseline vitals");
+    let (s, ack) = vitals(&app, &nurse, &sid, vec![normal("baseline")]).await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    assert_eq!(
+        (ack["stored"].as_u64(), ack["readings"][0]["news2"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "check_in", "checks": checks})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["baseline"]["origin"], "session");
+    assert_eq!(b["baseline"]["heart_rate_per_min"], 72.0);
+
+    // Start: the approved plan's rate, 0.5 mg/kg × 70 kg over 40 min = 52.5 mg/h = 52.5 mL/h.
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "start"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["state"], "infusing");
+    assert_eq!(b["current_rate_mg_per_h"], 52.5);
+    assert_eq!(b["rates"][0]["pump_ml_per_h"], 52.5);
+
+    // A monitor streams with a token for this session only.
+    let (s, t, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/device-tokens"),
+            Some(&nurse),
+            Some(json!({"label": "Monitor 3"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let device = t["token"].as_str().unwrap().to_string();
+    assert!(device.starts_with("dev_"));
+    let other = book(&app, &nurse, &pid, plan_id, "Chair 4").await;
+    let (s, b) = vitals(&app, &device, &other, vec![normal("x")]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    // A device token opens nothing else.
+    let (s, _, _) = app
+        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&device), None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    app.advance(MIN);
+    let batch: Vec<Value> = (1..=3).map(|i| normal(&format!("m3-{i}"))).collect();
+    let (s, ack) = vitals(&app, &device, &sid, batch.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    assert_eq!(
+        (ack["stored"].as_u64(), ack["duplicates"].as_u64()),
+        (Some(3), Some(0))
+    );
+    // A retried batch is acknowledged again and stores nothing.
+    let (s, again) = vitals(&app, &device, &sid, batch).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (again["stored"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(again["readings"][1]["id"], ack["readings"][1]["id"]);
+    // An impossible value refuses the whole batch and stores nothing.
+    let mut bad = normal("m3-bad");
+    bad["spo2_percent"] = json!(140);
+    let (s, b) = vitals(&app, &device, &sid, vec![normal("m3-4"), bad]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["field"], "readings[1].spo2_percent");
+    assert_eq!(b["error"]["allowed"], "50–100");
+    let (_, stored, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/vitals"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(stored.as_array().unwrap().len(), 4);
+    assert_eq!(stored[1]["source"], "device");
+
+    // 10 min in: systolic 185 raises an urgent alarm (clinic setting) and a rise from baseline
+    // (57 mmHg ≥ 40, the Spravato label's figure). It recommends a pause; it pauses nothing.
+    app.advance(9 * MIN);
+    let mut high = normal("m3-high");
+    high["systolic_mmhg"] = json!(185);
+    high["diastolic_mmhg"] = json!(100);
+    let (s, ack) = vitals(&app, &device, &sid, vec![high.clone()]).await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    let alarms = ack["readings"][0]["alarms"].as_array().unwrap();
+    let codes: Vec<&str> = alarms.iter().map(|a| a["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["systolic_high", "systolic_rise"]);
+    assert_eq!(alarms[0]["level"], "urgent");
+    assert_eq!(alarms[0]["detail"]["recommend_pause"], true);
+    assert_eq!(alarms[0]["detail"]["clinic_setting"], true);
+    assert_eq!(alarms[1]["detail"]["clinic_setting"], false);
+    let (_, s_now, _) = app
+        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
+        .await;
+    assert_eq!(s_now["state"], "infusing");
+    high["idempotency_key"] = json!("m3-high-2");
+    let (_, ack) = vitals(&app, &device, &sid, vec![high]).await;
+    assert_eq!(ack["readings"][0]["alarms"][0]["occurrences"], 2);
+    let alarm_id = alarms[0]["id"].as_str().unwrap().to_string();
+    let rise_id = alarms[1]["id"].as_str().unwrap().to_string();
+
+    // The nurse pauses (with a reason), acknowledges and resolves with the action taken.
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "pause"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "pause", "reason": "SBP 185"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["current_rate_mg_per_h"], 0.0);
+    let (s, a, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/alarms/{alarm_id}/acknowledge"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["state"], "acknowledged");
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/alarms/{alarm_id}/acknowledge"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/alarms/{alarm_id}/resolve"),
+            Some(&nurse),
+            Some(json!({"action": "wait"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    for (id, action) in [(&alarm_id, "pause"), (&rise_id, "observation")] {
+        let (s, a, _) = app
+            .call(
+                "POST",
+                &format!("/api/v1/alarms/{id}/resolve"),
+                Some(&nurse),
+                Some(json!({"action": action, "note": "BP rechecked"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{a}");
+        assert_eq!(a["state"], "resolved");
+    }
+
+    // 5 min later the infusion resumes at the same rate, then the nurse raises it within limits.
+    app.advance(5 * MIN);
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "resume"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["current_rate_mg_per_h"], 52.5);
+    let (s, r, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/rate"),
+            Some(&nurse),
+            Some(json!({"pump_ml_per_h": 60, "reason": "make up the paused time"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    // Given 52.5 mg/h × 10 min = 8.75 mg; 60 mg/h for the remaining 30 min → 38.75 mg projected.
+    let dose = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["limit"] == "dose_mg_per_kg")
+        .unwrap();
+    assert!(
+        (dose["value"].as_f64().unwrap() - 38.75 / 70.0).abs() < 1e-12,
+        "{dose}"
+    );
+    assert!(
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "within")
+    );
+    assert_eq!(r["session"]["rates"][3]["kind"], "change");
+    // Twice the soft limit's rate is a hard breach for everyone (2.0 mg/kg/h).
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/rate"),
+            Some(&doc),
+            Some(json!({"rate_mg_per_kg_per_h": 2.5, "reason": "test"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "hard_limit");
+
+    // The REMS-style BP 40 min after the start, then 30 min at 60 mg/h in all completes the
+    // infusion at 45 min: 8.75 + 30 = 38.75 mg given.
+    app.advance(25 * MIN);
+    let mut at_40 = normal("m3-40");
+    at_40["systolic_mmhg"] = json!(140);
+    at_40["diastolic_mmhg"] = json!(85);
+    let (s, _) = vitals(&app, &device, &sid, vec![at_40]).await;
+    assert_eq!(s, StatusCode::OK);
+    app.advance(5 * MIN);
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "completed"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["given_mg"], 38.75);
+    assert_eq!(b["infusing_min"], 40.0);
+    let ended = app.now();
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "begin_recovery"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    // Re-predicted from what was given: more drug, given later, than the plan → later recovery.
+    let (s, p, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/prediction"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert!(
+        p["prediction"]["ce_below_threshold_from_min"].as_f64().unwrap()
+            > plan["prediction"]["ce_below_threshold_from_min"]
+                .as_f64()
+                .unwrap()
+    );
+
+    // Discharge is refused while criteria are unmet, and says which.
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "discharge"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "discharge_criteria_unmet");
+    let (s, d, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/discharge"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["all_met"], false);
+    let unmet: Vec<&str> = d["unmet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in [
+        "min_observation",
+        "aldrete",
+        "vitals_near_baseline",
+        "escort",
+        "pk_recovery",
+    ] {
+        assert!(unmet.contains(&code), "{code} should be unmet: {d}");
+    }
+    // The earliest time is the later of 90 min observation (protocol) and the PK-predicted recovery.
+    let earliest = parse(&d["earliest_at"]);
+    let predicted = parse(&d["predicted_recovery_at"]);
+    assert_eq!(earliest, (ended + time::Duration::minutes(90)).max(predicted));
+    assert_eq!(predicted, parse(&p["ce_below_threshold_at"]));
+
+    // At the earliest time, with normal vitals, Aldrete 10, MOAA/S 5 and the escort here: all met.
+    app.advance((earliest - app.now()).whole_seconds() + MIN);
+    let (s, _) = vitals(&app, &nurse, &sid, vec![normal("recovery")]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b, _) = app
+        .call("POST", &format!("/api/v1/sessions/{sid}/assessments"), Some(&nurse),
+            Some(json!({"aldrete": {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2}, "moaas": 5, "escort_present": true})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["assessments"][0]["aldrete_total"], 10);
+    let (_, d, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/discharge"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(d["all_met"], true, "{d}");
+    assert!(
+        d["instructions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.as_str().unwrap().contains("drive"))
+    );
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "discharge"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["state"], "discharged");
+    assert_eq!(b["legal_events"], json!([]));
+
+    // Closed: the monitor's token is revoked and no reading is taken.
+    let (s, _) = vitals(&app, &device, &sid, vec![normal("late")]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, b) = vitals(&app, &nurse, &sid, vec![normal("late")]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    let (s, b) = event(
+        &app,
+        &nurse,
+        &sid,
+        json!({"event": "abort", "reason": "too late"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the session is closed")
+    );
+
+    // The record: the timeline, the dose given and the REMS-style summary, as JSON and CSV.
+    let (s, rec, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/record"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rec}");
+    assert_eq!(rec["total_given_mg"], 38.75);
+    let rems = &rec["rems"];
+    assert_eq!(rems["bp_before_administration"]["systolic_mmhg"], 128.0);
+    assert_eq!(parse(&rems["bp_before_administration"]["at"]), T0);
+    assert_eq!(rems["bp_at_40_min"]["systolic_mmhg"], 140.0);
+    assert_eq!(
+        parse(&rems["bp_at_40_min"]["at"]),
+        T0 + time::Duration::minutes(40)
+    );
+    assert_eq!(rems["bp_before_completion"]["systolic_mmhg"], 128.0);
+    let discharged_at = app.now();
+    assert_eq!(
+        rems["monitoring_min"].as_f64().unwrap(),
+        (discharged_at - T0).as_seconds_f64() / 60.0
+    );
+    assert_eq!(rems["monitoring_at_least_2h"], true);
+    assert_eq!(
+        (
+            rems["sedation"].as_bool(),
+            rems["dissociation"].as_bool(),
+            rems["respiratory_depression"].as_bool()
+        ),
+        (Some(false), Some(false), Some(false))
+    );
+    let kinds: Vec<&str> = rec["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "state",
+        "rate",
+        "vitals",
+        "alarm",
+        "alarm.acknowledged",
+        "alarm.resolved",
+        "assessment",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from the timeline");
+    }
+    let times: Vec<OffsetDateTime> = rec["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| parse(&r["at"]))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "the timeline is in time order"
+    );
+    let request = Request::builder()
+        .uri(format!("/api/v1/sessions/{sid}/record?format=csv"))
+        .header(header::AUTHORIZATION, format!("Bearer {nurse}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router(app.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    let csv = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("at,kind,detail,by"));
+    assert!(csv.contains(",summary.total_given_mg,38.750,"), "{csv}");
+    assert!(
+        csv.contains(",rems.bp_at_40_min,140/85 mmHg at 2026-11-26T10:40:00Z,"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("systolic_high (urgent): systolic 185 mmHg ≥ 180; seen 2 time(s)"),
+        "{csv}"
+    );
+    let (s, _, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/record?format=pdf"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Every step is in the audit chain, in order, and the chain verifies.
+    let admin = app.login("admin").await;
+    let (_, entries, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit?record_id={sid}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "session.create",
+            "vitals.record",
+            "session.check_in",
+            "session.start",
+            "session.device_token",
+            "vitals.record",
+            "vitals.record",
+            "vitals.record",
+            "session.pause",
+            "session.resume",
+            "session.rate_change",
+            "vitals.record",
+            "session.stop",
+            "session.begin_recovery",
+            "vitals.record",
+            "session.assessment",
+            "session.discharge",
+            // The two exports above.
+            "session.export",
+            "session.export",
+        ]
+    );
+    let (_, v, _) = app.call("GET", "/api/v1/audit/verify", Some(&admin), None).await;
+    assert_eq!(v["ok"], true);
+}
+
+#[tokio::test]
+async fn a_whole_crps_session_with_side_effects_limits_and_a_physicians_discharge_override() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    // 70 kg, 177.8 cm man: Devine IBW 73 kg > TBW, so the dosing weight is 70 kg (crps.toml);
+    // 0.35 mg/kg/h × 70 kg = 24.5 mg/h for 240 min.
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "crps", "crps").await;
+    assert_eq!(plan["rate_mg_per_h"], 24.5);
+    let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Bay 1").await;
+    vitals(&app, &nurse, &sid, vec![normal("b")]).await;
+    let mut checks: Value = serde_json::from_str(CHECKS).unwrap();
+    checks["questionnaire_answered"] = json!(false);
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "check_in", "checks": checks})).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a waiver needs a reason: {b}"
+    );
+    checks["questionnaire_waived_reason"] = json!("completed by phone yesterday");
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "check_in", "checks": checks})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = event(&app, &nurse, &sid, json!({"event": "start"})).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Side effects with severity and action; a severe one with no action is a documentation gap.
+    app.advance(20 * MIN);
+    let (s, b, _) = app
+        .call("POST", &format!("/api/v1/sessions/{sid}/side-effects"), Some(&nurse),
+            Some(json!({"kind": "dissociation", "severity": "mild", "cadss6": [1, 2, 0, 1, 0, 1], "action": "reassurance"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["side_effects"][0]["cadss6_total"], 5);
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/side-effects"),
+            Some(&nurse),
+            Some(json!({"kind": "nausea", "severity": "severe", "action": "none"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, b, _) = app
+        .call("POST", &format!("/api/v1/sessions/{sid}/side-effects"), Some(&nurse),
+            Some(json!({"kind": "dissociation", "severity": "mild", "cadss6": [5, 0, 0, 0, 0, 0], "action": "none"})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["field"], "cadss6");
+    let (s, b, _) = app
+        .call("POST", &format!("/api/v1/sessions/{sid}/side-effects"), Some(&nurse),
+            Some(json!({"kind": "nausea", "severity": "moderate", "action": "medication_given:ondansetron:4 mg IV"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        b["side_effects"][1]["action"],
+        "medication_given:ondansetron:4 mg IV"
+    );
+
+    // At 60 min: 1.2 mg/kg/h would project 24.5 + 84 × 3 = 276.5 mg, beyond the 250 mg hard limit.
+    app.advance(40 * MIN);
+    let rate = |per_kg: f64, overrides: Value| json!({"rate_mg_per_kg_per_h": per_kg, "reason": "pain 7/10", "overrides": overrides});
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/rate"),
+            Some(&doc),
+            Some(rate(1.2, json!([]))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "hard_limit");
+    // 0.5 mg/kg/h projects 24.5 + 35 × 3 = 129.5 mg = 1.85 mg/kg: beyond the 1.6 mg/kg soft limit.
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/rate"),
+            Some(&nurse),
+            Some(rate(0.5, json!([]))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a nurse cannot pass a soft limit: {b}");
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/rate"),
+            Some(&doc),
+            Some(rate(0.5, json!([]))),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "override_needed");
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/rate"),
+            Some(&doc),
+            Some(rate(
+                0.5,
+                json!([{"limit": "dose_mg_per_kg", "reason": "tolerated 0.5 mg/kg/h in the last series"}]),
+            )),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let dose = b["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["limit"] == "dose_mg_per_kg")
+        .unwrap()
+        .clone();
+    assert!((dose["value"].as_f64().unwrap() - 129.5 / 70.0).abs() < 1e-12);
+    assert_eq!(dose["status"], "soft_breach");
+    assert_eq!(
+        b["session"]["rates"][1]["overrides"][0]["limit"],
+        "dose_mg_per_kg"
+    );
+
+    // The patient asks to stop at 200 min: an early stop needs its reason.
+    app.advance(140 * MIN);
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "early"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, b) = event(
+        &app,
+        &nurse,
+        &sid,
+        json!({"event": "stop", "stop": "early", "reason": "patient request"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // 24.5 mg/h × 1 h + 35 mg/h × 140/60 h = 24.5 + 81.6667 mg.
+    assert!(
+        (b["given_mg"].as_f64().unwrap() - (24.5 + 35.0 * 140.0 / 60.0)).abs() < 1e-9,
+        "{b}"
+    );
+    event(&app, &nurse, &sid, json!({"event": "begin_recovery"})).await;
+
+    // Before the observation time a nurse cannot override; a physician can, with a reason.
+    app.advance(10 * MIN);
+    let (s, b) = event(
+        &app,
+        &nurse,
+        &sid,
+        json!({"event": "discharge", "override_discharge": true, "reason": "transport"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b) = event(
+        &app,
+        &doc,
+        &sid,
+        json!({"event": "discharge", "override_discharge": true}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = event(
+        &app,
+        &doc,
+        &sid,
+        json!({"event": "discharge", "override_discharge": true,
+        "reason": "transferred to the ward for observation"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["state"], "discharged");
+    let last = b["transitions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["reason"], "transferred to the ward for observation");
+    let (_, v, _) = app
+        .call(
+            "GET",
+            "/api/v1/audit/verify",
+            Some(&app.login("admin").await),
+            None,
+        )
+        .await;
+    assert_eq!(v["ok"], true);
+}
+
+#[tokio::test]
+async fn every_event_is_refused_where_the_state_machine_forbids_it() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Chair 9").await;
+    let checks: Value = serde_json::from_str(CHECKS).unwrap();
+    vitals(&app, &nurse, &sid, vec![normal("b")]).await;
+    // Walk the main path; in every state, every event not legal there is a 409 listing the legal ones.
+    let path = [
+        ("scheduled", json!({"event": "check_in", "checks": checks})),
+        ("checked_in", json!({"event": "start"})),
+        ("infusing", json!({"event": "pause", "reason": "nausea"})),
+        ("paused", json!({"event": "resume"})),
+        ("infusing", json!({"event": "stop"})),
+        ("stopped", json!({"event": "begin_recovery"})),
+        (
+            "recovering",
+            json!({"event": "abort", "reason": "patient left against advice"}),
+        ),
+    ];
+    let all = [
+        "check_in",
+        "start",
+        "pause",
+        "resume",
+        "stop",
+        "begin_recovery",
+        "discharge",
+        "abort",
+    ];
+    for (state, next) in path {
+        let (_, s_now, _) = app
+            .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
+            .await;
+        assert_eq!(s_now["state"], state);
+        let legal: Vec<String> = s_now["legal_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap().into())
+            .collect();
+        for e in all.iter().filter(|e| !legal.iter().any(|l| l == *e)) {
+            let (s, b) = event(
+                &app,
+                &nurse,
+                &sid,
+                json!({"event": e, "reason": "x reason", "checks": checks}),
+            )
+            .await;
+            assert_eq!(s, StatusCode::CONFLICT, "{e} in {state}: {b}");
+            assert!(
+                b["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("legal now: {}", legal.join(", "))),
+                "{b}"
+            );
+        }
+        let (s, b) = event(&app, &nurse, &sid, next.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{next} in {state}: {b}");
+    }
+    let (_, s_now, _) = app
+        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
+        .await;
+    assert_eq!(s_now["state"], "aborted");
+    // Unknown events are a 400 that lists the events.
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "teleport"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(b["error"]["allowed"], all.join(", "));
+    // An unapproved plan never starts.
+    let (_, draft, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{pid}/plans"),
+            Some(&nurse),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    let s2 = book(&app, &nurse, &pid, draft["id"].as_str().unwrap(), "Chair 10").await;
+    vitals(&app, &nurse, &s2, vec![normal("b2")]).await;
+    event(&app, &nurse, &s2, json!({"event": "check_in", "checks": checks})).await;
+    let (s, b) = event(&app, &nurse, &s2, json!({"event": "start"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "plan_not_approved");
+}
+
+/// Reads SSE frames from a streaming response until `n` events arrived (or 5 s passed).
+async fn read_events(body: &mut Body, n: usize) -> Vec<(i64, String, Value)> {
+    let mut out = Vec::new();
+    let mut buffer = String::new();
+    while out.len() < n {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("an event within 5 s")
+            .expect("stream open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            buffer.push_str(std::str::from_utf8(&data).unwrap());
+        }
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (None, String::new(), Value::Null);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = v.into();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).unwrap();
+                }
+            }
+            if let Some(id) = id {
+                out.push((id, kind, data));
+            }
+        }
+    }
+    out
+}
+
+async fn open_stream(app: &App, path: &str, token: &str, last_event_id: Option<i64>) -> (StatusCode, Body) {
+    let mut request = Request::builder()
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = router(app.state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    (response.status(), response.into_body())
+}
+
+#[tokio::test]
+async fn live_events_catch_up_from_the_last_event_id_without_gaps() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let viewer = app.login("viewer").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let plan_id = plan["id"].as_str().unwrap();
+    let a = book(&app, &nurse, &pid, plan_id, "Chair A").await; // event 1
+    let b = book(&app, &nurse, &pid, plan_id, "Chair B").await; // event 2
+    vitals(&app, &nurse, &a, vec![normal("a1")]).await; // 3
+    vitals(&app, &nurse, &b, vec![normal("b1")]).await; // 4
+    vitals(&app, &nurse, &a, vec![normal("a2")]).await; // 5
+
+    // Only signed-in clinical readers may listen; a monitor's token may not.
+    let (s, _) = open_stream(&app, "/api/v1/board/stream", "dev_0000", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // The board from event 2 on: 3, 4, 5 in order; then live events as they commit.
+    let (s, mut board) = open_stream(&app, "/api/v1/board/stream", &viewer, Some(2)).await;
+    assert_eq!(s, StatusCode::OK);
+    let caught = read_events(&mut board, 3).await;
+    assert_eq!(caught.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(caught[0].1, "vitals");
+    assert_eq!(caught[0].2["session_id"], a.as_str());
+    assert_eq!(caught[0].2["data"]["reading"]["idempotency_key"], "a1");
+
+    // Session A's stream from the start: only its own events (1, 3, 5).
+    let (s, mut only_a) = open_stream(&app, &format!("/api/v1/sessions/{a}/stream"), &nurse, Some(0)).await;
+    assert_eq!(s, StatusCode::OK);
+    let caught = read_events(&mut only_a, 3).await;
+    assert_eq!(caught.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 3, 5]);
+    assert_eq!(caught[0].1, "session.created");
+
+    // Live: an alarm-raising reading on A reaches both streams, alarm before its reading.
+    let mut high = normal("a3");
+    high["systolic_mmhg"] = json!(190);
+    vitals(&app, &nurse, &a, vec![high]).await;
+    let live = read_events(&mut board, 3).await;
+    let kinds: Vec<&str> = live.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(kinds, ["alarm.raised", "alarm.raised", "vitals"]);
+    assert_eq!(live[0].2["data"]["code"], "systolic_high");
+    assert_eq!(live.iter().map(|e| e.0).collect::<Vec<_>>(), [6, 7, 8]);
+    let live_a = read_events(&mut only_a, 3).await;
+    assert_eq!(live_a.iter().map(|e| e.0).collect::<Vec<_>>(), [6, 7, 8]);
+
+    // Commits published out of order (or not at all) are filled from the database: events 9 and
+    // 10 are committed, only 10 is published, and the stream still delivers 9 then 10.
+    let mut tx = app.state.store.begin().await.unwrap();
+    let data = json!({"test": true});
+    let mut appended = Vec::new();
+    for _ in 0..2 {
+        appended.push(
+            tx.append_event(&NewEvent {
+                session_id: uuid::Uuid::parse_str(&b).unwrap(),
+                kind: "test",
+                at: T0,
+                data: &data,
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    tx.commit().await.unwrap();
+    app.state.live.publish(appended.pop().unwrap());
+    let filled = read_events(&mut board, 2).await;
+    assert_eq!(filled.iter().map(|e| e.0).collect::<Vec<_>>(), [9, 10]);
+}
