@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod demo;
 pub mod error;
+pub mod ingest;
 pub mod policy;
 pub mod state;
 

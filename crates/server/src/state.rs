@@ -71,6 +71,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Hands committed session events to live subscribers.
     pub live: crate::api::live::LiveHub,
+    /// Writes vital signs with group commit.
+    pub ingest: crate::ingest::VitalsIngest,
 }
 
 impl std::fmt::Debug for AppState {
@@ -82,8 +84,11 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State with a fresh login throttle.
+    /// State with a fresh login throttle. Starts the vital-sign writer task, so call it inside a
+    /// Tokio runtime.
     pub fn new(store: Store, library: ProtocolLibrary, clock: Clock, settings: Settings) -> AppState {
+        let live = crate::api::live::LiveHub::new();
+        let ingest = crate::ingest::VitalsIngest::start(store.clone(), settings.alarm_rules, live.clone());
         let per_minute =
             std::num::NonZeroU32::new(LOGIN_ATTEMPTS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
         AppState {
@@ -94,7 +99,8 @@ impl AppState {
             login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
                 per_minute,
             ))),
-            live: crate::api::live::LiveHub::new(),
+            live,
+            ingest,
         }
     }
 

@@ -954,3 +954,87 @@ async fn live_events_catch_up_from_the_last_event_id_without_gaps() {
     let filled = read_events(&mut board, 2).await;
     assert_eq!(filled.iter().map(|e| e.0).collect::<Vec<_>>(), [9, 10]);
 }
+
+#[tokio::test]
+async fn concurrent_monitors_share_commits_and_lose_or_duplicate_nothing() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+    let mut chairs = Vec::new();
+    for i in 0..5 {
+        let sid = book(&app, &nurse, &pid, &plan_id, &format!("Chair {i}")).await;
+        let (_, t, _) = app
+            .call(
+                "POST",
+                &format!("/api/v1/sessions/{sid}/device-tokens"),
+                Some(&nurse),
+                Some(json!({"label": format!("m{i}")})),
+            )
+            .await;
+        chairs.push((sid, t["token"].as_str().unwrap().to_string()));
+    }
+    let first_event = app.state.store.last_event_id().await.unwrap();
+    // 5 monitors × 20 readings, all at once, each reading sent twice (a retry racing its original).
+    let mut tasks = Vec::new();
+    for (sid, token) in &chairs {
+        for n in 0..20 {
+            for _ in 0..2 {
+                let (state, sid, token) = (app.state.clone(), sid.clone(), token.clone());
+                tasks.push(tokio::spawn(async move {
+                    let request = Request::builder()
+                        .method("POST")
+                        .uri(format!("/api/v1/sessions/{sid}/vitals"))
+                        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from(
+                            json!({"readings": [normal(&format!("{sid}-{n}"))]}).to_string(),
+                        ))
+                        .unwrap();
+                    let response = router(state).oneshot(request).await.unwrap();
+                    assert_eq!(response.status(), StatusCode::OK);
+                    let body: Value =
+                        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                            .unwrap();
+                    body["stored"].as_u64().unwrap()
+                }));
+            }
+        }
+    }
+    let mut stored = 0;
+    for t in tasks {
+        stored += t.await.unwrap();
+    }
+    // Every key stored exactly once, whichever of the two copies got there first.
+    assert_eq!(stored, 100);
+    for (sid, _) in &chairs {
+        let (_, list, _) = app
+            .call(
+                "GET",
+                &format!("/api/v1/sessions/{sid}/vitals"),
+                Some(&nurse),
+                None,
+            )
+            .await;
+        assert_eq!(list.as_array().unwrap().len(), 20);
+    }
+    // One event per stored reading, ids contiguous, and the audit chain intact.
+    let events = app
+        .state
+        .store
+        .events_after(first_event, None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 100);
+    assert!(events.windows(2).all(|w| w[1].id == w[0].id + 1));
+    let (_, v, _) = app
+        .call(
+            "GET",
+            "/api/v1/audit/verify",
+            Some(&app.login("admin").await),
+            None,
+        )
+        .await;
+    assert_eq!(v["ok"], true);
+}

@@ -17,7 +17,7 @@ use ketaflow_clinic::session::{PreChecks, Questionnaire, Session, SessionEvent, 
 use ketaflow_clinic::vitals::{self, VitalSigns};
 use ketaflow_store::{
     Actor, AlarmRaise, DeviceToken, NewAlarm, NewAuditEntry, NewDeviceToken, NewEvent, NewRecord, NewVital,
-    Record, RecordChange, StoredAlarm, StoredEvent, StoredVital, VitalInsert, batch_digest, hash_token,
+    Record, RecordChange, StoredAlarm, StoredEvent, StoredVital, Tx, VitalInsert, batch_digest, hash_token,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -1068,13 +1068,52 @@ pub async fn record_vitals(
         systolic_mmhg: b.systolic_mmhg,
         diastolic_mmhg: b.diastolic_mmhg,
     });
-    let rules = state.settings.alarm_rules;
-    let mut tx = state.store.begin().await?;
-    let mut acks = Vec::with_capacity(checked.len());
+    let job = VitalsJob {
+        session_id: id,
+        actor,
+        source,
+        recorded_by,
+        readings: checked.into_iter().map(|(r, v, t)| (r.clone(), v, t)).collect(),
+        baseline,
+        received_at: now,
+    };
+    let written = state.ingest.submit(job).await?;
+    Ok(Json(written.ack))
+}
+
+/// A checked batch of readings for one session, ready to write.
+#[derive(Debug)]
+pub(crate) struct VitalsJob {
+    pub(crate) session_id: Uuid,
+    pub(crate) actor: Actor,
+    pub(crate) source: &'static str,
+    pub(crate) recorded_by: String,
+    pub(crate) readings: Vec<(ReadingDoc, VitalSigns, OffsetDateTime)>,
+    pub(crate) baseline: Option<BloodPressure>,
+    pub(crate) received_at: OffsetDateTime,
+}
+
+/// What writing a batch produced: the acknowledgement and the events to publish after commit.
+#[derive(Debug)]
+pub(crate) struct VitalsWritten {
+    pub(crate) ack: VitalsAck,
+    pub(crate) events: Vec<StoredEvent>,
+}
+
+/// Writes one batch inside `tx` (the caller commits): each new reading is stored once per key,
+/// evaluated against the alarm rules and NEWS2, and reported as events; one audit entry covers the
+/// batch with a digest of its readings.
+pub(crate) async fn write_vitals(
+    tx: &mut Tx,
+    rules: &vitals::AlarmRules,
+    job: &VitalsJob,
+) -> Result<VitalsWritten, ApiError> {
+    let (id, now, source) = (job.session_id, job.received_at, job.source);
+    let mut acks = Vec::with_capacity(job.readings.len());
     let mut events = Vec::new();
     let mut stored_rows: Vec<serde_json::Value> = Vec::new();
     let (mut stored, mut duplicates) = (0, 0);
-    for (reading, v, taken_at) in &checked {
+    for (reading, v, taken_at) in &job.readings {
         let mut data = serde_json::to_value(reading).map_err(|e| ApiError::Internal(e.to_string()))?;
         let news = v.observations().map(|o| news2(&o).total);
         data["news2"] = serde_json::json!(news);
@@ -1086,7 +1125,7 @@ pub async fn record_vitals(
                 taken_at: *taken_at,
                 received_at: now,
                 source,
-                recorded_by: &recorded_by,
+                recorded_by: &job.recorded_by,
                 data: &data,
             })
             .await?;
@@ -1112,7 +1151,7 @@ pub async fn record_vitals(
         stored_rows
             .push(serde_json::json!({ "id": vital.id, "key": vital.idempotency_key, "data": vital.data }));
         let mut alarms = Vec::new();
-        for alarm in vitals::evaluate(&rules, baseline, v) {
+        for alarm in vitals::evaluate(rules, job.baseline, v) {
             let level = match alarm.level {
                 vitals::AlarmLevel::Warning => "warning",
                 vitals::AlarmLevel::Urgent => "urgent",
@@ -1171,20 +1210,19 @@ pub async fn record_vitals(
     if stored > 0 {
         let digest = batch_digest(stored_rows.iter());
         tx.append_audit(
-            &NewAuditEntry::new(now, actor, "vitals.record", SESSION, id.to_string())
+            &NewAuditEntry::new(now, job.actor.clone(), "vitals.record", SESSION, id.to_string())
                 .after(serde_json::json!({ "readings": stored, "source": source, "digest": digest })),
         )
         .await?;
-        tx.commit().await?;
-    } else {
-        tx.rollback().await?;
     }
-    publish(&state, events).await;
-    Ok(Json(VitalsAck {
-        readings: acks,
-        stored,
-        duplicates,
-    }))
+    Ok(VitalsWritten {
+        ack: VitalsAck {
+            readings: acks,
+            stored,
+            duplicates,
+        },
+        events,
+    })
 }
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
