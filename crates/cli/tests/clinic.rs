@@ -143,6 +143,20 @@ fn serve_with_demo_data_answers_and_shuts_down_cleanly() {
     assert_eq!(list.as_array().unwrap().len(), 6);
     let unauthenticated = agent.get(&format!("{base}/patients")).call().unwrap();
     assert_eq!(unauthenticated.status(), 401);
+    // The board shows the demo's running infusion with its monitor's latest reading.
+    let mut board = agent
+        .get(&format!("{base}/board"))
+        .header("cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(board.status(), 200);
+    let board: serde_json::Value = board.body_mut().read_json().unwrap();
+    let chair = &board["chairs"][0];
+    assert_eq!(chair["chair"], "Chair 1");
+    assert_eq!(chair["state"], "infusing");
+    assert!(chair["given_mg"].as_f64().unwrap() > 0.0, "{chair}");
+    assert_eq!(chair["latest_vitals"]["idempotency_key"], "demo-3");
+    assert!(chair["predicted_recovery_at"].is_string(), "{chair}");
 
     // SIGTERM: graceful shutdown, exit status 0.
     let status = Command::new("kill")

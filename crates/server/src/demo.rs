@@ -201,6 +201,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
         return Ok(created);
     }
     let today: Date = now.date();
+    let mut chair_one: Option<(uuid::Uuid, String, uuid::Uuid, f64, f64, f64)> = None;
     let measured = (today - time::Duration::days(3)).to_string();
     for p in &PATIENTS {
         let doc = PatientDoc {
@@ -313,8 +314,163 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                     .store
                     .update_record_audited(&actor, "plan.approve", &change, now)
                     .await?;
+                chair_one = Some((
+                    record.id,
+                    p.name.to_string(),
+                    stored.id,
+                    plan_doc.rate_mg_per_h,
+                    plan_doc.concentration_mg_per_ml,
+                    plan_doc.dosing_weight_kg,
+                ));
             }
         }
     }
+    if let Some(chair) = chair_one {
+        // PATIENTS[0] is KF-1001, the patient with the approved plan.
+        seed_running_session(state, &actor, chair, PATIENTS[0].bp).await?;
+    }
     Ok(created)
+}
+
+/// Chair 1: the approved patient, checked in 20 min ago and infusing for 15 min, with a monitor's
+/// readings every 5 min, so that the board and the session screen have something to show.
+async fn seed_running_session(
+    state: &AppState,
+    actor: &Actor,
+    (patient_id, patient_name, plan_id, rate_mg_per_h, concentration, dosing_weight): (
+        uuid::Uuid,
+        String,
+        uuid::Uuid,
+        f64,
+        f64,
+        f64,
+    ),
+    (systolic, diastolic): (f64, f64),
+) -> Result<(), ApiError> {
+    use crate::api::sessions::{
+        BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, VitalsJob,
+        write_vitals,
+    };
+    use ketaflow_store::{NewAuditEntry, NewEvent};
+    let now = state.now();
+    let minutes = |m: i64| now - time::Duration::minutes(m);
+    let by = actor.user_id().to_string();
+    let reading = |key: &str, s: f64, d: f64, hr: f64| ReadingDoc {
+        idempotency_key: key.into(),
+        taken_at: None,
+        systolic_mmhg: Some(s),
+        diastolic_mmhg: Some(d),
+        heart_rate_per_min: Some(hr),
+        spo2_percent: Some(98.0),
+        respiratory_rate_per_min: Some(14.0),
+        temperature_c: Some(36.8),
+        consciousness: Some("alert".into()),
+        moaas: Some(5),
+        on_oxygen: Some(false),
+    };
+    let readings = [
+        (21, reading("demo-baseline", systolic, diastolic, 74.0)),
+        (15, reading("demo-1", systolic + 6.0, diastolic + 3.0, 78.0)),
+        (10, reading("demo-2", systolic + 14.0, diastolic + 6.0, 84.0)),
+        (5, reading("demo-3", systolic + 18.0, diastolic + 8.0, 86.0)),
+    ];
+    let doc = SessionDoc {
+        patient_id,
+        patient_name: patient_name.clone(),
+        plan_id,
+        protocol_id: "trd".into(),
+        chair: "Chair 1".into(),
+        scheduled_for: minutes(30),
+        created_by: by.clone(),
+        baseline: Some(BaselineDoc {
+            systolic_mmhg: systolic,
+            diastolic_mmhg: diastolic,
+            heart_rate_per_min: Some(74.0),
+            origin: "session".into(),
+        }),
+        transitions: vec![
+            TransitionDoc {
+                event: "check_in".into(),
+                at: minutes(20),
+                by: by.clone(),
+                reason: None,
+                checks: Some(PreChecksDoc {
+                    fasting_confirmed: true,
+                    escort_confirmed: true,
+                    consent_on_file: true,
+                    questionnaire_answered: true,
+                    questionnaire_waived_reason: None,
+                }),
+                stop: None,
+            },
+            TransitionDoc {
+                event: "start".into(),
+                at: minutes(15),
+                by: by.clone(),
+                reason: None,
+                checks: None,
+                stop: None,
+            },
+        ],
+        rates: vec![RateDoc {
+            kind: "start".into(),
+            at: minutes(15),
+            rate_mg_per_h,
+            pump_ml_per_h: rate_mg_per_h / concentration,
+            rate_mg_per_kg_per_h: rate_mg_per_h / dosing_weight,
+            by: by.clone(),
+            reason: None,
+            overrides: vec![],
+        }],
+        side_effects: vec![],
+        assessments: vec![],
+    };
+    // The document must replay through the state machine like any stored session.
+    doc.replay()?;
+    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tx = state.store.begin().await?;
+    let record = tx
+        .insert_record(
+            &NewRecord {
+                kind: SESSION,
+                parent_id: Some(patient_id),
+                label: &format!("Chair 1 {patient_name}"),
+                data: &data,
+            },
+            now,
+        )
+        .await?;
+    tx.append_audit(
+        &NewAuditEntry::new(
+            now,
+            actor.clone(),
+            "session.create",
+            SESSION,
+            record.id.to_string(),
+        )
+        .after(data),
+    )
+    .await?;
+    tx.append_event(&NewEvent {
+        session_id: record.id,
+        kind: "session.created",
+        at: now,
+        data: &serde_json::json!({ "chair": "Chair 1", "state": "infusing" }),
+    })
+    .await?;
+    for (ago, r) in readings {
+        let vitals = r.vital_signs(0)?;
+        let job = VitalsJob {
+            session_id: record.id,
+            actor: actor.clone(),
+            source: "device",
+            recorded_by: "device:Demo monitor".into(),
+            readings: vec![(r, vitals, minutes(ago))],
+            baseline: None,
+            received_at: minutes(ago),
+        };
+        write_vitals(&mut tx, &state.settings.alarm_rules, &job).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
