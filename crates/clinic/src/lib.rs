@@ -22,6 +22,7 @@ pub mod eligibility;
 pub mod instruments;
 pub mod mme;
 pub mod news2;
+pub mod outcomes;
 pub mod patient;
 pub mod plan;
 pub mod protocol;
