@@ -42,8 +42,10 @@ pub use state::{AppState, Clock, Settings};
         api::bedside::change_rate, api::bedside::add_side_effect, api::bedside::add_assessment,
         api::discharge::get_prediction, api::discharge::get_discharge,
         api::live::session_stream, api::live::board_stream, api::record::get_record,
+        api::outcomes::record_outcome, api::outcomes::list_outcomes, api::outcomes::list_risk_alerts, api::outcomes::follow_up,
+        api::outcomes::create_link, api::outcomes::open_link, api::outcomes::submit_link,
     ),
-    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "audit"))
+    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "outcomes"), (name = "audit"))
 )]
 pub struct ApiDoc;
 
@@ -53,7 +55,7 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    use api::{accounts, bedside, clinical, discharge, library, live, record, sessions};
+    use api::{accounts, bedside, clinical, discharge, library, live, outcomes, record, sessions};
     let max_body = state.settings.max_body_bytes;
     let v1 = Router::new()
         .route("/openapi.json", get(openapi))
@@ -113,6 +115,14 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/record", get(record::get_record))
         .route("/alarms/{id}/acknowledge", post(sessions::acknowledge_alarm))
         .route("/alarms/{id}/resolve", post(sessions::resolve_alarm))
+        .route(
+            "/patients/{id}/outcomes",
+            get(outcomes::list_outcomes).post(outcomes::record_outcome),
+        )
+        .route("/patients/{id}/questionnaire-links", post(outcomes::create_link))
+        .route("/risk-alerts", get(outcomes::list_risk_alerts))
+        .route("/risk-alerts/{id}/follow-up", post(outcomes::follow_up))
+        .route("/q/{token}", get(outcomes::open_link).post(outcomes::submit_link))
         .route("/board", get(sessions::board))
         .route("/board/stream", get(live::board_stream));
     Router::new()

@@ -53,6 +53,7 @@ mod audit;
 mod backup;
 mod db;
 mod error;
+mod links;
 mod records;
 mod sessions;
 mod store;
@@ -69,6 +70,7 @@ pub use audit::{
 pub use backup::{BackupFormat, BackupReport};
 pub use db::Backend;
 pub use error::StoreError;
+pub use links::{NewQuestionnaireLink, QuestionnaireLink};
 pub use records::{MAX_RECORD_PAGE, NewRecord, Record, RecordChange};
 pub use sessions::{
     AlarmRaise, AlarmState, DeviceToken, MAX_EVENT_PAGE, MAX_IDEMPOTENCY_KEY_LEN, NewAlarm, NewDeviceToken,

@@ -6,5 +6,6 @@ pub mod clinical;
 pub mod discharge;
 pub mod library;
 pub mod live;
+pub mod outcomes;
 pub mod record;
 pub mod sessions;

@@ -1,0 +1,432 @@
+//! Measurement-based care over HTTP: questionnaires scored exactly, outcomes over the course
+//! (response, remission, rapid relief), suicide-risk alerts raised live and closed only by a
+//! documented follow-up, and single-use expiring links for answering from home.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::{App, spawn_app};
+use http_body_util::BodyExt;
+use ketaflow_server::router;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const HOUR: i64 = 3600;
+
+fn phq9(items: [u8; 9], context: &str) -> Value {
+    json!({"instrument": "phq9", "items": items, "context": context})
+}
+
+async fn post(app: &App, token: Option<&str>, path: &str, body: Value) -> (StatusCode, Value) {
+    let (s, b, _) = app.call("POST", path, token, Some(body)).await;
+    (s, b)
+}
+
+/// A patient whose first infusion starts now; returns the patient id.
+async fn patient_with_first_infusion(app: &App, nurse: &str, doc: &str) -> String {
+    let pid = app.patient(nurse, 70.0).await;
+    let (_, plan) = post(
+        app,
+        Some(nurse),
+        &format!("/api/v1/patients/{pid}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
+    let plan_id = plan["id"].as_str().unwrap();
+    post(
+        app,
+        Some(doc),
+        &format!("/api/v1/plans/{plan_id}/approve"),
+        json!({}),
+    )
+    .await;
+    let (_, session) = post(
+        app,
+        Some(nurse),
+        &format!("/api/v1/patients/{pid}/sessions"),
+        json!({"plan_id": plan_id, "chair": "Chair 1", "scheduled_for": "2026-11-26T10:00:00Z"}),
+    )
+    .await;
+    let sid = session["id"].as_str().unwrap();
+    post(
+        app,
+        Some(nurse),
+        &format!("/api/v1/sessions/{sid}/vitals"),
+        json!({"readings": [{"idempotency_key": "b", "systolic_mmhg": 120, "diastolic_mmhg": 80}]}),
+    )
+    .await;
+    post(app, Some(nurse), &format!("/api/v1/sessions/{sid}/transitions"), json!({"event": "check_in", "checks":
+        {"fasting_confirmed": true, "escort_confirmed": true, "consent_on_file": true, "questionnaire_answered": true}})).await;
+    let (s, b) = post(
+        app,
+        Some(nurse),
+        &format!("/api/v1/sessions/{sid}/transitions"),
+        json!({"event": "start"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    pid
+}
+
+#[tokio::test]
+async fn a_depression_course_shows_response_remission_and_time_to_first_response() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let pid = patient_with_first_infusion(&app, &nurse, &doc).await;
+    // The baseline, answered an hour before the first infusion: PHQ-9 18 (moderately severe, 15–19).
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        json!({"instrument": "phq9",
+        "items": [2, 2, 2, 2, 2, 2, 3, 3, 0], "context": "baseline", "answered_at": "2026-11-26T09:00:00Z"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        (b["total"].as_f64(), b["band"].as_str(), b["loinc"].as_str()),
+        (Some(18.0), Some("moderately severe"), Some("44261-6"))
+    );
+    assert!(b["crisis_information"].is_null());
+    // 24 h later 10 (44 % down: not yet a response); 48 h later 9 (exactly half: a response).
+    // (Sign-ins last a 12-h shift, so each day starts with a new one.)
+    let mut nurse = nurse;
+    for items in [[1, 1, 1, 1, 1, 1, 2, 2, 0], [1, 1, 1, 1, 1, 1, 1, 2, 0]] {
+        app.advance(24 * HOUR);
+        nurse = app.login("nurse").await;
+        let (s, b) = post(
+            &app,
+            Some(&nurse),
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            phq9(items, "follow_up"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (_, o, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let t = o["trajectories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["instrument"] == "phq9")
+        .unwrap();
+    assert_eq!(
+        (t["baseline"].as_f64(), t["latest"].as_f64(), t["change"].as_f64()),
+        (Some(18.0), Some(9.0), Some(-9.0))
+    );
+    assert_eq!(t["change_percent"], -50.0);
+    assert_eq!(
+        (t["response"].as_bool(), t["remission"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(t["hours_to_first_response"], 48.0);
+    assert_eq!(t["series"].as_array().unwrap().len(), 3);
+    // Two weeks on, 4: remission (PHQ-9 < 5).
+    app.advance(14 * 24 * HOUR);
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (s, _) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        phq9([1, 1, 0, 1, 0, 1, 0, 0, 0], "follow_up"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, o, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            Some(&doc),
+            None,
+        )
+        .await;
+    let t = o["trajectories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["instrument"] == "phq9")
+        .unwrap();
+    assert_eq!(
+        (t["latest"].as_f64(), t["remission"].as_bool()),
+        (Some(4.0), Some(true))
+    );
+    // Incomplete or impossible answers are refused and nothing is stored.
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        json!({"instrument": "phq9", "items": [1, 1, null, 1, 1, 1, 1, 1, 1], "context": "follow_up"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(
+        b["error"]["message"],
+        "phq9: items 3 are unanswered; every item is needed"
+    );
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        json!({"instrument": "phq10", "items": [], "context": "follow_up"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b["error"]["allowed"].as_str().unwrap().contains("cssrs_screener"));
+    let (_, o, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            Some(&doc),
+            None,
+        )
+        .await;
+    assert_eq!(o["outcomes"].as_array().unwrap().len(), 4);
+    // A viewer reads but does not record.
+    let viewer = app.login("viewer").await;
+    let (s, _) = post(
+        &app,
+        Some(&viewer),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        phq9([0; 9], "follow_up"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// Reads SSE frames until an event of `kind` arrives (5 s at most).
+async fn wait_for(body: &mut Body, kind: &str) -> Value {
+    let mut buffer = String::new();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("the event within 5 s")
+            .expect("stream open")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            buffer.push_str(std::str::from_utf8(&data).unwrap());
+        }
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if block.lines().any(|l| l == format!("event: {kind}")) {
+                let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn suicide_risk_raises_an_urgent_live_alert_that_only_a_documented_follow_up_closes() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let viewer = app.login("viewer").await;
+    let pid = app.patient(&nurse, 70.0).await;
+    // The board's stream is open before the answer arrives.
+    let request = Request::builder()
+        .uri("/api/v1/board/stream")
+        .header(header::AUTHORIZATION, format!("Bearer {viewer}"))
+        .body(Body::empty())
+        .unwrap();
+    let mut stream = router(app.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap()
+        .into_body();
+
+    // A low total does not hide item 9.
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        phq9([0, 0, 0, 0, 0, 0, 0, 0, 1], "pre_infusion"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["total"], 1.0);
+    assert_eq!(b["band"], "none-minimal");
+    assert!(b["crisis_information"].as_str().unwrap().contains("988"));
+    let alert_id = b["risk_alert_id"].as_str().unwrap().to_string();
+    let live = wait_for(&mut stream, "risk.alert").await;
+    assert_eq!(live["session_id"], pid.as_str());
+    assert_eq!(
+        live["data"]["alert"]["reason"],
+        "PHQ-9 item 9 (thoughts of death or self-harm) = 1"
+    );
+    assert_eq!(live["data"]["alert"]["level"], "urgent");
+
+    // C-SSRS: low risk (Q1 only) raises nothing; a method (Q3) is moderate and alerts; answers that
+    // break the skip logic are refused.
+    let cssrs = |q2: bool, q3: Option<bool>| {
+        json!({"instrument": "cssrs_screener", "context": "pre_infusion",
+        "cssrs": {"wish_to_be_dead": true, "suicidal_thoughts": q2, "method": q3, "intent": q3.map(|_| false), "plan": q3.map(|_| false), "behaviour": false}})
+    };
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        cssrs(false, None),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        (b["band"].as_str(), b["risk_alert_id"].is_null()),
+        (Some("low"), true)
+    );
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        cssrs(true, Some(true)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["band"], "moderate");
+    assert!(b["risk_alert_id"].is_string());
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        cssrs(false, Some(true)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+
+    // Every clinical reader sees the open alerts.
+    let (_, open, _) = app.call("GET", "/api/v1/risk-alerts", Some(&viewer), None).await;
+    assert_eq!(open.as_array().unwrap().len(), 2);
+    // Only a documented follow-up closes one: not a viewer, not a one-word note.
+    let path = format!("/api/v1/risk-alerts/{alert_id}/follow-up");
+    let (s, _) = post(
+        &app,
+        Some(&viewer),
+        &path,
+        json!({"action": "safety_plan", "note": "safety plan reviewed with patient"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &path,
+        json!({"action": "safety_plan", "note": "ok"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = post(&app, Some(&nurse), &path, json!({"action": "cssrs_assessment", "note": "C-SSRS low risk; passive thoughts only, no plan; safety plan given"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["state"], "followed_up");
+    assert_eq!(b["follow_up"]["action"], "cssrs_assessment");
+    let (s, _) = post(
+        &app,
+        Some(&nurse),
+        &path,
+        json!({"action": "safety_plan", "note": "a second time should fail"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, open, _) = app.call("GET", "/api/v1/risk-alerts", Some(&viewer), None).await;
+    assert_eq!(open.as_array().unwrap().len(), 1);
+    let (_, v, _) = app
+        .call(
+            "GET",
+            "/api/v1/audit/verify",
+            Some(&app.login("admin").await),
+            None,
+        )
+        .await;
+    assert_eq!(v["ok"], true);
+}
+
+#[tokio::test]
+async fn a_patient_answers_once_through_an_expiring_link_without_an_account() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let pid = app.patient(&nurse, 70.0).await;
+    let (s, link) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/questionnaire-links"),
+        json!({"instruments": ["phq9", "gad7"], "expires_in_hours": 72}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{link}");
+    let path = link["path"].as_str().unwrap().to_string();
+    // No account: the link alone opens it.
+    let (s, form, _) = app.call("GET", &path, None, None).await;
+    assert_eq!(s, StatusCode::OK, "{form}");
+    assert_eq!(form["instruments"], json!([["phq9", 9, 3], ["gad7", 7, 3]]));
+    assert!(form["crisis_information"].as_str().unwrap().contains("988"));
+    // The answers must cover exactly what was asked.
+    let (s, b) = post(
+        &app,
+        None,
+        &path,
+        json!({"answers": [{"instrument": "phq9", "items": [1, 1, 1, 1, 1, 1, 1, 1, 0]}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let answers = json!({"answers": [
+        {"instrument": "gad7", "items": [1, 1, 1, 1, 1, 1, 1]},
+        {"instrument": "phq9", "items": [1, 1, 1, 1, 1, 1, 1, 1, 2]}]});
+    let (s, b) = post(&app, None, &path, answers.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(b["crisis_information"].as_str().unwrap().contains("988"));
+    // Once only.
+    let (s, _) = post(&app, None, &path, answers).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (_, o, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let outcomes = o["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes
+            .iter()
+            .all(|x| x["context"] == "home" && x["recorded_by"] == "patient-link")
+    );
+    let (_, open, _) = app.call("GET", "/api/v1/risk-alerts", Some(&nurse), None).await;
+    assert_eq!(
+        open[0]["reason"],
+        "PHQ-9 item 9 (thoughts of death or self-harm) = 2"
+    );
+    // An expired link and a made-up one.
+    let (_, link) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/questionnaire-links"),
+        json!({"instruments": ["pain_nrs"], "expires_in_hours": 1}),
+    )
+    .await;
+    app.advance(HOUR);
+    let (s, _, _) = app.call("GET", link["path"].as_str().unwrap(), None, None).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _, _) = app
+        .call("GET", &format!("/api/v1/q/{}", "ab".repeat(32)), None, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/questionnaire-links"),
+        json!({"instruments": ["phq9", "phq9"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+}
