@@ -28,5 +28,6 @@ pub mod plan;
 pub mod protocol;
 pub mod session;
 pub mod side_effects;
+pub mod surveillance;
 pub mod vitals;
 pub mod weight;
