@@ -20,6 +20,13 @@ use crate::{
 };
 use crate::{AlarmRaise, AlarmState, NewAlarm, NewDeviceToken, NewEvent, NewVital, VitalInsert};
 
+mod ledger;
+pub use ledger::{
+    ledger_concurrent_draws_never_overdraw, ledger_counts_discrepancies_and_inventory,
+    ledger_destruction_requires_two_distinct_witnesses, ledger_entries_are_append_only,
+    ledger_overdraw_refused_and_nothing_written, ledger_receipt_draw_administer_waste_balances_exactly,
+};
+
 /// Stamps out one `#[tokio::test]` per conformance function. `$fixture` is an async function
 /// returning `Option<F>` (where `None` means "skip", e.g. no PostgreSQL configured) and `F` has a
 /// `store(&self) -> Store` method; after the test the store is closed and `F` is dropped (clean up
@@ -63,6 +70,12 @@ macro_rules! conformance_tests {
             vitals_idempotent_by_session_and_key,
             alarms_lifecycle_and_repeats,
             device_tokens_scope_expiry_revocation,
+            ledger_receipt_draw_administer_waste_balances_exactly,
+            ledger_overdraw_refused_and_nothing_written,
+            ledger_concurrent_draws_never_overdraw,
+            ledger_destruction_requires_two_distinct_witnesses,
+            ledger_entries_are_append_only,
+            ledger_counts_discrepancies_and_inventory,
         );
     };
     (@each $fixture:path; $($name:ident),* $(,)?) => {

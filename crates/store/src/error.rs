@@ -80,6 +80,15 @@ pub enum StoreError {
         /// The version stored now.
         found: i64,
     },
+    /// A rule of the data refused the write (e.g. a controlled-substance balance would go
+    /// negative, or a witness is the actor); nothing was written.
+    #[error("{message}")]
+    Refused {
+        /// Stable code, e.g. `insufficient_balance`.
+        code: &'static str,
+        /// What was refused and why, naming the values.
+        message: String,
+    },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

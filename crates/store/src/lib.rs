@@ -53,6 +53,7 @@ mod audit;
 mod backup;
 mod db;
 mod error;
+mod ledger;
 mod links;
 mod records;
 mod sessions;
@@ -70,6 +71,12 @@ pub use audit::{
 pub use backup::{BackupFormat, BackupReport};
 pub use db::Backend;
 pub use error::StoreError;
+pub use ledger::{
+    BusinessTime, CountKind, CountLine, CountRecorded, Discrepancy, DiscrepancyResolution, DiscrepancyStatus,
+    EntryKind, LedgerCount, LedgerEntry, LedgerFilter, LedgerPerson, LedgerReport, MAX_FRACTION_DIGITS,
+    MAX_LEDGER_PAGE, MAX_LEDGER_TEXT, MAX_QUANTITY, NewAdministration, NewCount, NewDestruction, NewDraw,
+    NewVial, NewWaste, Vial, VialStatus, canonical, check_quantity, iso_date, parse_quantity, round_mg,
+};
 pub use links::{NewQuestionnaireLink, QuestionnaireLink};
 pub use records::{MAX_RECORD_PAGE, NewRecord, Record, RecordChange};
 pub use sessions::{
