@@ -44,6 +44,7 @@ pub use state::{AppState, Clock, Settings};
         api::live::session_stream, api::live::board_stream, api::record::get_record,
         api::outcomes::record_outcome, api::outcomes::list_outcomes, api::outcomes::list_risk_alerts, api::outcomes::follow_up,
         api::outcomes::create_link, api::outcomes::open_link, api::outcomes::submit_link,
+        api::safety::add_safety_check, api::safety::add_opioid_use, api::safety::get_safety,
     ),
     tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "outcomes"), (name = "audit"))
 )]
@@ -55,7 +56,7 @@ async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    use api::{accounts, bedside, clinical, discharge, library, live, outcomes, record, sessions};
+    use api::{accounts, bedside, clinical, discharge, library, live, outcomes, record, safety, sessions};
     let max_body = state.settings.max_body_bytes;
     let v1 = Router::new()
         .route("/openapi.json", get(openapi))
@@ -120,6 +121,9 @@ pub fn router(state: AppState) -> Router {
             get(outcomes::list_outcomes).post(outcomes::record_outcome),
         )
         .route("/patients/{id}/questionnaire-links", post(outcomes::create_link))
+        .route("/patients/{id}/safety", get(safety::get_safety))
+        .route("/patients/{id}/safety-checks", post(safety::add_safety_check))
+        .route("/patients/{id}/opioid-use", post(safety::add_opioid_use))
         .route("/risk-alerts", get(outcomes::list_risk_alerts))
         .route("/risk-alerts/{id}/follow-up", post(outcomes::follow_up))
         .route("/q/{token}", get(outcomes::open_link).post(outcomes::submit_link))

@@ -430,3 +430,106 @@ async fn a_patient_answers_once_through_an_expiring_link_without_an_account() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 }
+
+#[tokio::test]
+async fn safety_shows_cumulative_dose_flags_and_the_opioid_trend_in_mme() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let pid = patient_with_first_infusion(&app, &nurse, &doc).await;
+    // 20 min at 52.5 mg/h, then stopped early: 17.5 mg given.
+    app.advance(20 * 60);
+    let (_, sessions, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions?patient_id={pid}"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let sid = sessions[0]["id"].as_str().unwrap();
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/sessions/{sid}/transitions"),
+        json!({"event": "stop", "stop": "early", "reason": "nausea"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Urinary symptoms on the checklist raise a flag with its source.
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/safety-checks"),
+        json!({"kind": "urinary_checklist", "on": "2026-11-26", "symptoms": ["dysuria", "urgency"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/safety-checks"),
+        json!({"kind": "urinary_checklist", "on": "2026-11-26", "symptoms": ["itching"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(
+        b["error"]["allowed"],
+        "dysuria, urgency, frequency, haematuria, suprapubic_pain"
+    );
+    // Opioids: oxycodone 30 mg/day (× 1.5) + fentanyl patch 25 µg/h (× 2.4) = 45 + 60 = 105 MME/day;
+    // later oxycodone 20 mg/day alone = 30 MME/day (CDC 2022 factors).
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/opioid-use"),
+        json!({"on": "2026-11-20",
+        "doses": [{"opioid": "oxycodone", "dose": 30}, {"opioid": "fentanyl_transdermal", "dose": 25}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!((b["mme_per_day"].as_f64().unwrap() - 105.0).abs() < 1e-9);
+    assert!(b["table"].as_str().unwrap().starts_with("CDC 2022"));
+    post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/opioid-use"),
+        json!({"on": "2026-11-26", "doses": [{"opioid": "oxycodone", "dose": 20}]}),
+    )
+    .await;
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/opioid-use"),
+        json!({"on": "2026-11-26", "doses": [{"opioid": "heroin", "dose": 20}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, safety, _) = app
+        .call("GET", &format!("/api/v1/patients/{pid}/safety"), Some(&doc), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{safety}");
+    assert_eq!(safety["lifetime"]["infusions"], 1);
+    assert!(
+        (safety["lifetime"]["mg"].as_f64().unwrap() - 17.5).abs() < 1e-9,
+        "{safety}"
+    );
+    assert!((safety["last_30_days"]["mg_per_kg"].as_f64().unwrap() - 17.5 / 70.0).abs() < 1e-9);
+    let flags: Vec<&str> = safety["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(flags.contains(&"urinary_symptoms"), "{flags:?}");
+    assert!(
+        !flags.contains(&"liver_tests_due"),
+        "one infusion, no hepatic risk: {flags:?}"
+    );
+    let o = &safety["opioids"];
+    assert_eq!(
+        (o["baseline"].as_f64(), o["latest"].as_f64()),
+        (Some(105.0), Some(30.0))
+    );
+    assert_eq!(o["change"], -75.0);
+}

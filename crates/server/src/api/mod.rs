@@ -8,4 +8,5 @@ pub mod library;
 pub mod live;
 pub mod outcomes;
 pub mod record;
+pub mod safety;
 pub mod sessions;
