@@ -113,24 +113,44 @@ mod tests {
     use time::macros::datetime;
 
     fn at(day: u8, hour: u8) -> OffsetDateTime {
-        datetime!(2026-11-01 00:00 UTC) + time::Duration::days(i64::from(day) - 1) + time::Duration::hours(i64::from(hour))
+        datetime!(2026-11-01 00:00 UTC)
+            + time::Duration::days(i64::from(day) - 1)
+            + time::Duration::hours(i64::from(hour))
     }
 
     #[test]
     fn depression_response_remission_and_rapid_relief() {
         let series = [
-            Observation { at: at(1, 9), total: 20.0 }, // screening
-            Observation { at: at(3, 9), total: 18.0 }, // baseline: last before the first infusion
-            Observation { at: at(4, 9), total: 10.0 }, // 24 h after: 44 % down, not a response
-            Observation { at: at(5, 9), total: 9.0 },  // 50 % of 18: response at 48 h
-            Observation { at: at(20, 9), total: 4.0 }, // remission (PHQ-9 < 5)
+            Observation {
+                at: at(1, 9),
+                total: 20.0,
+            }, // screening
+            Observation {
+                at: at(3, 9),
+                total: 18.0,
+            }, // baseline: last before the first infusion
+            Observation {
+                at: at(4, 9),
+                total: 10.0,
+            }, // 24 h after: 44 % down, not a response
+            Observation {
+                at: at(5, 9),
+                total: 9.0,
+            }, // 50 % of 18: response at 48 h
+            Observation {
+                at: at(20, 9),
+                total: 4.0,
+            }, // remission (PHQ-9 < 5)
         ];
         let t = trajectory(Instrument::Phq9, &series, Some(at(3, 10))).unwrap();
         assert_eq!(t.baseline.total, 18.0);
         assert_eq!(t.latest.total, 4.0);
         assert_eq!(t.change, -14.0);
         assert!((t.change_percent.unwrap() + 100.0 * 14.0 / 18.0).abs() < 1e-12);
-        assert_eq!((t.response, t.remission, t.clinically_important), (Some(true), Some(true), None));
+        assert_eq!(
+            (t.response, t.remission, t.clinically_important),
+            (Some(true), Some(true), None)
+        );
         let (when, hours) = t.first_response.unwrap();
         assert_eq!(when, at(5, 9));
         assert_eq!(hours, 47.0);
@@ -138,7 +158,20 @@ mod tests {
 
     #[test]
     fn remission_edges_follow_each_instrument() {
-        let one = |i, total| trajectory(i, &[Observation { at: at(1, 0), total: 30.0 }, Observation { at: at(2, 0), total }], None).unwrap();
+        let one = |i, total| {
+            trajectory(
+                i,
+                &[
+                    Observation {
+                        at: at(1, 0),
+                        total: 30.0,
+                    },
+                    Observation { at: at(2, 0), total },
+                ],
+                None,
+            )
+            .unwrap()
+        };
         assert_eq!(one(Instrument::Phq9, 5.0).remission, Some(false));
         assert_eq!(one(Instrument::Phq9, 4.0).remission, Some(true));
         assert_eq!(one(Instrument::Madrs, 10.0).remission, Some(false));
@@ -156,7 +189,16 @@ mod tests {
         let pain = |base: f64, now: f64| {
             trajectory(
                 Instrument::PainNrs,
-                &[Observation { at: at(1, 0), total: base }, Observation { at: at(2, 0), total: now }],
+                &[
+                    Observation {
+                        at: at(1, 0),
+                        total: base,
+                    },
+                    Observation {
+                        at: at(2, 0),
+                        total: now,
+                    },
+                ],
                 Some(at(1, 1)),
             )
             .unwrap()
@@ -176,13 +218,33 @@ mod tests {
         assert!(trajectory(Instrument::Phq9, &[], None).is_none());
         let t = trajectory(
             Instrument::Phq9,
-            &[Observation { at: at(2, 0), total: 12.0 }, Observation { at: at(1, 0), total: 16.0 }],
+            &[
+                Observation {
+                    at: at(2, 0),
+                    total: 12.0,
+                },
+                Observation {
+                    at: at(1, 0),
+                    total: 16.0,
+                },
+            ],
             None,
         )
         .unwrap();
-        assert_eq!((t.baseline.total, t.latest.total, t.first_response), (16.0, 12.0, None));
+        assert_eq!(
+            (t.baseline.total, t.latest.total, t.first_response),
+            (16.0, 12.0, None)
+        );
         // A baseline of 0 has no percentage.
-        let z = trajectory(Instrument::Gad7, &[Observation { at: at(1, 0), total: 0.0 }], None).unwrap();
+        let z = trajectory(
+            Instrument::Gad7,
+            &[Observation {
+                at: at(1, 0),
+                total: 0.0,
+            }],
+            None,
+        )
+        .unwrap();
         assert_eq!(z.change_percent, None);
     }
 }

@@ -203,7 +203,13 @@ pub const FOLLOW_UP_ACTIONS: [&str; 6] = [
 ];
 
 /// A questionnaire's score: LOINC code, total, band, subscores, flags.
-type Scored = (Option<&'static str>, f64, Option<String>, Vec<(String, f64)>, Vec<Flag>);
+type Scored = (
+    Option<&'static str>,
+    f64,
+    Option<String>,
+    Vec<(String, f64)>,
+    Vec<Flag>,
+);
 
 fn score_answers(a: &AnswersIn) -> Result<Scored, ApiError> {
     let (_, instrument) = INSTRUMENTS
