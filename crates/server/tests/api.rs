@@ -931,7 +931,7 @@ async fn the_openapi_document_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 51);
+    assert_eq!(paths.len(), 53);
 }
 
 #[tokio::test]

@@ -533,3 +533,90 @@ async fn safety_shows_cumulative_dose_flags_and_the_opioid_trend_in_mme() {
     );
     assert_eq!(o["change"], -75.0);
 }
+
+async fn get_text(app: &App, path: &str, token: &str) -> (StatusCode, String) {
+    let request = Request::builder()
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router(app.state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn outcome_exports_identified_per_patient_and_de_identified_for_the_clinic() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let pid = patient_with_first_infusion(&app, &nurse, &doc).await;
+    post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        json!({"instrument": "phq9",
+        "items": [2, 2, 2, 2, 2, 2, 3, 3, 0], "context": "baseline", "answered_at": "2026-11-26T09:00:00Z"}),
+    )
+    .await;
+    app.advance(24 * HOUR);
+    let nurse = app.login("nurse").await;
+    post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        phq9([1, 1, 1, 1, 1, 1, 1, 2, 0], "follow_up"),
+    )
+    .await;
+
+    let (s, csv) = get_text(&app, &format!("/api/v1/patients/{pid}/outcomes/export"), &nurse).await;
+    assert_eq!(s, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "answered_at,instrument,loinc,context,total,band,flags,recorded_by"
+    );
+    assert!(
+        lines[1].starts_with("2026-11-26T09:00:00Z,phq9,44261-6,baseline,18,moderately severe,,"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 3);
+
+    let (s, csv) = get_text(&app, "/api/v1/outcomes/export", &nurse).await;
+    assert_eq!(s, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "patient_key,age_band,sex,indications,instrument,context,days_from_first_infusion,total,band,response_so_far,remission"
+    );
+    // Born 1986-01-01, 40 on 2026-11-27: the 40-49 band; time as days from the first infusion
+    // (10:00 on 2026-11-26): the baseline 1 h before, the follow-up 1 day after.
+    let rows: Vec<Vec<&str>> = lines[1..].iter().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[0][1..].to_vec(),
+        [
+            "40-49",
+            "male",
+            "treatment_resistant_depression",
+            "phq9",
+            "baseline",
+            "-0.0",
+            "18",
+            "moderately severe",
+            "false",
+            "false"
+        ]
+    );
+    assert_eq!(rows[1][6..].to_vec(), ["1.0", "9", "mild", "true", "false"]);
+    assert_eq!(rows[0][0].len(), 16);
+    assert_eq!(rows[0][0], rows[1][0]);
+    // Nothing that identifies: no name, record number, id or date.
+    for needle in ["Test Patient", "T-1", pid.as_str(), "2026-", "1986"] {
+        assert!(!csv.contains(needle), "{needle} in the de-identified export");
+    }
+    // A second export uses a new key.
+    let (_, again) = get_text(&app, "/api/v1/outcomes/export", &nurse).await;
+    assert_ne!(again.lines().nth(1).unwrap().split(',').next(), Some(rows[0][0]));
+}

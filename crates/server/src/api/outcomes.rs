@@ -1027,3 +1027,211 @@ pub async fn submit_link(
         }),
     ))
 }
+
+// ---- Exports -------------------------------------------------------------------------------------
+
+fn csv_response(filename: &str, body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn csv_text(rows: Vec<Vec<String>>) -> Result<String, ApiError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        w.write_record(&row)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    let bytes = w.into_inner().map_err(|e| ApiError::Internal(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// One patient's questionnaire history as CSV (identified: for the chart). Audited.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/outcomes/export", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, description = "text/csv"), (status = 404, body = ErrorBody)))]
+pub async fn export_patient(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<axum::response::Response, ApiError> {
+    me.require(Action::ReadClinical)?;
+    clinical::load_patient(&state, id).await?;
+    let mut outcomes: Vec<OutcomeOut> = state
+        .store
+        .list_records(OUTCOME, Some(id), None, 500)
+        .await?
+        .into_iter()
+        .map(outcome_out)
+        .collect::<Result<_, _>>()?;
+    outcomes.sort_by_key(|o| o.doc.answered_at);
+    let mut rows = vec![
+        [
+            "answered_at",
+            "instrument",
+            "loinc",
+            "context",
+            "total",
+            "band",
+            "flags",
+            "recorded_by",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    ];
+    for o in &outcomes {
+        rows.push(vec![
+            rfc3339(o.doc.answered_at),
+            o.doc.instrument.clone(),
+            o.doc.loinc.clone().unwrap_or_default(),
+            o.doc.context.clone(),
+            o.doc.total.to_string(),
+            o.doc.band.clone().unwrap_or_default(),
+            o.doc.flags.join("; "),
+            o.doc.recorded_by.clone(),
+        ]);
+    }
+    let now = state.now();
+    state
+        .store
+        .append_audit(
+            &NewAuditEntry::new(now, me.actor(), "outcomes.export", "patient", id.to_string())
+                .after(serde_json::json!({ "rows": outcomes.len() })),
+        )
+        .await?;
+    Ok(csv_response(&format!("outcomes-{id}.csv"), csv_text(rows)?))
+}
+
+/// Every patient's questionnaires, de-identified, as CSV for research and quality review: no
+/// names, record numbers, ids or dates. Patients appear under a key that is stable within this
+/// export only (a hash with a fresh random salt), ages in 10-year bands (90 and over together),
+/// and time as days since the patient's first infusion. Audited.
+#[utoipa::path(get, path = "/api/v1/outcomes/export", tag = "outcomes",
+    responses((status = 200, description = "text/csv"), (status = 403, body = ErrorBody)))]
+pub async fn export_clinic(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> Result<axum::response::Response, ApiError> {
+    me.require(Action::ReadClinical)?;
+    use rand::RngCore;
+    use sha2::Digest;
+    let mut salt = [0u8; 32];
+    rand::rng().fill_bytes(&mut salt);
+    let now = state.now();
+    let mut rows = vec![
+        [
+            "patient_key",
+            "age_band",
+            "sex",
+            "indications",
+            "instrument",
+            "context",
+            "days_from_first_infusion",
+            "total",
+            "band",
+            "response_so_far",
+            "remission",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    ];
+    let patients = state
+        .store
+        .list_records(clinical::PATIENT, None, None, 500)
+        .await?;
+    for record in patients {
+        let pid = record.id;
+        let p = clinical::patient_out(record)?;
+        let facts = clinical::facts(&p.doc)?;
+        let key = hex::encode(
+            &sha2::Sha256::new_with_prefix(salt)
+                .chain_update(pid.as_bytes())
+                .finalize()[..8],
+        );
+        let age = facts.age_on(now.date()).get();
+        let decade = ((age / 10.0).floor() * 10.0).min(90.0) as u32;
+        let age_band = if decade >= 90 {
+            "90+".to_string()
+        } else {
+            format!("{decade}-{}", decade + 9)
+        };
+        let indications = p
+            .doc
+            .indications
+            .iter()
+            .map(|i| i.code.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let first_infusion = state
+            .store
+            .list_records(SESSION, Some(pid), None, 500)
+            .await?
+            .into_iter()
+            .filter_map(|r| serde_json::from_value::<SessionDoc>(r.data).ok())
+            .filter_map(|d| d.rates.first().map(|r| r.at))
+            .min();
+        let mut outcomes: Vec<OutcomeOut> = state
+            .store
+            .list_records(OUTCOME, Some(pid), None, 500)
+            .await?
+            .into_iter()
+            .map(outcome_out)
+            .collect::<Result<_, _>>()?;
+        outcomes.sort_by_key(|o| o.doc.answered_at);
+        for o in &outcomes {
+            let instrument = INSTRUMENTS
+                .iter()
+                .find(|(c, _)| *c == o.doc.instrument)
+                .and_then(|(_, i)| *i);
+            let obs: Vec<Observation> = outcomes
+                .iter()
+                .filter(|x| x.doc.instrument == o.doc.instrument && x.doc.answered_at <= o.doc.answered_at)
+                .map(|x| Observation {
+                    at: x.doc.answered_at,
+                    total: x.doc.total,
+                })
+                .collect();
+            let t = instrument.and_then(|i| trajectory(i, &obs, first_infusion));
+            rows.push(vec![
+                key.clone(),
+                age_band.clone(),
+                p.doc.sex.clone(),
+                indications.clone(),
+                o.doc.instrument.clone(),
+                o.doc.context.clone(),
+                first_infusion
+                    .map(|f| format!("{:.1}", (o.doc.answered_at - f).as_seconds_f64() / 86_400.0))
+                    .unwrap_or_default(),
+                o.doc.total.to_string(),
+                o.doc.band.clone().unwrap_or_default(),
+                t.as_ref()
+                    .and_then(|t| t.response)
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+                t.as_ref()
+                    .and_then(|t| t.remission)
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+            ]);
+        }
+    }
+    state
+        .store
+        .append_audit(
+            &NewAuditEntry::new(now, me.actor(), "outcomes.export_deidentified", "clinic", "all")
+                .after(serde_json::json!({ "rows": rows.len() - 1 })),
+        )
+        .await?;
+    Ok(csv_response("outcomes-deidentified.csv", csv_text(rows)?))
+}
