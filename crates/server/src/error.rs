@@ -175,6 +175,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
             StoreError::Invalid { what, reason } => ApiError::BadBody(format!("invalid {what}: {reason}")),
+            StoreError::Refused { code, message } => ApiError::Refused { code, message },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -41,13 +41,17 @@ pub use state::{AppState, Clock, Settings};
         api::sessions::acknowledge_alarm, api::sessions::resolve_alarm, api::sessions::board,
         api::bedside::change_rate, api::bedside::add_side_effect, api::bedside::add_assessment,
         api::discharge::get_prediction, api::discharge::get_discharge,
+        api::ledger::receive_vials, api::ledger::list_vials, api::ledger::get_vial, api::ledger::draw,
+        api::ledger::administer, api::ledger::waste, api::ledger::destroy, api::ledger::record_count,
+        api::ledger::list_discrepancies, api::ledger::resolve_discrepancy, api::ledger::inventory_report,
+        api::ledger::session_ledger, api::ledger::export,
         api::live::session_stream, api::live::board_stream, api::record::get_record,
         api::outcomes::record_outcome, api::outcomes::list_outcomes, api::outcomes::list_risk_alerts, api::outcomes::follow_up,
         api::outcomes::create_link, api::outcomes::open_link, api::outcomes::submit_link,
         api::outcomes::export_patient, api::outcomes::export_clinic,
         api::safety::add_safety_check, api::safety::add_opioid_use, api::safety::get_safety,
     ),
-    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "outcomes"), (name = "audit"))
+    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "outcomes"), (name = "ledger"), (name = "audit"))
 )]
 pub struct ApiDoc;
 
@@ -132,6 +136,29 @@ pub fn router(state: AppState) -> Router {
         .route("/q/{token}", get(outcomes::open_link).post(outcomes::submit_link))
         .route("/board", get(sessions::board))
         .route("/board/stream", get(live::board_stream));
+    // The controlled-substance ledger.
+    let v1 = v1
+        .route(
+            "/ledger/vials",
+            get(api::ledger::list_vials).post(api::ledger::receive_vials),
+        )
+        .route("/ledger/vials/{id}", get(api::ledger::get_vial))
+        .route("/ledger/vials/{id}/draws", post(api::ledger::draw))
+        .route("/ledger/vials/{id}/destruction", post(api::ledger::destroy))
+        .route(
+            "/ledger/draws/{id}/administrations",
+            post(api::ledger::administer),
+        )
+        .route("/ledger/draws/{id}/waste", post(api::ledger::waste))
+        .route("/ledger/counts", post(api::ledger::record_count))
+        .route("/ledger/discrepancies", get(api::ledger::list_discrepancies))
+        .route(
+            "/ledger/discrepancies/{id}/resolve",
+            post(api::ledger::resolve_discrepancy),
+        )
+        .route("/ledger/inventory", get(api::ledger::inventory_report))
+        .route("/ledger/sessions/{id}", get(api::ledger::session_ledger))
+        .route("/ledger/export", get(api::ledger::export));
     Router::new()
         .nest("/api/v1", v1)
         .layer(RequestBodyLimitLayer::new(max_body))

@@ -26,11 +26,19 @@ pub enum Action {
     /// Physician decisions in a session: a rate above a soft limit, discharge before every
     /// criterion is met (each with a reason).
     OverrideSession,
+    /// Read the controlled-substance ledger, its reports, and export it for an inspector.
+    ReadLedger,
+    /// Record controlled-substance use: draws for a session, administration, witnessed waste
+    /// (and be a witness).
+    WriteLedger,
+    /// Receive vials, destroy stock (DEA Form 41), take counts and inventories, resolve count
+    /// discrepancies: the registrant's records (21 CFR 1304.22(c), 21 U.S.C. 827(a)).
+    ManageLedger,
 }
 
 impl Action {
     /// Every action, for the role × action matrix tests.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 12] = [
         Action::ReadClinical,
         Action::WriteIntake,
         Action::AcknowledgeContraindication,
@@ -40,6 +48,9 @@ impl Action {
         Action::ReadAudit,
         Action::RunSession,
         Action::OverrideSession,
+        Action::ReadLedger,
+        Action::WriteLedger,
+        Action::ManageLedger,
     ];
 
     /// Words for error messages ("your role may not …").
@@ -54,6 +65,9 @@ impl Action {
             Action::ReadAudit => "read the audit log",
             Action::RunSession => "run an infusion session",
             Action::OverrideSession => "override a session limit or discharge criterion",
+            Action::ReadLedger => "read the controlled-substance ledger",
+            Action::WriteLedger => "record controlled-substance use",
+            Action::ManageLedger => "receive, destroy or count controlled-substance stock",
         }
     }
 }
@@ -63,7 +77,8 @@ pub fn allowed(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
         // Administrators run the system; they read clinical records but do not change them.
-        Role::Administrator => matches!(action, ReadClinical | ManageUsers | ReadAudit),
+        // They read the controlled-substance ledger to produce it for an inspector.
+        Role::Administrator => matches!(action, ReadClinical | ManageUsers | ReadAudit | ReadLedger),
         // Physicians prescribe: everything clinical, including approvals and overrides.
         Role::Physician => matches!(
             action,
@@ -74,10 +89,18 @@ pub fn allowed(role: Role, action: Action) -> bool {
                 | ApprovePlan
                 | RunSession
                 | OverrideSession
+                | ReadLedger
+                | WriteLedger
+                | ManageLedger
         ),
         // Nurses record intake and prepare plans for a physician to approve.
         // Nurses also run sessions; overrides stay with physicians.
-        Role::Nurse => matches!(action, ReadClinical | WriteIntake | CreatePlan | RunSession),
+        // They draw, record administration and waste, and witness; receipts, destruction and
+        // counts stay with the physician (the DEA registrant).
+        Role::Nurse => matches!(
+            action,
+            ReadClinical | WriteIntake | CreatePlan | RunSession | ReadLedger | WriteLedger
+        ),
         Role::Viewer => matches!(action, ReadClinical),
     }
 }
@@ -88,23 +111,32 @@ mod tests {
 
     #[test]
     fn the_matrix_is_exactly_as_designed() {
-        // Columns: read, intake, acknowledge, plan, approve, users, audit, run session, override.
-        let expected: [(Role, [bool; 9]); 4] = [
+        // Columns: read, intake, acknowledge, plan, approve, users, audit, run session, override,
+        // read ledger, write ledger, manage ledger.
+        let expected: [(Role, [bool; 12]); 4] = [
             (
                 Role::Administrator,
-                [true, false, false, false, false, true, true, false, false],
+                [
+                    true, false, false, false, false, true, true, false, false, true, false, false,
+                ],
             ),
             (
                 Role::Physician,
-                [true, true, true, true, true, false, false, true, true],
+                [
+                    true, true, true, true, true, false, false, true, true, true, true, true,
+                ],
             ),
             (
                 Role::Nurse,
-                [true, true, false, true, false, false, false, true, false],
+                [
+                    true, true, false, true, false, false, false, true, false, true, true, false,
+                ],
             ),
             (
                 Role::Viewer,
-                [true, false, false, false, false, false, false, false, false],
+                [
+                    true, false, false, false, false, false, false, false, false, false, false, false,
+                ],
             ),
         ];
         for (role, row) in expected {

@@ -389,6 +389,30 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{session}");
     let sid = session["id"].as_str().unwrap().to_string();
+    // Two vials received by the physician, and a draw from the first for the session.
+    let receipt = json!({"ndc": "0409-2051-05", "product_name": "Ketamine HCl injection", "strength_mg_per_ml": "10",
+        "volume_ml": "10", "lot": "M-1", "expiry": "2027-06-30", "invoice_number": "INV-M",
+        "supplier": {"name": "Wholesale", "address": "1 Depot Rd", "dea_number": "RW1234563"}});
+    let mut two = receipt.clone();
+    two["containers"] = json!(2);
+    let (s, vials, _) = app
+        .call("POST", "/api/v1/ledger/vials", Some(&tokens[1].1), Some(two))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{vials}");
+    let (vid, vid2) = (
+        vials[0]["id"].as_str().unwrap().to_string(),
+        vials[1]["id"].as_str().unwrap().to_string(),
+    );
+    let (s, drawn, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/ledger/vials/{vid}/draws"),
+            Some(nurse),
+            Some(json!({"session_id": sid, "quantity_mg": "5"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{drawn}");
+    let draw_id = drawn["id"].as_i64().unwrap();
     let endpoints = vec![
         Endpoint {
             method: "GET",
@@ -585,6 +609,90 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
             path: "/api/v1/audit/verify".into(),
             body: None,
             action: Action::ReadAudit,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/ledger/vials".into(),
+            body: None,
+            action: Action::ReadLedger,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/ledger/vials/{vid}"),
+            body: None,
+            action: Action::ReadLedger,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/ledger/discrepancies".into(),
+            body: None,
+            action: Action::ReadLedger,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/ledger/inventory".into(),
+            body: None,
+            action: Action::ReadLedger,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/ledger/sessions/{sid}"),
+            body: None,
+            action: Action::ReadLedger,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/ledger/export".into(),
+            body: None,
+            action: Action::ReadLedger,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/ledger/vials/{vid}/draws"),
+            body: Some(json!({"session_id": sid, "quantity_mg": "1"})),
+            action: Action::WriteLedger,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/ledger/draws/{draw_id}/administrations"),
+            body: Some(json!({"quantity_mg": "1"})),
+            action: Action::WriteLedger,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/ledger/draws/{draw_id}/waste"),
+            body: Some(
+                json!({"quantity_mg": "0.5", "witness": {"username": "nurse", "password": "nurse-secret-pass"}}),
+            ),
+            action: Action::WriteLedger,
+        },
+        Endpoint {
+            method: "POST",
+            path: "/api/v1/ledger/vials".into(),
+            body: Some(receipt.clone()),
+            action: Action::ManageLedger,
+        },
+        Endpoint {
+            method: "POST",
+            path: "/api/v1/ledger/counts".into(),
+            body: Some(json!({"kind": "count", "vials": [{"vial_id": vid2, "counted_mg": "100"}]})),
+            action: Action::ManageLedger,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/ledger/discrepancies/{}/resolve", uuid::Uuid::now_v7()),
+            body: Some(json!({"note": "no such discrepancy", "adjust": false})),
+            action: Action::ManageLedger,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/ledger/vials/{vid2}/destruction"),
+            body: Some(
+                json!({"quantity_mg": "100", "method": "m", "reason": "expired", "location": "safe",
+                "witnesses": [{"username": "nurse", "password": "nurse-secret-pass"},
+                              {"username": "viewer", "password": "viewer-secret-pass"}]}),
+            ),
+            action: Action::ManageLedger,
         },
     ];
     let mut checked = 0;
@@ -928,10 +1036,13 @@ async fn the_openapi_document_lists_every_route() {
         "/api/v1/sessions/{id}/vitals",
         "/api/v1/alarms/{id}/resolve",
         "/api/v1/board/stream",
+        "/api/v1/ledger/vials/{id}/draws",
+        "/api/v1/ledger/draws/{id}/waste",
+        "/api/v1/ledger/export",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 53);
+    assert_eq!(paths.len(), 65);
 }
 
 #[tokio::test]

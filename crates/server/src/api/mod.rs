@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod bedside;
 pub mod clinical;
 pub mod discharge;
+pub mod ledger;
 pub mod library;
 pub mod live;
 pub mod outcomes;
