@@ -1593,6 +1593,30 @@ impl Tx {
                 ));
             }
         }
+        // Every line is checked before anything is written, so a refusal leaves nothing behind.
+        for line in &lines {
+            let vial = vial_in(self.conn(), line.vial_id, true).await?;
+            if vial.status == VialStatus::Destroyed {
+                return Err(refused(
+                    "vial_destroyed",
+                    format!(
+                        "vial {} (lot {}) was destroyed; it cannot be counted",
+                        vial.id, vial.lot
+                    ),
+                ));
+            }
+            if line.estimated && vial.status != VialStatus::Open {
+                return Err(refused(
+                    "estimate_not_allowed",
+                    format!(
+                        "vial {} (lot {}) is {}; only an opened container may be estimated (21 U.S.C. 827(a))",
+                        vial.id,
+                        vial.lot,
+                        vial.status.as_str()
+                    ),
+                ));
+            }
+        }
         let count = LedgerCount {
             id: Uuid::now_v7(),
             kind: c.kind,
@@ -1634,26 +1658,6 @@ impl Tx {
         let mut discrepancies = Vec::new();
         for line in &lines {
             let vial = vial_in(self.conn(), line.vial_id, true).await?;
-            if vial.status == VialStatus::Destroyed {
-                return Err(refused(
-                    "vial_destroyed",
-                    format!(
-                        "vial {} (lot {}) was destroyed; it cannot be counted",
-                        vial.id, vial.lot
-                    ),
-                ));
-            }
-            if line.estimated && vial.status != VialStatus::Open {
-                return Err(refused(
-                    "estimate_not_allowed",
-                    format!(
-                        "vial {} (lot {}) is {}; only an opened container may be estimated (21 U.S.C. 827(a))",
-                        vial.id,
-                        vial.lot,
-                        vial.status.as_str()
-                    ),
-                ));
-            }
             let variance = (line.counted_mg - vial.balance_mg).normalize();
             let mut p = Pending::new(EntryKind::Count, c.at, c.by, line.counted_mg);
             p.difference_mg = Some(variance);

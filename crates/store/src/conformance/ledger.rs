@@ -336,6 +336,25 @@ pub async fn ledger_overdraw_refused_and_nothing_written(store: Store) {
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(entry_count(&store).await, entries, "no entry written");
+    // Even if the caller commits the transaction a refusal happened in.
+    let mut tx = store.begin().await.unwrap();
+    let refused = tx
+        .draw_from_vial(
+            &nurse.actor,
+            &NewDraw {
+                vial_id: vial.id,
+                quantity_mg: d("41"),
+                session_id: session,
+                patient_id: None,
+                patient_name: None,
+                at: T0,
+                by: &nurse.person,
+            },
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::Refused { .. })), "{refused:?}");
+    tx.commit().await.unwrap();
+    assert_eq!(entry_count(&store).await, entries);
     assert_eq!(
         store.verify_audit_chain().await.unwrap().checked,
         audit,
@@ -785,9 +804,40 @@ pub async fn ledger_counts_discrepancies_and_inventory(store: Store) {
         .await,
         Err(StoreError::Invalid { .. })
     ));
+    // A refusal writes nothing even inside a transaction the caller goes on to commit.
+    let mut tx = store.begin().await.unwrap();
+    let late = tx
+        .record_count(
+            &doc.actor,
+            &NewCount {
+                kind: CountKind::Count,
+                business_time: None,
+                note: None,
+                lines: &[line(a.id, "90", false), line(b.id, "50", true)],
+                at: T0,
+                by: &doc.person,
+            },
+        )
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(StoreError::Refused {
+                code: "estimate_not_allowed",
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    tx.commit().await.unwrap();
     assert!(
         store.list_counts(None).await.unwrap().is_empty(),
         "refused counts leave nothing"
+    );
+    assert_eq!(
+        entry_count(&store).await,
+        3,
+        "two receipts, a draw and nothing else"
     );
 
     let c = count(&store, &doc, CountKind::Count, &[line(a.id, "89.5", true)])
