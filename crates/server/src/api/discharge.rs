@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api::clinical::{self, PredictionOut};
-use crate::api::sessions::{ReadingDoc, SessionDoc, load_session, session_out, stored_reading};
+use crate::api::sessions::{SessionDoc, load_session, session_out, stored_reading};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
@@ -177,13 +177,6 @@ pub struct DischargeOut {
     pub instructions: Vec<String>,
 }
 
-impl DischargeOut {
-    /// The codes of unmet criteria.
-    pub fn unmet(&self) -> Vec<&'static str> {
-        self.unmet.clone()
-    }
-}
-
 /// Evaluates the discharge criteria of a session whose infusion has ended.
 pub(crate) async fn assess(
     state: &AppState,
@@ -210,7 +203,7 @@ pub(crate) async fn assess(
             let reading = stored_reading(&v.data)?;
             Some((
                 TakenVitals {
-                    vitals: reading_vitals(&reading)?,
+                    vitals: reading.vital_signs(0)?,
                     taken_at: v.taken_at,
                 },
                 reading,
@@ -277,10 +270,6 @@ pub(crate) async fn assess(
             })
             .collect(),
     })
-}
-
-fn reading_vitals(r: &ReadingDoc) -> Result<ketaflow_clinic::vitals::VitalSigns, ApiError> {
-    r.vital_signs(0)
 }
 
 /// Which discharge criteria are met, which are not, and the PK-predicted earliest time.

@@ -158,7 +158,7 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             }
         };
         if let (Some(s), Some(d)) = (r.systolic_mmhg, r.diastolic_mmhg) {
-            parts_push_bp(&mut bps, v.taken_at, &v.data);
+            bps.extend(bp_of(v.taken_at, &v.data));
             add("BP", Some(s), &format!("/{d} mmHg"));
         }
         add("HR", r.heart_rate_per_min, "/min");
@@ -322,12 +322,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
         timeline,
         rems,
     })
-}
-
-fn parts_push_bp(bps: &mut Vec<TimedBp>, at: OffsetDateTime, data: &serde_json::Value) {
-    if let Some(bp) = bp_of(at, data) {
-        bps.push(bp);
-    }
 }
 
 fn csv_of(record: &SessionRecordOut) -> Result<String, ApiError> {

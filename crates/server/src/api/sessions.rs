@@ -709,7 +709,7 @@ pub async fn transition(
                         code: "discharge_criteria_unmet",
                         message: format!(
                             "discharge criteria not met: {}; a physician may override with a reason",
-                            assessment.unmet().join(", ")
+                            assessment.unmet.join(", ")
                         ),
                     });
                 }
