@@ -5,7 +5,6 @@
 
 mod clinic;
 mod pk;
-mod plot;
 
 use std::process::ExitCode;
 

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::plot::{Band, Chart, Curve, Level};
+use ketaflow_server::chart::{Band, Chart, Curve, Level};
 
 // ---------------------------------------------------------------------------------------------
 // Arguments
@@ -791,6 +791,7 @@ fn simulation_chart(results: &[SubjectResult], threshold: Option<f64>) -> Chart 
             colour: COLOURS[i],
             dashed: false,
             values: r.trajectory.cp.clone(),
+            points: false,
         });
         // One subject: Cp and Ce in two colours; several: one colour per subject, Ce dashed.
         let ce_colour = if results.len() == 1 {
@@ -803,6 +804,7 @@ fn simulation_chart(results: &[SubjectResult], threshold: Option<f64>) -> Chart 
             colour: ce_colour,
             dashed: true,
             values: r.trajectory.ce().to_vec(),
+            points: false,
         });
     }
     if results.len() == 1 {
@@ -816,6 +818,7 @@ fn simulation_chart(results: &[SubjectResult], threshold: Option<f64>) -> Chart 
                 colour,
                 dashed: false,
                 values,
+                points: false,
             });
         }
     }
@@ -1234,12 +1237,14 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
             colour: COLOURS[0],
             dashed: false,
             values: bands.cp[middle].clone(),
+            points: false,
         });
         chart.curves.push(Curve {
             label: format!("Ce {} %", bands.percentiles[middle]),
             colour: COLOURS[1],
             dashed: true,
             values: bands.ce[middle].clone(),
+            points: false,
         });
         if let Some(t) = args.output.threshold {
             chart.levels.push(Level {

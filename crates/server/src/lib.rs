@@ -9,11 +9,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod policy;
 pub mod state;
+pub mod web;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -161,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger/export", get(api::ledger::export));
     Router::new()
         .nest("/api/v1", v1)
+        .merge(web::router())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

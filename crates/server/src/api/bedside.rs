@@ -68,26 +68,23 @@ fn check_out(c: &ketaflow_clinic::plan::LimitCheck) -> CheckOut {
     }
 }
 
-/// Change the rate of a running infusion. The new rate is checked against the protocol's limits
-/// exactly as the plan was (rate, pump rate, and the projected session dose if it runs for the rest
-/// of the planned time): beyond a hard limit it is refused; beyond a soft limit only a physician may
-/// set it, with a reason per limit. Cp/Ce are re-predicted from what was actually given.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/rate", tag = "sessions", request_body = RateIn, params(("id" = Uuid, Path, description = "session id")),
-    responses((status = 200, body = RateOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn change_rate(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<Uuid>,
-    body: Result<Json<RateIn>, JsonRejection>,
-) -> Result<Json<RateOut>, ApiError> {
-    me.require(Action::RunSession)?;
-    let Json(body) = body.map_err(json_rejection)?;
-    let reason = body.reason.trim();
-    if !(3..=1000).contains(&reason.chars().count()) {
-        return Err(ApiError::field("reason", reason, "a reason of 3–1000 characters"));
-    }
-    let now = state.now();
-    let record = load_session(&state, id).await?;
+/// A proposed rate, evaluated against the protocol's limits (nothing is written).
+struct EvaluatedRate {
+    record: ketaflow_store::Record,
+    doc: crate::api::sessions::SessionDoc,
+    rate_mg_per_h: f64,
+    dosing_weight: Kilograms,
+    concentration: MgPerMl,
+    checks: Vec<ketaflow_clinic::plan::LimitCheck>,
+}
+
+async fn evaluate_rate(
+    state: &AppState,
+    id: Uuid,
+    body: &RateIn,
+    now: OffsetDateTime,
+) -> Result<EvaluatedRate, ApiError> {
+    let record = load_session(state, id).await?;
     let current = session_out(record.clone(), now)?;
     if current.state != "infusing" {
         return Err(ApiError::Conflict(format!(
@@ -95,8 +92,8 @@ pub async fn change_rate(
             current.state
         )));
     }
-    let mut doc = current.doc;
-    let plan = clinical::plan_out(clinical::load_plan(&state, doc.plan_id).await?)?;
+    let doc = current.doc;
+    let plan = clinical::plan_out(clinical::load_plan(state, doc.plan_id).await?)?;
     let protocol = state
         .library
         .get(&doc.protocol_id)
@@ -134,6 +131,50 @@ pub async fn change_rate(
     let remaining = Minutes::new((plan.doc.duration_min - current.infusing_min).max(0.0))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let checks = check_rate_change(protocol, dosing_weight, concentration, proposed, given, remaining);
+    Ok(EvaluatedRate {
+        record,
+        doc,
+        rate_mg_per_h,
+        dosing_weight,
+        concentration,
+        checks,
+    })
+}
+
+/// The limits a proposed rate would be checked against, with their status (for a form that asks a
+/// physician for a reason per breached soft limit before submitting). Nothing is written.
+pub(crate) async fn preview_rate(state: &AppState, id: Uuid, body: &RateIn) -> Result<Vec<CheckOut>, ApiError> {
+    let evaluated = evaluate_rate(state, id, body, state.now()).await?;
+    Ok(evaluated.checks.iter().map(check_out).collect())
+}
+
+/// Change the rate of a running infusion. The new rate is checked against the protocol's limits
+/// exactly as the plan was (rate, pump rate, and the projected session dose if it runs for the rest
+/// of the planned time): beyond a hard limit it is refused; beyond a soft limit only a physician may
+/// set it, with a reason per limit. Cp/Ce are re-predicted from what was actually given.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/rate", tag = "sessions", request_body = RateIn, params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = RateOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_rate(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: Result<Json<RateIn>, JsonRejection>,
+) -> Result<Json<RateOut>, ApiError> {
+    me.require(Action::RunSession)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let reason = body.reason.trim();
+    if !(3..=1000).contains(&reason.chars().count()) {
+        return Err(ApiError::field("reason", reason, "a reason of 3–1000 characters"));
+    }
+    let now = state.now();
+    let EvaluatedRate {
+        record,
+        mut doc,
+        rate_mg_per_h,
+        dosing_weight,
+        concentration,
+        checks,
+    } = evaluate_rate(&state, id, &body, now).await?;
     if has_hard_breach(&checks) {
         let breached: Vec<String> = checks
             .iter()

@@ -914,6 +914,24 @@ pub struct AlarmOut {
     pub note: Option<String>,
 }
 
+impl AlarmOut {
+    /// What was seen, in words (from the rule that raised it); the code when no message was stored.
+    pub fn message(&self) -> String {
+        self.detail
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| self.code.replace('_', " "), str::to_string)
+    }
+
+    /// Whether the rule recommends pausing the infusion.
+    pub fn recommends_pause(&self) -> bool {
+        self.detail
+            .get("recommend_pause")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
 pub(crate) fn alarm_out(a: StoredAlarm) -> AlarmOut {
     AlarmOut {
         id: a.id,

@@ -198,3 +198,119 @@ impl App {
         id
     }
 }
+
+/// A browser for the HTML pages: holds the session cookie and reads the CSRF token off pages.
+pub struct Browser<'a> {
+    pub app: &'a App,
+    pub token: String,
+    pub csrf: String,
+}
+
+/// A page as the browser received it.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    /// The `Location` header of a redirect.
+    pub location: Option<String>,
+    pub html: String,
+}
+
+impl App {
+    /// Logs in through the login form and returns a browser holding the cookie and CSRF token.
+    pub async fn browser(&self, username: &str) -> Browser<'_> {
+        let body = format!("username={username}&password={username}-secret-pass");
+        let request = Request::builder()
+            .method("POST")
+            .uri("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
+        let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+        let mut browser = Browser {
+            app: self,
+            token,
+            csrf: String::new(),
+        };
+        let page = browser.get("/password").await;
+        browser.csrf = page.csrf().expect("a CSRF token on the page");
+        browser
+    }
+}
+
+impl Browser<'_> {
+    async fn send(&self, request: Request<Body>) -> Page {
+        let response = router(self.app.state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_string());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Page {
+            status,
+            location,
+            html: String::from_utf8_lossy(&bytes).into(),
+        }
+    }
+
+    /// GET a page with the session cookie.
+    pub async fn get(&self, path: &str) -> Page {
+        let request = Request::builder()
+            .uri(path)
+            .header(header::COOKIE, format!("ketaflow_session={}", self.token))
+            .body(Body::empty())
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// POST a form with the session cookie and this session's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut all: Vec<(&str, &str)> = vec![("csrf", &self.csrf)];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// POST a form exactly as given (no CSRF token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::COOKIE, format!("ketaflow_session={}", self.token))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        self.send(request).await
+    }
+}
+
+impl Page {
+    /// The CSRF token in the page's first form.
+    pub fn csrf(&self) -> Option<String> {
+        let at = self.html.find(r#"name="csrf" value=""#)? + r#"name="csrf" value=""#.len();
+        Some(self.html[at..].split('"').next()?.to_string())
+    }
+
+    /// Whether the page contains `text` (HTML-escaped as askama escapes it).
+    pub fn shows(&self, text: &str) -> bool {
+        self.html.contains(text)
+    }
+}
+
+/// application/x-www-form-urlencoded encoding of one key or value.
+pub fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

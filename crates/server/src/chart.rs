@@ -1,45 +1,77 @@
-//! Concentration–time charts as standalone SVG: curves, shaded percentile bands, and horizontal
-//! reference lines (a TCI target, a recovery threshold). Plain SVG so that it opens anywhere,
-//! prints well and needs no fonts or scripts.
+//! Charts against time as SVG: curves, shaded percentile bands, and horizontal reference lines (a
+//! TCI target, a recovery threshold, a remission line). Plain SVG so that it opens anywhere, prints
+//! well and needs no fonts or scripts; the command line writes it to a file, the web pages inline it.
 
 use std::fmt::Write as _;
 
-/// One line on the chart.
-#[derive(Debug, Clone)]
-pub(crate) struct Curve {
-    pub(crate) label: String,
-    pub(crate) colour: &'static str,
-    pub(crate) dashed: bool,
-    pub(crate) values: Vec<f64>,
+/// One line on the chart. A non-finite value leaves a gap (a missing reading).
+#[derive(Debug, Clone, Default)]
+pub struct Curve {
+    /// Legend text.
+    pub label: String,
+    /// CSS colour.
+    pub colour: &'static str,
+    /// Dashed rather than solid.
+    pub dashed: bool,
+    /// A dot on every value (sparse measurements such as questionnaire scores).
+    pub points: bool,
+    /// One value per time point.
+    pub values: Vec<f64>,
 }
 
 /// A shaded band between two series.
 #[derive(Debug, Clone)]
-pub(crate) struct Band {
-    pub(crate) label: String,
-    pub(crate) colour: &'static str,
-    pub(crate) lower: Vec<f64>,
-    pub(crate) upper: Vec<f64>,
+pub struct Band {
+    /// Legend text.
+    pub label: String,
+    /// CSS colour.
+    pub colour: &'static str,
+    /// Lower edge, one value per time point.
+    pub lower: Vec<f64>,
+    /// Upper edge, one value per time point.
+    pub upper: Vec<f64>,
 }
 
 /// A horizontal reference line.
 #[derive(Debug, Clone)]
-pub(crate) struct Level {
-    pub(crate) label: String,
-    pub(crate) colour: &'static str,
-    pub(crate) value: f64,
+pub struct Level {
+    /// Legend text.
+    pub label: String,
+    /// CSS colour.
+    pub colour: &'static str,
+    /// Where, in the y unit.
+    pub value: f64,
 }
 
-/// A chart of concentrations against time.
+/// How the time axis is labelled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeAxis {
+    /// Minutes, or hours beyond 6 h (an infusion, a recovery).
+    #[default]
+    Clock,
+    /// Days (a course of treatment).
+    Days,
+}
+
+/// A chart of values against time.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Chart {
-    pub(crate) title: String,
-    pub(crate) subtitle: String,
-    pub(crate) y_label: String,
-    pub(crate) times_s: Vec<f64>,
-    pub(crate) curves: Vec<Curve>,
-    pub(crate) bands: Vec<Band>,
-    pub(crate) levels: Vec<Level>,
+pub struct Chart {
+    /// Heading.
+    pub title: String,
+    /// Second line (wrapped).
+    pub subtitle: String,
+    /// The y axis, with its unit.
+    pub y_label: String,
+    /// Time of each point, seconds from the chart's origin.
+    pub times_s: Vec<f64>,
+    /// How time is shown.
+    pub time_axis: TimeAxis,
+    /// Lines.
+    pub curves: Vec<Curve>,
+    /// Shaded bands.
+    pub bands: Vec<Band>,
+    /// Reference lines.
+    pub levels: Vec<Level>,
 }
 
 const WIDTH: f64 = 980.0;
@@ -100,10 +132,12 @@ fn format_tick(value: f64, step: f64) -> String {
 
 impl Chart {
     /// Renders the chart as an SVG document.
-    pub(crate) fn to_svg(&self) -> String {
+    pub fn to_svg(&self) -> String {
         let t_max = self.times_s.last().copied().unwrap_or(1.0).max(1.0);
         // Hours on the axis for long runs, minutes otherwise.
-        let (time_scale, time_unit) = if t_max > 6.0 * 3600.0 {
+        let (time_scale, time_unit) = if self.time_axis == TimeAxis::Days {
+            (86_400.0, "days")
+        } else if t_max > 6.0 * 3600.0 {
             (3600.0, "h")
         } else {
             (60.0, "min")
@@ -129,7 +163,8 @@ impl Chart {
         let mut svg = String::new();
         let _ = writeln!(
             svg,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13" role="img" aria-label="{}">"#,
+            escape(&self.title)
         );
         let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
         let _ = writeln!(
@@ -219,24 +254,38 @@ impl Chart {
             );
         }
         for curve in &self.curves {
-            let points: Vec<String> = self
-                .times_s
-                .iter()
-                .zip(&curve.values)
-                .filter(|(_, v)| v.is_finite())
-                .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
-                .collect();
             let dash = if curve.dashed {
                 r#" stroke-dasharray="6 4""#
             } else {
                 ""
             };
-            let _ = writeln!(
-                svg,
-                r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
-                points.join(" "),
-                curve.colour
-            );
+            // A missing value breaks the line rather than joining across the gap.
+            let mut runs: Vec<Vec<String>> = vec![vec![]];
+            for (t, v) in self.times_s.iter().zip(&curve.values) {
+                if v.is_finite() {
+                    let point = format!("{:.1},{:.1}", px(*t), py(*v));
+                    if curve.points {
+                        let _ = writeln!(
+                            svg,
+                            r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"/>"#,
+                            px(*t),
+                            py(*v),
+                            curve.colour
+                        );
+                    }
+                    runs.last_mut().expect("never empty").push(point);
+                } else if !runs.last().expect("never empty").is_empty() {
+                    runs.push(vec![]);
+                }
+            }
+            for run in runs.iter().filter(|r| r.len() > 1) {
+                let _ = writeln!(
+                    svg,
+                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
+                    run.join(" "),
+                    curve.colour
+                );
+            }
         }
         for level in &self.levels {
             let yy = py(level.value);
@@ -330,8 +379,8 @@ mod tests {
             curves: vec![Curve {
                 label: "Cp".into(),
                 colour: "#1f77b4",
-                dashed: false,
                 values: vec![0.0, 0.2, 0.1],
+                ..Curve::default()
             }],
             bands: vec![Band {
                 label: "5–95 %".into(),
@@ -344,6 +393,7 @@ mod tests {
                 colour: "#d62728",
                 value: 0.2,
             }],
+            ..Chart::default()
         };
         let svg = chart.to_svg();
         assert!(svg.starts_with("<svg"));
@@ -351,5 +401,26 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 1);
         assert_eq!(svg.matches("<polygon").count(), 1);
         assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_missing_value_breaks_the_line_and_points_get_dots() {
+        let chart = Chart {
+            title: "PHQ-9".into(),
+            times_s: vec![0.0, 86_400.0, 2.0 * 86_400.0, 3.0 * 86_400.0, 4.0 * 86_400.0],
+            time_axis: TimeAxis::Days,
+            curves: vec![Curve {
+                label: "score".into(),
+                colour: "#000",
+                points: true,
+                values: vec![20.0, 15.0, f64::NAN, 9.0, 4.0],
+                ..Curve::default()
+            }],
+            ..Chart::default()
+        };
+        let svg = chart.to_svg();
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains("time (days)"));
     }
 }

@@ -1,0 +1,123 @@
+//! The clinic board: every active chair at a glance, updated live over server-sent events.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+
+use super::{Chrome, PageResult, WebUser, clock, fixed, page_err, render};
+use crate::api::sessions::{self, ChairOut};
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/board", get(board_page))
+        .route("/board/chairs", get(board_chairs))
+}
+
+/// One chair as the board shows it.
+#[derive(Debug)]
+pub struct ChairTile {
+    /// Session id (the link to the session screen).
+    pub session_id: String,
+    /// Chair name.
+    pub chair: String,
+    /// Patient's name.
+    pub patient_name: String,
+    /// Session state.
+    pub state: &'static str,
+    /// Minutes since the start.
+    pub elapsed_min: String,
+    /// Pump rate, mL/h.
+    pub pump_ml_per_h: String,
+    /// Given so far, mg.
+    pub given_mg: String,
+    /// Latest vital signs: (label, value with unit).
+    pub vitals: Vec<(&'static str, String)>,
+    /// Unresolved alarms, in words.
+    pub alarms: Vec<String>,
+    /// Whether any unresolved alarm is not yet acknowledged.
+    pub unacknowledged: bool,
+    /// Predicted recovery time.
+    pub recovery: String,
+}
+
+/// The latest reading's values that the board shows, with units.
+pub fn vitals_summary(reading: Option<&serde_json::Value>) -> Vec<(&'static str, String)> {
+    let Some(r) = reading else { return vec![] };
+    let num = |k: &str| r.get(k).and_then(serde_json::Value::as_f64);
+    let mut out = Vec::new();
+    if let (Some(s), Some(d)) = (num("systolic_mmhg"), num("diastolic_mmhg")) {
+        out.push(("BP mmHg", format!("{s:.0}/{d:.0}")));
+    }
+    for (key, label, decimals) in [
+        ("heart_rate_per_min", "HR /min", 0),
+        ("spo2_percent", "SpO₂ %", 0),
+        ("respiratory_rate_per_min", "RR /min", 0),
+        ("temperature_c", "Temp °C", 1),
+    ] {
+        if let Some(v) = num(key) {
+            out.push((label, fixed(v, decimals)));
+        }
+    }
+    if let Some(n) = r.get("news2").and_then(|n| n.get("total")).and_then(serde_json::Value::as_u64) {
+        out.push(("NEWS2", n.to_string()));
+    }
+    out
+}
+
+fn tile(c: ChairOut) -> ChairTile {
+    ChairTile {
+        session_id: c.session_id.to_string(),
+        chair: c.chair,
+        patient_name: c.patient_name,
+        state: c.state,
+        elapsed_min: c.elapsed_min.map(|m| format!("{m:.0} min")).unwrap_or_else(|| "not started".into()),
+        pump_ml_per_h: fixed(c.pump_ml_per_h, 1),
+        given_mg: fixed(c.given_mg, 1),
+        vitals: vitals_summary(c.latest_vitals.as_ref()),
+        unacknowledged: c.active_alarms.iter().any(|a| a.state == "raised"),
+        alarms: c
+            .active_alarms
+            .iter()
+            .map(|a| format!("{} ({})", a.message(), a.state))
+            .collect(),
+        recovery: c.predicted_recovery_at.map(clock).unwrap_or_else(|| "—".into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "board.html")]
+struct BoardPage {
+    chrome: Chrome,
+    chairs: Vec<ChairTile>,
+    last_event_id: i64,
+}
+
+#[derive(Template)]
+#[template(path = "board_chairs.html")]
+struct BoardChairs {
+    chairs: Vec<ChairTile>,
+}
+
+async fn load(state: &AppState, user: &WebUser) -> Result<(Vec<ChairTile>, i64), Response> {
+    let axum::Json(board) = sessions::board(State(state.clone()), user.me.clone())
+        .await
+        .map_err(page_err)?;
+    Ok((board.chairs.into_iter().map(tile).collect(), board.last_event_id))
+}
+
+async fn board_page(State(state): State<AppState>, user: WebUser) -> PageResult {
+    let (chairs, last_event_id) = load(&state, &user).await?;
+    Ok(render(&BoardPage {
+        chrome: user.chrome("board", "Clinic board"),
+        chairs,
+        last_event_id,
+    }))
+}
+
+async fn board_chairs(State(state): State<AppState>, user: WebUser) -> PageResult {
+    let (chairs, _) = load(&state, &user).await?;
+    Ok(render(&BoardChairs { chairs }))
+}

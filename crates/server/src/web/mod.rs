@@ -1,0 +1,334 @@
+//! The web application: server-rendered pages for every workflow, on top of the JSON API.
+//!
+//! Pages call the API's own handler functions, so a rule enforced for an API client is enforced
+//! for a browser in the same place, and the audit trail is the same. What this module adds is the
+//! browser's concerns: the login cookie, a CSRF token on every form, redirect-after-post, forms that
+//! keep what was typed when the server refuses them and say what is wrong next to the field.
+//!
+//! **Invariant:** nothing clinical travels in a URL. Pages are addressed by opaque record ids;
+//! searches and every write are POSTed forms.
+
+pub mod admin;
+pub mod board;
+pub mod forms;
+pub mod ledger;
+pub mod patients;
+pub mod session;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use ketaflow_store::Role;
+use sha2::{Digest, Sha256};
+
+use crate::api::accounts::{self, LoginIn};
+use crate::auth::{CurrentUser, presented_token};
+use crate::error::ApiError;
+use crate::policy::{Action, allowed};
+use crate::state::AppState;
+pub use forms::{FormData, FormState, Posted};
+
+/// Every page route.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/board") }))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/password", get(password_page).post(password_submit))
+        .route("/static/app.css", get(stylesheet))
+        .route("/static/live.js", get(live_script))
+        .merge(board::routes())
+        .merge(session::routes())
+        .merge(patients::routes())
+        .merge(admin::routes())
+        .merge(ledger::routes())
+}
+
+/// The logged-in browser user and the CSRF token their forms must carry.
+#[derive(Debug, Clone)]
+pub struct WebUser {
+    /// The user, as the API sees them.
+    pub me: CurrentUser,
+    /// This session's CSRF token (derived from the session cookie; see [`csrf_token`]).
+    pub csrf: String,
+}
+
+/// The CSRF token of a session: SHA-256 of the session token under a fixed label. The session
+/// token itself lives only in an HttpOnly cookie, so script on another origin can neither read it
+/// nor compute this; a forged form post lacks it and is refused.
+pub fn csrf_token(raw_session_token: &str) -> String {
+    hex::encode(Sha256::digest(format!("ketaflow-csrf\0{raw_session_token}")))
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<WebUser, Response> {
+        let raw = presented_token(&parts.headers).unwrap_or_default();
+        let me = match CurrentUser::from_request_parts(parts, state).await {
+            Ok(me) => me,
+            Err(ApiError::Unauthenticated) => return Err(Redirect::to("/login").into_response()),
+            Err(e) => return Err(error_page(&e)),
+        };
+        if me.user.must_change_password && parts.uri.path() != "/password" {
+            return Err(Redirect::to("/password").into_response());
+        }
+        Ok(WebUser {
+            csrf: csrf_token(&raw),
+            me,
+        })
+    }
+}
+
+impl WebUser {
+    /// The page chrome for this user, with `nav` marking the current section.
+    pub fn chrome(&self, nav: &'static str, title: impl Into<String>) -> Chrome {
+        let role = self.me.user.role;
+        Chrome {
+            title: title.into(),
+            nav,
+            user_name: self.me.user.display_name.clone(),
+            role: role.as_str(),
+            csrf: self.csrf.clone(),
+            can_clinical: allowed(role, Action::ReadClinical),
+            can_ledger: allowed(role, Action::ReadLedger),
+            can_admin: allowed(role, Action::ManageUsers),
+            can_audit: allowed(role, Action::ReadAudit),
+        }
+    }
+
+    /// Whether this user's role may do `action` (to show or hide a form; the handler checks again).
+    pub fn may(&self, action: Action) -> bool {
+        !self.me.user.must_change_password && allowed(self.me.user.role, action)
+    }
+
+    /// The user's role.
+    pub fn role(&self) -> Role {
+        self.me.user.role
+    }
+}
+
+/// What every page's frame shows: the title, the navigation, who is logged in, the CSRF token.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    /// The page title.
+    pub title: String,
+    /// The current navigation section.
+    pub nav: &'static str,
+    /// The user's display name.
+    pub user_name: String,
+    /// The user's role.
+    pub role: &'static str,
+    /// The CSRF token for forms.
+    pub csrf: String,
+    /// Whether the clinical sections are shown.
+    pub can_clinical: bool,
+    /// Whether the ledger is shown.
+    pub can_ledger: bool,
+    /// Whether user administration is shown.
+    pub can_admin: bool,
+    /// Whether the audit view is shown.
+    pub can_audit: bool,
+}
+
+/// Renders a template into a response.
+pub fn render<T: Template>(page: &T) -> Response {
+    render_with_status(StatusCode::OK, page)
+}
+
+/// Renders a template with a status (a form refused by the server is answered 422 with the form).
+pub fn render_with_status<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(html) => {
+            let mut response = (status, Html(html)).into_response();
+            // Pages hold clinical data: never cache them, never frame them.
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; style-src 'self'; img-src 'self' data:; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                ),
+            );
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    message: String,
+}
+
+/// An error as a page: what went wrong, in words, with the API's status code.
+pub fn error_page(error: &ApiError) -> Response {
+    let status = error.status();
+    let message = if status.is_server_error() {
+        "Something failed inside the server; it has been logged. Nothing was changed.".to_string()
+    } else {
+        error.to_string()
+    };
+    render_with_status(
+        status,
+        &ErrorPage {
+            status: status.as_u16(),
+            message,
+        },
+    )
+}
+
+/// A page handler's result: a page, a redirect, or an error page.
+pub type PageResult = Result<Response, Response>;
+
+/// Turns an API error into its error page (for `?`).
+pub fn page_err(error: ApiError) -> Response {
+    error_page(&error)
+}
+
+/// 303 See Other: the answer to a successful form post.
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+// ---- Login, logout, password --------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    username: String,
+    message: Option<String>,
+}
+
+async fn login_page() -> Response {
+    render(&LoginPage {
+        username: String::new(),
+        message: None,
+    })
+}
+
+async fn login_submit(State(state): State<AppState>, form: axum::Form<FormData>) -> Response {
+    let form = form.0;
+    let username = form.text("username");
+    let body = LoginIn {
+        username: username.clone(),
+        password: form.text("password"),
+    };
+    match accounts::login(State(state), Ok(axum::Json(body))).await {
+        Ok(api) => {
+            let mut response = see_other("/board");
+            if let Some(cookie) = api.headers().get(header::SET_COOKIE) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie.clone());
+            }
+            response
+        }
+        Err(e) => {
+            let status = e.status();
+            render_with_status(
+                status,
+                &LoginPage {
+                    username,
+                    message: Some(e.to_string()),
+                },
+            )
+        }
+    }
+}
+
+async fn logout(State(state): State<AppState>, posted: Posted) -> Response {
+    // A logout without a valid token still clears the cookie.
+    let _ = accounts::logout(State(state), posted.user.me).await;
+    let mut response = see_other("/login");
+    if let Ok(v) = HeaderValue::from_str(&crate::auth::clear_cookie()) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    chrome: Chrome,
+    form: FormState,
+    forced: bool,
+}
+
+async fn password_page(user: WebUser) -> Response {
+    render(&PasswordPage {
+        forced: user.me.user.must_change_password,
+        chrome: user.chrome("password", "Change password"),
+        form: FormState::default(),
+    })
+}
+
+async fn password_submit(State(state): State<AppState>, posted: Posted) -> Response {
+    let Posted { user, form } = posted;
+    let body = accounts::ChangePasswordIn {
+        current_password: form.text("current_password"),
+        new_password: form.text("new_password"),
+    };
+    match accounts::change_password(State(state), user.me.clone(), Ok(axum::Json(body))).await {
+        Ok(_) => see_other("/board"),
+        Err(e) => render_with_status(
+            e.status(),
+            &PasswordPage {
+                forced: user.me.user.must_change_password,
+                chrome: user.chrome("password", "Change password"),
+                // Passwords are never echoed back into the form.
+                form: FormState::refused(FormData::default(), &e),
+            },
+        ),
+    }
+}
+
+// ---- Static assets --------------------------------------------------------------------------------
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+async fn live_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/live.js"),
+    )
+        .into_response()
+}
+
+/// Formats a number with a fixed count of decimals, for tables and labels.
+pub fn fixed(value: f64, decimals: usize) -> String {
+    format!("{value:.decimals$}")
+}
+
+/// Formats a time as the clinic reads it: `2026-11-26 10:05` (UTC).
+pub fn clock(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
+}
+
+/// The time of day only: `10:05`.
+pub fn hhmm(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{:02}:{:02}", t.hour(), t.minute())
+}
