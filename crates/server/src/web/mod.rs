@@ -13,6 +13,8 @@ pub mod board;
 pub mod forms;
 pub mod ledger;
 pub mod patients;
+pub mod plans;
+pub mod risk;
 pub mod session;
 
 use askama::Template;
@@ -44,6 +46,8 @@ pub fn router() -> Router<AppState> {
         .merge(board::routes())
         .merge(session::routes())
         .merge(patients::routes())
+        .merge(plans::routes())
+        .merge(risk::routes())
         .merge(admin::routes())
         .merge(ledger::routes())
 }

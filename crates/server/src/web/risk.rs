@@ -1,0 +1,9 @@
+//! Pages: risk (being written).
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+}
