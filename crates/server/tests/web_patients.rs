@@ -1,0 +1,786 @@
+//! The patient and dose-plan pages, driven as a browser drives them: forms posted with the CSRF
+//! token, redirects followed by hand, and the HTML checked for the values the API holds.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{App, Browser, Page, spawn_app};
+use serde_json::{Value, json};
+
+/// A number as the pages print it: at most `decimals` decimals, no trailing zeros.
+fn num(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// The id at the end of a redirect to `/prefix/{id}`.
+fn redirected_id(page: &Page, prefix: &str) -> String {
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let location = page.location.clone().expect("a redirect");
+    let id = location
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("{location} does not start with {prefix}"));
+    let id = id.split('#').next().unwrap().to_string();
+    uuid::Uuid::parse_str(&id).unwrap_or_else(|_| panic!("{location}: not an id"));
+    id
+}
+
+/// The plan as the API returns it.
+async fn api_plan(app: &App, token: &str, plan_id: &str) -> Value {
+    let (s, plan, _) = app
+        .call("GET", &format!("/api/v1/plans/{plan_id}"), Some(token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{plan}");
+    plan
+}
+
+/// A physician computes a plan through the form; returns the plan id.
+async fn plan_through_form(doc: &Browser<'_>, patient: &str, adjusted: &str) -> String {
+    let page = doc
+        .post(
+            &format!("/patients/{patient}/plans/new"),
+            &[
+                ("protocol_id", "trd"),
+                ("concentration_mg_per_ml", "1"),
+                ("planned_on", "2026-11-26"),
+                ("last_session_on", ""),
+                ("adjusted_dose_per_kg", adjusted),
+            ],
+        )
+        .await;
+    redirected_id(&page, "/plans/")
+}
+
+#[tokio::test]
+async fn a_nurse_registers_a_patient_records_a_weight_and_finds_them_by_a_posted_search() {
+    let app = spawn_app().await;
+    let nurse = app.browser("nurse").await;
+    let page = nurse.get("/patients/new").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.shows(r#"<label for="patient-display_name">"#),
+        "labels are tied to inputs"
+    );
+
+    let page = nurse
+        .post(
+            "/patients/new",
+            &[
+                ("display_name", "Ada Quist"),
+                ("mrn", "MRN-4471"),
+                ("date_of_birth", "1980-05-02"),
+                ("sex", "female"),
+            ],
+        )
+        .await;
+    let id = redirected_id(&page, "/patients/");
+    let location = page.location.unwrap();
+    assert!(
+        !location.contains("Quist") && !location.contains("4471"),
+        "{location}"
+    );
+
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/weights"),
+            &[("weight_kg", "72.5"), ("on", "2026-11-20")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("/patients/{id}#intake").as_str())
+    );
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/heights"),
+            &[("height_cm", "165"), ("on", "2026-11-20")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    assert_eq!(chart.status, StatusCode::OK);
+    assert!(chart.shows("Ada Quist"));
+    assert!(chart.shows("MRN-4471"));
+    assert!(
+        chart.shows("<td>2026-11-20</td><td class=\"num\">72.5 kg</td>"),
+        "{}",
+        chart.html
+    );
+    assert!(chart.shows("165 cm"));
+    assert!(chart.shows("1980-05-02 (46 years)"));
+    // The API holds what the page shows.
+    let token = app.login("nurse").await;
+    let (_, p, _) = app
+        .call("GET", &format!("/api/v1/patients/{id}"), Some(&token), None)
+        .await;
+    assert_eq!(p["weights"][0]["value"], 72.5);
+
+    // The search is POSTed: the name is in the body, never in the URL; the answer is a page.
+    for term in ["quist", "4471"] {
+        let found = nurse.post("/patients/search", &[("search", term)]).await;
+        assert_eq!(found.status, StatusCode::OK);
+        assert!(found.location.is_none());
+        assert!(
+            found.shows(&format!(r#"<a href="/patients/{id}">Ada Quist</a>"#)),
+            "{term}"
+        );
+        assert!(found.shows("72.5 kg"));
+        assert!(
+            found.shows(&format!(r#"value="{term}""#)),
+            "the search is kept in the box"
+        );
+    }
+    let none = nurse.post("/patients/search", &[("search", "Nobody")]).await;
+    assert!(!none.shows("Ada Quist"));
+    assert!(none.shows("No patient matches"));
+    let all = nurse.get("/patients").await;
+    assert!(all.shows("Ada Quist"));
+}
+
+#[tokio::test]
+async fn a_refused_form_keeps_what_was_typed_and_puts_the_error_next_to_the_field() {
+    let app = spawn_app().await;
+    let token = app.login("nurse").await;
+    let id = app.patient(&token, 70.0).await;
+    let nurse = app.browser("nurse").await;
+    let before = app.audit_count().await;
+
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/weights"),
+            &[("weight_kg", "900"), ("on", "2026-11-21")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // The typed value is back in its input, marked invalid, with the allowed range beside it.
+    let input = page
+        .html
+        .split(r#"id="weight-weight_kg""#)
+        .nth(1)
+        .expect("the weight input");
+    let input = input.split('>').next().unwrap();
+    assert!(input.contains(r#"value="900""#), "{input}");
+    assert!(input.contains(r#"aria-invalid="true""#), "{input}");
+    assert!(page.shows(r#"<span class="field-error" id="weight-weight_kg-error">allowed: 2–350</span>"#));
+    assert!(
+        page.shows(r#"role="alert" id="weight-message">weight_kg 900 is outside 2–350</p>"#),
+        "{}",
+        page.html
+    );
+    assert!(page.shows(r#"value="2026-11-21""#), "the date typed is kept too");
+    // Only that form is open and marked; the others keep their defaults.
+    assert!(
+        !page
+            .html
+            .contains(r#"id="height-height_cm" name="height_cm" type="number" value="900""#)
+    );
+    assert_eq!(app.audit_count().await, before, "nothing was written");
+
+    // A diastolic above the systolic: the API's rule, next to the diastolic field.
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/baseline-bp"),
+            &[
+                ("systolic_mmhg", "120"),
+                ("diastolic_mmhg", "130"),
+                ("on", "2026-11-21"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.shows(r#"id="bp-diastolic_mmhg-error">allowed: below the systolic 120</span>"#));
+    // Text that is not a number is refused by the page with the same kind of error.
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/heights"),
+            &[("height_cm", "tall"), ("on", "2026-11-21")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.shows(r#"id="height-height_cm-error">allowed: a number</span>"#));
+    assert!(page.shows(r#"value="tall""#));
+    assert_eq!(app.audit_count().await, before);
+}
+
+#[tokio::test]
+async fn a_form_post_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let token = app.login("nurse").await;
+    let id = app.patient(&token, 70.0).await;
+    let nurse = app.browser("nurse").await;
+    let before = app.audit_count().await;
+
+    // The CSRF refusal is web::forms' (shared); its status is checked as a refusal of the form,
+    // and by its words.
+    let refused = |page: &Page| {
+        assert!(
+            matches!(
+                page.status,
+                StatusCode::FORBIDDEN | StatusCode::UNPROCESSABLE_ENTITY
+            ),
+            "{}",
+            page.status
+        );
+        assert!(page.shows("CSRF token missing or wrong"), "{}", page.html);
+        assert!(page.location.is_none());
+    };
+    let page = nurse
+        .post_raw(
+            &format!("/patients/{id}/weights"),
+            &[("weight_kg", "81"), ("on", "2026-11-21")],
+        )
+        .await;
+    refused(&page);
+    let page = nurse
+        .post_raw(
+            &format!("/patients/{id}/weights"),
+            &[("csrf", "0000"), ("weight_kg", "81"), ("on", "2026-11-21")],
+        )
+        .await;
+    refused(&page);
+    let page = nurse
+        .post_raw(
+            "/patients/new",
+            &[
+                ("display_name", "Forged"),
+                ("date_of_birth", "1980-01-01"),
+                ("sex", "male"),
+            ],
+        )
+        .await;
+    refused(&page);
+    assert_eq!(app.audit_count().await, before);
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    assert!(!chart.shows("81 kg"));
+    assert!(!nurse.get("/patients").await.shows("Forged"));
+}
+
+#[tokio::test]
+async fn a_physician_plans_and_the_plan_page_shows_the_chart_every_limit_and_the_rates_with_units() {
+    let app = spawn_app().await;
+    let token = app.login("nurse").await;
+    let doc_token = app.login("doc").await;
+    let id = app.patient(&token, 70.0).await;
+    let doc = app.browser("doc").await;
+
+    let page = doc.get(&format!("/patients/{id}/plans/new")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.shows(r#"<option value="trd""#));
+    assert!(page.shows("70 kg on 2026-11-20"));
+
+    // A concentration the protocol does not use: the API's field error beside the select.
+    let refused = doc
+        .post(
+            &format!("/patients/{id}/plans/new"),
+            &[
+                ("protocol_id", "trd"),
+                ("concentration_mg_per_ml", "50"),
+                ("planned_on", "2026-11-26"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(refused.shows(r#"id="plan-concentration_mg_per_ml-error">allowed:"#));
+    assert!(refused.shows(r#"value="2026-11-26""#));
+
+    let plan_id = plan_through_form(&doc, &id, "").await;
+    let plan = api_plan(&app, &doc_token, &plan_id).await;
+    let page = doc.get(&format!("/plans/{plan_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.shows("<svg"), "the prediction chart is inlined");
+    assert!(page.shows("Cp (plasma)") && page.shows("Ce (effect site)"));
+    let threshold = plan["prediction"]["recovery_threshold_ug_per_ml"]
+        .as_f64()
+        .unwrap();
+    assert!(page.shows(&format!("recovery threshold {} µg/mL", num(threshold, 3))));
+    // Every limit the API evaluated is a row, with its value, unit, soft and hard limit and status.
+    let checks = plan["checks"].as_array().unwrap();
+    assert!(checks.len() >= 4, "{plan}");
+    assert_eq!(page.html.matches("<tr data-limit=").count(), checks.len());
+    for c in checks {
+        let limit = c["limit"].as_str().unwrap().replace('_', " ");
+        let unit = c["unit"].as_str().unwrap();
+        let row = page
+            .html
+            .split(&format!(r#"<tr data-limit="{limit}">"#))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no row for {limit}"));
+        let row = row.split("</tr>").next().unwrap();
+        for expected in [
+            format!("{} {unit}", num(c["value"].as_f64().unwrap(), 3)),
+            format!("{} {unit}", num(c["soft"].as_f64().unwrap(), 3)),
+            format!("{} {unit}", num(c["hard"].as_f64().unwrap(), 3)),
+            c["status"].as_str().unwrap().replace('_', " "),
+        ] {
+            assert!(row.contains(&expected), "{limit}: {expected} not in {row}");
+        }
+        let setting = if c["clinic_setting"].as_bool().unwrap() {
+            "yes"
+        } else {
+            "no"
+        };
+        assert!(row.contains(&format!("<td>{setting}</td>")), "{row}");
+    }
+    // The rate three ways and the dose, each with its unit.
+    for (key, unit, decimals) in [
+        ("rate_mg_per_kg_per_h", "mg/kg/h", 3),
+        ("rate_mg_per_h", "mg/h", 1),
+        ("pump_ml_per_h", "mL/h", 1),
+        ("dose_mg", "mg", 1),
+        ("volume_ml", "mL", 1),
+    ] {
+        let expected = format!("{} {unit}", num(plan[key].as_f64().unwrap(), decimals));
+        assert!(page.shows(&expected), "{key}: {expected}");
+    }
+    assert_eq!(plan["dose_mg"], 35.0, "0.5 mg/kg × 70 kg");
+    assert!(page.shows("35 mg (0.5 mg/kg dosing weight)"));
+
+    // Nothing breached: approval needs no reason; the form asks for confirmation first.
+    assert!(page.shows(&format!(r#"action="/plans/{plan_id}/approve""#)));
+    assert!(page.shows("data-confirm=\"Approve this plan (35 mg at "));
+    assert!(!page.shows("textarea"));
+    let approved = doc.post(&format!("/plans/{plan_id}/approve"), &[]).await;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.html);
+    assert_eq!(api_plan(&app, &doc_token, &plan_id).await["status"], "approved");
+    let page = doc.get(&format!("/plans/{plan_id}")).await;
+    assert!(page.shows("Approved by") && page.shows("The plan is locked."));
+    assert!(!page.shows(&format!(r#"action="/plans/{plan_id}/approve""#)));
+
+    // With the previous session's date, the days between sessions are checked too (a minimum).
+    let page = doc
+        .post(
+            &format!("/patients/{id}/plans/new"),
+            &[
+                ("protocol_id", "trd"),
+                ("concentration_mg_per_ml", "1"),
+                ("planned_on", "2026-11-26"),
+                ("last_session_on", "2026-11-25"),
+            ],
+        )
+        .await;
+    let spaced = redirected_id(&page, "/plans/");
+    let spaced_plan = api_plan(&app, &doc_token, &spaced).await;
+    let page = doc.get(&format!("/plans/{spaced}")).await;
+    assert_eq!(
+        page.html.matches("<tr data-limit=").count(),
+        spaced_plan["checks"].as_array().unwrap().len()
+    );
+    assert!(page.shows(r#"<tr data-limit="days between sessions"><th scope="row">days between sessions <small>(minimum)</small>"#));
+    assert!(page.shows("1 days"));
+
+    // The chart lists it, with a link to the plan.
+    let chart = doc.get(&format!("/patients/{id}")).await;
+    assert!(chart.shows(&format!(r#"<a href="/plans/{plan_id}">2026-11-26</a>"#)));
+    assert!(chart.shows("35 mg (0.5 mg/kg)"));
+}
+
+#[tokio::test]
+async fn approval_with_soft_breaches_needs_a_reason_for_each_and_hard_limits_never_pass() {
+    let app = spawn_app().await;
+    let token = app.login("nurse").await;
+    let doc_token = app.login("doc").await;
+    let id = app.patient(&token, 100.0).await;
+    let doc = app.browser("doc").await;
+    let plan_id = plan_through_form(&doc, &id, "0.8").await;
+
+    let page = doc.get(&format!("/plans/{plan_id}")).await;
+    let breaches = ["dose_mg_per_kg", "rate_mg_per_kg_per_h", "mg_per_session"];
+    for limit in breaches {
+        assert!(
+            page.shows(&format!(r#"<label for="approve-reason_{limit}">"#)),
+            "{limit}"
+        );
+        assert!(page.shows(&format!(r#"name="reason_{limit}""#)));
+    }
+    assert!(!page.shows("reason_pump_ml_per_h"));
+    assert!(page.shows("3 soft limit(s) exceeded"));
+
+    // Two reasons of three: refused, both kept, the error next to the third.
+    let before = app.audit_count().await;
+    let refused = doc
+        .post(
+            &format!("/plans/{plan_id}/approve"),
+            &[
+                (
+                    "reason_dose_mg_per_kg",
+                    "partial response at 0.5 mg/kg after six sessions",
+                ),
+                (
+                    "reason_rate_mg_per_kg_per_h",
+                    "same 40-minute duration, tolerated before",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    assert!(refused.shows("partial response at 0.5 mg/kg after six sessions</textarea>"));
+    assert!(refused.shows("same 40-minute duration, tolerated before</textarea>"));
+    let third = refused
+        .html
+        .split(r#"id="approve-reason_mg_per_session""#)
+        .nth(1)
+        .unwrap();
+    assert!(
+        third
+            .split('>')
+            .next()
+            .unwrap()
+            .contains(r#"aria-invalid="true""#)
+    );
+    assert!(refused.shows(r#"id="approve-reason_mg_per_session-error">mg_per_session "#));
+    assert!(refused.shows(r#"role="alert" id="approve-message">mg_per_session"#));
+    assert_eq!(app.audit_count().await, before);
+    assert_eq!(api_plan(&app, &doc_token, &plan_id).await["status"], "draft");
+
+    let ok = doc
+        .post(
+            &format!("/plans/{plan_id}/approve"),
+            &[
+                (
+                    "reason_dose_mg_per_kg",
+                    "partial response at 0.5 mg/kg after six sessions",
+                ),
+                (
+                    "reason_rate_mg_per_kg_per_h",
+                    "same 40-minute duration, tolerated before",
+                ),
+                ("reason_mg_per_session", "follows from the escalated mg/kg dose"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+    let plan = api_plan(&app, &doc_token, &plan_id).await;
+    assert_eq!(plan["status"], "approved");
+    let limits: Vec<&str> = plan["overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["limit"].as_str().unwrap())
+        .collect();
+    assert_eq!(limits, breaches);
+    let page = doc.get(&format!("/plans/{plan_id}")).await;
+    assert!(page.shows("<td>follows from the escalated mg/kg dose</td>"));
+
+    // Beyond a hard limit: the page says so, and the API's refusal is shown even with reasons.
+    let hard = plan_through_form(&doc, &id, "1.2").await;
+    let page = doc.get(&format!("/plans/{hard}")).await;
+    assert!(page.shows("A hard limit is exceeded"));
+    assert!(page.shows(r#"<span class="badge error">hard breach</span>"#));
+    let reasons: Vec<(String, &str)> = api_plan(&app, &doc_token, &hard).await["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "soft_breach")
+        .map(|c| {
+            (
+                format!("reason_{}", c["limit"].as_str().unwrap()),
+                "physician insists on this dose",
+            )
+        })
+        .collect();
+    let fields: Vec<(&str, &str)> = reasons.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let refused = doc.post(&format!("/plans/{hard}/approve"), &fields).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.shows("a hard limit never passes"), "{}", refused.html);
+    assert_eq!(api_plan(&app, &doc_token, &hard).await["status"], "draft");
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_write_forms_and_is_refused_when_posting() {
+    let app = spawn_app().await;
+    let token = app.login("nurse").await;
+    let doc_token = app.login("doc").await;
+    let id = app.patient(&token, 70.0).await;
+    let (s, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&doc_token),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let plan_id = plan["id"].as_str().unwrap();
+    let viewer = app.browser("viewer").await;
+
+    let chart = viewer.get(&format!("/patients/{id}")).await;
+    assert_eq!(chart.status, StatusCode::OK);
+    assert!(chart.shows("Test Patient"));
+    assert!(chart.shows("70 kg"));
+    // The only form is the log-out button.
+    assert_eq!(chart.html.matches("<form").count(), 1, "{}", chart.html);
+    assert!(!chart.shows("New dose plan"));
+    let plan_page = viewer.get(&format!("/plans/{plan_id}")).await;
+    assert_eq!(plan_page.status, StatusCode::OK);
+    assert!(plan_page.shows("<svg"));
+    assert_eq!(plan_page.html.matches("<form").count(), 1);
+    assert!(!viewer.get("/patients").await.shows("Register a patient"));
+    assert_eq!(viewer.get("/patients/new").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        viewer.get(&format!("/patients/{id}/plans/new")).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let before = app.audit_count().await;
+    let page = viewer
+        .post(
+            &format!("/patients/{id}/weights"),
+            &[("weight_kg", "81"), ("on", "2026-11-21")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.shows("may not record intake"));
+    let page = viewer.post(&format!("/plans/{plan_id}/approve"), &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = viewer
+        .post(
+            "/patients/new",
+            &[
+                ("display_name", "Nope"),
+                ("date_of_birth", "1980-01-01"),
+                ("sex", "male"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count().await, before);
+
+    // A nurse prepares plans but does not approve: no approval form for them either.
+    let nurse = app.browser("nurse").await;
+    let page = nurse.get(&format!("/plans/{plan_id}")).await;
+    assert!(!page.shows(&format!(r#"action="/plans/{plan_id}/approve""#)));
+    assert_eq!(
+        nurse.post(&format!("/plans/{plan_id}/approve"), &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// PHQ-9 item fields with these answers.
+fn phq9(items: [&'static str; 9]) -> Vec<(String, &'static str)> {
+    let mut fields = vec![
+        ("instrument".to_string(), "phq9"),
+        ("context".to_string(), "follow_up"),
+    ];
+    for (i, v) in items.into_iter().enumerate() {
+        fields.push((format!("item{}", i + 1), v));
+    }
+    fields
+}
+
+async fn post_owned(browser: &Browser<'_>, path: &str, fields: &[(String, &str)]) -> Page {
+    let borrowed: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    browser.post(path, &borrowed).await
+}
+
+#[tokio::test]
+async fn outcomes_are_recorded_item_by_item_charted_and_a_suicide_item_shows_crisis_information() {
+    let app = spawn_app().await;
+    let token = app.login("nurse").await;
+    let id = app.patient(&token, 70.0).await;
+    let nurse = app.browser("nurse").await;
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    // One labelled input per item with its range, for PHQ-9, GAD-7 and the pain NRS.
+    assert!(chart.shows(r#"<label for="outcome_phq9-item9">9. Thoughts that you would be better off dead"#));
+    assert!(chart.shows(r#"id="outcome_phq9-item1" name="item1" type="number" value="""#));
+    assert!(chart.shows(r#"min="0" max="3""#));
+    assert!(chart.shows(r#"<label for="outcome_gad7-item7">7. Feeling afraid"#));
+    assert!(chart.shows(r#"<label for="outcome_pain_nrs-item1">1. Pain intensity now"#));
+    assert!(chart.shows(r#"min="0" max="10""#));
+
+    let path = format!("/patients/{id}/outcomes");
+    // An item out of range: refused by the scoring rules, every answer kept.
+    let bad = post_owned(
+        &nurse,
+        &path,
+        &phq9(["3", "3", "2", "2", "2", "2", "2", "1", "5"]),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.html);
+    assert!(bad.shows("phq9 item 9 = 5 is outside 0–3"));
+    assert!(bad.shows(r#"id="outcome_phq9-item9" name="item9" type="number" value="5""#));
+
+    let baseline = post_owned(
+        &nurse,
+        &path,
+        &phq9(["3", "3", "2", "2", "2", "2", "2", "2", "0"]),
+    )
+    .await;
+    assert_eq!(
+        baseline.location.as_deref(),
+        Some(format!("/patients/{id}#outcomes").as_str())
+    );
+    app.advance(14 * 86_400);
+    // Two weeks later: a new login (the old session has expired).
+    let nurse = app.browser("nurse").await;
+    let later = post_owned(
+        &nurse,
+        &path,
+        &phq9(["1", "1", "1", "0", "0", "0", "0", "0", "1"]),
+    )
+    .await;
+    assert_eq!(
+        later.location.as_deref(),
+        Some(format!("/patients/{id}#outcomes").as_str())
+    );
+
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    assert!(chart.shows("18 points"), "baseline total");
+    assert!(chart.shows("4 points"), "latest total");
+    assert!(chart.shows("-14 points (-77.8 %)"));
+    assert!(
+        chart.shows("PHQ-9 (depression): total over the course"),
+        "the trajectory chart"
+    );
+    assert!(chart.shows("response ≤ 9 (≥ 50 % below baseline 18)"));
+    assert!(chart.shows("remission ≤ 4"));
+    // Item 9 above 0 raised an urgent alert: the crisis information is on the chart.
+    assert!(chart.shows(r#"<section class="crisis" role="alert""#));
+    assert!(chart.shows("Call or text 988"));
+    assert!(chart.shows("PHQ-9 item 9 (thoughts of death or self-harm) = 1"));
+
+    // Pain NRS through its one-item form.
+    let pain = nurse
+        .post(
+            &path,
+            &[
+                ("instrument", "pain_nrs"),
+                ("context", "baseline"),
+                ("item1", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        pain.location.as_deref(),
+        Some(format!("/patients/{id}#outcomes").as_str())
+    );
+    assert!(
+        nurse
+            .get(&format!("/patients/{id}"))
+            .await
+            .shows("Pain NRS: total over the course")
+    );
+}
+
+#[tokio::test]
+async fn opioid_use_sessions_and_acknowledgements_go_through_the_chart() {
+    let app = spawn_app().await;
+    let token = app.login("nurse").await;
+    let doc_token = app.login("doc").await;
+    let id = app.patient(&token, 70.0).await;
+    let nurse = app.browser("nurse").await;
+    let doc = app.browser("doc").await;
+
+    // Oxycodone 30 mg/day = 45 MME/day (CDC 2022 factor 1.5).
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/opioid-use"),
+            &[("on", "2026-11-20"), ("opioid_1", "oxycodone"), ("dose_1", "30")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    // A chosen opioid without its dose is refused next to the dose.
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/opioid-use"),
+            &[("on", "2026-11-21"), ("opioid_1", "morphine"), ("dose_1", "")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.shows(r#"id="opioid-dose_1-error">allowed: the dose of the opioid chosen</span>"#));
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    assert!(
+        chart.shows("<td>2026-11-20</td><td class=\"num\">45 MME/day</td>"),
+        "{}",
+        chart.html
+    );
+    assert!(chart.shows("Opioid use: morphine milligram equivalents per day"));
+    assert!(
+        chart.shows("0 mg/kg"),
+        "no infusion yet: zero exposure, with its unit"
+    );
+
+    // A relative contraindication: a physician acknowledges it with a reason.
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/conditions"),
+            &[("code", "raised_intraocular_pressure")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    assert!(chart.shows("needs acknowledgement"));
+    assert!(!chart.shows("/acknowledgements"), "nurses do not acknowledge");
+    let chart = doc.get(&format!("/patients/{id}")).await;
+    assert!(chart.shows(&format!(r#"action="/patients/{id}/acknowledgements""#)));
+    let (_, elig, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{id}/eligibility"),
+            Some(&doc_token),
+            None,
+        )
+        .await;
+    let code = elig["unacknowledged"][0].as_str().unwrap().to_string();
+    let short = doc
+        .post(
+            &format!("/patients/{id}/acknowledgements"),
+            &[("code", &code), ("reason", "ok")],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.shows("allowed: at least 10 characters"));
+    assert!(short.shows(">ok</textarea>"));
+    let reason = "ophthalmology review: pressure controlled on drops";
+    let ok = doc
+        .post(
+            &format!("/patients/{id}/acknowledgements"),
+            &[("code", &code), ("reason", reason)],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+    let chart = doc.get(&format!("/patients/{id}")).await;
+    assert!(chart.shows("Status: <b>eligible</b>"));
+    assert!(chart.shows(reason));
+
+    // Book a session with a plan: redirected to the new session's page; the chart lists it.
+    let plan_id = plan_through_form(&doc, &id, "").await;
+    let booked = nurse
+        .post(
+            &format!("/patients/{id}/sessions"),
+            &[
+                ("plan_id", &plan_id),
+                ("chair", "Chair 3"),
+                ("scheduled_for", "2026-11-26T11:00"),
+            ],
+        )
+        .await;
+    let session = redirected_id(&booked, "/sessions/");
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    assert!(chart.shows(&format!(r#"<a href="/sessions/{session}">2026-11-26 11:00</a>"#)));
+    assert!(chart.shows("<td>Chair 3</td>"));
+    // A blank chair is the API's field error, beside the chair input.
+    let refused = nurse
+        .post(
+            &format!("/patients/{id}/sessions"),
+            &[
+                ("plan_id", &plan_id),
+                ("chair", ""),
+                ("scheduled_for", "2026-11-26T12:00"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.shows(r#"id="session-chair-error">allowed: 1–40 characters</span>"#));
+    assert!(refused.shows(r#"value="2026-11-26T12:00""#));
+}
