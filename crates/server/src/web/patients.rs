@@ -1089,7 +1089,7 @@ async fn load_chart(
             instrument: instrument_name(&o.doc.instrument).to_string(),
             context: o.doc.context.replace('_', " "),
             total: if o.doc.instrument == "cssrs_screener" {
-                "risk level".into()
+                format!("risk level {} of 3", num(o.doc.total, 0))
             } else {
                 format!("{} points", num(o.doc.total, 1))
             },
