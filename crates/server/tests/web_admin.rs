@@ -366,7 +366,12 @@ async fn receiving_vials_through_the_form_shows_the_exact_balance_and_a_draw_mov
         2
     );
     assert!(page.shows("data-on-hand-mg=\"200\"><b>200 mg</b>"));
-    assert!(page.shows("href=\"/api/v1/ledger/export\"") || page.shows("action=\"/api/v1/ledger/export\""));
+    assert!(page.shows("action=\"/api/v1/ledger/export\""));
+    // The inspector's CSV opens with the browser's own login.
+    let csv = doc.get("/api/v1/ledger/export?to=2026-11-26").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.html.starts_with("entry_id,at,kind,"));
+    assert_eq!(csv.html.matches(",receipt,").count(), 2);
 
     let vials = app.state.store.list_vials(None).await.unwrap();
     let vial = vials[0].id;
@@ -689,4 +694,133 @@ async fn a_questionnaire_link_opens_without_login_submits_once_and_shows_crisis_
     let (s, html) = anonymous(&app, "GET", &format!("/q/{}", "ab".repeat(32)), &[]).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(html.contains("This link is not valid"));
+}
+
+#[tokio::test]
+async fn a_count_that_differs_opens_a_discrepancy_that_is_resolved_and_a_vial_is_destroyed_with_two_witnesses()
+ {
+    let app = spawn_app().await;
+    let doc = app.browser("doc").await;
+    assert_eq!(
+        doc.post("/ledger/vials", &RECEIPT).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = doc.get("/ledger").await;
+    // The count form lists the vials on hand in the ledger's order.
+    let vial_ids: Vec<String> = page
+        .html
+        .split("name=\"vials[")
+        .skip(1)
+        .filter_map(|s| {
+            s.split_once("].vial_id\" value=\"")
+                .map(|(_, rest)| rest[..36].to_string())
+        })
+        .collect();
+    assert_eq!(vial_ids.len(), 2);
+    // The first vial left blank (not counted), the second mistyped: the error lands on line 2.
+    let page = doc
+        .post(
+            "/ledger/counts",
+            &[
+                ("kind", "count"),
+                ("vials[0].vial_id", &vial_ids[0]),
+                ("vials[0].counted_mg", ""),
+                ("vials[1].vial_id", &vial_ids[1]),
+                ("vials[1].counted_mg", "ninety"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.shows("id=\"cnt-1-error\">allowed: a decimal string"),
+        "{}",
+        page.html
+    );
+    assert!(page.shows("value=\"ninety\""));
+    let before = app.audit_count().await;
+    let page = doc
+        .post(
+            "/ledger/counts",
+            &[
+                ("kind", "count"),
+                ("vials[0].vial_id", &vial_ids[0]),
+                ("vials[0].counted_mg", "100"),
+                ("vials[1].vial_id", &vial_ids[1]),
+                ("vials[1].counted_mg", "99.75"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert!(app.audit_count().await > before);
+    let page = doc.get("/ledger").await;
+    assert!(
+        page.shows("<dt>Variance</dt><dd><b>-0.25 mg</b> (-0.025 mL)</dd>"),
+        "{}",
+        page.html
+    );
+    let d = app.state.store.list_discrepancies(true).await.unwrap();
+    assert_eq!(d.len(), 1);
+    let resolve = format!("/ledger/discrepancies/{}/resolve", d[0].id);
+    let page = doc.post(&resolve, &[("note", "ok"), ("adjust", "true")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.shows(&format!(
+        "id=\"note-{}-error\">allowed: a note of 3–1000 characters",
+        d[0].id
+    )));
+    let page = doc
+        .post(
+            &resolve,
+            &[
+                ("note", "Spill at the count, witnessed; not a loss for Form 106."),
+                ("adjust", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let page = doc.get("/ledger").await;
+    assert!(page.shows("data-balance-mg=\"99.75\"><b>99.75 mg</b><br><small>9.975 mL</small>"));
+    assert!(page.shows("book adjusted (entry #"));
+
+    // Destruction needs two other clinicians; one of them unconfirmed is named beside their field.
+    let destroy = format!("/ledger/vials/{}/destruction", vial_ids[1]);
+    let mut fields = vec![
+        ("quantity_mg", "99.75"),
+        ("method", "rendered non-retrievable (Rx Destroyer)"),
+        ("reason", "expired"),
+        ("location", "Clinic pharmacy room"),
+        ("witnesses[0].username", "nurse"),
+        ("witnesses[0].password", "nurse-secret-pass"),
+        ("witnesses[1].username", "admin"),
+        ("witnesses[1].password", "admin-secret-pass"),
+    ];
+    let page = doc.post(&destroy, &fields).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.shows("id=\"x-w2-user-error\">witness admin is a administrator"),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("nurse-secret-pass"));
+    app.state
+        .store
+        .create_user_audited(
+            &ketaflow_store::Actor::system("test"),
+            &ketaflow_store::NewUser {
+                username: "nurse2".into(),
+                display_name: "nurse2".into(),
+                role: ketaflow_store::Role::Nurse,
+                password_hash: ketaflow_server::auth::hash_password("nurse2-secret-pass").unwrap(),
+            },
+            app.now(),
+        )
+        .await
+        .unwrap();
+    fields[6] = ("witnesses[1].username", "nurse2");
+    fields[7] = ("witnesses[1].password", "nurse2-secret-pass");
+    let page = doc.post(&destroy, &fields).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let page = doc.get(&format!("/ledger/vials/{}", vial_ids[1])).await;
+    assert!(page.shows("data-balance-mg=\"0\">0 mg <small>(0 mL)</small>"));
+    assert!(page.shows("witnessed by nurse (nurse); nurse2 (nurse2)"));
+    assert!(page.shows("method: rendered non-retrievable (Rx Destroyer)"));
 }
