@@ -38,6 +38,10 @@ pub(crate) struct ServeArgs {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
+    /// Demo only: run the clinic clock this many times faster than real time (1–600), so that a
+    /// rehearsal or a browser test can reach discharge without waiting 90 minutes. Every page shows it.
+    #[arg(long, default_value_t = 1.0)]
+    clock_speed: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,7 +191,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     runtime()?.block_on(async {
         let store = connect(&args.db).await?;
         ensure_administrator(&store).await?;
-        let state = AppState::new(store.clone(), library, Arc::new(now), Settings::default());
+        let (clock, settings) = clock_and_settings(args)?;
+        let state = AppState::new(store.clone(), library, clock, settings);
         if args.demo {
             let accounts = demo::seed(&state).await.map_err(|e| anyhow::anyhow!("could not seed the demo clinic: {e}"))?;
             for account in accounts {
@@ -202,6 +207,33 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+/// The clock the clinic runs on: the system clock, or for a demo a faster one (with a banner on
+/// every page saying so). A simulated clock on a clinic's real database is refused.
+fn clock_and_settings(args: &ServeArgs) -> Result<(ketaflow_server::Clock, Settings)> {
+    let speed = args.clock_speed;
+    if !(1.0..=600.0).contains(&speed) {
+        anyhow::bail!("--clock-speed {speed} is outside 1–600");
+    }
+    if speed == 1.0 {
+        return Ok((Arc::new(now), Settings::default()));
+    }
+    if !args.demo {
+        anyhow::bail!("--clock-speed is only for demo clinics (--demo): a real clinic runs on real time");
+    }
+    let start = now();
+    let started = std::time::Instant::now();
+    let clock: ketaflow_server::Clock =
+        Arc::new(move || start + time::Duration::seconds_f64(started.elapsed().as_secs_f64() * speed));
+    let settings = Settings {
+        banner: Some(format!(
+            "DEMO CLINIC — simulated clock running {speed}× real time; not for patients"
+        )),
+        clock_speed: speed,
+        ..Settings::default()
+    };
+    Ok((clock, settings))
 }
 
 async fn shutdown_signal() {

@@ -140,7 +140,7 @@ fn serve_with_demo_data_answers_and_shuts_down_cleanly() {
         .unwrap();
     assert_eq!(patients.status(), 200);
     let list: serde_json::Value = patients.body_mut().read_json().unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 6);
+    assert_eq!(list.as_array().unwrap().len(), 8);
     let unauthenticated = agent.get(&format!("{base}/patients")).call().unwrap();
     assert_eq!(unauthenticated.status(), 401);
     // The board shows the demo's running infusion with its monitor's latest reading.
@@ -157,6 +157,10 @@ fn serve_with_demo_data_answers_and_shuts_down_cleanly() {
     assert!(chair["given_mg"].as_f64().unwrap() > 0.0, "{chair}");
     assert_eq!(chair["latest_vitals"]["idempotency_key"], "demo-3");
     assert!(chair["predicted_recovery_at"].is_string(), "{chair}");
+    // Chair 2 is booked and waits for check-in.
+    assert_eq!(board["chairs"][1]["chair"], "Chair 2");
+    assert_eq!(board["chairs"][1]["state"], "scheduled");
+    assert_eq!(board["chairs"].as_array().unwrap().len(), 2);
 
     // SIGTERM: graceful shutdown, exit status 0.
     let status = Command::new("kill")

@@ -54,9 +54,15 @@ struct DemoPatient {
     bp: (f64, f64),
     acknowledge: &'static [(&'static str, &'static str)],
     plan: Option<(&'static str, f64)>,
+    /// A physician's adjusted dose, mg/kg (None: the protocol's).
+    dose_per_kg: Option<f64>,
+    /// Whether the plan is shown approved.
+    approved: bool,
+    /// A chair booked for the patient today: (chair, infusing now).
+    chair: Option<(&'static str, bool)>,
 }
 
-const PATIENTS: [DemoPatient; 6] = [
+const PATIENTS: [DemoPatient; 8] = [
     DemoPatient {
         name: "Alex Morgan",
         mrn: "KF-1001",
@@ -73,6 +79,9 @@ const PATIENTS: [DemoPatient; 6] = [
         bp: (124.0, 78.0),
         acknowledge: &[],
         plan: Some(("trd", 1.0)),
+        dose_per_kg: None,
+        approved: true,
+        chair: Some(("Chair 1", true)),
     },
     DemoPatient {
         name: "Sam Okafor",
@@ -90,6 +99,9 @@ const PATIENTS: [DemoPatient; 6] = [
         bp: (138.0, 86.0),
         acknowledge: &[],
         plan: Some(("crps", 1.0)),
+        dose_per_kg: None,
+        approved: false,
+        chair: None,
     },
     DemoPatient {
         name: "Jordan Lee",
@@ -104,6 +116,9 @@ const PATIENTS: [DemoPatient; 6] = [
         bp: (146.0, 92.0),
         acknowledge: &[],
         plan: None,
+        dose_per_kg: None,
+        approved: false,
+        chair: None,
     },
     DemoPatient {
         name: "Maria Rossi",
@@ -124,6 +139,9 @@ const PATIENTS: [DemoPatient; 6] = [
             "cardiology review 2026-11-10: BP controlled on current regimen, benefit outweighs risk",
         )],
         plan: Some(("bipolar-depression", 1.0)),
+        dose_per_kg: None,
+        approved: false,
+        chair: None,
     },
     DemoPatient {
         name: "Chris Novak",
@@ -138,6 +156,9 @@ const PATIENTS: [DemoPatient; 6] = [
         bp: (128.0, 80.0),
         acknowledge: &[],
         plan: None,
+        dose_per_kg: None,
+        approved: false,
+        chair: None,
     },
     DemoPatient {
         name: "Priya Shah",
@@ -152,6 +173,46 @@ const PATIENTS: [DemoPatient; 6] = [
         bp: (112.0, 70.0),
         acknowledge: &[],
         plan: None,
+        dose_per_kg: None,
+        approved: false,
+        chair: None,
+    },
+    // Booked in Chair 2 for today with an approved plan: the session a nurse runs from check-in.
+    DemoPatient {
+        name: "Robin Hale",
+        mrn: "KF-1007",
+        dob: "1988-03-14",
+        sex: "female",
+        weight_kg: 72.0,
+        height_cm: 170.0,
+        indications: &["treatment_resistant_depression"],
+        medications: &[("escitalopram", "other", Some(20.0))],
+        conditions: &[],
+        bp: (118.0, 76.0),
+        acknowledge: &[],
+        plan: Some(("trd", 1.0)),
+        dose_per_kg: None,
+        approved: true,
+        chair: Some(("Chair 2", false)),
+    },
+    // A draft plan above the protocol's soft limits (0.8 mg/kg against a soft 0.75 mg/kg; 64 mg
+    // against a soft 60 mg per session): a physician approves it only with a reason per limit.
+    DemoPatient {
+        name: "Dana Whitfield",
+        mrn: "KF-1008",
+        dob: "1976-09-02",
+        sex: "male",
+        weight_kg: 80.0,
+        height_cm: 178.0,
+        indications: &["treatment_resistant_depression"],
+        medications: &[("venlafaxine", "other", Some(225.0))],
+        conditions: &[],
+        bp: (126.0, 80.0),
+        acknowledge: &[],
+        plan: Some(("trd", 1.0)),
+        dose_per_kg: Some(0.8),
+        approved: false,
+        chair: None,
     },
 ];
 
@@ -201,7 +262,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
         return Ok(created);
     }
     let today: Date = now.date();
-    let mut chair_one: Option<(uuid::Uuid, String, uuid::Uuid, f64, f64, f64)> = None;
+    let mut chairs: Vec<(ChairPlan, (f64, f64), &'static str, bool)> = Vec::new();
     let measured = (today - time::Duration::days(3)).to_string();
     for p in &PATIENTS {
         let doc = PatientDoc {
@@ -273,12 +334,11 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 concentration_mg_per_ml: concentration,
                 planned_on: today.to_string(),
                 last_session_on: None,
-                adjusted_dose_per_kg: None,
+                adjusted_dose_per_kg: p.dose_per_kg,
             };
             let plan = compute(state, &doc, &request)?;
             let mut plan_doc = plan_doc(&plan, record.id, &request, &physician_id);
-            // The first patient's plan is shown approved; the others wait for a physician.
-            let approve = p.mrn == "KF-1001";
+            let approve = p.approved;
             let data = serde_json::to_value(&plan_doc).map_err(|e| ApiError::Internal(e.to_string()))?;
             let stored = state
                 .store
@@ -314,38 +374,43 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                     .store
                     .update_record_audited(&actor, "plan.approve", &change, now)
                     .await?;
-                chair_one = Some((
-                    record.id,
-                    p.name.to_string(),
-                    stored.id,
-                    plan_doc.rate_mg_per_h,
-                    plan_doc.concentration_mg_per_ml,
-                    plan_doc.dosing_weight_kg,
-                ));
+                if let Some((chair, running)) = p.chair {
+                    chairs.push((
+                        (
+                            record.id,
+                            p.name.to_string(),
+                            stored.id,
+                            plan_doc.rate_mg_per_h,
+                            plan_doc.concentration_mg_per_ml,
+                            plan_doc.dosing_weight_kg,
+                        ),
+                        p.bp,
+                        chair,
+                        running,
+                    ));
+                }
             }
         }
     }
-    if let Some(chair) = chair_one {
-        // PATIENTS[0] is KF-1001, the patient with the approved plan.
-        seed_running_session(state, &actor, chair, PATIENTS[0].bp).await?;
+    for (plan, bp, chair, running) in chairs {
+        seed_session(state, &actor, plan, bp, chair, running).await?;
     }
     Ok(created)
 }
 
-/// Chair 1: the approved patient, checked in 20 min ago and infusing for 15 min, with a monitor's
+/// A booked chair: patient id and name, plan id, rate mg/h, concentration mg/mL, dosing weight kg.
+type ChairPlan = (uuid::Uuid, String, uuid::Uuid, f64, f64, f64);
+
+/// A session in a chair. Running: checked in 20 min ago and infusing for 15 min, with a monitor's
 /// readings every 5 min, so that the board and the session screen have something to show.
-async fn seed_running_session(
+/// Otherwise booked for now, waiting for check-in.
+async fn seed_session(
     state: &AppState,
     actor: &Actor,
-    (patient_id, patient_name, plan_id, rate_mg_per_h, concentration, dosing_weight): (
-        uuid::Uuid,
-        String,
-        uuid::Uuid,
-        f64,
-        f64,
-        f64,
-    ),
+    (patient_id, patient_name, plan_id, rate_mg_per_h, concentration, dosing_weight): ChairPlan,
     (systolic, diastolic): (f64, f64),
+    chair: &str,
+    running: bool,
 ) -> Result<(), ApiError> {
     use crate::api::sessions::{
         BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, VitalsJob,
@@ -368,7 +433,7 @@ async fn seed_running_session(
         moaas: Some(5),
         on_oxygen: Some(false),
     };
-    let readings = [
+    let mut readings = vec![
         (21, reading("demo-baseline", systolic, diastolic, 74.0)),
         (15, reading("demo-1", systolic + 6.0, diastolic + 3.0, 78.0)),
         (10, reading("demo-2", systolic + 14.0, diastolic + 6.0, 84.0)),
@@ -379,8 +444,8 @@ async fn seed_running_session(
         patient_name: patient_name.clone(),
         plan_id,
         protocol_id: "trd".into(),
-        chair: "Chair 1".into(),
-        scheduled_for: minutes(30),
+        chair: chair.into(),
+        scheduled_for: if running { minutes(30) } else { now },
         created_by: by.clone(),
         baseline: Some(BaselineDoc {
             systolic_mmhg: systolic,
@@ -425,6 +490,19 @@ async fn seed_running_session(
         side_effects: vec![],
         assessments: vec![],
     };
+    let mut doc = doc;
+    if !running {
+        doc.transitions.clear();
+        doc.rates.clear();
+        readings.clear();
+        // As a booking made through the API: the intake BP until the session's own baseline.
+        doc.baseline = Some(BaselineDoc {
+            systolic_mmhg: systolic,
+            diastolic_mmhg: diastolic,
+            heart_rate_per_min: None,
+            origin: "intake".into(),
+        });
+    }
     // The document must replay through the state machine like any stored session.
     doc.replay()?;
     let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -434,7 +512,7 @@ async fn seed_running_session(
             &NewRecord {
                 kind: SESSION,
                 parent_id: Some(patient_id),
-                label: &format!("Chair 1 {patient_name}"),
+                label: &format!("{chair} {patient_name}"),
                 data: &data,
             },
             now,
@@ -455,7 +533,7 @@ async fn seed_running_session(
         session_id: record.id,
         kind: "session.created",
         at: now,
-        data: &serde_json::json!({ "chair": "Chair 1", "state": "infusing" }),
+        data: &serde_json::json!({ "chair": chair, "state": if running { "infusing" } else { "scheduled" } }),
     })
     .await?;
     for (ago, r) in readings {

@@ -30,6 +30,11 @@ pub struct Settings {
     pub alarm_rules: ketaflow_clinic::vitals::AlarmRules,
     /// How close to baseline the vitals must be for discharge.
     pub discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance,
+    /// A notice on every page (a demo clinic, a simulated clock).
+    pub banner: Option<String>,
+    /// How fast the clinic clock runs against real time (1 except in a demo); running timers on
+    /// pages tick at this rate.
+    pub clock_speed: f64,
 }
 
 impl Default for Settings {
@@ -45,6 +50,8 @@ impl Default for Settings {
             max_body_bytes: 256 * 1024,
             alarm_rules: ketaflow_clinic::vitals::AlarmRules::default(),
             discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance::default(),
+            banner: None,
+            clock_speed: 1.0,
         }
     }
 }

@@ -3,7 +3,8 @@
 //    URL of server-rendered HTML) is re-fetched whenever the stream reports a change. The HTML is
 //    rendered by the server, so the page never shows anything the server would not.
 // 2. Confirmation before irreversible actions: forms with data-confirm.
-// 3. Running timers: elements with data-since (RFC 3339) show the minutes:seconds elapsed.
+// 3. Running timers: elements with data-elapsed (seconds on the clinic clock when the server
+//    rendered them; data-speed is the clinic clock's rate, 1 except in a demo) keep counting.
 "use strict";
 
 const EVENT_KINDS = ["session.created", "session.state", "session.rate", "session.side_effect",
@@ -39,16 +40,19 @@ function livePanel(panel) {
 function pad(n) { return String(n).padStart(2, "0"); }
 
 function startTimers(root) {
-  for (const el of root.querySelectorAll("[data-since]")) {
-    const since = Date.parse(el.dataset.since);
-    if (Number.isNaN(since) || el.dataset.ticking) continue;
+  for (const el of root.querySelectorAll("[data-elapsed]")) {
+    const elapsed = Number(el.dataset.elapsed), speed = Number(el.dataset.speed || 1);
+    if (!Number.isFinite(elapsed) || el.dataset.ticking) continue;
     el.dataset.ticking = "1";
+    const loaded = Date.now();
     const tick = () => {
-      const s = Math.max(0, Math.floor((Date.now() - since) / 1000));
+      // A panel replaced by a live refresh drops its element; stop its timer with it.
+      if (!el.isConnected) { clearInterval(timer); return; }
+      const s = Math.max(0, Math.floor(elapsed + (Date.now() - loaded) / 1000 * speed));
       el.textContent = `${Math.floor(s / 60)}:${pad(s % 60)}`;
     };
+    const timer = setInterval(tick, 1000);
     tick();
-    setInterval(tick, 1000);
   }
 }
 

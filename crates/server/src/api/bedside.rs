@@ -143,7 +143,11 @@ async fn evaluate_rate(
 
 /// The limits a proposed rate would be checked against, with their status (for a form that asks a
 /// physician for a reason per breached soft limit before submitting). Nothing is written.
-pub(crate) async fn preview_rate(state: &AppState, id: Uuid, body: &RateIn) -> Result<Vec<CheckOut>, ApiError> {
+pub(crate) async fn preview_rate(
+    state: &AppState,
+    id: Uuid,
+    body: &RateIn,
+) -> Result<Vec<CheckOut>, ApiError> {
     let evaluated = evaluate_rate(state, id, body, state.now()).await?;
     Ok(evaluated.checks.iter().map(check_out).collect())
 }

@@ -61,7 +61,11 @@ pub fn vitals_summary(reading: Option<&serde_json::Value>) -> Vec<(&'static str,
             out.push((label, fixed(v, decimals)));
         }
     }
-    if let Some(n) = r.get("news2").and_then(|n| n.get("total")).and_then(serde_json::Value::as_u64) {
+    if let Some(n) = r
+        .get("news2")
+        .and_then(|n| n.get("total"))
+        .and_then(serde_json::Value::as_u64)
+    {
         out.push(("NEWS2", n.to_string()));
     }
     out
@@ -73,7 +77,10 @@ fn tile(c: ChairOut) -> ChairTile {
         chair: c.chair,
         patient_name: c.patient_name,
         state: c.state,
-        elapsed_min: c.elapsed_min.map(|m| format!("{m:.0} min")).unwrap_or_else(|| "not started".into()),
+        elapsed_min: c
+            .elapsed_min
+            .map(|m| format!("{m:.0} min"))
+            .unwrap_or_else(|| "not started".into()),
         pump_ml_per_h: fixed(c.pump_ml_per_h, 1),
         given_mg: fixed(c.given_mg, 1),
         vitals: vitals_summary(c.latest_vitals.as_ref()),

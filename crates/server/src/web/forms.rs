@@ -93,10 +93,12 @@ impl FromRequest<AppState> for Posted {
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         if !matches {
-            return Err(super::error_page(&ApiError::Refused {
-                code: "csrf",
-                message: "this form is out of date or did not come from Ketaflow (CSRF token missing or wrong); reload the page and try again".into(),
-            }));
+            return Err(super::message_page(
+                StatusCode::FORBIDDEN,
+                "this form is out of date or did not come from Ketaflow (CSRF token missing or wrong); \
+                 reload the page and try again"
+                    .into(),
+            ));
         }
         Ok(Posted { user, form })
     }
@@ -151,12 +153,17 @@ impl FormState {
     }
 
     /// The typed value of a field in the named form, or `default` when this is another form's state.
-    pub fn value_in(&self, form: &str, field: &str, default: &str) -> String {
+    pub fn value_in(&self, form: &str, field: impl AsRef<str>, default: &str) -> String {
         if self.is(form) {
-            self.values.0.get(field).cloned().unwrap_or_default()
+            self.values.0.get(field.as_ref()).cloned().unwrap_or_default()
         } else {
             default.to_string()
         }
+    }
+
+    /// Whether `value` was the option chosen for a field of the named form (for `selected`).
+    pub fn chose(&self, form: &str, field: &str, value: &str) -> bool {
+        self.is(form) && self.values.0.get(field).is_some_and(|v| v == value)
     }
 
     /// Whether a checkbox of the named form was ticked.
@@ -165,9 +172,9 @@ impl FormState {
     }
 
     /// The error for a field of the named form (empty when none).
-    pub fn error_in(&self, form: &str, field: &str) -> String {
+    pub fn error_in(&self, form: &str, field: impl AsRef<str>) -> String {
         if self.is(form) {
-            self.errors.get(field).cloned().unwrap_or_default()
+            self.errors.get(field.as_ref()).cloned().unwrap_or_default()
         } else {
             String::new()
         }
@@ -193,7 +200,12 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> FormData {
-        FormData(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        FormData(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]

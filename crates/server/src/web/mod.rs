@@ -59,6 +59,8 @@ pub struct WebUser {
     pub me: CurrentUser,
     /// This session's CSRF token (derived from the session cookie; see [`csrf_token`]).
     pub csrf: String,
+    /// The clinic's notice for every page, if any.
+    pub banner: Option<String>,
 }
 
 /// The CSRF token of a session: SHA-256 of the session token under a fixed label. The session
@@ -84,6 +86,7 @@ impl FromRequestParts<AppState> for WebUser {
         Ok(WebUser {
             csrf: csrf_token(&raw),
             me,
+            banner: state.settings.banner.clone(),
         })
     }
 }
@@ -98,6 +101,7 @@ impl WebUser {
             user_name: self.me.user.display_name.clone(),
             role: role.as_str(),
             csrf: self.csrf.clone(),
+            banner: self.banner.clone(),
             can_clinical: allowed(role, Action::ReadClinical),
             can_ledger: allowed(role, Action::ReadLedger),
             can_admin: allowed(role, Action::ManageUsers),
@@ -129,6 +133,8 @@ pub struct Chrome {
     pub role: &'static str,
     /// The CSRF token for forms.
     pub csrf: String,
+    /// The clinic's notice (a demo clinic, a simulated clock).
+    pub banner: Option<String>,
     /// Whether the clinical sections are shown.
     pub can_clinical: bool,
     /// Whether the ledger is shown.
@@ -183,6 +189,11 @@ pub fn error_page(error: &ApiError) -> Response {
     } else {
         error.to_string()
     };
+    message_page(status, message)
+}
+
+/// A page that says why a request was refused, with its status.
+pub fn message_page(status: StatusCode, message: String) -> Response {
     render_with_status(
         status,
         &ErrorPage {

@@ -1,9 +1,769 @@
-//! Pages: session (being written).
+//! The session screen: state and timer, the rate, vitals entry, alarms with acknowledge and
+//! resolve, side effects, assessments, the discharge checklist with the predicted recovery time,
+//! and the concentration and vital-sign charts. The status, alarm, vitals and discharge panels
+//! refresh live over server-sent events; the forms do not, so nothing typed is lost.
 
+use askama::Template;
+use axum::Json;
 use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use ketaflow_clinic::side_effects::{ActionTaken, SideEffectKind};
+use uuid::Uuid;
 
+use super::board::vitals_summary;
+use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, fixed, hhmm, page_err};
+use super::{render_with_status, see_other};
+use crate::api::bedside::{self, AssessmentIn, RateIn, SideEffectIn};
+use crate::api::clinical::OverrideDoc;
+use crate::api::discharge::{self, AldreteDoc, DischargeOut};
+use crate::api::sessions::{
+    self, ALARM_ACTIONS, AlarmOut, AlarmResolveIn, PreChecksDoc, ReadingDoc, SessionOut, TransitionIn,
+    VitalOut, VitalsIn, VitalsWriter,
+};
+use crate::chart::{Chart, Curve, Level};
+use crate::error::ApiError;
+use crate::policy::Action;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/sessions/{id}", get(session_page))
+        .route("/sessions/{id}/live", get(session_live))
+        // A refused form is answered at its POST address; a reload or bookmark of that address
+        // (a GET) goes back to the screen rather than to a 405.
+        .route("/sessions/{id}/transition", get(back).post(transition))
+        .route("/sessions/{id}/vitals", get(back).post(record_vitals))
+        .route("/sessions/{id}/rate", get(back).post(change_rate))
+        .route("/sessions/{id}/side-effects", get(back).post(add_side_effect))
+        .route("/sessions/{id}/assessments", get(back).post(add_assessment))
+        .route(
+            "/sessions/{id}/alarms/{alarm}/acknowledge",
+            post(acknowledge_alarm),
+        )
+        .route("/sessions/{id}/alarms/{alarm}/resolve", post(resolve_alarm))
+}
+
+/// An alarm as the session screen lists it.
+#[derive(Debug)]
+pub struct AlarmRow {
+    /// Alarm id.
+    pub id: String,
+    /// What was seen.
+    pub message: String,
+    /// warning or urgent.
+    pub level: String,
+    /// raised or acknowledged.
+    pub state: String,
+    /// When first raised.
+    pub raised_at: String,
+    /// Times the rule fired while open.
+    pub occurrences: i64,
+    /// Whether the rule recommends pausing.
+    pub recommend_pause: bool,
+    /// The threshold's source, and whether it is a clinic setting.
+    pub source: String,
+}
+
+fn alarm_row(a: &AlarmOut) -> AlarmRow {
+    let source = a
+        .detail
+        .get("source")
+        .and_then(|s| s.as_str())
+        .unwrap_or("")
+        .to_string();
+    let clinic_setting = a
+        .detail
+        .get("clinic_setting")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    AlarmRow {
+        id: a.id.to_string(),
+        message: a.message(),
+        level: a.level.clone(),
+        state: a.state.clone(),
+        raised_at: hhmm(a.raised_at),
+        occurrences: a.occurrences,
+        recommend_pause: a.recommends_pause(),
+        source: if clinic_setting {
+            format!("clinic setting — {source}")
+        } else {
+            source
+        },
+    }
+}
+
+/// One reading in the vitals table.
+#[derive(Debug)]
+pub struct VitalRow {
+    /// When taken.
+    pub at: String,
+    /// manual or device.
+    pub source: String,
+    /// (label, value with unit) pairs.
+    pub values: Vec<(&'static str, String)>,
+}
+
+/// The parts of the screen that refresh live.
+#[derive(Debug)]
+pub struct LivePanels {
+    /// Session id.
+    pub id: String,
+    /// State code.
+    pub state: &'static str,
+    /// Since when in this state (time of day).
+    pub state_since: String,
+    /// Seconds since the infusion first started, for the running timer; None before the start
+    /// and once the infusion has ended.
+    pub elapsed_s: Option<i64>,
+    /// How fast the clinic clock runs (the timer ticks at this rate).
+    pub clock_speed: f64,
+    /// Rate in force: mg/h, mg/kg/h and pump mL/h.
+    pub rate_mg_per_h: String,
+    /// Rate per kg.
+    pub rate_mg_per_kg_per_h: String,
+    /// Pump rate.
+    pub pump_ml_per_h: String,
+    /// Given so far, mg.
+    pub given_mg: String,
+    /// Minutes at a non-zero rate.
+    pub infusing_min: String,
+    /// Unresolved alarms.
+    pub alarms: Vec<AlarmRow>,
+    /// Latest readings, newest first (at most 12).
+    pub vitals: Vec<VitalRow>,
+    /// The vitals chart (SVG), empty without readings.
+    pub vitals_svg: String,
+    /// The discharge checklist, once the infusion has ended.
+    pub discharge: Option<DischargeView>,
+    /// Whether the viewer may act on alarms.
+    pub can_run: bool,
+    /// The CSRF token for the alarm forms.
+    pub csrf: String,
+    /// What may be recorded as the action taken on an alarm.
+    pub alarm_actions: Vec<&'static str>,
+}
+
+/// The discharge checklist.
+#[derive(Debug)]
+pub struct DischargeView {
+    /// (met, code, detail, source).
+    pub criteria: Vec<(bool, String, String, String)>,
+    /// All met.
+    pub all_met: bool,
+    /// Earliest time discharge can be considered.
+    pub earliest_at: String,
+    /// PK-predicted recovery.
+    pub predicted_recovery_at: String,
+    /// What the patient is told.
+    pub instructions: Vec<String>,
+}
+
+fn discharge_view(d: DischargeOut) -> DischargeView {
+    DischargeView {
+        criteria: d
+            .criteria
+            .into_iter()
+            .map(|c| (c.met, c.code.replace('_', " "), c.detail, c.source))
+            .collect(),
+        all_met: d.all_met,
+        earliest_at: clock(d.earliest_at),
+        predicted_recovery_at: d.predicted_recovery_at.map(clock).unwrap_or_else(|| "—".into()),
+        instructions: d.instructions,
+    }
+}
+
+fn vitals_chart(vitals: &[VitalOut]) -> String {
+    let Some(first) = vitals.first() else {
+        return String::new();
+    };
+    let taken = |v: &VitalOut| {
+        v.reading
+            .get("taken_at")
+            .and_then(|t| t.as_str())
+            .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or(v.received_at)
+    };
+    let origin = taken(first);
+    let series = |key: &str| -> Vec<f64> {
+        vitals
+            .iter()
+            .map(|v| {
+                v.reading
+                    .get(key)
+                    .and_then(serde_json::Value::as_f64)
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
+    };
+    let curve = |label: &str, colour, key: &str, dashed| Curve {
+        label: label.into(),
+        colour,
+        dashed,
+        points: vitals.len() < 30,
+        values: series(key),
+    };
+    Chart {
+        title: "Vital signs".into(),
+        subtitle: format!("from {} (UTC)", hhmm(origin)),
+        y_label: "mmHg · /min · %".into(),
+        times_s: vitals
+            .iter()
+            .map(|v| (taken(v) - origin).as_seconds_f64())
+            .collect(),
+        curves: vec![
+            curve("systolic BP (mmHg)", "#b3261e", "systolic_mmhg", false),
+            curve("diastolic BP (mmHg)", "#b3261e", "diastolic_mmhg", true),
+            curve("heart rate (/min)", "#1f5fa8", "heart_rate_per_min", false),
+            curve("SpO₂ (%)", "#1e7a3c", "spo2_percent", false),
+            curve("resp. rate (/min)", "#7a4fb5", "respiratory_rate_per_min", false),
+        ],
+        ..Chart::default()
+    }
+    .to_svg()
+}
+
+async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result<LivePanels, ApiError> {
+    let Json(alarms) = sessions::list_alarms(State(state.clone()), user.me.clone(), Path(s.id)).await?;
+    let Json(vitals) = sessions::list_vitals(State(state.clone()), user.me.clone(), Path(s.id)).await?;
+    let discharge = if matches!(s.state, "stopped" | "recovering") {
+        let Json(d) = discharge::get_discharge(State(state.clone()), user.me.clone(), Path(s.id)).await?;
+        Some(discharge_view(d))
+    } else {
+        None
+    };
+    let last = s.doc.rates.last();
+    Ok(LivePanels {
+        id: s.id.to_string(),
+        state: s.state,
+        state_since: s.state_since.map(clock).unwrap_or_default(),
+        elapsed_s: s
+            .doc
+            .rates
+            .first()
+            .filter(|_| matches!(s.state, "infusing" | "paused"))
+            .map(|r| (state.now() - r.at).whole_seconds()),
+        clock_speed: state.settings.clock_speed,
+        rate_mg_per_h: fixed(s.current_rate_mg_per_h, 1),
+        rate_mg_per_kg_per_h: fixed(
+            if s.current_rate_mg_per_h > 0.0 {
+                last.map_or(0.0, |r| r.rate_mg_per_kg_per_h)
+            } else {
+                0.0
+            },
+            3,
+        ),
+        pump_ml_per_h: fixed(
+            if s.current_rate_mg_per_h > 0.0 {
+                last.map_or(0.0, |r| r.pump_ml_per_h)
+            } else {
+                0.0
+            },
+            1,
+        ),
+        given_mg: fixed(s.given_mg, 1),
+        infusing_min: fixed(s.infusing_min, 0),
+        alarms: alarms
+            .iter()
+            .filter(|a| a.state != "resolved")
+            .map(alarm_row)
+            .collect(),
+        vitals_svg: vitals_chart(&vitals),
+        vitals: vitals
+            .iter()
+            .rev()
+            .take(12)
+            .map(|v| VitalRow {
+                at: v
+                    .reading
+                    .get("taken_at")
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| {
+                        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+                    })
+                    .map_or_else(|| hhmm(v.received_at), hhmm),
+                source: v.source.clone(),
+                values: vitals_summary(Some(&v.reading)),
+            })
+            .collect(),
+        discharge,
+        can_run: user.may(Action::RunSession),
+        csrf: user.csrf.clone(),
+        alarm_actions: ALARM_ACTIONS.to_vec(),
+    })
+}
+
+/// A side-effect entry as the screen lists it.
+#[derive(Debug)]
+pub struct SideEffectRow {
+    /// Onset time.
+    pub at: String,
+    /// Kind.
+    pub kind: String,
+    /// Severity.
+    pub severity: String,
+    /// Action taken.
+    pub action: String,
+    /// CADSS-6 total, MOAA/S and note.
+    pub detail: String,
+}
+
+/// A rate entry as the screen lists it.
+#[derive(Debug)]
+pub struct RateRow {
+    /// When.
+    pub at: String,
+    /// start, change, pause, resume, stop.
+    pub kind: String,
+    /// mg/h.
+    pub mg_per_h: String,
+    /// mg/kg/h.
+    pub mg_per_kg_per_h: String,
+    /// mL/h.
+    pub ml_per_h: String,
+    /// Why, and any override.
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "session.html")]
+struct SessionPage {
+    chrome: Chrome,
+    id: String,
+    patient_id: String,
+    patient_name: String,
+    chair: String,
+    protocol_id: String,
+    legal: Vec<&'static str>,
+    live: LivePanels,
+    prediction_svg: String,
+    predicted_recovery: String,
+    rates: Vec<RateRow>,
+    side_effects: Vec<SideEffectRow>,
+    form: FormState,
+    /// A fresh idempotency key for the vitals form: a double submit stores one reading.
+    reading_key: String,
+    can_run: bool,
+    can_override: bool,
+    /// Soft limits the last proposed rate breaches (a physician gives a reason for each).
+    soft_breaches: Vec<String>,
+    side_effect_kinds: Vec<&'static str>,
+    side_effect_actions: Vec<&'static str>,
+}
+
+impl SessionPage {
+    fn may(&self, event: &str) -> bool {
+        self.can_run && self.legal.contains(&event)
+    }
+
+    /// Side effects and assessments are recorded from check-in until the session closes.
+    fn bedside_open(&self) -> bool {
+        !self.legal.is_empty() && !self.legal.contains(&"check_in")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "session_live.html")]
+struct LiveFragment {
+    live: LivePanels,
+}
+
+async fn prediction_chart(state: &AppState, user: &WebUser, id: Uuid) -> (String, String) {
+    // Before the start there is nothing given to predict from; the plan page shows the planned curve.
+    let Ok(Json(p)) = discharge::get_prediction(State(state.clone()), user.me.clone(), Path(id)).await else {
+        return (String::new(), "—".into());
+    };
+    let times_s: Vec<f64> = p.prediction.time_min.iter().map(|m| m * 60.0).collect();
+    let chart = Chart {
+        title: "Predicted concentrations from what was given".into(),
+        subtitle: format!(
+            "{} model; time 0 = infusion start {} (UTC)",
+            p.prediction.model,
+            hhmm(p.origin)
+        ),
+        y_label: "concentration (µg/mL)".into(),
+        times_s,
+        curves: vec![
+            Curve {
+                label: "Cp (plasma)".into(),
+                colour: "#1f5fa8",
+                values: p.prediction.cp_ug_per_ml.clone(),
+                ..Curve::default()
+            },
+            Curve {
+                label: "Ce (effect site)".into(),
+                colour: "#b3261e",
+                dashed: true,
+                values: p.prediction.ce_ug_per_ml.clone(),
+                ..Curve::default()
+            },
+        ],
+        levels: vec![Level {
+            label: format!(
+                "recovery threshold {} µg/mL",
+                p.prediction.recovery_threshold_ug_per_ml
+            ),
+            colour: "#1e7a3c",
+            value: p.prediction.recovery_threshold_ug_per_ml,
+        }],
+        ..Chart::default()
+    };
+    (
+        chart.to_svg(),
+        p.ce_below_threshold_at.map(clock).unwrap_or_else(|| "—".into()),
+    )
+}
+
+async fn page(
+    state: &AppState,
+    user: &WebUser,
+    id: Uuid,
+    form: FormState,
+    soft_breaches: Vec<String>,
+    status: StatusCode,
+) -> PageResult {
+    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), Path(id))
+        .await
+        .map_err(page_err)?;
+    let live = live_panels(state, user, &s).await.map_err(page_err)?;
+    let (prediction_svg, predicted_recovery) = prediction_chart(state, user, id).await;
+    let rates = s
+        .doc
+        .rates
+        .iter()
+        .map(|r| RateRow {
+            at: hhmm(r.at),
+            kind: r.kind.clone(),
+            mg_per_h: fixed(r.rate_mg_per_h, 1),
+            mg_per_kg_per_h: fixed(r.rate_mg_per_kg_per_h, 3),
+            ml_per_h: fixed(r.pump_ml_per_h, 1),
+            reason: std::iter::once(r.reason.clone().unwrap_or_default())
+                .chain(
+                    r.overrides
+                        .iter()
+                        .map(|o| format!("override {}: {}", o.limit, o.reason)),
+                )
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+        .collect();
+    let side_effects = s
+        .doc
+        .side_effects
+        .iter()
+        .map(|e| SideEffectRow {
+            at: hhmm(e.onset),
+            kind: e.kind.replace('_', " "),
+            severity: e.severity.clone(),
+            action: e.action.replace('_', " "),
+            detail: [
+                e.cadss6_total.map(|t| format!("CADSS-6 {t}/24")),
+                e.moaas.map(|m| format!("MOAA/S {m}")),
+                Some(e.note.clone()).filter(|n| !n.is_empty()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · "),
+        })
+        .collect();
+    let title = format!("{} — {}", s.doc.chair, s.doc.patient_name);
+    Ok(render_with_status(
+        status,
+        &SessionPage {
+            chrome: user.chrome("board", title),
+            id: s.id.to_string(),
+            patient_id: s.doc.patient_id.to_string(),
+            patient_name: s.doc.patient_name.clone(),
+            chair: s.doc.chair.clone(),
+            protocol_id: s.doc.protocol_id.clone(),
+            legal: s.legal_events.clone(),
+            live,
+            prediction_svg,
+            predicted_recovery,
+            rates,
+            side_effects,
+            form,
+            reading_key: Uuid::now_v7().to_string(),
+            can_run: user.may(Action::RunSession),
+            can_override: user.may(Action::OverrideSession),
+            soft_breaches,
+            side_effect_kinds: SideEffectKind::FIXED.iter().map(SideEffectKind::code).collect(),
+            side_effect_actions: ActionTaken::FIXED.iter().map(ActionTaken::code).collect(),
+        },
+    ))
+}
+
+async fn session_page(State(state): State<AppState>, user: WebUser, Path(id): Path<Uuid>) -> PageResult {
+    page(&state, &user, id, FormState::default(), vec![], StatusCode::OK).await
+}
+
+async fn back(Path(id): Path<Uuid>) -> axum::response::Response {
+    see_other(&format!("/sessions/{id}"))
+}
+
+async fn session_live(State(state): State<AppState>, user: WebUser, Path(id): Path<Uuid>) -> PageResult {
+    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), Path(id))
+        .await
+        .map_err(page_err)?;
+    let live = live_panels(&state, &user, &s).await.map_err(page_err)?;
+    Ok(super::render(&LiveFragment { live }))
+}
+
+/// After a form: back to the screen on success; the screen with the form as typed on refusal.
+async fn answer(
+    state: &AppState,
+    user: &WebUser,
+    id: Uuid,
+    name: &str,
+    form: FormData,
+    result: Result<(), ApiError>,
+) -> PageResult {
+    match result {
+        Ok(()) => Ok(see_other(&format!("/sessions/{id}"))),
+        Err(e) => {
+            let status = e.status();
+            page(
+                state,
+                user,
+                id,
+                FormState::refused_named(name, form, &e),
+                vec![],
+                status,
+            )
+            .await
+        }
+    }
+}
+
+async fn transition(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> PageResult {
+    let Posted { user, form } = posted;
+    let event = form.text("event");
+    let body = TransitionIn {
+        checks: (event == "check_in").then(|| PreChecksDoc {
+            fasting_confirmed: form.checked("fasting_confirmed"),
+            escort_confirmed: form.checked("escort_confirmed"),
+            consent_on_file: form.checked("consent_on_file"),
+            questionnaire_answered: form.checked("questionnaire_answered"),
+            questionnaire_waived_reason: form.optional("questionnaire_waived_reason"),
+        }),
+        reason: form.optional("reason"),
+        stop: form.optional("stop"),
+        override_discharge: form.checked("override_discharge"),
+        expected_version: form.text("expected_version").parse().ok(),
+        event: event.clone(),
+    };
+    let result = sessions::transition(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
+        .await
+        .map(|_| ());
+    answer(&state, &user, id, &event, form, result).await
+}
+
+fn reading(form: &FormData) -> Result<ReadingDoc, ApiError> {
+    Ok(ReadingDoc {
+        idempotency_key: form.text("idempotency_key"),
+        taken_at: None,
+        systolic_mmhg: form.number("systolic_mmhg")?,
+        diastolic_mmhg: form.number("diastolic_mmhg")?,
+        heart_rate_per_min: form.number("heart_rate_per_min")?,
+        spo2_percent: form.number("spo2_percent")?,
+        respiratory_rate_per_min: form.number("respiratory_rate_per_min")?,
+        temperature_c: form.number("temperature_c")?,
+        consciousness: form.optional("consciousness"),
+        moaas: form.small("moaas", "0–5")?,
+        on_oxygen: Some(form.checked("on_oxygen")),
+    })
+}
+
+async fn record_vitals(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> PageResult {
+    let Posted { user, form } = posted;
+    let result = match reading(&form) {
+        Ok(r) => sessions::record_vitals(
+            State(state.clone()),
+            VitalsWriter::User(user.me.clone()),
+            Path(id),
+            Ok(Json(VitalsIn { readings: vec![r] })),
+        )
+        .await
+        .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    answer(&state, &user, id, "vitals", form, result).await
+}
+
+async fn change_rate(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> PageResult {
+    let Posted { user, form } = posted;
+    let body = match (form.number("rate_mg_per_kg_per_h"), form.number("pump_ml_per_h")) {
+        (Ok(per_kg), Ok(ml)) => RateIn {
+            rate_mg_per_kg_per_h: per_kg,
+            pump_ml_per_h: ml,
+            reason: form.text("reason"),
+            // One reason per soft limit, from fields named override.<limit code>.
+            overrides: form
+                .0
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("override.")
+                        .filter(|_| !v.trim().is_empty())
+                        .map(|limit| OverrideDoc {
+                            limit: limit.to_string(),
+                            reason: v.trim().to_string(),
+                        })
+                })
+                .collect(),
+        },
+        (Err(e), _) | (_, Err(e)) => return answer(&state, &user, id, "rate", form, Err(e)).await,
+    };
+    let preview = bedside::preview_rate(&state, id, &body).await;
+    let result = bedside::change_rate(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
+        .await
+        .map(|_| ());
+    match result {
+        Err(
+            e @ ApiError::Refused {
+                code: "override_needed",
+                ..
+            },
+        )
+        | Err(e @ ApiError::Forbidden { .. }) => {
+            // Show one reason field per breached soft limit (physicians) next to what was typed.
+            let breaches = preview
+                .map(|checks| {
+                    checks
+                        .into_iter()
+                        .filter(|c| c.status == "soft_breach")
+                        .map(|c| c.limit)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let status = e.status();
+            page(
+                &state,
+                &user,
+                id,
+                FormState::refused_named("rate", form, &e),
+                breaches,
+                status,
+            )
+            .await
+        }
+        other => answer(&state, &user, id, "rate", form, other).await,
+    }
+}
+
+async fn add_side_effect(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> PageResult {
+    let Posted { user, form } = posted;
+    let parsed = (|| -> Result<SideEffectIn, ApiError> {
+        let cadss6 = if form.text("kind") == "dissociation" && form.optional("cadss1").is_some() {
+            let mut items = [0u8; 6];
+            for (i, item) in items.iter_mut().enumerate() {
+                let name = format!("cadss{}", i + 1);
+                *item = form
+                    .small(&name, "0–4")?
+                    .ok_or_else(|| ApiError::field(&name, "", "0–4 (all six items, or none)"))?;
+            }
+            Some(items)
+        } else {
+            None
+        };
+        let kind = match form.text("kind").as_str() {
+            "other" => format!("other:{}", form.text("other_kind")),
+            k => k.to_string(),
+        };
+        let action = match form.text("action").as_str() {
+            "medication_given" => format!(
+                "medication_given:{}:{}",
+                form.text("medication_name"),
+                form.text("medication_dose")
+            ),
+            a => a.to_string(),
+        };
+        Ok(SideEffectIn {
+            kind,
+            severity: form.text("severity"),
+            onset: None,
+            cadss6,
+            moaas: form.small("moaas", "0–5")?,
+            action,
+            note: form.text("note"),
+        })
+    })();
+    let result = match parsed {
+        Ok(body) => bedside::add_side_effect(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    answer(&state, &user, id, "side_effect", form, result).await
+}
+
+async fn add_assessment(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> PageResult {
+    let Posted { user, form } = posted;
+    let parsed = (|| -> Result<AssessmentIn, ApiError> {
+        let items = ["activity", "respiration", "circulation", "consciousness", "spo2"];
+        let given: Vec<Option<u8>> = items
+            .iter()
+            .map(|n| form.small(n, "0, 1 or 2"))
+            .collect::<Result<_, _>>()?;
+        let aldrete = if given.iter().all(Option::is_none) {
+            None
+        } else {
+            let v = |i: usize| {
+                given[i].ok_or_else(|| ApiError::field(items[i], "", "0, 1 or 2 (all five items, or none)"))
+            };
+            Some(AldreteDoc {
+                activity: v(0)?,
+                respiration: v(1)?,
+                circulation: v(2)?,
+                consciousness: v(3)?,
+                spo2: v(4)?,
+            })
+        };
+        Ok(AssessmentIn {
+            aldrete,
+            moaas: form.small("moaas", "0–5")?,
+            escort_present: match form.text("escort_present").as_str() {
+                "yes" => Some(true),
+                "no" => Some(false),
+                _ => None,
+            },
+        })
+    })();
+    let result = match parsed {
+        Ok(body) => bedside::add_assessment(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    answer(&state, &user, id, "assessment", form, result).await
+}
+
+async fn acknowledge_alarm(
+    State(state): State<AppState>,
+    Path((id, alarm)): Path<(Uuid, Uuid)>,
+    posted: Posted,
+) -> PageResult {
+    let Posted { user, form } = posted;
+    let result = sessions::acknowledge_alarm(State(state.clone()), user.me.clone(), Path(alarm))
+        .await
+        .map(|_| ());
+    answer(&state, &user, id, "alarm", form, result).await
+}
+
+async fn resolve_alarm(
+    State(state): State<AppState>,
+    Path((id, alarm)): Path<(Uuid, Uuid)>,
+    posted: Posted,
+) -> PageResult {
+    let Posted { user, form } = posted;
+    let body = AlarmResolveIn {
+        action: form.text("action"),
+        note: form.optional("note"),
+    };
+    let result = sessions::resolve_alarm(State(state.clone()), user.me.clone(), Path(alarm), Ok(Json(body)))
+        .await
+        .map(|_| ());
+    answer(&state, &user, id, "alarm", form, result).await
 }

@@ -227,8 +227,18 @@ impl App {
             .unwrap();
         let response = router(self.state.clone()).oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
-        let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_string();
-        let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+        let cookie = response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let token = cookie
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string();
         let mut browser = Browser {
             app: self,
             token,

@@ -1,0 +1,204 @@
+// Ketaflow in a real browser: Debian's chromium driven by playwright-core against a real
+// `ketaflow serve --demo`. Run from the repository root after `cargo build -p ketaflow`:
+//     node web-tests/run.mjs            (KETAFLOW_BIN overrides target/debug/ketaflow)
+// Screenshots go to target/web-tests/. Exit status 0 only if every check passed.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const root = resolve(import.meta.dirname, "..");
+const bin = process.env.KETAFLOW_BIN ?? join(root, "target/debug/ketaflow");
+const shots = join(root, "target/web-tests");
+mkdirSync(shots, { recursive: true });
+// The demo clock runs 120× real time so that 90 minutes of observation pass in 45 seconds.
+const CLOCK_SPEED = 120;
+
+function log(...args) { console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...args); }
+
+async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), "ketaflow-web-"));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const child = spawn(bin, ["serve", "--demo", "--clock-speed", String(CLOCK_SPEED),
+    "--db", `sqlite://${join(dir, "demo.db")}`, "--listen", `127.0.0.1:${port}`],
+    { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stderr.on("data", (d) => { output += d; });
+  await new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`server did not start:\n${output}`)), 60_000);
+    child.stdout.on("data", (d) => {
+      output += d;
+      if (output.includes("listening on")) { clearTimeout(timer); ok(); }
+    });
+    child.on("exit", (code) => fail(new Error(`server exited ${code}:\n${output}`)));
+  });
+  return { base: `http://127.0.0.1:${port}`, stop: () => { child.kill("SIGTERM"); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+const openPages = [];
+
+async function login(browser, base, username) {
+  // A tablet at the chair: 1024×1366 portrait.
+  const context = await browser.newContext({ viewport: { width: 1024, height: 1366 } });
+  const page = await context.newPage();
+  page.on("dialog", (d) => d.accept()); // confirmations of irreversible actions
+  await page.goto(`${base}/login`);
+  // Keyboard only: into the username field, Tab to the password, Enter submits.
+  await page.focus("#username");
+  await page.keyboard.type(username);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(`${username}-password`);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(`${base}/board`);
+  openPages.push([username, page]);
+  return page;
+}
+
+async function main() {
+  const server = await startServer();
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+  });
+  let failed = false;
+  try {
+    const { base } = server;
+
+    // A wrong password keeps the username and says what went wrong.
+    {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(`${base}/login`);
+      await page.fill("#username", "demo.nurse");
+      await page.fill("#password", "wrong-password");
+      await page.click("button[type=submit]");
+      assert.match(await page.textContent("[role=alert]"), /wrong username or password/);
+      assert.equal(await page.inputValue("#username"), "demo.nurse");
+      await context.close();
+    }
+
+    // The physician watches the board; it must update without a reload.
+    const board = await login(browser, base, "demo.physician");
+    await board.waitForSelector('.live[data-state="connected"]');
+    await board.evaluate(() => { window.__notReloaded = true; });
+    assert.equal(await board.getAttribute('.chair[data-chair="Chair 2"]', "data-state"), "scheduled");
+    await board.screenshot({ path: join(shots, "board.png"), fullPage: true });
+    log("board: Chair 1 infusing, Chair 2 scheduled");
+
+    // The nurse runs Chair 2 from check-in to discharge.
+    const nurse = await login(browser, base, "demo.nurse");
+    await nurse.click('.chair[data-chair="Chair 2"]');
+    await nurse.waitForSelector("h1:has-text('Chair 2')");
+    const sessionUrl = nurse.url();
+    const vitals = async (v) => {
+      for (const [field, value] of Object.entries(v)) await nurse.fill(`#v-${field}`, String(value));
+      await nurse.selectOption("#v-acvpu", "alert");
+      await nurse.click("#vitals-form button[type=submit]");
+      await nurse.waitForLoadState("load");
+    };
+    const normal = { systolic_mmhg: 120, diastolic_mmhg: 77, heart_rate_per_min: 72, spo2_percent: 98, respiratory_rate_per_min: 14, temperature_c: 36.7 };
+
+    // An impossible value is refused, the form keeps what was typed, the error sits by the field.
+    await vitals({ ...normal, spo2_percent: 140 });
+    assert.match(await nurse.textContent("#e-spo2_percent"), /50–100|100/);
+    assert.equal(await nurse.inputValue("#v-spo2_percent"), "140");
+    assert.equal(await nurse.inputValue("#v-systolic_mmhg"), "120");
+    log("vitals: SpO2 140 refused, typed values kept");
+
+    await nurse.fill("#v-spo2_percent", "98");
+    await nurse.click("#vitals-form button[type=submit]");
+    await nurse.waitForSelector("text=BP mmHg");
+
+    // Check-in without the checks is refused; with them it passes.
+    await nurse.click("#check-in button[type=submit]");
+    assert.match(await nurse.textContent("#form-message"), /fasting|escort|consent|questionnaire/i);
+    for (const box of ["fasting_confirmed", "escort_confirmed", "consent_on_file", "questionnaire_answered"]) {
+      await nurse.check(`#check-in input[name=${box}]`);
+    }
+    await nurse.click("#check-in button[type=submit]");
+    await nurse.waitForSelector('[data-session-state="checked_in"]');
+    await nurse.click("button:has-text('Start infusion')");
+    await nurse.waitForSelector('[data-session-state="infusing"]');
+    log("session: checked in and infusing");
+    await board.waitForSelector('.chair[data-chair="Chair 2"][data-state="infusing"]');
+
+    // A blood-pressure rise raises an alarm: on the session screen and, live, on the board.
+    await vitals({ ...normal, systolic_mmhg: 186, diastolic_mmhg: 104, heart_rate_per_min: 96 });
+    await nurse.waitForSelector('.alarm-row[data-alarm-state="raised"]');
+    await board.waitForSelector('.chair.alarm[data-chair="Chair 2"] .alarm-text', { timeout: 10_000 });
+    assert.equal(await board.evaluate(() => window.__notReloaded), true, "the board reloaded instead of updating live");
+    await board.screenshot({ path: join(shots, "board-alarm.png"), fullPage: true });
+    log("alarm: raised, shown on the board without a reload");
+
+    const alarmCount = await nurse.locator(".alarm-row").count();
+    assert.ok(alarmCount >= 1);
+    // Acknowledge every alarm (the SBP ≥ 180 rule and the rises from baseline), then resolve each.
+    while (await nurse.locator('.alarm-row[data-alarm-state="raised"]').count()) {
+      await nurse.locator('.alarm-row[data-alarm-state="raised"] button:has-text("Acknowledge")').first().click();
+      await nurse.waitForLoadState("load");
+    }
+    assert.equal(await nurse.locator('.alarm-row[data-alarm-state="acknowledged"]').count(), alarmCount);
+    await nurse.screenshot({ path: join(shots, "session-alarm.png"), fullPage: true });
+    while (await nurse.locator(".alarm-row").count()) {
+      const row = nurse.locator(".alarm-row").first();
+      await row.locator("select[name=action]").selectOption("observation");
+      await row.locator("input[name=note]").fill("repeat BP in 5 min; patient calm");
+      await row.locator("button:has-text('Resolve')").click();
+      await nurse.waitForLoadState("load");
+    }
+    await nurse.waitForSelector("#alarms-h:has-text('none open')");
+    log("alarm: acknowledged and resolved");
+    await board.waitForFunction(() => !document.querySelector('.chair.alarm[data-chair="Chair 2"]'));
+
+    await vitals(normal);
+    await nurse.click("form[action$='/transition'] button:has-text('Stop infusion')");
+    await nurse.waitForSelector('[data-session-state="stopped"]');
+    await nurse.click("button:has-text('Begin recovery monitoring')");
+    await nurse.waitForSelector('[data-session-state="recovering"]');
+    for (const item of ["activity", "respiration", "circulation", "consciousness", "spo2"]) {
+      await nurse.selectOption(`#a-${item}`, "2");
+    }
+    await nurse.fill("#a-moaas", "5");
+    await nurse.selectOption("#a-escort", "yes");
+    await nurse.click("button:has-text('Record assessment')");
+    await nurse.waitForSelector("#discharge-h");
+    log("recovery: assessment recorded; waiting for the observation time and the predicted recovery");
+
+    // Early discharge is refused with the unmet criteria shown.
+    await nurse.click("button:has-text('Discharge patient')");
+    assert.match(await nurse.textContent("#form-message"), /criteri|observation|not met/i);
+    await nurse.screenshot({ path: join(shots, "session-recovery.png"), fullPage: true });
+
+    // The simulated clock runs; when every criterion is met the nurse discharges.
+    const deadline = Date.now() + 180_000;
+    for (;;) {
+      await nurse.goto(sessionUrl);
+      if (await nurse.locator("text=Every criterion is met").count()) break;
+      if (Date.now() > deadline) throw new Error(`discharge criteria never all met:\n${await nurse.textContent("#discharge-h + p")}`);
+      await vitals(normal);
+      await nurse.waitForTimeout(5_000);
+    }
+    await nurse.screenshot({ path: join(shots, "session-discharge.png"), fullPage: true });
+    await nurse.click("button:has-text('Discharge patient')");
+    await nurse.waitForSelector('[data-session-state="discharged"]');
+    log("session: discharged");
+    await board.waitForFunction(() => !document.querySelector('.chair[data-chair="Chair 2"]'));
+    assert.equal(await board.evaluate(() => window.__notReloaded), true);
+  } catch (e) {
+    failed = true;
+    console.error(e);
+    for (const [name, page] of openPages) {
+      await page.screenshot({ path: join(shots, `failure-${name}.png`), fullPage: true }).catch(() => {});
+    }
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+  if (failed) process.exit(1);
+  log(`all browser checks passed; screenshots in ${shots}`);
+}
+
+main();
