@@ -187,6 +187,33 @@ async function main() {
     log("session: discharged");
     await board.waitForFunction(() => !document.querySelector('.chair[data-chair="Chair 2"]'));
     assert.equal(await board.evaluate(() => window.__notReloaded), true);
+
+    // The physician finds Dana Whitfield (a POSTed search: nothing clinical in the URL) and approves
+    // her plan above two soft limits, which needs a reason for each.
+    const doc = board;
+    await doc.click("nav >> text=Patients");
+    await doc.fill("#search", "KF-1008");
+    await doc.press("#search", "Enter");
+    await doc.waitForSelector("text=Dana Whitfield");
+    assert.ok(!doc.url().includes("KF-1008") && !doc.url().includes("Whitfield"), doc.url());
+    await doc.click("text=Dana Whitfield");
+    await doc.click('a[href^="/plans/"]');
+    await doc.waitForSelector("#approve");
+    const reasons = doc.locator("#approve textarea");
+    const soft = await reasons.count();
+    assert.ok(soft >= 1, "the demo plan breaches at least one soft limit");
+    // The browser itself refuses an empty reason (each is required); the server's refusal of a
+    // missing reason is tested in crates/server/tests/web_patients.rs.
+    await doc.click("#approve button[type=submit]");
+    assert.equal(await doc.locator("#approve textarea:invalid").count(), soft);
+    for (let i = 0; i < soft; i++) {
+      const box = doc.locator("#approve textarea").nth(i);
+      if (!(await box.inputValue())) await box.fill("tolerated 0.75 mg/kg without adverse effects; target dose agreed with the patient");
+    }
+    await doc.screenshot({ path: join(shots, "plan-approve.png"), fullPage: true });
+    await doc.click("#approve button[type=submit]");
+    await doc.waitForSelector("text=The plan is locked");
+    log(`plan: approved with ${soft} soft-limit override(s)`);
   } catch (e) {
     failed = true;
     console.error(e);

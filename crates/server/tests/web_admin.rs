@@ -144,15 +144,12 @@ async fn only_administrators_manage_users_and_a_post_without_the_csrf_token_chan
         ("password", "mallory-secret-pw"),
     ];
     let page = admin.post_raw("/users", &fields).await;
-    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.shows("CSRF"));
     let mut forged = vec![("csrf", "0".repeat(64))];
     forged.extend(fields.iter().map(|(k, v)| (*k, v.to_string())));
     let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    assert_eq!(
-        admin.post_raw("/users", &forged).await.status,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    assert_eq!(admin.post_raw("/users", &forged).await.status, StatusCode::FORBIDDEN);
     assert_eq!(app.audit_count().await, before);
     assert!(
         app.state
