@@ -45,40 +45,6 @@ async fn receive(app: &App, doc: &str, containers: u32) -> Vec<String> {
         .collect()
 }
 
-/// A patient with an approved TRD plan (0.5 mg/kg × 70 kg = 35 mg over 40 min) and a booked session.
-async fn booked_session(app: &App, nurse: &str, doc: &str) -> String {
-    let pid = app.patient(nurse, 70.0).await;
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/plans"),
-            Some(nurse),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{plan}");
-    let plan_id = plan["id"].as_str().unwrap().to_string();
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(doc),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, session, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/sessions"),
-            Some(nurse),
-            Some(json!({"plan_id": plan_id, "chair": "Chair 2", "scheduled_for": "2026-11-26T10:00:00Z"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{session}");
-    session["id"].as_str().unwrap().to_string()
-}
-
 async fn transition(app: &App, nurse: &str, sid: &str, body: Value) {
     let (s, b, _) = app
         .call(
@@ -175,7 +141,7 @@ async fn a_vial_from_receipt_to_empty_with_exact_decimal_balances() {
     assert_eq!(v["vial"]["received_by"]["name"], "doc (doc)");
     assert_eq!(v["entries"][0]["kind"], "receipt");
 
-    let sid = booked_session(&app, &nurse, &doc).await;
+    let sid = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     // Quantities are decimal strings: a JSON number is refused before anything happens.
     let (s, b) = post(
         &app,
@@ -284,7 +250,7 @@ async fn a_vial_from_receipt_to_empty_with_exact_decimal_balances() {
     );
 
     // An overdraw is a 422 that names the balance, and writes nothing.
-    let sid2 = booked_session(&app, &nurse, &doc).await;
+    let sid2 = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     let before = (ledger_entry_count(&app).await, app.audit_count().await);
     let (s, b) = draw(&app, &nurse, &vials[0], &sid2, "60.001").await;
     assert_eq!(
@@ -349,7 +315,7 @@ async fn a_witness_is_another_active_clinician_who_confirms_with_their_own_passw
         app.login("admin").await,
     );
     let vials = receive(&app, &doc, 2).await;
-    let sid = booked_session(&app, &nurse, &doc).await;
+    let sid = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     let (_, d) = draw(&app, &nurse, &vials[0], &sid, "10").await;
     let waste_path = format!("/api/v1/ledger/draws/{}/waste", d["id"]);
     let entries = ledger_entry_count(&app).await;
@@ -565,7 +531,7 @@ async fn roles_read_write_and_manage_the_ledger_as_the_policy_says() {
     let (s, _, _) = app.call("GET", "/api/v1/ledger/vials", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let vials = receive(&app, &doc, 1).await;
-    let sid = booked_session(&app, &nurse, &doc).await;
+    let sid = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     for token in [&admin, &viewer] {
         let (s, b) = draw(&app, token, &vials[0], &sid, "1").await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
@@ -594,7 +560,7 @@ async fn concurrent_draws_over_http_never_overdraw_or_lose_an_update() {
     let app = Arc::new(spawn_app().await);
     let (doc, nurse) = (app.login("doc").await, app.login("nurse").await);
     let vials = receive(&app, &doc, 1).await;
-    let sid = booked_session(&app, &nurse, &doc).await;
+    let sid = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     // 6 clients × 5 draws of 3.5 mg = 105 mg asked of a 100 mg vial: exactly 28 succeed.
     let mut handles = Vec::new();
     for _ in 0..6 {
@@ -661,7 +627,7 @@ async fn counts_open_discrepancies_and_the_biennial_inventory_report_says_what_i
     assert!(report["retention"].as_str().unwrap().contains("21 CFR 1304.04"));
 
     let vials = receive(&app, &doc, 2).await;
-    let sid = booked_session(&app, &nurse, &doc).await;
+    let sid = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     let (s, _) = draw(&app, &nurse, &vials[0], &sid, "12.5").await;
     assert_eq!(s, StatusCode::CREATED);
 
@@ -831,7 +797,7 @@ async fn the_inspector_csv_lists_every_entry_with_vial_quantities_balances_peopl
         app.login("admin").await,
     );
     let vials = receive(&app, &doc, 1).await;
-    let sid = booked_session(&app, &nurse, &doc).await;
+    let sid = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     let (_, d) = draw(&app, &nurse, &vials[0], &sid, "40").await;
     infuse_and_stop(&app, &nurse, &sid).await;
     let draw_id = d["id"].as_i64().unwrap();
@@ -970,7 +936,7 @@ async fn every_ledger_write_refuses_bad_bodies_and_unknown_ids_and_writes_nothin
     let app = spawn_app().await;
     let (doc, nurse) = (app.login("doc").await, app.login("nurse").await);
     let vials = receive(&app, &doc, 1).await;
-    let sid = booked_session(&app, &nurse, &doc).await;
+    let sid = app.booked_session(&nurse, &doc, "Chair 2").await.1;
     let (_, d) = draw(&app, &nurse, &vials[0], &sid, "10").await;
     let draw_id = d["id"].as_i64().unwrap().to_string();
     let unknown = uuid::Uuid::now_v7().to_string();

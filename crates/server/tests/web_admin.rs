@@ -149,7 +149,10 @@ async fn only_administrators_manage_users_and_a_post_without_the_csrf_token_chan
     let mut forged = vec![("csrf", "0".repeat(64))];
     forged.extend(fields.iter().map(|(k, v)| (*k, v.to_string())));
     let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    assert_eq!(admin.post_raw("/users", &forged).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        admin.post_raw("/users", &forged).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(app.audit_count().await, before);
     assert!(
         app.state
@@ -302,42 +305,6 @@ const RECEIPT: [(&str, &str); 11] = [
     ("containers", "2"),
 ];
 
-/// A patient with an approved TRD plan and a booked session (as in tests/ledger.rs).
-async fn booked_session(app: &App) -> (String, String) {
-    let nurse = app.login("nurse").await;
-    let doc = app.login("doc").await;
-    let pid = app.patient(&nurse, 70.0).await;
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/plans"),
-            Some(&nurse),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{plan}");
-    let plan_id = plan["id"].as_str().unwrap().to_string();
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(&doc),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, session, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/sessions"),
-            Some(&nurse),
-            Some(json!({"plan_id": plan_id, "chair": "Chair 2", "scheduled_for": "2026-11-26T10:00:00Z"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{session}");
-    (pid, session["id"].as_str().unwrap().to_string())
-}
-
 #[tokio::test]
 async fn receiving_vials_through_the_form_shows_the_exact_balance_and_a_draw_moves_it() {
     let app = spawn_app().await;
@@ -372,7 +339,9 @@ async fn receiving_vials_through_the_form_shows_the_exact_balance_and_a_draw_mov
 
     let vials = app.state.store.list_vials(None).await.unwrap();
     let vial = vials[0].id;
-    let (_, sid) = booked_session(&app).await;
+    let (_, sid) = app
+        .booked_session(&app.login("nurse").await, &app.login("doc").await, "Chair 2")
+        .await;
     let nurse = app.browser("nurse").await;
     let page = nurse.get(&format!("/ledger/vials/{vial}")).await;
     assert!(page.shows(&format!(
@@ -427,7 +396,9 @@ async fn a_waste_without_a_valid_witness_is_refused_and_a_confirmed_one_is_recor
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let vial = b[0]["id"].as_str().unwrap().to_string();
-    let (_, sid) = booked_session(&app).await;
+    let (_, sid) = app
+        .booked_session(&app.login("nurse").await, &app.login("doc").await, "Chair 2")
+        .await;
     let nurse = app.browser("nurse").await;
     nurse
         .post(

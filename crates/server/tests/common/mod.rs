@@ -199,6 +199,45 @@ impl App {
     }
 }
 
+impl App {
+    /// A 70-kg patient with an approved TRD plan (0.5 mg/kg over 40 min: 35 mg, 52.5 mg/h at
+    /// 1 mg/mL) booked in `chair`; returns (patient id, session id).
+    pub async fn booked_session(&self, nurse: &str, doc: &str, chair: &str) -> (String, String) {
+        let pid = self.patient(nurse, 70.0).await;
+        let (s, plan, _) = self
+            .call(
+                "POST",
+                &format!("/api/v1/patients/{pid}/plans"),
+                Some(nurse),
+                Some(
+                    json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{plan}");
+        let plan_id = plan["id"].as_str().unwrap().to_string();
+        let (s, b, _) = self
+            .call(
+                "POST",
+                &format!("/api/v1/plans/{plan_id}/approve"),
+                Some(doc),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, session, _) = self
+            .call(
+                "POST",
+                &format!("/api/v1/patients/{pid}/sessions"),
+                Some(nurse),
+                Some(json!({"plan_id": plan_id, "chair": chair, "scheduled_for": "2026-11-26T10:00:00Z"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{session}");
+        (pid, session["id"].as_str().unwrap().to_string())
+    }
+}
+
 /// A browser for the HTML pages: holds the session cookie and reads the CSRF token off pages.
 pub struct Browser<'a> {
     pub app: &'a App,

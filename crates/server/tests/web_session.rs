@@ -1,0 +1,429 @@
+//! The session screen and the board, driven as a browser drives them: forms posted with the
+//! session cookie and CSRF token, answers read from the HTML and checked against the JSON API.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{App, Browser, spawn_app};
+use serde_json::{Value, json};
+
+/// A 70-kg patient with an approved TRD plan booked in Chair 3; returns the session id.
+async fn booked(app: &App) -> String {
+    let (nurse, doc) = (app.login("nurse").await, app.login("doc").await);
+    app.booked_session(&nurse, &doc, "Chair 3").await.1
+}
+
+async fn api(app: &App, path: &str) -> Value {
+    let token = app.login("doc").await;
+    let (s, body, _) = app.call("GET", path, Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    body
+}
+
+const NORMAL: [(&str, &str); 7] = [
+    ("systolic_mmhg", "122"),
+    ("diastolic_mmhg", "78"),
+    ("heart_rate_per_min", "72"),
+    ("spo2_percent", "98"),
+    ("respiratory_rate_per_min", "14"),
+    ("temperature_c", "36.7"),
+    ("consciousness", "alert"),
+];
+
+async fn reading(nurse: &Browser<'_>, sid: &str, key: &str, changes: &[(&str, &str)]) -> common::Page {
+    let mut fields: Vec<(&str, &str)> = NORMAL
+        .iter()
+        .map(|(k, v)| (*k, changes.iter().find(|(c, _)| c == k).map_or(*v, |(_, v)| *v)))
+        .collect();
+    fields.push(("idempotency_key", key));
+    nurse.post(&format!("/sessions/{sid}/vitals"), &fields).await
+}
+
+async fn event(b: &Browser<'_>, sid: &str, fields: &[(&str, &str)]) -> common::Page {
+    b.post(&format!("/sessions/{sid}/transition"), fields).await
+}
+
+#[tokio::test]
+async fn a_nurse_runs_a_session_through_the_screen_and_every_answer_matches_the_api() {
+    let app = spawn_app().await;
+    let sid = booked(&app).await;
+    let nurse = app.browser("nurse").await;
+    let screen = format!("/sessions/{sid}");
+
+    let page = nurse.get(&screen).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.shows(r#"data-session-state="scheduled""#));
+    assert!(page.shows(r#"id="check-in""#));
+    // Only the events legal now have buttons.
+    assert!(!page.shows("Start infusion"));
+
+    // An impossible SpO2 is refused: nothing stored, the typed values kept, the error by the field.
+    let page = reading(&nurse, &sid, "k-bad", &[("spo2_percent", "140")]).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.shows(r#"name="spo2_percent" inputmode="decimal" value="140""#),
+        "{}",
+        page.html
+    );
+    assert!(page.shows(r#"name="systolic_mmhg" inputmode="decimal" value="122""#));
+    assert!(page.shows(r#"<span class="field-error" id="e-spo2_percent">allowed: "#));
+    assert!(page.shows(r#"aria-invalid="true" aria-describedby="e-spo2_percent""#));
+    // The refused form keeps its idempotency key, so a corrected resubmission is the same reading.
+    assert!(page.shows(r#"name="idempotency_key" value="k-bad""#));
+    assert_eq!(
+        api(&app, &format!("/api/v1/sessions/{sid}/vitals")).await,
+        json!([])
+    );
+
+    // A reading, submitted twice (a double tap), is stored once.
+    for _ in 0..2 {
+        let page = reading(&nurse, &sid, "k-1", &[]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        assert_eq!(page.location.as_deref(), Some(screen.as_str()));
+    }
+    let stored = api(&app, &format!("/api/v1/sessions/{sid}/vitals")).await;
+    assert_eq!(stored.as_array().unwrap().len(), 1);
+    assert_eq!(stored[0]["reading"]["systolic_mmhg"], 122.0);
+    assert_eq!(stored[0]["source"], "manual");
+
+    // Check-in without the checks is refused with the reason; with them it passes.
+    let page = event(&nurse, &sid, &[("event", "check_in")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    assert!(page.shows(r#"role="alert""#));
+    let checks = [
+        ("event", "check_in"),
+        ("fasting_confirmed", "on"),
+        ("escort_confirmed", "on"),
+        ("consent_on_file", "on"),
+        ("questionnaire_answered", "on"),
+    ];
+    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        event(&nurse, &sid, &[("event", "start")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    // An event not legal now is a 409 that names the legal ones.
+    let page = event(&nurse, &sid, &[("event", "resume")]).await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(page.shows("legal now: pause, stop, abort"), "{}", page.html);
+
+    app.advance(10 * 60);
+    let session = api(&app, &format!("/api/v1/sessions/{sid}")).await;
+    assert_eq!(session["state"], "infusing");
+    let page = nurse.get(&screen).await;
+    // 70 kg × 0.5 mg/kg over 40 min: 52.5 mg/h, 0.750 mg/kg/h, 52.5 mL/h at 1 mg/mL; 8.75 mg in 10 min.
+    assert!(
+        page.shows("<b>52.5 mg/h</b> · 0.750 mg/kg/h · pump <b>52.5 mL/h</b>"),
+        "{}",
+        page.html
+    );
+    assert!(page.shows("8.8 mg over 10 min of infusion"));
+    assert!(page.shows(r#"data-elapsed="600""#));
+    assert!(page.shows("Predicted concentrations from what was given"));
+
+    // SBP 186 raises alarms: on the screen and in the live panel.
+    assert_eq!(
+        reading(&nurse, &sid, "k-2", &[("systolic_mmhg", "186")])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let alarms = api(&app, &format!("/api/v1/sessions/{sid}/alarms")).await;
+    let alarms = alarms.as_array().unwrap();
+    assert!(alarms.iter().any(|a| a["code"] == "systolic_high"), "{alarms:?}");
+    let live = nurse.get(&format!("/sessions/{sid}/live")).await;
+    assert_eq!(live.status, StatusCode::OK);
+    assert!(!live.shows("<html"), "the live panel is a fragment");
+    assert!(live.shows("systolic 186 mmHg"), "{}", live.html);
+    assert_eq!(
+        live.html.matches(r#"data-alarm-state="raised""#).count(),
+        alarms.len()
+    );
+
+    // Acknowledge and resolve each through its form.
+    for a in alarms {
+        let id = a["id"].as_str().unwrap();
+        let page = nurse
+            .post(&format!("/sessions/{sid}/alarms/{id}/acknowledge"), &[])
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+    }
+    let page = nurse.get(&screen).await;
+    assert_eq!(
+        page.html.matches(r#"data-alarm-state="acknowledged""#).count(),
+        alarms.len()
+    );
+    let first = alarms[0]["id"].as_str().unwrap();
+    // A resolution without the action is refused and the alarm stays open.
+    let page = nurse
+        .post(
+            &format!("/sessions/{sid}/alarms/{first}/resolve"),
+            &[("action", "")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.html);
+    for a in alarms {
+        let id = a["id"].as_str().unwrap();
+        let page = nurse
+            .post(
+                &format!("/sessions/{sid}/alarms/{id}/resolve"),
+                &[("action", "observation"), ("note", "repeat BP in 5 min")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    }
+    let alarms = api(&app, &format!("/api/v1/sessions/{sid}/alarms")).await;
+    assert!(alarms.as_array().unwrap().iter().all(|a| a["state"] == "resolved"
+        && a["action"] == "observation"
+        && a["acknowledged_by"].is_string()));
+    assert!(
+        nurse
+            .get(&screen)
+            .await
+            .shows("Alarms <small>— none open</small>")
+    );
+
+    // A side effect with its CADSS-6 items.
+    let mut fields = vec![
+        ("kind", "dissociation"),
+        ("severity", "mild"),
+        ("action", "reassurance"),
+    ];
+    let items = [
+        ("cadss1", "1"),
+        ("cadss2", "2"),
+        ("cadss3", "0"),
+        ("cadss4", "1"),
+        ("cadss5", "0"),
+        ("cadss6", "1"),
+    ];
+    fields.extend_from_slice(&items);
+    assert_eq!(
+        nurse
+            .post(&format!("/sessions/{sid}/side-effects"), &fields)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(nurse.get(&screen).await.shows("CADSS-6 5/24"));
+
+    // Stop (confirmed on the page), recovery, assessment, and the discharge checklist.
+    assert_eq!(
+        event(&nurse, &sid, &[("event", "stop"), ("stop", "completed")])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        event(&nurse, &sid, &[("event", "begin_recovery")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let aldrete = [
+        ("activity", "2"),
+        ("respiration", "2"),
+        ("circulation", "2"),
+        ("consciousness", "2"),
+        ("spo2", "2"),
+        ("moaas", "5"),
+        ("escort_present", "yes"),
+    ];
+    assert_eq!(
+        nurse
+            .post(&format!("/sessions/{sid}/assessments"), &aldrete)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let page = nurse.get(&screen).await;
+    assert!(page.shows("Discharge checklist"));
+    assert!(
+        page.shows(r#"<li class="unmet"><b>min observation</b>"#),
+        "{}",
+        page.html
+    );
+    assert!(page.shows(r#"<li class="met"><b>aldrete</b>"#));
+    assert!(page.shows("No driving"), "discharge instructions are shown");
+    // Early discharge is refused with the unmet criteria; after the observation time it passes.
+    let page = event(&nurse, &sid, &[("event", "discharge")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.shows("min_observation"));
+    app.advance(3 * 3600);
+    let nurse = app.browser("nurse").await;
+    assert_eq!(
+        reading(&nurse, &sid, "k-3", &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(nurse.get(&screen).await.shows("Every criterion is met."));
+    assert_eq!(
+        event(&nurse, &sid, &[("event", "discharge")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        api(&app, &format!("/api/v1/sessions/{sid}")).await["state"],
+        "discharged"
+    );
+    let page = nurse.get(&screen).await;
+    assert!(page.shows("The session is closed."));
+    assert!(!page.shows(r#"id="vitals-form""#));
+}
+
+#[tokio::test]
+async fn a_soft_breaching_rate_asks_a_physician_for_a_reason_per_limit_and_a_hard_one_never_passes() {
+    let app = spawn_app().await;
+    let sid = booked(&app).await;
+    let nurse = app.browser("nurse").await;
+    let doc = app.browser("doc").await;
+    assert_eq!(
+        reading(&nurse, &sid, "k-0", &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let checks = [
+        ("event", "check_in"),
+        ("fasting_confirmed", "on"),
+        ("escort_confirmed", "on"),
+        ("consent_on_file", "on"),
+        ("questionnaire_answered", "on"),
+    ];
+    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        event(&nurse, &sid, &[("event", "start")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let rate = format!("/sessions/{sid}/rate");
+
+    // 1.2 mg/kg/h is above the TRD protocol's soft 1.0 mg/kg/h: a nurse may not set it.
+    let page = nurse
+        .post(
+            &rate,
+            &[("rate_mg_per_kg_per_h", "1.2"), ("reason", "poor response")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.html);
+    assert!(
+        page.shows("Soft limit <b>rate_mg_per_kg_per_h</b> is breached: a physician must set this rate.")
+    );
+    assert!(page.shows(r#"value="1.2""#));
+
+    // A physician is asked for one reason per breached limit, then sets it with them.
+    let page = doc
+        .post(
+            &rate,
+            &[("rate_mg_per_kg_per_h", "1.2"), ("reason", "poor response")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    // The projected session dose (dose_mg_per_kg) is breached too: one reason field each.
+    let asked: Vec<String> = page
+        .html
+        .split(r#"name="override."#)
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect();
+    assert_eq!(asked, ["dose_mg_per_kg", "rate_mg_per_kg_per_h"], "{}", page.html);
+    // What was typed is kept.
+    assert!(page.shows(r#"value="1.2""#) && page.shows(r#"value="poor response""#));
+    let names: Vec<String> = asked.iter().map(|l| format!("override.{l}")).collect();
+    let mut fields = vec![("rate_mg_per_kg_per_h", "1.2"), ("reason", "poor response")];
+    fields.extend(
+        names
+            .iter()
+            .map(|n| (n.as_str(), "tolerated 1.2 mg/kg/h last session")),
+    );
+    let page = doc.post(&rate, &fields).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let session = api(&app, &format!("/api/v1/sessions/{sid}")).await;
+    let last = session["rates"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["rate_mg_per_kg_per_h"], 1.2);
+    assert_eq!(last["rate_mg_per_h"], 84.0);
+    let limits: Vec<&str> = last["overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["limit"].as_str().unwrap())
+        .collect();
+    assert_eq!(limits, ["dose_mg_per_kg", "rate_mg_per_kg_per_h"]);
+
+    // 2.5 mg/kg/h is beyond the hard 2.0 mg/kg/h: refused for everyone, nothing changes.
+    let page = doc
+        .post(
+            &rate,
+            &[
+                ("rate_mg_per_kg_per_h", "2.5"),
+                ("reason", "x-test"),
+                ("override.rate_mg_per_kg_per_h", "no"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.shows("hard limit"), "{}", page.html);
+    let after = api(&app, &format!("/api/v1/sessions/{sid}")).await;
+    assert_eq!(after["rates"], session["rates"]);
+}
+
+#[tokio::test]
+async fn viewers_see_no_forms_forged_posts_change_nothing_and_strangers_go_to_the_login() {
+    let app = spawn_app().await;
+    let sid = booked(&app).await;
+    let screen = format!("/sessions/{sid}");
+
+    // Not logged in: every page sends the browser to the login form.
+    let stranger = Browser {
+        app: &app,
+        token: "0".repeat(64),
+        csrf: String::new(),
+    };
+    for path in [screen.as_str(), "/board", "/board/chairs"] {
+        let page = stranger.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(page.location.as_deref(), Some("/login"));
+    }
+
+    let viewer = app.browser("viewer").await;
+    let page = viewer.get(&screen).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.shows("/vitals\""));
+    assert!(!page.shows("/transition\""));
+    let before = app.audit_count().await;
+    let page = reading(&viewer, &sid, "v-1", &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.shows("your role (viewer) may not"), "{}", page.html);
+
+    // A nurse's form without the CSRF token (a forged cross-site post) is refused.
+    let nurse = app.browser("nurse").await;
+    let page = nurse
+        .post_raw(
+            &format!("/sessions/{sid}/transition"),
+            &[("event", "abort"), ("reason", "forged")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.shows("CSRF token missing or wrong"));
+    let page = nurse
+        .post_raw(
+            &format!("/sessions/{sid}/transition"),
+            &[
+                ("csrf", &"0".repeat(64)),
+                ("event", "abort"),
+                ("reason", "forged"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.audit_count().await, before);
+    assert_eq!(
+        api(&app, &format!("/api/v1/sessions/{sid}")).await["state"],
+        "scheduled"
+    );
+
+    // A form address opened as a page goes back to the screen.
+    let page = nurse.get(&format!("/sessions/{sid}/transition")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location.as_deref(), Some(screen.as_str()));
+
+    // The board lists the chair with a link to the screen; pages are never cached or framed.
+    let page = nurse.get("/board").await;
+    assert!(page.shows(&format!(
+        r#"href="/sessions/{sid}" data-chair="Chair 3" data-state="scheduled""#
+    )));
+    assert!(page.shows(r#"data-live-stream="/api/v1/board/stream?after="#));
+}
