@@ -38,12 +38,19 @@ async function startServer() {
 }
 
 const openPages = [];
+// Any console error (a script failure, a content-security-policy violation) fails the run.
+const consoleErrors = [];
 
 async function login(browser, base, username) {
   // A tablet at the chair: 1024×1366 portrait.
   const context = await browser.newContext({ viewport: { width: 1024, height: 1366 } });
   const page = await context.newPage();
   page.on("dialog", (d) => d.accept()); // confirmations of irreversible actions
+  page.on("console", (m) => {
+    // A refused form is answered 4xx on purpose; the browser logs that as a failed load.
+    if (m.type() === "error" && !/status of 4\d\d/.test(m.text())) consoleErrors.push(`${username}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => consoleErrors.push(`${username}: ${e.message}`));
   await page.goto(`${base}/login`);
   // Keyboard only: into the username field, Tab to the password, Enter submits.
   await page.focus("#username");
@@ -214,6 +221,25 @@ async function main() {
     await doc.click("#approve button[type=submit]");
     await doc.waitForSelector("text=The plan is locked");
     log(`plan: approved with ${soft} soft-limit override(s)`);
+
+    // Every other screen renders for the roles that use it; screenshots for the README and review.
+    await doc.click("nav >> text=Patients");
+    await doc.click("text=Alex Morgan");
+    await doc.waitForSelector("h1");
+    await doc.screenshot({ path: join(shots, "patient-chart.png"), fullPage: true });
+    await doc.click("nav >> text=Risk alerts");
+    await doc.screenshot({ path: join(shots, "risk-alerts.png"), fullPage: true });
+    const admin = await login(browser, base, "demo.admin");
+    for (const [link, name] of [["Users", "users"], ["Audit", "audit"], ["Ledger", "ledger"]]) {
+      await admin.click(`nav >> text=${link}`);
+      await admin.waitForSelector("h1");
+      await admin.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+    }
+    await admin.click("nav >> text=Audit");
+    await admin.click("button:has-text('Verify')");
+    await admin.waitForSelector("text=Chain intact");
+    log("admin: users, audit (chain intact) and ledger pages render");
+    assert.deepEqual(consoleErrors, [], `console errors in the browser:\n${consoleErrors.join("\n")}`);
   } catch (e) {
     failed = true;
     console.error(e);
