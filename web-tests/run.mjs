@@ -149,6 +149,7 @@ async function main() {
     }
     assert.equal(await nurse.locator('.alarm-row[data-alarm-state="acknowledged"]').count(), alarmCount);
     await nurse.screenshot({ path: join(shots, "session-alarm.png"), fullPage: true });
+    await nurse.screenshot({ path: join(shots, "session.png") }); // the tablet's screen, for the README
     while (await nurse.locator(".alarm-row").count()) {
       const row = nurse.locator(".alarm-row").first();
       await row.locator("select[name=action]").selectOption("observation");
