@@ -193,6 +193,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         ensure_administrator(&store).await?;
         let (clock, settings) = clock_and_settings(args)?;
         let state = AppState::new(store.clone(), library, clock, settings);
+        let cleared = ketaflow_server::api::sessions::reconcile_in_progress(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("could not reconcile the open sessions: {e}"))?;
+        if cleared > 0 {
+            tracing::info!(cleared, "closed sessions taken off the board index");
+        }
         if args.demo {
             let accounts = demo::seed(&state).await.map_err(|e| anyhow::anyhow!("could not seed the demo clinic: {e}"))?;
             for account in accounts {

@@ -529,6 +529,7 @@ async fn seed_session(
         .after(data),
     )
     .await?;
+    tx.set_in_progress(SESSION, record.id, true).await?;
     tx.append_event(&NewEvent {
         session_id: record.id,
         kind: "session.created",

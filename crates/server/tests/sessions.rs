@@ -1038,3 +1038,51 @@ async fn concurrent_monitors_share_commits_and_lose_or_duplicate_nothing() {
         .await;
     assert_eq!(v["ok"], true);
 }
+
+#[tokio::test]
+async fn the_board_reads_open_sessions_from_the_index_and_start_up_reconciles_old_marks() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (_, open) = app.booked_session(&nurse, &doc, "Chair 1").await;
+    let (_, closed) = app.booked_session(&nurse, &doc, "Chair 2").await;
+    let (s, b) = event(
+        &app,
+        &nurse,
+        &closed,
+        json!({"event": "abort", "reason": "patient unwell on arrival"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let ids = |records: Vec<ketaflow_store::Record>| {
+        records.into_iter().map(|r| r.id.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(app.state.store.list_in_progress("session").await.unwrap()),
+        [open.clone()]
+    );
+    // A database from before the index marks every session; start-up clears the closed ones.
+    let mut tx = app.state.store.begin().await.unwrap();
+    tx.set_in_progress("session", closed.parse().unwrap(), true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let cleared = ketaflow_server::api::sessions::reconcile_in_progress(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(cleared, 1);
+    assert_eq!(
+        ids(app.state.store.list_in_progress("session").await.unwrap()),
+        [open.clone()]
+    );
+    let (s, board, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(board["chairs"].as_array().unwrap().len(), 1);
+    assert_eq!(board["chairs"][0]["session_id"], open.as_str());
+    let (_, active, _) = app.call("GET", "/api/v1/sessions", Some(&nurse), None).await;
+    assert_eq!(active.as_array().unwrap().len(), 1);
+    let (_, all, _) = app
+        .call("GET", "/api/v1/sessions?active=false", Some(&nurse), None)
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+}

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::db::with_conn;
 use crate::{
     Actor, AuditFilter, AuditProblem, AuditProblemKind, Backend, BackupFormat, GENESIS_HASH, LockoutPolicy,
-    NewAuditEntry, NewRecord, NewToken, NewUser, RecordChange, Role, Store, StoreError, TokenKind,
-    batch_digest, hash_token,
+    MAX_RECORD_PAGE, NewAuditEntry, NewRecord, NewToken, NewUser, RecordChange, Role, Store, StoreError,
+    TokenKind, batch_digest, hash_token,
 };
 use crate::{AlarmRaise, AlarmState, NewAlarm, NewDeviceToken, NewEvent, NewVital, VitalInsert};
 
@@ -65,6 +65,7 @@ macro_rules! conformance_tests {
             records_locked_never_change,
             records_list_by_parent_and_search,
             records_rollback_leaves_nothing,
+            records_in_progress_listed_beyond_any_page,
             events_gap_free_in_commit_order,
             events_concurrent_appends_stay_contiguous,
             vitals_idempotent_by_session_and_key,
@@ -1533,6 +1534,60 @@ pub async fn records_rollback_leaves_nothing(store: Store) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// Records flagged in progress are listed, all of them and only them, however many records of the
+/// kind exist (the board must never lose an open session behind a page limit).
+pub async fn records_in_progress_listed_beyond_any_page(store: Store) {
+    let data = serde_json::json!({"n": 1});
+    let mut tx = store.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..(MAX_RECORD_PAGE + 5) {
+        let r = tx
+            .insert_record(
+                &NewRecord {
+                    kind: "session",
+                    parent_id: None,
+                    label: &format!("s{i}"),
+                    data: &data,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    // The oldest and the newest are open; everything between is closed.
+    tx.set_in_progress("session", ids[0], true).await.unwrap();
+    tx.set_in_progress("session", ids[ids.len() - 1], true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let open: Vec<Uuid> = store
+        .list_in_progress("session")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(open, vec![ids[0], ids[ids.len() - 1]]);
+    // Cleared in a rolled-back transaction: still open.
+    let mut tx = store.begin().await.unwrap();
+    tx.set_in_progress("session", ids[0], false).await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(store.list_in_progress("session").await.unwrap().len(), 2);
+    let mut tx = store.begin().await.unwrap();
+    tx.set_in_progress("session", ids[0], false).await.unwrap();
+    assert!(matches!(
+        tx.set_in_progress("session", Uuid::now_v7(), true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.list_in_progress("session").await.unwrap()[0].id,
+        ids[ids.len() - 1]
+    );
+    assert!(store.list_in_progress("plan").await.unwrap().is_empty());
 }
 
 /// New users need no password change; the mark is set and cleared on request and read back.

@@ -218,9 +218,49 @@ impl Tx {
         }
         self.get_record(change.kind, change.id).await
     }
+
+    /// Marks a record as in progress or finished (for sessions: open until discharged or
+    /// aborted). The flag only speeds up [`Store::list_in_progress`]; it is set by the writer in
+    /// the same transaction as the change it follows from.
+    pub async fn set_in_progress(
+        &mut self,
+        kind: &str,
+        id: Uuid,
+        in_progress: bool,
+    ) -> Result<(), StoreError> {
+        check_kind(kind)?;
+        let done = with_conn!(self.conn(), c => {
+            sqlx::query("UPDATE records SET in_progress = $1 WHERE id = $2 AND kind = $3")
+                .bind(in_progress)
+                .bind(id.to_string())
+                .bind(kind)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(StoreError::NotFound {
+                what: "record",
+                id: format!("{kind} {id}"),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Store {
+    /// Every record of a kind marked in progress, oldest first (no page limit: these are the open
+    /// ones, e.g. the sessions on the clinic board).
+    pub async fn list_in_progress(&self, kind: &str) -> Result<Vec<Record>, StoreError> {
+        check_kind(kind)?;
+        let sql = format!("{SELECT} WHERE kind = $1 AND in_progress ORDER BY id");
+        let mut pooled = self.acquire().await?;
+        let rows: Vec<RecordRow> = with_conn!(pooled.conn(), c => {
+            sqlx::query_as(&sql).bind(kind).fetch_all(&mut *c).await?
+        });
+        rows.into_iter().map(Record::try_from).collect()
+    }
+
     /// A record by kind and id.
     pub async fn get_record(&self, kind: &str, id: Uuid) -> Result<Record, StoreError> {
         get_in(self.acquire().await?.conn(), kind, id).await

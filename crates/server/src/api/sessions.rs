@@ -202,6 +202,31 @@ fn pre_checks(c: &PreChecksDoc, baseline_vitals_taken: bool) -> PreChecks {
     }
 }
 
+/// Whether a state (by name) is one of an open session.
+fn is_open_state(state: &str) -> bool {
+    matches!(
+        state,
+        "scheduled" | "checked_in" | "infusing" | "paused" | "stopped" | "recovering"
+    )
+}
+
+/// Clears the in-progress mark of sessions that are closed (a database written before the mark
+/// existed has every session marked); run once at start-up. Returns how many were cleared.
+pub async fn reconcile_in_progress(state: &AppState) -> Result<usize, ApiError> {
+    let now = state.now();
+    let mut cleared = 0;
+    for record in state.store.list_in_progress(SESSION).await? {
+        let id = record.id;
+        if !is_open_state(session_out(record, now)?.state) {
+            let mut tx = state.store.begin().await?;
+            tx.set_in_progress(SESSION, id, false).await?;
+            tx.commit().await?;
+            cleared += 1;
+        }
+    }
+    Ok(cleared)
+}
+
 /// Whether the session still accepts readings and events.
 fn is_open(state: &SessionState) -> bool {
     !matches!(
@@ -354,6 +379,7 @@ pub(crate) async fn save_session(
         .await?;
     if closes {
         tx.revoke_device_tokens(record.id, now).await?;
+        tx.set_in_progress(SESSION, record.id, false).await?;
     }
     tx.commit().await?;
     Ok((updated, vec![event]))
@@ -443,6 +469,7 @@ pub async fn create_session(
         &NewAuditEntry::new(now, me.actor(), "session.create", SESSION, record.id.to_string()).after(data),
     )
     .await?;
+    tx.set_in_progress(SESSION, record.id, true).await?;
     let event = tx
         .append_event(&NewEvent {
             session_id: record.id,
@@ -475,16 +502,23 @@ pub async fn list_sessions(
 ) -> Result<Json<Vec<SessionOut>>, ApiError> {
     me.require(Action::ReadClinical)?;
     let now = state.now();
-    let records = state.store.list_records(SESSION, q.patient_id, None, 500).await?;
+    let active = q.active.unwrap_or(true);
+    // Open sessions come from the in-progress index, all of them; closed ones are paged.
+    let records = if active {
+        let mut open = state.store.list_in_progress(SESSION).await?;
+        open.retain(|r| q.patient_id.is_none() || r.parent_id == q.patient_id);
+        open.reverse();
+        open
+    } else {
+        state
+            .store
+            .list_records(SESSION, q.patient_id, None, ketaflow_store::MAX_RECORD_PAGE)
+            .await?
+    };
     let mut out = Vec::new();
     for r in records {
         let s = session_out(r, now)?;
-        if q.active.unwrap_or(true)
-            && !matches!(
-                s.state,
-                "scheduled" | "checked_in" | "infusing" | "paused" | "stopped" | "recovering"
-            )
-        {
+        if active && !is_open_state(s.state) {
             continue;
         }
         out.push(s);
@@ -1564,9 +1598,9 @@ pub async fn board(State(state): State<AppState>, me: CurrentUser) -> Result<Jso
     let now = state.now();
     let mut chairs = Vec::new();
     let open_alarms = state.store.list_alarms(None, true).await?;
-    for record in state.store.list_records(SESSION, None, None, 500).await? {
+    for record in state.store.list_in_progress(SESSION).await? {
         let s = session_out(record, now)?;
-        if matches!(s.state, "discharged" | "aborted") {
+        if !is_open_state(s.state) {
             continue;
         }
         let first_start = s.doc.rates.first().map(|r| r.at);
