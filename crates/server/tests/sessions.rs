@@ -1059,7 +1059,7 @@ async fn the_board_reads_open_sessions_from_the_index_and_start_up_reconciles_ol
     };
     assert_eq!(
         ids(app.state.store.list_in_progress("session").await.unwrap()),
-        [open.clone()]
+        [open.as_str()]
     );
     // A database from before the index marks every session; start-up clears the closed ones.
     let mut tx = app.state.store.begin().await.unwrap();
@@ -1073,7 +1073,7 @@ async fn the_board_reads_open_sessions_from_the_index_and_start_up_reconciles_ol
     assert_eq!(cleared, 1);
     assert_eq!(
         ids(app.state.store.list_in_progress("session").await.unwrap()),
-        [open.clone()]
+        [open.as_str()]
     );
     let (s, board, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
     assert_eq!(s, StatusCode::OK);
