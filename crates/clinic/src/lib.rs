@@ -10,7 +10,8 @@
 //! - `vitals`, `news2`: plausibility checks, alarm rules, NEWS2 and the modified Aldrete score;
 //! - `side_effects`: side effects with severity and action, CADSS-6 and MOAA/S;
 //! - `discharge`: post-infusion discharge criteria, instructions and physician override;
-//! - `instruments`, `mme`: outcome questionnaires and morphine milligram equivalents.
+//! - `instruments`, `mme`: outcome questionnaires and morphine milligram equivalents;
+//! - `measurements`: the measurement schedule (baseline, before each infusion, follow-ups).
 //!
 //! **Invariant:** no SQL, HTTP, JSON or async, no clock: dates come in as arguments. Every clinical
 //! number used here names its source beside it, in this crate or in the protocol files it embeds.
@@ -20,6 +21,7 @@ pub mod delivery;
 pub mod discharge;
 pub mod eligibility;
 pub mod instruments;
+pub mod measurements;
 pub mod mme;
 pub mod news2;
 pub mod outcomes;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use ketaflow_pkpd::model::ModelId;
 use serde::Deserialize;
 
+use crate::measurements::{MeasureRule, MeasurementPlan, Window, instrument_by_code};
 use crate::patient::Indication;
 use crate::weight::WeightBasis;
 
@@ -166,6 +167,8 @@ pub struct Protocol {
     pub monitoring: MonitoringRules,
     /// Discharge.
     pub discharge: DischargeRules,
+    /// What is measured when (baseline, before each infusion, follow-ups).
+    pub outcomes: MeasurementPlan,
 }
 
 /// A library of protocols with its version.
@@ -211,6 +214,31 @@ struct FileProtocol {
     prediction: FilePrediction,
     monitoring: FileMonitoring,
     discharge: FileDischarge,
+    outcomes: FileOutcomes,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOutcomes {
+    follow_up_days: Vec<u32>,
+    early_days: u32,
+    late_days: u32,
+    source: String,
+    #[serde(default)]
+    clinic_setting: bool,
+    measure: Vec<FileMeasure>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMeasure {
+    instruments: Vec<String>,
+    baseline: bool,
+    pre_infusion: bool,
+    follow_up: bool,
+    #[serde(default)]
+    for_indications: Vec<String>,
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +375,91 @@ fn limit(file: &str, name: &str, l: FileLimit, minimum: bool, max: f64) -> Resul
     })
 }
 
+/// Longest follow-up and widest window a protocol may set, days (a year: beyond it a score is not
+/// a follow-up of this course).
+const MAX_SCHEDULE_DAYS: u32 = 365;
+
+fn outcomes(file: &str, f: FileOutcomes) -> Result<MeasurementPlan, ProtocolError> {
+    let err = |problem: String| ProtocolError {
+        file: file.into(),
+        problem,
+    };
+    if f.measure.is_empty() {
+        return Err(err("outcomes.measure lists no instrument".into()));
+    }
+    if f.source.trim().is_empty() {
+        return Err(err("outcomes has no source".into()));
+    }
+    for (name, value) in [("early_days", f.early_days), ("late_days", f.late_days)] {
+        if value > MAX_SCHEDULE_DAYS {
+            return Err(err(format!(
+                "outcomes.{name} = {value} is outside 0–{MAX_SCHEDULE_DAYS} days"
+            )));
+        }
+    }
+    for (i, d) in f.follow_up_days.iter().enumerate() {
+        if *d == 0 || *d > MAX_SCHEDULE_DAYS || (i > 0 && f.follow_up_days[i - 1] >= *d) {
+            return Err(err(format!(
+                "outcomes.follow_up_days {:?}: each must be 1–{MAX_SCHEDULE_DAYS} days and larger than the one before",
+                f.follow_up_days
+            )));
+        }
+    }
+    let mut measures = Vec::new();
+    for (n, m) in f.measure.into_iter().enumerate() {
+        let at = format!("outcomes.measure[{n}]");
+        if m.instruments.is_empty() {
+            return Err(err(format!("{at}.instruments lists no instrument")));
+        }
+        let instruments = m
+            .instruments
+            .iter()
+            .map(|code| {
+                instrument_by_code(code).ok_or_else(|| {
+                    err(format!(
+                        "{at}.instruments: {code:?} is not one of {}",
+                        crate::measurements::INSTRUMENTS.map(|i| i.code()).join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let for_indications = m
+            .for_indications
+            .iter()
+            .map(|code| {
+                code.parse::<Indication>()
+                    .map_err(|e| err(format!("{at}.for_indications: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !(m.baseline || m.pre_infusion || m.follow_up) {
+            return Err(err(format!(
+                "{at} is taken on no occasion: set baseline, pre_infusion or follow_up"
+            )));
+        }
+        if m.source.trim().is_empty() {
+            return Err(err(format!("{at} has no source")));
+        }
+        measures.push(MeasureRule {
+            instruments,
+            baseline: m.baseline,
+            pre_infusion: m.pre_infusion,
+            follow_up: m.follow_up,
+            for_indications,
+            source: m.source,
+        });
+    }
+    Ok(MeasurementPlan {
+        measures,
+        follow_up_days: f.follow_up_days,
+        window: Window {
+            early_days: f.early_days,
+            late_days: f.late_days,
+        },
+        source: f.source,
+        clinic_setting: f.clinic_setting,
+    })
+}
+
 fn sourced<T>(value: T, source: String, clinic_setting: bool) -> Sourced<T> {
     Sourced {
         value,
@@ -438,7 +551,9 @@ impl Protocol {
                 limits.dose_mg_per_kg.hard
             )));
         }
+        let outcomes = outcomes(file, f.outcomes)?;
         Ok(Protocol {
+            outcomes,
             id: f.id,
             name: f.name,
             version: f.version,
@@ -565,6 +680,76 @@ mod tests {
             }
             assert!(!p.dose.source.is_empty() && !p.recovery_threshold_ug_per_ml.source.is_empty());
         }
+    }
+
+    #[test]
+    fn every_protocol_has_a_sourced_measurement_schedule() {
+        use crate::instruments::Instrument;
+        let lib = ProtocolLibrary::embedded();
+        let trd = &lib.get("trd").unwrap().outcomes;
+        assert_eq!(trd.follow_up_days, vec![1, 7, 28, 84]);
+        assert_eq!(
+            trd.window,
+            Window {
+                early_days: 3,
+                late_days: 3
+            }
+        );
+        assert!(trd.clinic_setting);
+        assert_eq!(trd.measures[0].instruments, vec![Instrument::Phq9]);
+        assert_eq!(
+            trd.measures[1].instruments,
+            vec![Instrument::QidsSr16, Instrument::Madrs]
+        );
+        let fm = &lib.get("neuropathic-fibromyalgia").unwrap().outcomes;
+        assert_eq!(fm.measures[2].for_indications, vec![Indication::Fibromyalgia]);
+        assert_eq!(
+            lib.get("ptsd").unwrap().outcomes.measures[0].instruments,
+            vec![Instrument::Pcl5]
+        );
+        assert_eq!(
+            lib.get("crps").unwrap().outcomes.measures[1].instruments,
+            vec![Instrument::CrpsSeverityScore]
+        );
+        for p in lib.protocols.values() {
+            assert!(!p.outcomes.source.is_empty(), "{}", p.id);
+            assert!(
+                p.outcomes.measures.iter().all(|m| !m.source.is_empty()),
+                "{}",
+                p.id
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_measurement_schedule_names_the_value_and_what_is_allowed() {
+        let trd = include_str!("../../../protocols/trd.toml");
+        let bad = |from: &str, to: &str| {
+            assert!(trd.contains(from), "{from}");
+            Protocol::from_toml("x.toml", &trd.replacen(from, to, 1))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            bad("instruments = [\"phq9\"]", "instruments = [\"phq10\"]"),
+            "protocol file x.toml: outcomes.measure[0].instruments: \"phq10\" is not one of phq9, gad7, \
+             pcl5, madrs, qids_sr16, pain_nrs, bpi_sf, fiqr, crps_css"
+        );
+        assert!(
+            bad("[1, 7, 28, 84]", "[7, 1]")
+                .contains("outcomes.follow_up_days [7, 1]: each must be 1–365 days"),
+        );
+        assert_eq!(
+            bad("early_days = 3", "early_days = 400"),
+            "protocol file x.toml: outcomes.early_days = 400 is outside 0–365 days"
+        );
+        assert!(
+            bad(
+                "baseline = true\npre_infusion = true\nfollow_up = true",
+                "baseline = false\npre_infusion = false\nfollow_up = false"
+            )
+            .contains("outcomes.measure[0] is taken on no occasion")
+        );
     }
 
     #[test]
