@@ -50,7 +50,7 @@ pub use state::{AppState, Clock, Settings};
         api::live::session_stream, api::live::board_stream, api::record::get_record,
         api::outcomes::record_outcome, api::outcomes::list_outcomes, api::outcomes::list_risk_alerts, api::outcomes::follow_up,
         api::outcomes::create_link, api::outcomes::open_link, api::outcomes::submit_link,
-        api::outcomes::export_patient, api::outcomes::export_clinic,
+        api::outcomes::export_patient, api::outcomes::export_clinic, api::outcomes::get_schedule, api::outcomes::list_due,
         api::safety::add_safety_check, api::safety::add_opioid_use, api::safety::get_safety,
     ),
     tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "outcomes"), (name = "ledger"), (name = "audit"))
@@ -133,6 +133,8 @@ pub fn router(state: AppState) -> Router {
         .route("/patients/{id}/opioid-use", post(safety::add_opioid_use))
         .route("/patients/{id}/outcomes/export", get(outcomes::export_patient))
         .route("/outcomes/export", get(outcomes::export_clinic))
+        .route("/patients/{id}/outcomes/schedule", get(outcomes::get_schedule))
+        .route("/outcomes/due", get(outcomes::list_due))
         .route("/risk-alerts", get(outcomes::list_risk_alerts))
         .route("/risk-alerts/{id}/follow-up", post(outcomes::follow_up))
         .route("/q/{token}", get(outcomes::open_link).post(outcomes::submit_link))

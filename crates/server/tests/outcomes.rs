@@ -620,3 +620,237 @@ async fn outcome_exports_identified_per_patient_and_de_identified_for_the_clinic
     let (_, again) = get_text(&app, "/api/v1/outcomes/export", &nurse).await;
     assert_ne!(again.lines().nth(1).unwrap().split(',').next(), Some(rows[0][0]));
 }
+
+async fn get(app: &App, token: &str, path: &str) -> Value {
+    let (s, b, _) = app.call("GET", path, Some(token), None).await;
+    assert_eq!(s, StatusCode::OK, "{path}: {b}");
+    b
+}
+
+/// (occasion, instruments, due_at, status) of every measurement.
+fn rows(schedule: &Value) -> Vec<(String, String, String, String)> {
+    schedule["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["occasion"].as_str().unwrap().to_string(),
+                m["instruments"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                m["due_at"].as_str().unwrap().to_string(),
+                m["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn row(occasion: &str, instruments: &str, due_at: &str, status: &str) -> (String, String, String, String) {
+    (occasion.into(), instruments.into(), due_at.into(), status.into())
+}
+
+#[tokio::test]
+async fn the_schedule_and_the_reminder_list_follow_the_protocol_and_the_clock() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    // A: first TRD infusion started 2026-11-26 10:00, PHQ-9 baseline at 09:00.
+    let a = patient_with_first_infusion(&app, &nurse, &doc).await;
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{a}/outcomes"),
+        json!({"instrument": "phq9",
+        "items": [2, 2, 2, 2, 2, 2, 3, 3, 0], "context": "baseline", "answered_at": "2026-11-26T09:00:00Z"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let baseline_id = b["id"].as_str().unwrap().to_string();
+    // B: booked for 2026-11-26 10:00, not started.
+    let (b_id, _) = app.booked_session(&nurse, &doc, "Chair 2").await;
+    app.advance(60);
+
+    let viewer = app.login("viewer").await;
+    let sa = get(&app, &viewer, &format!("/api/v1/patients/{a}/outcomes/schedule")).await;
+    assert_eq!(sa["protocol_id"], "trd");
+    assert_eq!(sa["follow_up_days"], json!([1, 7, 28, 84]));
+    assert_eq!(
+        (sa["window_early_days"].as_u64(), sa["window_late_days"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(sa["clinic_setting"], true);
+    assert!(
+        sa["source"]
+            .as_str()
+            .unwrap()
+            .contains("10.1186/s12888-023-05365-9")
+    );
+    let trd = "qids_sr16|madrs";
+    assert_eq!(
+        rows(&sa),
+        vec![
+            row("baseline", "phq9", "2026-11-26T10:00:00Z", "done"),
+            // Started without a QIDS-SR16 or MADRS: the window closed at the start.
+            row("baseline", trd, "2026-11-26T10:00:00Z", "missed"),
+            // The day-1 window opened at the infusion (3 days early would precede it).
+            row("follow_up", "phq9", "2026-11-27T10:00:00Z", "due"),
+            row("follow_up", trd, "2026-11-27T10:00:00Z", "due"),
+            row("follow_up", "phq9", "2026-12-03T10:00:00Z", "upcoming"),
+            row("follow_up", trd, "2026-12-03T10:00:00Z", "upcoming"),
+            row("follow_up", "phq9", "2026-12-24T10:00:00Z", "upcoming"),
+            row("follow_up", trd, "2026-12-24T10:00:00Z", "upcoming"),
+            row("follow_up", "phq9", "2027-02-18T10:00:00Z", "upcoming"),
+            row("follow_up", trd, "2027-02-18T10:00:00Z", "upcoming"),
+        ]
+    );
+    let m = &sa["measurements"];
+    assert_eq!(m[0]["opens_at"], "2026-11-23T10:00:00Z");
+    assert_eq!(m[0]["closes_at"], "2026-11-26T10:00:00Z");
+    assert_eq!(m[0]["done_by"]["outcome_id"], baseline_id.as_str());
+    assert_eq!(m[0]["done_by"]["total"], 18.0);
+    assert_eq!(m[1]["self_report"], json!(["qids_sr16"]));
+    assert_eq!(
+        (
+            m[2]["opens_at"].as_str(),
+            m[2]["after"].as_str(),
+            m[2]["closes_at"].as_str()
+        ),
+        (
+            Some("2026-11-26T10:00:00Z"),
+            Some("2026-11-26T10:00:00Z"),
+            Some("2026-11-30T10:00:00Z")
+        )
+    );
+    // B's booked infusion has not started: its baseline is overdue and still open.
+    let sb = get(
+        &app,
+        &viewer,
+        &format!("/api/v1/patients/{b_id}/outcomes/schedule"),
+    )
+    .await;
+    assert_eq!(
+        rows(&sb)[..2],
+        [
+            row("baseline", "phq9", "2026-11-26T10:00:00Z", "overdue"),
+            row("baseline", trd, "2026-11-26T10:00:00Z", "overdue"),
+        ]
+    );
+    assert!(sb["measurements"][0]["closes_at"].is_null());
+    // Follow-ups of a booked last infusion are provisional.
+    assert!(rows(&sb)[2..].iter().all(|r| r.3 == "upcoming"));
+
+    // The reminder list: due and overdue only, oldest first, across patients.
+    let due = get(&app, &viewer, "/api/v1/outcomes/due").await;
+    let list: Vec<(String, String, String, String)> = due
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["patient_id"].as_str().unwrap().to_string(),
+                d["instruments"][0].as_str().unwrap().to_string(),
+                d["due_at"].as_str().unwrap().to_string(),
+                d["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        list,
+        vec![
+            (
+                b_id.clone(),
+                "phq9".into(),
+                "2026-11-26T10:00:00Z".into(),
+                "overdue".into()
+            ),
+            (
+                b_id.clone(),
+                "qids_sr16".into(),
+                "2026-11-26T10:00:00Z".into(),
+                "overdue".into()
+            ),
+            (
+                a.clone(),
+                "phq9".into(),
+                "2026-11-27T10:00:00Z".into(),
+                "due".into()
+            ),
+            (
+                a.clone(),
+                "qids_sr16".into(),
+                "2026-11-27T10:00:00Z".into(),
+                "due".into()
+            ),
+        ]
+    );
+    assert_eq!(due[0]["patient_name"], "Test Patient");
+    assert_eq!(due[0]["protocol_id"], "trd");
+
+    // 2026-11-28 10:00: a PHQ-9 from home satisfies day 1; QIDS-SR16 is past due but still counts.
+    app.advance(2 * 24 * HOUR - 60);
+    let nurse = app.login("nurse").await;
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{a}/outcomes"),
+        phq9([1, 1, 1, 1, 1, 1, 1, 1, 0], "follow_up"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let sa = get(&app, &nurse, &format!("/api/v1/patients/{a}/outcomes/schedule")).await;
+    assert_eq!(
+        rows(&sa)[2..4],
+        [
+            row("follow_up", "phq9", "2026-11-27T10:00:00Z", "done"),
+            row("follow_up", trd, "2026-11-27T10:00:00Z", "overdue"),
+        ]
+    );
+    assert_eq!(
+        sa["measurements"][2]["done_by"]["answered_at"],
+        "2026-11-28T10:00:00Z"
+    );
+    // The window's last second (2026-11-30 10:00): still overdue; one second later, missed, and
+    // the day-7 window (opening 3 days before 2026-12-03 10:00) is open.
+    app.advance(2 * 24 * HOUR);
+    let nurse = app.login("nurse").await;
+    let sa = get(&app, &nurse, &format!("/api/v1/patients/{a}/outcomes/schedule")).await;
+    assert_eq!(rows(&sa)[3].3, "overdue");
+    assert_eq!(rows(&sa)[4].3, "due");
+    app.advance(1);
+    let sa = get(&app, &nurse, &format!("/api/v1/patients/{a}/outcomes/schedule")).await;
+    assert_eq!(rows(&sa)[3].3, "missed");
+    let due = get(&app, &nurse, "/api/v1/outcomes/due").await;
+    let for_a: Vec<&str> = due
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["patient_id"] == a.as_str())
+        .map(|d| d["due_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(for_a, ["2026-12-03T10:00:00Z", "2026-12-03T10:00:00Z"]);
+
+    // A patient without a session has nothing scheduled; an unknown one is 404.
+    let c = app.patient(&nurse, 70.0).await;
+    let sc = get(&app, &nurse, &format!("/api/v1/patients/{c}/outcomes/schedule")).await;
+    assert!(sc["protocol_id"].is_null());
+    assert_eq!(sc["measurements"], json!([]));
+    let (s, b, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{}/outcomes/schedule", uuid::Uuid::now_v7()),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (s, _, _) = app.call("GET", "/api/v1/outcomes/due", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

@@ -14,7 +14,9 @@ use axum::http::StatusCode;
 use ketaflow_clinic::instruments::{
     CssrsAnswers, CssrsRisk, Flag, Instrument, cssrs_needs_alert, score, score_cssrs,
 };
+use ketaflow_clinic::measurements::{self, Occasion, Status};
 use ketaflow_clinic::outcomes::{Observation, trajectory};
+use ketaflow_clinic::patient::Indication;
 use ketaflow_store::{
     Actor, NewAuditEntry, NewEvent, NewQuestionnaireLink, NewRecord, Record, RecordChange, StoredEvent, Tx,
     hash_token,
@@ -25,7 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::api::clinical;
-use crate::api::sessions::{SESSION, SessionDoc, publish, rfc3339};
+use crate::api::sessions::{SESSION, SessionDoc, publish, rfc3339, session_out};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
@@ -1234,4 +1236,317 @@ pub async fn export_clinic(
         )
         .await?;
     Ok(csv_response("outcomes-deidentified.csv", csv_text(rows)?))
+}
+
+// ---- The measurement schedule --------------------------------------------------------------------
+
+/// The questionnaire that satisfied a measurement.
+#[derive(Serialize, ToSchema, Debug, Clone)]
+pub struct SatisfiedByOut {
+    /// The outcome's id.
+    pub outcome_id: Uuid,
+    /// Its instrument code.
+    pub instrument: String,
+    /// Its total.
+    pub total: f64,
+    /// When it was answered.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub answered_at: OffsetDateTime,
+}
+
+/// One scheduled measurement (`ketaflow_clinic::measurements`).
+#[derive(Serialize, ToSchema, Debug, Clone)]
+pub struct MeasurementOut {
+    /// baseline, pre_infusion or follow_up.
+    pub occasion: &'static str,
+    /// pre_infusion: the infusion's number in the course (1 is the first).
+    pub infusion: Option<usize>,
+    /// follow_up: days after the last infusion.
+    pub follow_up_days: Option<u32>,
+    /// Instrument codes; any one of them satisfies the measurement.
+    pub instruments: Vec<&'static str>,
+    /// Those the patient answers alone, so they may be sent as a questionnaire link (MADRS and
+    /// the CRPS Severity Score need a clinician).
+    pub self_report: Vec<&'static str>,
+    /// When it is due.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub due_at: OffsetDateTime,
+    /// A score counts from this time (inclusive) ...
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub opens_at: OffsetDateTime,
+    /// ... if strictly after this one (the previous infusion), when given ...
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub after: Option<OffsetDateTime>,
+    /// ... until this time (inclusive); null while the infusion it precedes has not started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub closes_at: Option<OffsetDateTime>,
+    /// done, due, overdue (past due, a score still counts), upcoming or missed (the window closed).
+    pub status: &'static str,
+    /// The questionnaire that satisfied it (done only).
+    pub done_by: Option<SatisfiedByOut>,
+}
+
+/// A patient's measurement schedule.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct ScheduleOut {
+    /// The patient.
+    pub patient_id: Uuid,
+    /// The protocol of the course (of the patient's latest infusion); null without a session.
+    pub protocol_id: Option<String>,
+    /// Follow-ups, days after the last infusion.
+    pub follow_up_days: Vec<u32>,
+    /// How many days before its due time a score counts.
+    pub window_early_days: u32,
+    /// How many days after a follow-up's due time a score counts.
+    pub window_late_days: u32,
+    /// Where the follow-up days and the window come from.
+    pub source: String,
+    /// Whether they are clinic settings.
+    pub clinic_setting: bool,
+    /// Every measurement, in due order.
+    pub measurements: Vec<MeasurementOut>,
+}
+
+/// A due or overdue measurement on the clinic's reminder list.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct DueOut {
+    /// The patient.
+    pub patient_id: Uuid,
+    /// The patient's name.
+    pub patient_name: String,
+    /// The protocol of the course.
+    pub protocol_id: String,
+    /// The measurement.
+    #[serde(flatten)]
+    pub measurement: MeasurementOut,
+}
+
+/// The infusions of a course from its session records: started ones at their start, and booked
+/// ones not yet started (scheduled or checked in) at their booked time; sessions closed without
+/// starting are left out. Returns the protocol of the latest one with them.
+fn course_infusions(
+    sessions: Vec<Record>,
+    now: OffsetDateTime,
+) -> Result<(Option<String>, Vec<measurements::Infusion>), ApiError> {
+    let mut latest: Option<(OffsetDateTime, String)> = None;
+    let mut infusions = Vec::new();
+    for record in sessions {
+        let s = session_out(record, now)?;
+        let infusion = match s.doc.rates.first() {
+            Some(r) => measurements::Infusion {
+                at: r.at,
+                started: true,
+            },
+            None if matches!(s.state, "scheduled" | "checked_in") => measurements::Infusion {
+                at: s.doc.scheduled_for,
+                started: false,
+            },
+            None => continue,
+        };
+        if latest.as_ref().is_none_or(|(at, _)| infusion.at >= *at) {
+            latest = Some((infusion.at, s.doc.protocol_id.clone()));
+        }
+        infusions.push(infusion);
+    }
+    Ok((latest.map(|(_, p)| p), infusions))
+}
+
+/// The schedule of one patient from their record and session records (one page of outcomes is
+/// read here).
+async fn patient_schedule(
+    state: &AppState,
+    patient: &clinical::PatientOut,
+    sessions: Vec<Record>,
+    now: OffsetDateTime,
+) -> Result<ScheduleOut, ApiError> {
+    let (protocol_id, infusions) = course_infusions(sessions, now)?;
+    let protocol = match &protocol_id {
+        Some(p) => Some(state.library.get(p).ok_or_else(|| {
+            ApiError::Internal(format!("the course's protocol {p:?} is not in the library"))
+        })?),
+        None => None,
+    };
+    let Some(protocol) = protocol else {
+        return Ok(ScheduleOut {
+            patient_id: patient.id,
+            protocol_id: None,
+            follow_up_days: vec![],
+            window_early_days: 0,
+            window_late_days: 0,
+            source: String::new(),
+            clinic_setting: false,
+            measurements: vec![],
+        });
+    };
+    let recorded: Vec<(Uuid, OutcomeDoc)> = state
+        .store
+        .list_records(OUTCOME, Some(patient.id), None, ketaflow_store::MAX_RECORD_PAGE)
+        .await?
+        .into_iter()
+        .map(|r| outcome_out(r).map(|o| (o.id, o.doc)))
+        .collect::<Result<_, _>>()?;
+    let (ids, scores): (Vec<Uuid>, Vec<measurements::RecordedScore>) = recorded
+        .iter()
+        .filter_map(|(id, d)| {
+            measurements::instrument_by_code(&d.instrument).map(|instrument| {
+                (
+                    *id,
+                    measurements::RecordedScore {
+                        instrument,
+                        at: d.answered_at,
+                        total: d.total,
+                    },
+                )
+            })
+        })
+        .unzip();
+    let indications: Vec<Indication> = patient
+        .doc
+        .indications
+        .iter()
+        .filter_map(|i| i.code.parse().ok())
+        .collect();
+    let plan = &protocol.outcomes;
+    let measurements = measurements::schedule(plan, &indications, &infusions, &scores, now)
+        .into_iter()
+        .map(|m| MeasurementOut {
+            occasion: m.occasion.code(),
+            infusion: match m.occasion {
+                Occasion::PreInfusion { infusion } => Some(infusion),
+                _ => None,
+            },
+            follow_up_days: match m.occasion {
+                Occasion::FollowUp { days } => Some(days),
+                _ => None,
+            },
+            instruments: m.instruments.iter().map(|i| i.code()).collect(),
+            self_report: m
+                .instruments
+                .iter()
+                .filter(|i| measurements::is_self_report(**i))
+                .map(|i| i.code())
+                .collect(),
+            due_at: m.due_at,
+            opens_at: m.opens_at,
+            after: m.after,
+            closes_at: m.closes_at,
+            status: m.status.code(),
+            done_by: match m.status {
+                Status::Done { index, score } => Some(SatisfiedByOut {
+                    outcome_id: ids[index],
+                    instrument: score.instrument.code().to_string(),
+                    total: score.total,
+                    answered_at: score.at,
+                }),
+                _ => None,
+            },
+        })
+        .collect();
+    Ok(ScheduleOut {
+        patient_id: patient.id,
+        protocol_id: Some(protocol.id.clone()),
+        follow_up_days: plan.follow_up_days.clone(),
+        window_early_days: plan.window.early_days,
+        window_late_days: plan.window.late_days,
+        source: plan.source.clone(),
+        clinic_setting: plan.clinic_setting,
+        measurements,
+    })
+}
+
+/// A patient's measurement schedule: baseline, before each infusion (started or booked) and the
+/// follow-ups after the last, each with its window and status (done with the questionnaire that
+/// satisfied it, due, overdue, upcoming or missed), from the protocol of the course.
+#[utoipa::path(get, path = "/api/v1/patients/{id}/outcomes/schedule", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
+    responses((status = 200, body = ScheduleOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_schedule(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ScheduleOut>, ApiError> {
+    me.require(Action::ReadClinical)?;
+    let patient = clinical::patient_out(clinical::load_patient(&state, id).await?)?;
+    let sessions = state
+        .store
+        .list_records(SESSION, Some(id), None, ketaflow_store::MAX_RECORD_PAGE)
+        .await?;
+    Ok(Json(
+        patient_schedule(&state, &patient, sessions, state.now()).await?,
+    ))
+}
+
+/// The reminder list: every due or overdue measurement of every patient with an open course,
+/// oldest due first.
+///
+/// A course is open while the patient has an open session (booked, checked in, infusing, ...) or
+/// the window of the last follow-up after their last infusion has not closed.
+///
+/// Cost, bounded: two listings (the in-progress index of open sessions, all of them; and the
+/// newest `MAX_RECORD_PAGE` = 500 session records, one page), then, for each patient with an open
+/// course, three reads of one page each (the patient, their sessions, their questionnaires):
+/// 2 + 3 × patients queries, whatever the size of the history. A patient in follow-up only (no
+/// open session) is found through the page of the newest 500 sessions: a clinic that creates more
+/// than 500 sessions within its longest follow-up horizon (84 + 3 days in the shipped protocols,
+/// about 5.7 sessions a day) loses the oldest of those patients from this list; their chart still
+/// shows their schedule.
+#[utoipa::path(get, path = "/api/v1/outcomes/due", tag = "outcomes",
+    responses((status = 200, body = [DueOut]), (status = 403, body = ErrorBody)))]
+pub async fn list_due(State(state): State<AppState>, me: CurrentUser) -> Result<Json<Vec<DueOut>>, ApiError> {
+    me.require(Action::ReadClinical)?;
+    let now = state.now();
+    let open = state.store.list_in_progress(SESSION).await?;
+    let recent = state
+        .store
+        .list_records(SESSION, None, None, ketaflow_store::MAX_RECORD_PAGE)
+        .await?;
+    let mut candidates: Vec<Uuid> = open.iter().filter_map(|r| r.parent_id).collect();
+    // Patients with no open session: only while the last follow-up window after the latest of
+    // their sessions in the page can still be open.
+    for record in &recent {
+        let Some(pid) = record.parent_id else { continue };
+        if candidates.contains(&pid) {
+            continue;
+        }
+        let Ok(doc) = serde_json::from_value::<SessionDoc>(record.data.clone()) else {
+            continue;
+        };
+        let Some(protocol) = state.library.get(&doc.protocol_id) else {
+            continue;
+        };
+        let plan = &protocol.outcomes;
+        let anchor = doc.rates.first().map_or(doc.scheduled_for, |r| r.at);
+        let horizon_days = plan.follow_up_days.last().copied().unwrap_or(0) + plan.window.late_days;
+        if anchor + time::Duration::days(i64::from(horizon_days)) >= now {
+            candidates.push(pid);
+        }
+    }
+    let mut due = Vec::new();
+    for pid in candidates {
+        let patient = clinical::patient_out(clinical::load_patient(&state, pid).await?)?;
+        let sessions = state
+            .store
+            .list_records(SESSION, Some(pid), None, ketaflow_store::MAX_RECORD_PAGE)
+            .await?;
+        let schedule = patient_schedule(&state, &patient, sessions, now).await?;
+        let Some(protocol_id) = schedule.protocol_id else {
+            continue;
+        };
+        for m in schedule.measurements {
+            if matches!(m.status, "due" | "overdue") {
+                due.push(DueOut {
+                    patient_id: pid,
+                    patient_name: patient.doc.display_name.clone(),
+                    protocol_id: protocol_id.clone(),
+                    measurement: m,
+                });
+            }
+        }
+    }
+    due.sort_by_key(|d| (d.measurement.due_at, d.patient_id));
+    Ok(Json(due))
 }
