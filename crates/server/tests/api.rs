@@ -694,6 +694,81 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
             ),
             action: Action::ManageLedger,
         },
+        // Outcomes and safety: viewers and administrators read; nurses and physicians write.
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/outcomes"),
+            body: Some(
+                json!({"instrument": "phq9", "items": [1, 1, 1, 1, 1, 1, 1, 1, 0], "context": "baseline"}),
+            ),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/patients/{id}/outcomes"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/patients/{id}/outcomes/schedule"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/outcomes/due".into(),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/risk-alerts".into(),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/risk-alerts/{}/follow-up", uuid::Uuid::now_v7()),
+            body: Some(json!({"action": "safety_plan", "note": "no such alert: refused after the check"})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/questionnaire-links"),
+            body: Some(json!({"instruments": ["phq9"]})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/safety-checks"),
+            body: Some(json!({"kind": "urinary_symptoms", "on": "2026-11-25", "symptoms": []})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "POST",
+            path: format!("/api/v1/patients/{id}/opioid-use"),
+            body: Some(json!({"on": "2026-11-25", "doses": []})),
+            action: Action::WriteIntake,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/patients/{id}/safety"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: format!("/api/v1/patients/{id}/outcomes/export"),
+            body: None,
+            action: Action::ReadClinical,
+        },
+        Endpoint {
+            method: "GET",
+            path: "/api/v1/outcomes/export".into(),
+            body: None,
+            action: Action::ReadClinical,
+        },
     ];
     let mut checked = 0;
     for endpoint in &endpoints {
