@@ -776,3 +776,78 @@ async fn opioid_use_sessions_and_acknowledgements_go_through_the_chart() {
     assert!(refused.shows(r#"id="session-chair-error">allowed: 1–40 characters</span>"#));
     assert!(refused.shows(r#"value="2026-11-26T12:00""#));
 }
+
+#[tokio::test]
+async fn the_chart_lists_questionnaires_due_and_creates_a_link_and_the_worklist_links_the_patient() {
+    let app = spawn_app().await;
+    let nurse_token = app.login("nurse").await;
+    let doc_token = app.login("doc").await;
+    // Booked for 2026-11-26 10:00 and not started; an hour later its baselines are overdue.
+    let (pid, _) = app.booked_session(&nurse_token, &doc_token, "Chair 1").await;
+    app.advance(3600);
+    let nurse = app.browser("nurse").await;
+    let chart = nurse.get(&format!("/patients/{pid}")).await;
+    assert_eq!(chart.status, StatusCode::OK);
+    assert!(chart.shows(r#"<h2 id="due-heading">Questionnaires due</h2>"#));
+    assert!(chart.shows("Protocol trd: follow-ups 1, 7, 28, 84 days after the last infusion"));
+    assert!(chart.shows(
+        "<tr><td>Baseline (before the first infusion)</td><td>PHQ-9 (depression)</td><td>2026-11-26 10:00</td>\
+         <td>2026-11-23 10:00 to the infusion&#39;s start</td>"
+    ));
+    assert!(chart.shows(r#"<span class="badge error">overdue</span>"#));
+    assert!(chart.shows(r#"<span class="badge ">upcoming</span>"#));
+    // QIDS-SR16 or MADRS: the link offers the self-report one.
+    assert!(chart.shows("Create link (phq9)"));
+    assert!(chart.shows("Create link (qids_sr16)"));
+    assert!(!chart.shows("Create link (madrs)"));
+
+    let page = nurse
+        .post(
+            &format!("/patients/{pid}/questionnaire-links"),
+            &[("instrument", "phq9")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CREATED, "{}", page.html);
+    assert!(page.shows("Questionnaire link created"));
+    assert!(page.shows("expires 2026-11-29 11:00 UTC"));
+    let start = page
+        .html
+        .find(r#"<code id="new-link">/q/"#)
+        .expect("the link is shown")
+        + 20;
+    let path = &page.html[start..start + 67];
+    assert!(path.starts_with("/q/"), "{path}");
+    // The link works for the patient, without an account.
+    let (s, form, _) = app.call("GET", &format!("/api/v1{path}"), None, None).await;
+    assert_eq!(s, StatusCode::OK, "{form}");
+    assert_eq!(form["instruments"][0][0], "phq9");
+    // A forged post is refused.
+    let forged = nurse
+        .post_raw(
+            &format!("/patients/{pid}/questionnaire-links"),
+            &[("instrument", "phq9")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // The worklist: the patient's overdue baselines, linked to the chart.
+    let due = nurse.get("/outcomes/due").await;
+    assert_eq!(due.status, StatusCode::OK);
+    assert!(due.shows(&format!(
+        r##"<a href="/patients/{pid}#questionnaires-due">Test Patient</a>"##
+    )));
+    assert!(due.shows("QIDS-SR16 (depression) or MADRS (depression, clinician-rated)"));
+    assert_eq!(
+        due.html
+            .matches(r#"<span class="badge error">overdue</span>"#)
+            .count(),
+        2
+    );
+
+    // A viewer sees the schedule but no button.
+    let viewer = app.browser("viewer").await;
+    let chart = viewer.get(&format!("/patients/{pid}")).await;
+    assert!(chart.shows("Questionnaires due"));
+    assert!(!chart.shows("Create link"));
+    assert!(viewer.get("/outcomes/due").await.shows("Test Patient"));
+}

@@ -24,7 +24,7 @@ use super::{render, render_with_status, see_other};
 use crate::api::clinical::{
     self, AcknowledgeIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, PatientOut, PatientQuery, WeightIn,
 };
-use crate::api::outcomes::{self, AlertQuery, CRISIS_INFORMATION, OutcomeIn};
+use crate::api::outcomes::{self, AlertQuery, CRISIS_INFORMATION, LinkIn, MeasurementOut, OutcomeIn};
 use crate::api::safety::{self, OpioidDoseDoc, OpioidUseIn};
 use crate::api::sessions::{self, SessionIn, SessionQuery};
 use crate::chart::{Chart, Curve, Level, TimeAxis};
@@ -48,6 +48,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/patients/{id}/outcomes", post(record_outcome))
         .route("/patients/{id}/opioid-use", post(add_opioid_use))
         .route("/patients/{id}/sessions", post(book_session))
+        .route("/patients/{id}/questionnaire-links", post(send_link))
 }
 
 // ---- Forms as data ---------------------------------------------------------------------------------
@@ -491,6 +492,67 @@ struct FlagRow {
     clinic_setting: bool,
 }
 
+/// One measurement of the schedule as the chart shows it.
+#[derive(Debug)]
+pub(super) struct ScheduleRow {
+    pub(super) occasion: String,
+    pub(super) instruments: String,
+    pub(super) due: String,
+    pub(super) window: String,
+    pub(super) status: &'static str,
+    /// CSS class of the status badge.
+    pub(super) class: &'static str,
+    pub(super) done: String,
+    /// The instrument a link may be sent for (due or overdue, self-report), if any.
+    pub(super) send: Option<String>,
+}
+
+/// A measurement as a chart or worklist row.
+pub(super) fn schedule_row(m: &MeasurementOut) -> ScheduleRow {
+    ScheduleRow {
+        occasion: match (m.occasion, m.infusion, m.follow_up_days) {
+            ("pre_infusion", Some(n), _) => format!("Before infusion {n}"),
+            ("follow_up", _, Some(d)) => format!("Follow-up, day {d} after the last infusion"),
+            _ => "Baseline (before the first infusion)".into(),
+        },
+        instruments: m
+            .instruments
+            .iter()
+            .map(|c| instrument_name(c))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        due: clock(m.due_at),
+        window: format!(
+            "{} to {}",
+            clock(m.opens_at),
+            m.closes_at
+                .map_or_else(|| "the infusion's start".to_string(), clock)
+        ),
+        status: m.status,
+        class: match m.status {
+            "done" => "okay",
+            "due" => "warn",
+            "overdue" | "missed" => "error",
+            _ => "",
+        },
+        done: m
+            .done_by
+            .as_ref()
+            .map(|d| {
+                format!(
+                    "{} {} points, {}",
+                    instrument_name(&d.instrument),
+                    num(d.total, 1),
+                    clock(d.answered_at)
+                )
+            })
+            .unwrap_or_default(),
+        send: matches!(m.status, "due" | "overdue")
+            .then(|| m.self_report.first().map(|c| (*c).to_string()))
+            .flatten(),
+    }
+}
+
 #[derive(Debug)]
 struct AlertRow {
     raised_at: String,
@@ -529,6 +591,13 @@ struct ChartPage {
     mme_summary: String,
     mme_svg: String,
     open_alerts: Vec<AlertRow>,
+    schedule: Vec<ScheduleRow>,
+    schedule_note: String,
+    can_send: bool,
+    /// A questionnaire link just created: (path, expiry), shown once.
+    new_link: Option<(String, String)>,
+    /// Why a link was refused.
+    link_error: String,
     crisis_information: &'static str,
     intake_forms: Vec<FormView>,
     outcome_forms: Vec<FormView>,
@@ -1006,6 +1075,7 @@ async fn load_chart(
     };
     let Json(session_list) = sessions::list_sessions(State(state.clone()), me(), Query(query)).await?;
     let Json(outcome_list) = outcomes::list_outcomes(State(state.clone()), me(), Path(id)).await?;
+    let Json(schedule) = outcomes::get_schedule(State(state.clone()), me(), Path(id)).await?;
     let Json(safety_out) = safety::get_safety(State(state.clone()), me(), Path(id)).await?;
     let Json(alerts) =
         outcomes::list_risk_alerts(State(state.clone()), me(), Query(AlertQuery { open: Some(true) }))
@@ -1229,6 +1299,29 @@ async fn load_chart(
         mme_svg: mme_chart(&o.series, o.table),
         crisis_information: CRISIS_INFORMATION,
         open_alerts,
+        schedule: schedule.measurements.iter().map(schedule_row).collect(),
+        schedule_note: match &schedule.protocol_id {
+            Some(p) => format!(
+                "Protocol {p}: follow-ups {} days after the last infusion; a score counts from {} days before its due time ({} days after, for follow-ups){}.",
+                schedule
+                    .follow_up_days
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                schedule.window_early_days,
+                schedule.window_late_days,
+                if schedule.clinic_setting {
+                    " (clinic settings)"
+                } else {
+                    ""
+                }
+            ),
+            None => "Nothing is scheduled until a session is booked.".into(),
+        },
+        can_send: writes,
+        new_link: None,
+        link_error: form.message_in("link"),
         intake_forms: if writes {
             intake_forms(&form, id, &today)
         } else {
@@ -1425,6 +1518,38 @@ async fn record_outcome(State(state): State<AppState>, Path(id): Path<Uuid>, pos
         result,
     )
     .await
+}
+
+/// Creates a single-use questionnaire link through the API and shows it once on the chart, for the
+/// nurse to send to the patient.
+async fn send_link(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> Response {
+    let Posted { user, form } = posted;
+    let body = LinkIn {
+        instruments: vec![form.text("instrument")],
+        expires_in_hours: None,
+    };
+    match outcomes::create_link(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await {
+        Ok((_, Json(link))) => match load_chart(&state, &user, id, FormState::default()).await {
+            Ok(mut page) => {
+                // The patient's page is the API path without its prefix (web::risk serves it).
+                let path = link.path.replacen("/api/v1", "", 1);
+                page.new_link = Some((path, clock(link.expires_at)));
+                render_with_status(StatusCode::CREATED, &page)
+            }
+            Err(e) => error_page(&e),
+        },
+        Err(e) if is_page_error(&e) => error_page(&e),
+        Err(e) => {
+            chart(
+                &state,
+                &user,
+                id,
+                FormState::refused_named("link", form, &e),
+                e.status(),
+            )
+            .await
+        }
+    }
 }
 
 async fn add_opioid_use(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> Response {

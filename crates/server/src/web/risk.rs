@@ -37,6 +37,7 @@ const RECENTLY_CLOSED: usize = 20;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/risk-alerts", get(alerts_page))
+        .route("/outcomes/due", get(due_page))
         .route("/risk-alerts/{id}/follow-up", post(follow_up))
         .route("/q/{token}", get(questionnaire_page).post(questionnaire_submit))
 }
@@ -173,6 +174,45 @@ async fn follow_up(State(state): State<AppState>, Path(id): Path<Uuid>, posted: 
             alerts_view(&state, &user, refused, e.status()).await
         }
     }
+}
+
+// ---- The reminder list of questionnaires due ----------------------------------------------------------
+
+/// One due or overdue measurement on the reminder list.
+#[derive(Debug)]
+struct DueRow {
+    patient_id: String,
+    patient_name: String,
+    row: super::patients::ScheduleRow,
+}
+
+#[derive(Template)]
+#[template(path = "outcomes_due.html")]
+struct DuePage {
+    chrome: Chrome,
+    rows: Vec<DueRow>,
+}
+
+/// Every due or overdue questionnaire across patients with an open course, oldest first
+/// ([`outcomes::list_due`]); each links to the patient's chart, where the link is created.
+async fn due_page(State(state): State<AppState>, user: WebUser) -> PageResult {
+    let Json(due) = outcomes::list_due(State(state.clone()), user.me.clone())
+        .await
+        .map_err(page_err)?;
+    Ok(render_with_status(
+        StatusCode::OK,
+        &DuePage {
+            chrome: user.chrome("risk", "Questionnaires due"),
+            rows: due
+                .iter()
+                .map(|d| DueRow {
+                    patient_id: d.patient_id.to_string(),
+                    patient_name: d.patient_name.clone(),
+                    row: super::patients::schedule_row(&d.measurement),
+                })
+                .collect(),
+        },
+    ))
 }
 
 // ---- The patient's questionnaire link ----------------------------------------------------------------
