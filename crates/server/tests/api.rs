@@ -1114,10 +1114,12 @@ async fn the_openapi_document_lists_every_route() {
         "/api/v1/ledger/vials/{id}/draws",
         "/api/v1/ledger/draws/{id}/waste",
         "/api/v1/ledger/export",
+        "/api/v1/patients/{id}/outcomes/schedule",
+        "/api/v1/outcomes/due",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 65);
+    assert_eq!(paths.len(), 67);
 }
 
 #[tokio::test]
