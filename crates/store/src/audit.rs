@@ -36,6 +36,7 @@ use time::macros::format_description;
 use uuid::Uuid;
 
 use crate::db::{Backend, normalize, with_conn};
+use crate::store::AuditHead;
 use crate::{Role, Store, StoreError, Tx};
 
 /// The `prev_hash` of the first entry: 64 zeros.
@@ -319,14 +320,7 @@ impl Tx {
                 });
             }
         }
-        let head_sql = match self.backend() {
-            // The BEGIN IMMEDIATE of every SQLite Tx already holds the write lock.
-            Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
-            Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
-        };
-        let (last_seq, last_hash): (i64, String) = with_conn!(self.conn(), c => {
-            sqlx::query_as(head_sql).fetch_one(&mut *c).await?
-        });
+        let (last_seq, last_hash) = self.lock_audit_head().await?;
         let mut stored = AuditEntry {
             seq: last_seq + 1,
             at: normalize(entry.at),
@@ -360,13 +354,51 @@ impl Tx {
             .bind(&stored.hash)
             .execute(&mut *c)
             .await?;
+        });
+        self.audit_head = Some(AuditHead {
+            seq: stored.seq,
+            hash: stored.hash.clone(),
+            moved: true,
+        });
+        Ok(stored)
+    }
+
+    /// Takes the chain head's lock for the rest of the transaction (once) and returns the head as
+    /// this transaction sees it. Event ids follow commit order because every writer that appends an
+    /// event holds this lock first.
+    pub(crate) async fn lock_audit_head(&mut self) -> Result<(i64, String), StoreError> {
+        if let Some(head) = &self.audit_head {
+            return Ok((head.seq, head.hash.clone()));
+        }
+        let head_sql = match self.backend() {
+            // The BEGIN IMMEDIATE of every SQLite Tx already holds the write lock.
+            Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
+            Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+        };
+        let (seq, hash): (i64, String) = with_conn!(self.conn(), c => {
+            sqlx::query_as(head_sql).fetch_one(&mut *c).await?
+        });
+        self.audit_head = Some(AuditHead {
+            seq,
+            hash: hash.clone(),
+            moved: false,
+        });
+        Ok((seq, hash))
+    }
+
+    /// Writes the head row if entries were appended; called by commit.
+    pub(crate) async fn write_audit_head(&mut self) -> Result<(), StoreError> {
+        let Some(head) = self.audit_head.take().filter(|h| h.moved) else {
+            return Ok(());
+        };
+        with_conn!(self.conn(), c => {
             sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(stored.seq)
-                .bind(&stored.hash)
+                .bind(head.seq)
+                .bind(&head.hash)
                 .execute(&mut *c)
                 .await?;
         });
-        Ok(stored)
+        Ok(())
     }
 }
 

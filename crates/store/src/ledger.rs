@@ -1088,9 +1088,7 @@ impl Tx {
     /// every committed ledger write and nothing can change until this transaction ends.
     pub async fn lock_ledger(&mut self) -> Result<(), StoreError> {
         if self.backend() == Backend::Postgres {
-            with_conn!(self.conn(), c => {
-                sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE").execute(&mut *c).await?;
-            });
+            self.lock_audit_head().await?;
         }
         Ok(())
     }

@@ -427,9 +427,7 @@ impl Tx {
         if self.backend() == Backend::Postgres {
             // Ids must follow commit order: hold the chain head's row lock (taken anyway by the
             // audit entry every clinical write appends) before reading the last id.
-            with_conn!(self.conn(), c => {
-                sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE").execute(&mut *c).await?;
-            });
+            self.lock_audit_head().await?;
         }
         let at = normalize(event.at);
         let id: i64 = with_conn!(self.conn(), c => {

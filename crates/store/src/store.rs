@@ -182,7 +182,10 @@ impl Store {
             Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
-        Ok(Tx { inner })
+        Ok(Tx {
+            inner,
+            audit_head: None,
+        })
     }
 
     /// A read-only transaction that sees one consistent snapshot (verification, backup).
@@ -195,7 +198,10 @@ impl Store {
                     .await?,
             ),
         };
-        Ok(Tx { inner })
+        Ok(Tx {
+            inner,
+            audit_head: None,
+        })
     }
 
     /// A pooled connection for reads and single-statement writes.
@@ -243,6 +249,20 @@ impl Pooled {
 /// dropping the `Tx` or calling [`Tx::rollback`] discards them all.
 pub struct Tx {
     inner: TxInner,
+    /// The audit chain's head as this transaction last wrote it (seq, hash), once read under the
+    /// head's lock (PostgreSQL: `FOR UPDATE`; SQLite: the `BEGIN IMMEDIATE` write lock). Nobody
+    /// else can move the head while this transaction holds the lock, so later appends need not read
+    /// it again, and the head row is written once, at commit.
+    pub(crate) audit_head: Option<AuditHead>,
+}
+
+/// The audit chain's head inside a transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditHead {
+    pub(crate) seq: i64,
+    pub(crate) hash: String,
+    /// Whether entries were appended since the head row was read (it must be written at commit).
+    pub(crate) moved: bool,
 }
 
 enum TxInner {
@@ -268,7 +288,8 @@ impl Tx {
     }
 
     /// Makes every write of this transaction durable.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        self.write_audit_head().await?;
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await?,
             TxInner::Postgres(tx) => tx.commit().await?,
