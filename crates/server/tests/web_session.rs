@@ -207,6 +207,19 @@ async fn a_nurse_runs_a_session_through_the_screen_and_every_answer_matches_the_
     );
     assert!(nurse.get(&screen).await.shows("CADSS-6 5/24"));
 
+    // Planned: 35 mg over 40 min. At 10 min it is not reached; at 41 min it is, on the board and
+    // on the screen, while the session still says infusing.
+    let board = api(&app, "/api/v1/board").await;
+    assert_eq!(board["chairs"][0]["planned_dose_mg"], 35.0);
+    assert_eq!(board["chairs"][0]["planned_duration_min"], 40.0);
+    assert_eq!(board["chairs"][0]["planned_dose_reached"], false);
+    assert!(nurse.get(&screen).await.shows("35.0 mg over 40 min (0.500 mg/kg, pump 52.5 mL/h)"));
+    app.advance(31 * 60);
+    let board = api(&app, "/api/v1/board").await;
+    assert_eq!(board["chairs"][0]["planned_dose_reached"], true);
+    assert!(nurse.get(&screen).await.shows("The planned dose has been given."));
+    assert!(nurse.get("/board/chairs").await.shows("Planned dose given: stop the infusion"));
+
     // Stop (confirmed on the page), recovery, assessment, and the discharge checklist.
     assert_eq!(
         event(&nurse, &sid, &[("event", "stop"), ("stop", "completed")])

@@ -202,6 +202,13 @@ fn pre_checks(c: &PreChecksDoc, baseline_vitals_taken: bool) -> PreChecks {
     }
 }
 
+/// Whether an infusion still runs although the plan's dose has been given (to 0.1 mg: the pump
+/// stops at its volume to be infused, so a running session past it means a stop was not recorded
+/// or the infusion was extended).
+pub fn planned_dose_reached(s: &SessionOut, planned_dose_mg: f64) -> bool {
+    s.state == "infusing" && s.given_mg + 0.05 >= planned_dose_mg
+}
+
 /// Whether a state (by name) is one of an open session.
 fn is_open_state(state: &str) -> bool {
     matches!(
@@ -1568,6 +1575,13 @@ pub struct ChairOut {
     pub pump_ml_per_h: f64,
     /// Given so far, mg.
     pub given_mg: f64,
+    /// The plan's dose for the session, mg.
+    pub planned_dose_mg: f64,
+    /// The plan's infusion time, minutes.
+    pub planned_duration_min: f64,
+    /// Whether the infusion is still running although the plan's dose has been given (the pump
+    /// should have finished: stop the infusion, or record why it continues).
+    pub planned_dose_reached: bool,
     /// The latest reading.
     #[schema(value_type = Option<Object>)]
     pub latest_vitals: Option<serde_json::Value>,
@@ -1605,6 +1619,7 @@ pub async fn board(State(state): State<AppState>, me: CurrentUser) -> Result<Jso
         }
         let first_start = s.doc.rates.first().map(|r| r.at);
         let latest = state.store.latest_vital(s.id).await?.map(|v| v.data);
+        let plan = clinical::plan_out(clinical::load_plan(&state, s.doc.plan_id).await?)?;
         let predicted_recovery_at = crate::api::discharge::predicted_recovery(&state, &s.doc, now)
             .await
             .ok()
@@ -1617,6 +1632,9 @@ pub async fn board(State(state): State<AppState>, me: CurrentUser) -> Result<Jso
             elapsed_min: first_start.map(|t| (now - t).as_seconds_f64() / 60.0),
             pump_ml_per_h: s.doc.rates.last().map_or(0.0, |r| r.pump_ml_per_h),
             given_mg: s.given_mg,
+            planned_dose_mg: plan.doc.dose_mg,
+            planned_duration_min: plan.doc.duration_min,
+            planned_dose_reached: planned_dose_reached(&s, plan.doc.dose_mg),
             latest_vitals: latest,
             active_alarms: open_alarms
                 .iter()

@@ -33,6 +33,10 @@ pub struct ChairTile {
     pub pump_ml_per_h: String,
     /// Given so far, mg.
     pub given_mg: String,
+    /// The plan's dose, mg.
+    pub planned_dose_mg: String,
+    /// Still infusing although the planned dose is given.
+    pub planned_dose_reached: bool,
     /// Latest vital signs: (label, value with unit).
     pub vitals: Vec<(&'static str, String)>,
     /// Unresolved alarms, in words.
@@ -83,6 +87,8 @@ fn tile(c: ChairOut) -> ChairTile {
             .unwrap_or_else(|| "not started".into()),
         pump_ml_per_h: fixed(c.pump_ml_per_h, 1),
         given_mg: fixed(c.given_mg, 1),
+        planned_dose_mg: fixed(c.planned_dose_mg, 1),
+        planned_dose_reached: c.planned_dose_reached,
         vitals: vitals_summary(c.latest_vitals.as_ref()),
         unacknowledged: c.active_alarms.iter().any(|a| a.state == "raised"),
         alarms: c

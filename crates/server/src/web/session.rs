@@ -129,6 +129,10 @@ pub struct LivePanels {
     pub given_mg: String,
     /// Minutes at a non-zero rate.
     pub infusing_min: String,
+    /// The plan: dose in mg over its time in minutes.
+    pub planned: String,
+    /// Still infusing although the planned dose is given.
+    pub planned_dose_reached: bool,
     /// Unresolved alarms.
     pub alarms: Vec<AlarmRow>,
     /// Latest readings, newest first (at most 12).
@@ -234,7 +238,17 @@ async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result
         None
     };
     let last = s.doc.rates.last();
+    let Json(plan) =
+        crate::api::clinical::get_plan(State(state.clone()), user.me.clone(), Path(s.doc.plan_id)).await?;
     Ok(LivePanels {
+        planned: format!(
+            "{} mg over {} min ({} mg/kg, pump {} mL/h)",
+            fixed(plan.doc.dose_mg, 1),
+            fixed(plan.doc.duration_min, 0),
+            fixed(plan.doc.dose_per_kg, 3),
+            fixed(plan.doc.pump_ml_per_h, 1)
+        ),
+        planned_dose_reached: sessions::planned_dose_reached(s, plan.doc.dose_mg),
         id: s.id.to_string(),
         state: s.state,
         state_since: s.state_since.map(clock).unwrap_or_default(),
