@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             events_gap_free_in_commit_order,
             events_concurrent_appends_stay_contiguous,
             vitals_idempotent_by_session_and_key,
+            batch_writes_match_single_writes,
             alarms_lifecycle_and_repeats,
             device_tokens_scope_expiry_revocation,
             ledger_receipt_draw_administer_waste_balances_exactly,
@@ -1701,6 +1702,94 @@ pub async fn events_concurrent_appends_stay_contiguous(store: Store) {
 
 /// The same key in the same session is a duplicate that returns the first reading; the same key in
 /// another session is a different reading; bad keys and sources are refused.
+/// The group writer's multi-row statements: readings across several statements (a key given twice
+/// in one call, a key stored earlier), events with contiguous ids after single appends, and audit
+/// entries that chain on from single ones and verify.
+pub async fn batch_writes_match_single_writes(store: Store) {
+    let session = Uuid::now_v7();
+    let data = serde_json::json!({ "systolic_mmhg": 128.0 });
+    let keys: Vec<String> = (0..crate::ROWS_PER_STATEMENT * 2 + 7)
+        .map(|i| format!("k{i}"))
+        .collect();
+    fn vital<'a>(session: Uuid, key: &'a str, data: &'a serde_json::Value) -> NewVital<'a> {
+        NewVital {
+            session_id: session,
+            idempotency_key: key,
+            taken_at: T0,
+            received_at: T0,
+            source: "device",
+            recorded_by: "monitor",
+            data,
+        }
+    }
+    let mut tx = store.begin().await.unwrap();
+    let VitalInsert::Inserted(earlier) = tx.insert_vital(&vital(session, "k3", &data)).await.unwrap() else {
+        panic!("first insert")
+    };
+    let first_event = tx
+        .append_event(&NewEvent {
+            session_id: session,
+            kind: "state",
+            at: T0,
+            data: &data,
+        })
+        .await
+        .unwrap();
+    tx.append_audit(&NewAuditEntry::new(
+        T0,
+        admin(),
+        "one",
+        "session",
+        session.to_string(),
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut batch: Vec<NewVital> = keys.iter().map(|k| vital(session, k, &data)).collect();
+    batch.push(vital(session, "k5", &data)); // the same key twice in one call
+    let mut tx = store.begin().await.unwrap();
+    let results = tx.insert_vitals(&batch).await.unwrap();
+    assert_eq!(results.len(), batch.len());
+    for (i, r) in results.iter().enumerate() {
+        match (i, r) {
+            (3, VitalInsert::Duplicate(v)) => assert_eq!(v, &earlier),
+            (3, VitalInsert::Inserted(_)) => panic!("k3 was stored before"),
+            (i, VitalInsert::Duplicate(v)) if i == batch.len() - 1 => assert_eq!(v.idempotency_key, "k5"),
+            (_, VitalInsert::Inserted(v)) => assert_eq!(v.idempotency_key, batch[i].idempotency_key),
+            (i, VitalInsert::Duplicate(_)) => panic!("reading {i} is new"),
+        }
+    }
+    let events: Vec<NewEvent> = (0..crate::ROWS_PER_STATEMENT + 3)
+        .map(|_| NewEvent {
+            session_id: session,
+            kind: "vitals",
+            at: T0,
+            data: &data,
+        })
+        .collect();
+    let stored = tx.append_events(&events).await.unwrap();
+    let ids: Vec<i64> = stored.iter().map(|e| e.id).collect();
+    let expected: Vec<i64> = (first_event.id + 1..=first_event.id + events.len() as i64).collect();
+    assert_eq!(ids, expected);
+    let entries: Vec<NewAuditEntry> = (0..250)
+        .map(|i| NewAuditEntry::new(T0, admin(), format!("batch {i}"), "session", session.to_string()))
+        .collect();
+    let chained = tx.append_audits(&entries).await.unwrap();
+    assert_eq!(chained.first().unwrap().seq, 2);
+    assert_eq!(chained.last().unwrap().seq, 251);
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.list_vitals(session).await.unwrap().len(), keys.len());
+    let report = store.verify_audit_chain().await.unwrap();
+    assert_eq!(report.checked, 251);
+    assert!(report.problem.is_none(), "{report:?}");
+    assert_eq!(
+        store.events_after(0, Some(session), 10_000).await.unwrap().len(),
+        events.len() + 1
+    );
+}
+
 pub async fn vitals_idempotent_by_session_and_key(store: Store) {
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
     let data = serde_json::json!({ "systolic_mmhg": 128.0 });

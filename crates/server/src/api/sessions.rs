@@ -1159,129 +1159,174 @@ pub(crate) struct VitalsWritten {
     pub(crate) events: Vec<StoredEvent>,
 }
 
-/// Writes one batch inside `tx` (the caller commits): each new reading is stored once per key,
-/// evaluated against the alarm rules and NEWS2, and reported as events; one audit entry covers the
-/// batch with a digest of its readings.
+/// Writes one batch inside `tx` (the caller commits); see [`write_vitals_many`].
 pub(crate) async fn write_vitals(
     tx: &mut Tx,
     rules: &vitals::AlarmRules,
     job: &VitalsJob,
 ) -> Result<VitalsWritten, ApiError> {
-    let (id, now, source) = (job.session_id, job.received_at, job.source);
-    let mut acks = Vec::with_capacity(job.readings.len());
-    let mut events = Vec::new();
-    let mut stored_rows: Vec<serde_json::Value> = Vec::new();
-    let (mut stored, mut duplicates) = (0, 0);
-    for (reading, v, taken_at) in &job.readings {
-        let mut data = serde_json::to_value(reading).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let news = v.observations().map(|o| news2(&o).total);
-        data["news2"] = serde_json::json!(news);
-        data["taken_at"] = serde_json::json!(rfc3339(*taken_at));
-        let inserted = tx
-            .insert_vital(&NewVital {
-                session_id: id,
+    let mut written = write_vitals_many(tx, rules, std::slice::from_ref(job)).await?;
+    Ok(written.remove(0))
+}
+
+/// Writes a group of batches inside `tx` (the caller commits): each new reading is stored once per
+/// key, evaluated against the alarm rules and NEWS2, and reported as events; one audit entry per
+/// batch with a digest of its readings. The readings of the whole group go in one multi-row
+/// statement, then its events, then its audit entries, so a group costs a few statements whatever
+/// its size (alarms, which are rare, are raised one by one).
+pub(crate) async fn write_vitals_many(
+    tx: &mut Tx,
+    rules: &vitals::AlarmRules,
+    jobs: &[VitalsJob],
+) -> Result<Vec<VitalsWritten>, ApiError> {
+    // The stored document of each reading: what was sent, its NEWS2 and when it was taken.
+    let mut documents = Vec::new();
+    for job in jobs {
+        for (reading, v, taken_at) in &job.readings {
+            let mut data = serde_json::to_value(reading).map_err(|e| ApiError::Internal(e.to_string()))?;
+            data["news2"] = serde_json::json!(v.observations().map(|o| news2(&o).total));
+            data["taken_at"] = serde_json::json!(rfc3339(*taken_at));
+            documents.push(data);
+        }
+    }
+    let mut new_vitals = Vec::with_capacity(documents.len());
+    let mut documents_iter = documents.iter();
+    for job in jobs {
+        for (reading, _, taken_at) in &job.readings {
+            new_vitals.push(NewVital {
+                session_id: job.session_id,
                 idempotency_key: &reading.idempotency_key,
                 taken_at: *taken_at,
-                received_at: now,
-                source,
+                received_at: job.received_at,
+                source: job.source,
                 recorded_by: &job.recorded_by,
-                data: &data,
-            })
-            .await?;
-        let vital = match inserted {
-            VitalInsert::Duplicate(existing) => {
-                duplicates += 1;
-                acks.push(ReadingAck {
-                    idempotency_key: existing.idempotency_key.clone(),
-                    id: existing.id,
-                    duplicate: true,
-                    news2: existing
-                        .data
-                        .get("news2")
-                        .and_then(serde_json::Value::as_u64)
-                        .map(|n| n as u8),
-                    alarms: vec![],
-                });
-                continue;
-            }
-            VitalInsert::Inserted(v) => v,
-        };
-        stored += 1;
-        stored_rows
-            .push(serde_json::json!({ "id": vital.id, "key": vital.idempotency_key, "data": vital.data }));
-        let mut alarms = Vec::new();
-        for alarm in vitals::evaluate(rules, job.baseline, v) {
-            let level = match alarm.level {
-                vitals::AlarmLevel::Warning => "warning",
-                vitals::AlarmLevel::Urgent => "urgent",
-            };
-            let detail = serde_json::json!({
-                "message": alarm.message,
-                "recommend_pause": alarm.recommend_pause,
-                "source": alarm.source,
-                "clinic_setting": alarm.clinic_setting,
+                data: documents_iter.next().expect("one document per reading"),
             });
-            let raised = tx
-                .raise_alarm(&NewAlarm {
-                    session_id: id,
-                    code: alarm.code,
-                    level,
-                    at: *taken_at,
-                    vital_id: Some(vital.id),
-                    data: &detail,
-                })
-                .await?;
-            match raised {
-                AlarmRaise::Raised(a) => {
-                    let out = alarm_out(a);
-                    events.push(
-                        tx.append_event(&NewEvent {
-                            session_id: id,
-                            kind: "alarm.raised",
-                            at: now,
-                            data: &serde_json::to_value(&out)
-                                .map_err(|e| ApiError::Internal(e.to_string()))?,
-                        })
-                        .await?,
-                    );
-                    alarms.push(out);
-                }
-                AlarmRaise::Repeated(a) => alarms.push(alarm_out(a)),
-            }
         }
-        events.push(
-            tx.append_event(&NewEvent {
-                session_id: id,
-                kind: "vitals",
-                at: now,
-                data: &serde_json::json!({ "id": vital.id, "reading": vital.data, "source": source }),
-            })
-            .await?,
-        );
-        acks.push(ReadingAck {
-            idempotency_key: vital.idempotency_key,
-            id: vital.id,
-            duplicate: false,
-            news2: news,
-            alarms,
-        });
     }
-    if stored > 0 {
-        let digest = batch_digest(stored_rows.iter());
-        tx.append_audit(
-            &NewAuditEntry::new(now, job.actor.clone(), "vitals.record", SESSION, id.to_string())
-                .after(serde_json::json!({ "readings": stored, "source": source, "digest": digest })),
-        )
-        .await?;
-    }
-    Ok(VitalsWritten {
-        ack: VitalsAck {
+    let mut inserted = tx.insert_vitals(&new_vitals).await?.into_iter();
+
+    // Per batch: acknowledgements, alarms, and the events to append (in order).
+    let mut acks_per_job = Vec::with_capacity(jobs.len());
+    let mut event_rows: Vec<(Uuid, &'static str, OffsetDateTime, serde_json::Value)> = Vec::new();
+    let mut events_per_job = Vec::with_capacity(jobs.len());
+    let mut audits = Vec::new();
+    for job in jobs {
+        let (id, now, source) = (job.session_id, job.received_at, job.source);
+        let events_before = event_rows.len();
+        let mut acks = Vec::with_capacity(job.readings.len());
+        let mut stored_rows: Vec<serde_json::Value> = Vec::new();
+        let (mut stored, mut duplicates) = (0, 0);
+        for (_, v, taken_at) in &job.readings {
+            let vital = match inserted.next().expect("one answer per reading") {
+                VitalInsert::Duplicate(existing) => {
+                    duplicates += 1;
+                    acks.push(ReadingAck {
+                        idempotency_key: existing.idempotency_key.clone(),
+                        id: existing.id,
+                        duplicate: true,
+                        news2: existing
+                            .data
+                            .get("news2")
+                            .and_then(serde_json::Value::as_u64)
+                            .map(|n| n as u8),
+                        alarms: vec![],
+                    });
+                    continue;
+                }
+                VitalInsert::Inserted(v) => v,
+            };
+            stored += 1;
+            stored_rows.push(
+                serde_json::json!({ "id": vital.id, "key": vital.idempotency_key, "data": vital.data }),
+            );
+            let mut alarms = Vec::new();
+            for alarm in vitals::evaluate(rules, job.baseline, v) {
+                let level = match alarm.level {
+                    vitals::AlarmLevel::Warning => "warning",
+                    vitals::AlarmLevel::Urgent => "urgent",
+                };
+                let detail = serde_json::json!({
+                    "message": alarm.message,
+                    "recommend_pause": alarm.recommend_pause,
+                    "source": alarm.source,
+                    "clinic_setting": alarm.clinic_setting,
+                });
+                let raised = tx
+                    .raise_alarm(&NewAlarm {
+                        session_id: id,
+                        code: alarm.code,
+                        level,
+                        at: *taken_at,
+                        vital_id: Some(vital.id),
+                        data: &detail,
+                    })
+                    .await?;
+                match raised {
+                    AlarmRaise::Raised(a) => {
+                        let out = alarm_out(a);
+                        event_rows.push((
+                            id,
+                            "alarm.raised",
+                            now,
+                            serde_json::to_value(&out).map_err(|e| ApiError::Internal(e.to_string()))?,
+                        ));
+                        alarms.push(out);
+                    }
+                    AlarmRaise::Repeated(a) => alarms.push(alarm_out(a)),
+                }
+            }
+            event_rows.push((
+                id,
+                "vitals",
+                now,
+                serde_json::json!({ "id": vital.id, "reading": vital.data, "source": source }),
+            ));
+            acks.push(ReadingAck {
+                idempotency_key: vital.idempotency_key,
+                id: vital.id,
+                duplicate: false,
+                news2: vital
+                    .data
+                    .get("news2")
+                    .and_then(serde_json::Value::as_u64)
+                    .map(|n| n as u8),
+                alarms,
+            });
+        }
+        if stored > 0 {
+            let digest = batch_digest(stored_rows.iter());
+            audits.push(
+                NewAuditEntry::new(now, job.actor.clone(), "vitals.record", SESSION, id.to_string())
+                    .after(serde_json::json!({ "readings": stored, "source": source, "digest": digest })),
+            );
+        }
+        events_per_job.push(events_before..event_rows.len());
+        acks_per_job.push(VitalsAck {
             readings: acks,
             stored,
             duplicates,
-        },
-        events,
-    })
+        });
+    }
+    let new_events: Vec<NewEvent> = event_rows
+        .iter()
+        .map(|(session_id, kind, at, data)| NewEvent {
+            session_id: *session_id,
+            kind,
+            at: *at,
+            data,
+        })
+        .collect();
+    let events = tx.append_events(&new_events).await?;
+    tx.append_audits(&audits).await?;
+    Ok(acks_per_job
+        .into_iter()
+        .zip(events_per_job)
+        .map(|(ack, range)| VitalsWritten {
+            ack,
+            events: events[range].to_vec(),
+        })
+        .collect())
 }
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
