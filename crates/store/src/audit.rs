@@ -352,8 +352,10 @@ impl Tx {
             (seq, prev_hash) = (stored.seq, stored.hash.clone());
             chained.push(stored);
         }
-        // 11 columns × 200 rows stays far below both engines' bound-parameter limits.
-        for chunk in chained.chunks(200) {
+        // SQLite runs in-process: one cached single-row statement each (see Tx::insert_vitals).
+        // PostgreSQL: 11 columns × 200 rows, far below its bound-parameter limit.
+        let rows_per_statement = if self.backend() == Backend::Sqlite { 1 } else { 200 };
+        for chunk in chained.chunks(rows_per_statement) {
             let rows = (0..chunk.len())
                 .map(|i| {
                     let placeholders: Vec<String> = (1..=11).map(|k| format!("${}", i * 11 + k)).collect();

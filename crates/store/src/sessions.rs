@@ -505,11 +505,20 @@ impl Tx {
         }
     }
 
-    /// Stores many readings with one statement per [`ROWS_PER_STATEMENT`] rows; answers, in input
+    /// Stores many readings (PostgreSQL: one statement per [`ROWS_PER_STATEMENT`] rows); answers, in input
     /// order, which were stored and which were duplicates of a reading already stored under the
     /// same session and key (also one given twice in the same call). The group-commit writer's path:
     /// the cost of a group is a few statements, not a few per reading.
     pub async fn insert_vitals(&mut self, vitals: &[NewVital<'_>]) -> Result<Vec<VitalInsert>, StoreError> {
+        if self.backend() == Backend::Sqlite {
+            // In-process: a statement costs no round trip, and one cached statement per row beats
+            // preparing a new multi-row statement for every group size (measured: docs/benchmarks.md).
+            let mut out = Vec::with_capacity(vitals.len());
+            for vital in vitals {
+                out.push(self.insert_vital(vital).await?);
+            }
+            return Ok(out);
+        }
         for vital in vitals {
             check_key(vital.idempotency_key)?;
             if !matches!(vital.source, "manual" | "device") {
@@ -589,12 +598,20 @@ impl Tx {
         Ok(out)
     }
 
-    /// Appends many events, in order, with one id read and one statement per
-    /// [`ROWS_PER_STATEMENT`] rows; the ids are contiguous and follow commit order like
+    /// Appends many events, in order (PostgreSQL: one id read and one statement per
+    /// [`ROWS_PER_STATEMENT`] rows); the ids are contiguous and follow commit order like
     /// [`Tx::append_event`]'s.
     pub async fn append_events(&mut self, events: &[NewEvent<'_>]) -> Result<Vec<StoredEvent>, StoreError> {
         if events.is_empty() {
             return Ok(vec![]);
+        }
+        if self.backend() == Backend::Sqlite {
+            // In-process: one cached statement per row (see insert_vitals).
+            let mut out = Vec::with_capacity(events.len());
+            for event in events {
+                out.push(self.append_event(event).await?);
+            }
+            return Ok(out);
         }
         for event in events {
             if event.kind.is_empty() || event.kind.len() > 40 {
