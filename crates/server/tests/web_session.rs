@@ -213,12 +213,22 @@ async fn a_nurse_runs_a_session_through_the_screen_and_every_answer_matches_the_
     assert_eq!(board["chairs"][0]["planned_dose_mg"], 35.0);
     assert_eq!(board["chairs"][0]["planned_duration_min"], 40.0);
     assert_eq!(board["chairs"][0]["planned_dose_reached"], false);
-    assert!(nurse.get(&screen).await.shows("35.0 mg over 40 min (0.500 mg/kg, pump 52.5 mL/h)"));
+    assert!(
+        nurse
+            .get(&screen)
+            .await
+            .shows("35.0 mg over 40 min (0.500 mg/kg, pump 52.5 mL/h)")
+    );
     app.advance(31 * 60);
     let board = api(&app, "/api/v1/board").await;
     assert_eq!(board["chairs"][0]["planned_dose_reached"], true);
     assert!(nurse.get(&screen).await.shows("The planned dose has been given."));
-    assert!(nurse.get("/board/chairs").await.shows("Planned dose given: stop the infusion"));
+    assert!(
+        nurse
+            .get("/board/chairs")
+            .await
+            .shows("Planned dose given: stop the infusion")
+    );
 
     // Stop (confirmed on the page), recovery, assessment, and the discharge checklist.
     assert_eq!(
