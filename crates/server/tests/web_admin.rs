@@ -604,7 +604,9 @@ async fn a_questionnaire_link_opens_without_login_submits_once_and_shows_crisis_
     assert_eq!(s, StatusCode::OK, "{html}");
     assert_eq!(html.matches("name=\"phq9.items[").count(), 9);
     assert_eq!(html.matches("min=\"0\" max=\"3\"").count(), 9);
-    assert!(html.contains("<label for=\"phq9-8\">Question 9 of 9 (0–3)</label>"));
+    // The patient reads each item and how to answer (PHQ-9 wording, Kroenke 2001; free to reproduce).
+    assert!(html.contains("<label for=\"phq9-8\">9. Thoughts that you would be better off dead, or of hurting yourself in some way (0–3)</label>"));
+    assert!(html.contains("how often have you been bothered by each of these problems?"));
     assert!(
         html.contains("988"),
         "crisis information is always on the patient's side"

@@ -16,6 +16,7 @@ pub mod patients;
 pub mod plans;
 pub mod risk;
 pub mod session;
+mod wording;
 
 use askama::Template;
 use axum::Router;

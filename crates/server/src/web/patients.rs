@@ -634,42 +634,8 @@ fn instrument_name(code: &str) -> &'static str {
     }
 }
 
-/// PHQ-9 items, over the last two weeks (Kroenke, Spitzer & Williams 2001; the PHQ-9 is free to
-/// reproduce, Pfizer).
-const PHQ9_ITEMS: [&str; 9] = [
-    "Little interest or pleasure in doing things",
-    "Feeling down, depressed, or hopeless",
-    "Trouble falling or staying asleep, or sleeping too much",
-    "Feeling tired or having little energy",
-    "Poor appetite or overeating",
-    "Feeling bad about yourself, or that you are a failure or have let yourself or your family down",
-    "Trouble concentrating on things, such as reading the newspaper or watching television",
-    "Moving or speaking so slowly that other people could have noticed, or being so fidgety or restless that you have been moving around a lot more than usual",
-    "Thoughts that you would be better off dead, or of hurting yourself in some way",
-];
-
-/// GAD-7 items, over the last two weeks (Spitzer et al. 2006; free to reproduce, Pfizer).
-const GAD7_ITEMS: [&str; 7] = [
-    "Feeling nervous, anxious, or on edge",
-    "Not being able to stop or control worrying",
-    "Worrying too much about different things",
-    "Trouble relaxing",
-    "Being so restless that it is hard to sit still",
-    "Becoming easily annoyed or irritable",
-    "Feeling afraid, as if something awful might happen",
-];
-
-/// The four answers of the PHQ-9 and GAD-7 items.
-const FREQUENCY_SCALE: &str = "Over the last 2 weeks, how often has the patient been bothered by each problem? 0 = not at all, 1 = several days, 2 = more than half the days, 3 = nearly every day.";
-
 fn item_label(instrument: Instrument, item: usize) -> String {
-    let text = match instrument {
-        Instrument::Phq9 => PHQ9_ITEMS.get(item - 1).copied(),
-        Instrument::Gad7 => GAD7_ITEMS.get(item - 1).copied(),
-        Instrument::PainNrs => Some("Pain intensity now (0 = no pain, 10 = worst pain imaginable)"),
-        _ => None,
-    };
-    match text {
+    match super::wording::item_text(instrument.code(), item) {
         Some(t) => format!("{item}. {t}"),
         None => format!("Item {item}"),
     }
@@ -709,7 +675,7 @@ fn outcome_form(form: &FormState, id: Uuid, instrument: Instrument) -> FormView 
     );
     view.layout = "grid";
     view.intro = match instrument {
-        Instrument::Phq9 | Instrument::Gad7 => FREQUENCY_SCALE.into(),
+        Instrument::Phq9 | Instrument::Gad7 => super::wording::FREQUENCY_SCALE_CLINICIAN.into(),
         _ => format!("{items} items, each scored 0–{max}; the total is computed by the server."),
     };
     view

@@ -294,6 +294,8 @@ struct Question {
 struct QuestionSet {
     code: String,
     title: String,
+    /// How to answer, where the instrument's wording is reproduced (empty otherwise).
+    scale: &'static str,
     questions: Vec<Question>,
 }
 
@@ -394,10 +396,10 @@ fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<Q
                     .map(|i| {
                         let name = format!("{code}.items[{i}]");
                         Question {
-                            label: if *n == 1 {
-                                format!("Your answer (0–{max})")
-                            } else {
-                                format!("Question {} of {n} (0–{max})", i + 1)
+                            label: match (super::wording::item_text(code, i + 1), *n) {
+                                (Some(text), _) => format!("{}. {text} (0–{max})", i + 1),
+                                (None, 1) => format!("Your answer (0–{max})"),
+                                (None, _) => format!("Question {} of {n} (0–{max})", i + 1),
                             },
                             max: *max,
                             yes_no: false,
@@ -410,6 +412,7 @@ fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<Q
                     .collect()
             };
             QuestionSet {
+                scale: super::wording::patient_scale(code).unwrap_or(""),
                 title: instrument_title(code).to_string(),
                 code: code.clone(),
                 questions,
