@@ -1593,7 +1593,7 @@ mod tests {
             let (n, _) = i.items();
             assert!(item_label(i, n).starts_with(&n.to_string()) || item_label(i, n).starts_with("Item"));
         }
-        assert_eq!(PHQ9_ITEMS.len(), Instrument::Phq9.items().0);
-        assert_eq!(GAD7_ITEMS.len(), Instrument::Gad7.items().0);
+        assert_eq!(crate::web::wording::PHQ9_ITEMS.len(), Instrument::Phq9.items().0);
+        assert_eq!(crate::web::wording::GAD7_ITEMS.len(), Instrument::Gad7.items().0);
     }
 }
