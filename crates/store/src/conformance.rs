@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             records_list_by_parent_and_search,
             records_rollback_leaves_nothing,
             records_in_progress_listed_beyond_any_page,
+            records_children_listed_beyond_any_page,
             events_gap_free_in_commit_order,
             events_concurrent_appends_stay_contiguous,
             vitals_idempotent_by_session_and_key,
@@ -1589,6 +1590,80 @@ pub async fn records_in_progress_listed_beyond_any_page(store: Store) {
         ids[ids.len() - 1]
     );
     assert!(store.list_in_progress("plan").await.unwrap().is_empty());
+}
+
+/// All of a parent's records, beyond any page, newest first; none of another parent's.
+pub async fn records_children_listed_beyond_any_page(store: Store) {
+    let data = serde_json::json!({"n": 1});
+    let (parent, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut tx = store.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..(MAX_RECORD_PAGE + 3) {
+        let r = tx
+            .insert_record(
+                &NewRecord {
+                    kind: "session",
+                    parent_id: Some(if i == 7 { other } else { parent }),
+                    label: &format!("s{i}"),
+                    data: &data,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        if i != 7 {
+            ids.push(r.id);
+        }
+    }
+    tx.commit().await.unwrap();
+    let listed: Vec<Uuid> = store
+        .list_children("session", parent)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    ids.reverse();
+    assert_eq!(listed, ids);
+    assert_eq!(store.list_children("session", other).await.unwrap().len(), 1);
+    assert!(store.list_children("plan", parent).await.unwrap().is_empty());
+    // Changed since: all of them at T0; none after; one once it is changed later.
+    assert_eq!(
+        store.list_updated_since("session", T0).await.unwrap().len(),
+        ids.len() + 1
+    );
+    let later = T0 + Duration::days(30);
+    assert!(
+        store
+            .list_updated_since("session", later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let record = store.get_record("session", ids[100]).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.update_record(
+        &RecordChange {
+            kind: "session",
+            id: record.id,
+            expected_version: record.version,
+            label: "changed",
+            data: &data,
+            lock: false,
+        },
+        later,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let changed: Vec<Uuid> = store
+        .list_updated_since("session", later)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(changed, vec![ids[100]]);
 }
 
 /// New users need no password change; the mark is set and cleared on request and read back.

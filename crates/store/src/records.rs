@@ -249,6 +249,35 @@ impl Tx {
 }
 
 impl Store {
+    /// Every record of a kind under one parent (e.g. all of a patient's sessions), newest first, with
+    /// no page limit: for figures that must count everything (lifetime exposure, the first
+    /// infusion), where a page would silently undercount.
+    pub async fn list_children(&self, kind: &str, parent_id: Uuid) -> Result<Vec<Record>, StoreError> {
+        check_kind(kind)?;
+        let sql = format!("{SELECT} WHERE kind = $1 AND parent_id = $2 ORDER BY id DESC");
+        let mut pooled = self.acquire().await?;
+        let rows: Vec<RecordRow> = with_conn!(pooled.conn(), c => {
+            sqlx::query_as(&sql).bind(kind).bind(parent_id.to_string()).fetch_all(&mut *c).await?
+        });
+        rows.into_iter().map(Record::try_from).collect()
+    }
+
+    /// Every record of a kind changed at or after `since`, newest first, with no page limit (e.g.
+    /// the sessions that can still anchor a follow-up).
+    pub async fn list_updated_since(
+        &self,
+        kind: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<Record>, StoreError> {
+        check_kind(kind)?;
+        let sql = format!("{SELECT} WHERE kind = $1 AND updated_at >= $2 ORDER BY id DESC");
+        let mut pooled = self.acquire().await?;
+        let rows: Vec<RecordRow> = with_conn!(pooled.conn(), c => {
+            sqlx::query_as(&sql).bind(kind).bind(normalize(since)).fetch_all(&mut *c).await?
+        });
+        rows.into_iter().map(Record::try_from).collect()
+    }
+
     /// Every record of a kind marked in progress, oldest first (no page limit: these are the open
     /// ones, e.g. the sessions on the clinic board).
     pub async fn list_in_progress(&self, kind: &str) -> Result<Vec<Record>, StoreError> {

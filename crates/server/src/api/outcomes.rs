@@ -606,7 +606,7 @@ pub async fn list_outcomes(
         .collect::<Result<_, _>>()?;
     let first_infusion_at = state
         .store
-        .list_records(SESSION, Some(id), None, 500)
+        .list_children(SESSION, id)
         .await?
         .into_iter()
         .filter_map(|r| serde_json::from_value::<SessionDoc>(r.data).ok())
@@ -1177,7 +1177,7 @@ pub async fn export_clinic(
             .join(" ");
         let first_infusion = state
             .store
-            .list_records(SESSION, Some(pid), None, 500)
+            .list_children(SESSION, pid)
             .await?
             .into_iter()
             .filter_map(|r| serde_json::from_value::<SessionDoc>(r.data).ok())
@@ -1471,10 +1471,7 @@ pub async fn get_schedule(
 ) -> Result<Json<ScheduleOut>, ApiError> {
     me.require(Action::ReadClinical)?;
     let patient = clinical::patient_out(clinical::load_patient(&state, id).await?)?;
-    let sessions = state
-        .store
-        .list_records(SESSION, Some(id), None, ketaflow_store::MAX_RECORD_PAGE)
-        .await?;
+    let sessions = state.store.list_children(SESSION, id).await?;
     Ok(Json(
         patient_schedule(&state, &patient, sessions, state.now()).await?,
     ))
@@ -1486,27 +1483,32 @@ pub async fn get_schedule(
 /// A course is open while the patient has an open session (booked, checked in, infusing, ...) or
 /// the window of the last follow-up after their last infusion has not closed.
 ///
-/// Cost, bounded: two listings (the in-progress index of open sessions, all of them; and the
-/// newest `MAX_RECORD_PAGE` = 500 session records, one page), then, for each patient with an open
-/// course, three reads of one page each (the patient, their sessions, their questionnaires):
-/// 2 + 3 × patients queries, whatever the size of the history. A patient in follow-up only (no
-/// open session) is found through the page of the newest 500 sessions: a clinic that creates more
-/// than 500 sessions within its longest follow-up horizon (84 + 3 days in the shipped protocols,
-/// about 5.7 sessions a day) loses the oldest of those patients from this list; their chart still
-/// shows their schedule.
+/// Cost: two listings (the in-progress index of open sessions; and every session changed within
+/// the library's longest follow-up horizon, 84 + 3 days in the shipped protocols — a session is
+/// changed when its infusion starts, so this holds every session that can still anchor a
+/// follow-up), then, for each patient with an open course, three reads (the patient, their
+/// sessions, their questionnaires): 2 + 3 × patients queries, bounded by the clinic's activity
+/// over the horizon, not by the size of its history, and no patient is dropped by a page limit.
 #[utoipa::path(get, path = "/api/v1/outcomes/due", tag = "outcomes",
     responses((status = 200, body = [DueOut]), (status = 403, body = ErrorBody)))]
 pub async fn list_due(State(state): State<AppState>, me: CurrentUser) -> Result<Json<Vec<DueOut>>, ApiError> {
     me.require(Action::ReadClinical)?;
     let now = state.now();
     let open = state.store.list_in_progress(SESSION).await?;
+    let horizon_days = state
+        .library
+        .protocols
+        .values()
+        .map(|p| p.outcomes.follow_up_days.last().copied().unwrap_or(0) + p.outcomes.window.late_days)
+        .max()
+        .unwrap_or(0);
     let recent = state
         .store
-        .list_records(SESSION, None, None, ketaflow_store::MAX_RECORD_PAGE)
+        .list_updated_since(SESSION, now - time::Duration::days(i64::from(horizon_days)))
         .await?;
     let mut candidates: Vec<Uuid> = open.iter().filter_map(|r| r.parent_id).collect();
     // Patients with no open session: only while the last follow-up window after the latest of
-    // their sessions in the page can still be open.
+    // their recent sessions can still be open.
     for record in &recent {
         let Some(pid) = record.parent_id else { continue };
         if candidates.contains(&pid) {
@@ -1528,10 +1530,7 @@ pub async fn list_due(State(state): State<AppState>, me: CurrentUser) -> Result<
     let mut due = Vec::new();
     for pid in candidates {
         let patient = clinical::patient_out(clinical::load_patient(&state, pid).await?)?;
-        let sessions = state
-            .store
-            .list_records(SESSION, Some(pid), None, ketaflow_store::MAX_RECORD_PAGE)
-            .await?;
+        let sessions = state.store.list_children(SESSION, pid).await?;
         let schedule = patient_schedule(&state, &patient, sessions, now).await?;
         let Some(protocol_id) = schedule.protocol_id else {
             continue;

@@ -309,7 +309,7 @@ pub async fn get_safety(
     let patient = clinical::patient_out(clinical::load_patient(&state, id).await?)?;
     let now = state.now();
     let mut infusions = Vec::new();
-    for record in state.store.list_records(SESSION, Some(id), None, 500).await? {
+    for record in state.store.list_children(SESSION, id).await? {
         let s = session_out(record, now)?;
         let Some(started) = s.doc.rates.first().map(|r| r.at) else {
             continue;
