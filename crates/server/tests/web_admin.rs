@@ -457,7 +457,7 @@ async fn a_waste_without_a_valid_witness_is_refused_and_a_confirmed_one_is_recor
         )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.shows("witness viewer is a viewer"));
+    assert!(page.shows("witness viewer has the role viewer"));
     let page = nurse
         .post(
             &waste,
@@ -766,7 +766,7 @@ async fn a_count_that_differs_opens_a_discrepancy_that_is_resolved_and_a_vial_is
     let page = doc.post(&destroy, &fields).await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        page.shows("id=\"x-w2-user-error\">witness admin is a administrator"),
+        page.shows("id=\"x-w2-user-error\">witness admin has the role administrator"),
         "{}",
         page.html
     );

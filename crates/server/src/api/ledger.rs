@@ -536,7 +536,7 @@ async fn confirm_witness(
         return Err(ApiError::Refused {
             code: "witness_not_authorised",
             message: format!(
-                "witness {username} is a {}; a witness is a nurse or physician who may record controlled-substance entries",
+                "witness {username} has the role {}; a witness is a nurse or physician who may record controlled-substance entries",
                 user.role.as_str()
             ),
         });
