@@ -178,16 +178,18 @@ fn discharge_view(d: DischargeOut) -> DischargeView {
     }
 }
 
+/// When a reading was taken (stored with it), or when it was received if that is missing.
+fn taken(v: &VitalOut) -> time::OffsetDateTime {
+    v.reading
+        .get("taken_at")
+        .and_then(|t| t.as_str())
+        .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or(v.received_at)
+}
+
 fn vitals_chart(vitals: &[VitalOut]) -> String {
     let Some(first) = vitals.first() else {
         return String::new();
-    };
-    let taken = |v: &VitalOut| {
-        v.reading
-            .get("taken_at")
-            .and_then(|t| t.as_str())
-            .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or(v.received_at)
     };
     let origin = taken(first);
     let series = |key: &str| -> Vec<f64> {
@@ -289,14 +291,7 @@ async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result
             .rev()
             .take(12)
             .map(|v| VitalRow {
-                at: v
-                    .reading
-                    .get("taken_at")
-                    .and_then(|t| t.as_str())
-                    .and_then(|t| {
-                        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-                    })
-                    .map_or_else(|| hhmm(v.received_at), hhmm),
+                at: hhmm(taken(v)),
                 source: v.source.clone(),
                 values: vitals_summary(Some(&v.reading)),
             })
