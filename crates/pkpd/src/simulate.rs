@@ -8,6 +8,7 @@
 use crate::EngineError;
 use crate::schedule::Schedule;
 use crate::system::{State, StepCoefficients, System};
+use wide::f64x8;
 
 /// Output times for a simulation.
 #[derive(Clone, Debug, PartialEq)]
@@ -205,8 +206,8 @@ pub fn simulate(system: &System, schedule: &Schedule, grid: &Grid) -> Result<Tra
 ///
 /// On a uniform grid, each stretch of output times with a constant input is written from the
 /// closed form Cp(k) = Σ Sᵢ + Σ Dᵢ rᵢᵏ and Ce(k) = Y_ss + Σ Fᵢ rᵢᵏ + F_e r_eᵏ (rᵢ = e^{−λᵢΔ},
-/// r_e = e^{−ke0·Δ}), eight output times at a time with independent lanes, which the compiler
-/// vectorises. The intervals that contain a breakpoint, and models whose ke0 nearly equals a
+/// r_e = e^{−ke0·Δ}), eight output times at a time as one vector of independent lanes
+/// (`wide::f64x8`). The intervals that contain a breakpoint, and models whose ke0 nearly equals a
 /// disposition rate constant (where Fᵢ loses precision), use the step-by-step update instead.
 pub fn simulate_cp_ce(
     system: &System,
@@ -276,8 +277,17 @@ pub fn simulate_cp_ce(
     Ok(())
 }
 
-/// Output lanes written together; independent, so they vectorise.
-const LANES: usize = 16;
+/// Output times computed together: one vector of independent lanes (eight f64 fill an AVX-512
+/// register, or two AVX2 registers), so the running powers stay in registers.
+const LANES: usize = 8;
+
+/// Output times staged on the stack before they are appended to the caller's vectors: large
+/// enough that the append (one copy per chunk) costs little, small enough to stay in L1.
+const CHUNK: usize = 32 * LANES;
+
+/// A staging buffer aligned to the cache line, so that no vector store straddles two lines.
+#[repr(align(64))]
+struct Staged([f64; CHUNK]);
 
 /// Appends Cp and Ce after 1, 2, … `n_steps` steps of `co.dt` at constant `rate` from `state`,
 /// and returns the state after the last step (from the same closed form).
@@ -290,6 +300,9 @@ fn closed_form_run(
     cp_out: &mut Vec<f64>,
     ce_out: &mut Vec<f64>,
 ) -> State {
+    if n_steps == 0 {
+        return *state;
+    }
     let d = system.disposition();
     let re = co.response_decay[0];
     let near_degenerate = (0..d.n).any(|i| (co.decay[i] - re).abs() < 1e-3) || re >= 1.0;
@@ -319,54 +332,64 @@ fn closed_form_run(
     let ce_steady = ce_steady_numerator / (1.0 - re);
     let effect_own = state.y[0] - ce_steady - effect_of_mode.iter().sum::<f64>();
 
-    // Powers r^(j+1) for the eight lanes, advanced by r^8 per block.
-    let mut powers = [[0.0; LANES]; 4];
+    // Powers r^(lane+1) of each mode, one vector per mode, advanced by r^LANES per block: the
+    // running state stays in registers. Sums use fused multiply-adds (one rounding each).
     let rates = [r[0], r[1], r[2], re];
-    let mut stride = [1.0; 4];
+    let mut powers = [f64x8::splat(0.0); 4];
+    let mut stride = [f64x8::splat(1.0); 4];
     for (m, &rm) in rates.iter().enumerate() {
+        let mut lanes = [0.0; LANES];
         let mut p = 1.0;
-        for lane in 0..LANES {
+        for lane in &mut lanes {
             p *= rm;
-            powers[m][lane] = p;
+            *lane = p;
         }
-        stride[m] = p;
+        powers[m] = f64x8::new(lanes);
+        stride[m] = f64x8::splat(p);
     }
-    let mut cp_lane = [0.0; LANES];
-    let mut ce_lane = [0.0; LANES];
+    let cp_steady_v = f64x8::splat(cp_steady);
+    let ce_steady_v = f64x8::splat(ce_steady);
+    let dep_v = dep.map(f64x8::splat);
+    let effect_v = effect_of_mode.map(f64x8::splat);
+    let effect_own_v = f64x8::splat(effect_own);
+    let mut cp_chunk = Staged([0.0; CHUNK]);
+    let mut ce_chunk = Staged([0.0; CHUNK]);
     let mut remaining = n_steps;
-    // r^n for the end state, taken from the same running products as the outputs.
-    let mut final_powers = [1.0; 4];
+    // Advance before each block but the first, so that after the loop `powers` holds the last
+    // block's values, from which the end state is taken (the same running products as the last
+    // output; r⁰ is never needed, and a mode may have r = 0).
+    let mut first_block = true;
+    let mut last_take = 0;
     while remaining > 0 {
-        for lane in 0..LANES {
-            cp_lane[lane] =
-                cp_steady + dep[0] * powers[0][lane] + dep[1] * powers[1][lane] + dep[2] * powers[2][lane];
-            ce_lane[lane] = ce_steady
-                + effect_of_mode[0] * powers[0][lane]
-                + effect_of_mode[1] * powers[1][lane]
-                + effect_of_mode[2] * powers[2][lane]
-                + effect_own * powers[3][lane];
+        let take = remaining.min(CHUNK);
+        for (cp_block, ce_block) in cp_chunk
+            .0
+            .chunks_exact_mut(LANES)
+            .zip(ce_chunk.0.chunks_exact_mut(LANES))
+            .take(take.div_ceil(LANES))
+        {
+            if !first_block {
+                for m in 0..4 {
+                    powers[m] *= stride[m];
+                }
+            }
+            first_block = false;
+            let [p0, p1, p2, pe] = powers;
+            let cp = dep_v[2].mul_add(p2, dep_v[1].mul_add(p1, dep_v[0].mul_add(p0, cp_steady_v)));
+            let ce = effect_own_v.mul_add(
+                pe,
+                effect_v[2].mul_add(p2, effect_v[1].mul_add(p1, effect_v[0].mul_add(p0, ce_steady_v))),
+            );
+            cp_block.copy_from_slice(cp.as_array());
+            ce_block.copy_from_slice(ce.as_array());
         }
-        let take = remaining.min(LANES);
-        if take == LANES {
-            // Whole blocks as fixed-size arrays: the copy becomes a few vector stores.
-            cp_out.extend_from_slice(&cp_lane);
-            ce_out.extend_from_slice(&ce_lane);
-        } else {
-            cp_out.extend_from_slice(&cp_lane[..take]);
-            ce_out.extend_from_slice(&ce_lane[..take]);
-        }
+        cp_out.extend_from_slice(&cp_chunk.0[..take]);
+        ce_out.extend_from_slice(&ce_chunk.0[..take]);
         remaining -= take;
-        if remaining == 0 {
-            for m in 0..4 {
-                final_powers[m] = powers[m][take - 1];
-            }
-        }
-        for m in 0..4 {
-            for lane in 0..LANES {
-                powers[m][lane] *= stride[m];
-            }
-        }
+        last_take = take;
     }
+    let last_lane = (last_take - 1) % LANES;
+    let final_powers = powers.map(|p| p.as_array()[last_lane]);
     let mut end = *state;
     let mut y = ce_steady + effect_own * final_powers[3];
     for i in 0..d.n {
