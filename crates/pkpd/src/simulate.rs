@@ -237,6 +237,10 @@ pub fn simulate_cp_ce(
     stepper.cached = Some(co);
     let breakpoints = schedule.breakpoints();
     let mut next_bp = 0;
+    let mut staging = Staging {
+        cp: [0.0; CHUNK],
+        ce: [0.0; CHUNK],
+    };
     cp.push(stepper.state().cp());
     ce.push(stepper.state().response(0));
     let mut k = 0;
@@ -264,7 +268,16 @@ pub fn simulate_cp_ce(
         };
         if last > k {
             let state = *stepper.state();
-            let end = closed_form_run(system, &co, &state, stepper.rate_mg_per_s(), last - k, cp, ce);
+            let end = closed_form_run(
+                system,
+                &co,
+                &state,
+                stepper.rate_mg_per_s(),
+                last - k,
+                &mut staging,
+                cp,
+                ce,
+            );
             stepper.jump(last as f64 * step_s, end);
             k = last;
         } else {
@@ -285,9 +298,14 @@ const LANES: usize = 8;
 /// enough that the append (one copy per chunk) costs little, small enough to stay in L1.
 const CHUNK: usize = 32 * LANES;
 
-/// A staging buffer aligned to the cache line, so that no vector store straddles two lines.
+/// The staging buffers, aligned to the cache line so that no vector store straddles two lines.
+/// Made once per simulation and reused by every constant-input stretch (a TCI schedule has
+/// hundreds of short ones).
 #[repr(align(64))]
-struct Staged([f64; CHUNK]);
+struct Staging {
+    cp: [f64; CHUNK],
+    ce: [f64; CHUNK],
+}
 
 /// Appends Cp and Ce after 1, 2, … `n_steps` steps of `co.dt` at constant `rate` from `state`,
 /// and returns the state after the last step (from the same closed form).
@@ -297,6 +315,7 @@ fn closed_form_run(
     state: &State,
     rate: f64,
     n_steps: usize,
+    staging: &mut Staging,
     cp_out: &mut Vec<f64>,
     ce_out: &mut Vec<f64>,
 ) -> State {
@@ -352,8 +371,6 @@ fn closed_form_run(
     let dep_v = dep.map(f64x8::splat);
     let effect_v = effect_of_mode.map(f64x8::splat);
     let effect_own_v = f64x8::splat(effect_own);
-    let mut cp_chunk = Staged([0.0; CHUNK]);
-    let mut ce_chunk = Staged([0.0; CHUNK]);
     let mut remaining = n_steps;
     // Advance before each block but the first, so that after the loop `powers` holds the last
     // block's values, from which the end state is taken (the same running products as the last
@@ -362,10 +379,10 @@ fn closed_form_run(
     let mut last_take = 0;
     while remaining > 0 {
         let take = remaining.min(CHUNK);
-        for (cp_block, ce_block) in cp_chunk
-            .0
+        for (cp_block, ce_block) in staging
+            .cp
             .chunks_exact_mut(LANES)
-            .zip(ce_chunk.0.chunks_exact_mut(LANES))
+            .zip(staging.ce.chunks_exact_mut(LANES))
             .take(take.div_ceil(LANES))
         {
             if !first_block {
@@ -383,8 +400,8 @@ fn closed_form_run(
             cp_block.copy_from_slice(cp.as_array());
             ce_block.copy_from_slice(ce.as_array());
         }
-        cp_out.extend_from_slice(&cp_chunk.0[..take]);
-        ce_out.extend_from_slice(&ce_chunk.0[..take]);
+        cp_out.extend_from_slice(&staging.cp[..take]);
+        ce_out.extend_from_slice(&staging.ce[..take]);
         remaining -= take;
         last_take = take;
     }
