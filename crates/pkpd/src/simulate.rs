@@ -237,12 +237,16 @@ pub fn simulate_cp_ce(
     stepper.cached = Some(co);
     let breakpoints = schedule.breakpoints();
     let mut next_bp = 0;
-    let mut staging = Staging {
-        cp: [0.0; CHUNK],
-        ce: [0.0; CHUNK],
-    };
     cp.push(stepper.state().cp());
     ce.push(stepper.state().response(0));
+    let mut out = LeanOutputs {
+        cp,
+        ce,
+        staging: Staging {
+            cp: [0.0; CHUNK],
+            ce: [0.0; CHUNK],
+        },
+    };
     let mut k = 0;
     while k + 1 < n_times {
         let t_k = k as f64 * step_s;
@@ -268,22 +272,13 @@ pub fn simulate_cp_ce(
         };
         if last > k {
             let state = *stepper.state();
-            let end = closed_form_run(
-                system,
-                &co,
-                &state,
-                stepper.rate_mg_per_s(),
-                last - k,
-                &mut staging,
-                cp,
-                ce,
-            );
+            let end = closed_form_run(system, &co, &state, stepper.rate_mg_per_s(), last - k, &mut out);
             stepper.jump(last as f64 * step_s, end);
             k = last;
         } else {
             stepper.advance_to((k + 1) as f64 * step_s);
-            cp.push(stepper.state().cp());
-            ce.push(stepper.state().response(0));
+            out.cp.push(stepper.state().cp());
+            out.ce.push(stepper.state().response(0));
             k += 1;
         }
     }
@@ -307,6 +302,13 @@ struct Staging {
     ce: [f64; CHUNK],
 }
 
+/// Where the lean path appends its outputs, with its staging buffers.
+struct LeanOutputs<'a> {
+    cp: &'a mut Vec<f64>,
+    ce: &'a mut Vec<f64>,
+    staging: Staging,
+}
+
 /// Appends Cp and Ce after 1, 2, … `n_steps` steps of `co.dt` at constant `rate` from `state`,
 /// and returns the state after the last step (from the same closed form).
 fn closed_form_run(
@@ -315,9 +317,7 @@ fn closed_form_run(
     state: &State,
     rate: f64,
     n_steps: usize,
-    staging: &mut Staging,
-    cp_out: &mut Vec<f64>,
-    ce_out: &mut Vec<f64>,
+    out: &mut LeanOutputs<'_>,
 ) -> State {
     if n_steps == 0 {
         return *state;
@@ -329,8 +329,8 @@ fn closed_form_run(
         let mut s = *state;
         for _ in 0..n_steps {
             system.step(&mut s, co, rate);
-            cp_out.push(s.cp());
-            ce_out.push(s.response(0));
+            out.cp.push(s.cp());
+            out.ce.push(s.response(0));
         }
         return s;
     }
@@ -379,10 +379,11 @@ fn closed_form_run(
     let mut last_take = 0;
     while remaining > 0 {
         let take = remaining.min(CHUNK);
-        for (cp_block, ce_block) in staging
+        for (cp_block, ce_block) in out
+            .staging
             .cp
             .chunks_exact_mut(LANES)
-            .zip(staging.ce.chunks_exact_mut(LANES))
+            .zip(out.staging.ce.chunks_exact_mut(LANES))
             .take(take.div_ceil(LANES))
         {
             if !first_block {
@@ -400,8 +401,8 @@ fn closed_form_run(
             cp_block.copy_from_slice(cp.as_array());
             ce_block.copy_from_slice(ce.as_array());
         }
-        cp_out.extend_from_slice(&staging.cp[..take]);
-        ce_out.extend_from_slice(&staging.ce[..take]);
+        out.cp.extend_from_slice(&out.staging.cp[..take]);
+        out.ce.extend_from_slice(&out.staging.ce[..take]);
         remaining -= take;
         last_take = take;
     }
