@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
+use wide::f64x8;
 
 use crate::EngineError;
 use crate::params::{Disposition, Mammillary};
@@ -194,15 +195,16 @@ impl Subject {
         }
     }
 
-    #[inline]
-    fn step_grid(&mut self, rate: f64) {
-        self.ce = self.ce * self.e_decay
-            + rate * self.e_input
-            + self.c[0] * self.e_from_mode[0]
-            + self.c[1] * self.e_from_mode[1]
-            + self.c[2] * self.e_from_mode[2];
-        for i in 0..3 {
-            self.c[i] = self.c[i] * self.decay[i] + rate * self.input[i];
+    /// One output interval made of pieces (sub-steps ending at breakpoints, boluses).
+    fn step_pieces(&mut self, pieces: &[Piece]) {
+        for piece in pieces {
+            if piece.dt > 0.0 {
+                let co = self.coefficients(piece.dt);
+                self.step_with(&co, piece.rate);
+            }
+            if piece.bolus_after_mg > 0.0 {
+                self.bolus(piece.bolus_after_mg);
+            }
         }
     }
 
@@ -211,8 +213,70 @@ impl Subject {
             self.c[i] += amount_mg * self.coef[i];
         }
     }
+}
 
-    fn cp(&self) -> f64 {
+/// Subjects stepped side by side, one per vector lane.
+const LANES: usize = 8;
+
+/// Eight subjects' state and grid-step coefficients, one subject per lane (a group shorter than
+/// eight repeats its last subject in the spare lanes, whose values are never written out).
+struct Lanes {
+    c: [f64x8; 3],
+    ce: f64x8,
+    decay: [f64x8; 3],
+    input: [f64x8; 3],
+    e_decay: f64x8,
+    e_from_mode: [f64x8; 3],
+    e_input: f64x8,
+}
+
+impl Lanes {
+    fn load(group: &[Subject]) -> Lanes {
+        let lane = |f: &dyn Fn(&Subject) -> f64| {
+            f64x8::new(std::array::from_fn(|l| f(&group[l.min(group.len() - 1)])))
+        };
+        Lanes {
+            c: std::array::from_fn(|i| lane(&|s| s.c[i])),
+            ce: lane(&|s| s.ce),
+            decay: std::array::from_fn(|i| lane(&|s| s.decay[i])),
+            input: std::array::from_fn(|i| lane(&|s| s.input[i])),
+            e_decay: lane(&|s| s.e_decay),
+            e_from_mode: std::array::from_fn(|i| lane(&|s| s.e_from_mode[i])),
+            e_input: lane(&|s| s.e_input),
+        }
+    }
+
+    fn load_state(&mut self, group: &[Subject]) {
+        let fresh = Lanes::load(group);
+        self.c = fresh.c;
+        self.ce = fresh.ce;
+    }
+
+    fn store_state(&self, group: &mut [Subject]) {
+        let c = self.c.map(|v| v.to_array());
+        let ce = self.ce.to_array();
+        for (l, subject) in group.iter_mut().enumerate() {
+            subject.c = [c[0][l], c[1][l], c[2][l]];
+            subject.ce = ce[l];
+        }
+    }
+
+    /// One grid step at a constant `rate` (mg/s) for eight subjects: the exact update with the
+    /// coefficients of the grid step (`Subject::step_with`), with fused multiply-adds.
+    #[inline]
+    fn step_grid(&mut self, rate: f64) {
+        let rate = f64x8::splat(rate);
+        let mut ce = self.ce.mul_add(self.e_decay, rate * self.e_input);
+        for i in 0..3 {
+            ce = self.c[i].mul_add(self.e_from_mode[i], ce);
+        }
+        self.ce = ce;
+        for i in 0..3 {
+            self.c[i] = self.c[i].mul_add(self.decay[i], rate * self.input[i]);
+        }
+    }
+
+    fn cp(&self) -> f64x8 {
         self.c[0] + self.c[1] + self.c[2]
     }
 }
@@ -426,34 +490,42 @@ pub fn run_population(
         let first = block * BLOCK;
         let last = (first + BLOCK).min(times.len());
         let width = last - first;
-        // Each chunk of subjects advances through the block and writes its values row by row.
+        // Each chunk of subjects advances through the block eight subjects at a time (one vector
+        // lane each, state in registers) and writes each row's eight values as one vector.
         subjects
             .par_chunks_mut(CHUNK)
             .zip(block_cp.par_chunks_mut(BLOCK * CHUNK))
             .zip(block_ce.par_chunks_mut(BLOCK * CHUNK))
             .for_each(|((chunk, cp), ce)| {
                 let len = chunk.len();
-                for (j, subject) in chunk.iter_mut().enumerate() {
+                for (g, group) in chunk.chunks_mut(LANES).enumerate() {
+                    let mut lanes = Lanes::load(group);
+                    let take = group.len();
                     for (row, k) in (first..last).enumerate() {
                         if k > 0 {
                             match &intervals[k - 1] {
-                                Interval::Grid { rate } => subject.step_grid(*rate),
+                                Interval::Grid { rate } => lanes.step_grid(*rate),
                                 Interval::Pieces(pieces) => {
-                                    for piece in pieces {
-                                        if piece.dt > 0.0 {
-                                            let co = subject.coefficients(piece.dt);
-                                            subject.step_with(&co, piece.rate);
-                                        }
-                                        if piece.bolus_after_mg > 0.0 {
-                                            subject.bolus(piece.bolus_after_mg);
-                                        }
+                                    // Rare (off-grid breakpoints, boluses): each subject alone.
+                                    lanes.store_state(group);
+                                    for subject in group.iter_mut() {
+                                        subject.step_pieces(pieces);
                                     }
+                                    lanes.load_state(group);
                                 }
                             }
                         }
-                        cp[row * len + j] = subject.cp();
-                        ce[row * len + j] = subject.ce;
+                        let at = row * len + g * LANES;
+                        if take == LANES {
+                            // A fixed-size copy: one vector store, not a call to memmove.
+                            cp[at..at + LANES].copy_from_slice(lanes.cp().as_array());
+                            ce[at..at + LANES].copy_from_slice(lanes.ce.as_array());
+                        } else {
+                            cp[at..at + take].copy_from_slice(&lanes.cp().as_array()[..take]);
+                            ce[at..at + take].copy_from_slice(&lanes.ce.as_array()[..take]);
+                        }
                     }
+                    lanes.store_state(group);
                 }
             });
         // Percentiles of each time point of the block, in parallel over time points, gathering the
