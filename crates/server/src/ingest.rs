@@ -85,7 +85,7 @@ async fn write_group(
 ) -> Vec<Result<VitalsWritten, ApiError>> {
     if jobs.len() > 1 {
         match write_together(store, rules, jobs).await {
-            Ok(written) => return written.into_iter().map(Ok).collect(),
+            Ok(outcomes) => return outcomes,
             Err(e) => {
                 tracing::warn!(error = %e, batches = jobs.len(), "group write failed; retrying each batch alone")
             }
@@ -96,19 +96,99 @@ async fn write_group(
         outcomes.push(
             write_together(store, rules, std::slice::from_ref(job))
                 .await
-                .map(|mut w| w.remove(0)),
+                .and_then(|mut outcome| outcome.remove(0)),
         );
     }
     outcomes
 }
 
+/// One transaction for the group: the outer error is the transaction's, the inner ones are
+/// batches refused on their own (a session closed while the batch waited).
 async fn write_together(
     store: &Store,
     rules: &AlarmRules,
     jobs: &[VitalsJob],
-) -> Result<Vec<VitalsWritten>, ApiError> {
+) -> Result<Vec<Result<VitalsWritten, ApiError>>, ApiError> {
     let mut tx = store.begin().await?;
-    let written = write_vitals_many(&mut tx, rules, jobs).await?;
+    let outcomes = write_vitals_many(&mut tx, rules, jobs).await?;
     tx.commit().await?;
-    Ok(written)
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use ketaflow_store::{Actor, NewRecord};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::api::sessions::ReadingDoc;
+
+    fn job(session_id: uuid::Uuid, key: &str) -> VitalsJob {
+        let reading: ReadingDoc = serde_json::from_value(serde_json::json!({
+            "idempotency_key": key,
+            "systolic_mmhg": 124.0, "diastolic_mmhg": 78.0, "heart_rate_per_min": 72.0,
+            "spo2_percent": 98.0, "respiratory_rate_per_min": 14.0,
+        }))
+        .unwrap();
+        let signs = reading.vital_signs(0).unwrap();
+        let at = datetime!(2026-03-02 09:00:00 UTC);
+        VitalsJob {
+            session_id,
+            actor: Actor::system("test monitor"),
+            source: "device",
+            recorded_by: "device:test".into(),
+            readings: vec![(reading, signs, at)],
+            baseline: None,
+            received_at: at,
+        }
+    }
+
+    /// The handler checks that the session is open, but a session can be discharged while its
+    /// batch waits for the writer: the writer checks again in its transaction, refuses that batch
+    /// with a conflict and stores nothing for it, and still writes the rest of the group.
+    #[tokio::test]
+    async fn a_batch_for_a_session_closed_while_it_waited_is_refused_and_the_group_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ketaflow.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let data = serde_json::json!({});
+        let mut tx = store.begin().await.unwrap();
+        let mut sessions = Vec::new();
+        for label in ["open", "closed"] {
+            let new = NewRecord {
+                kind: "session",
+                parent_id: None,
+                label,
+                data: &data,
+            };
+            let id = tx
+                .insert_record(&new, datetime!(2026-03-02 08:00:00 UTC))
+                .await
+                .unwrap()
+                .id;
+            tx.set_in_progress("session", id, true).await.unwrap();
+            sessions.push(id);
+        }
+        tx.commit().await.unwrap();
+        // The second session is discharged after its batch was checked and queued.
+        let mut tx = store.begin().await.unwrap();
+        tx.set_in_progress("session", sessions[1], false).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let group = [job(sessions[0], "a-1"), job(sessions[1], "b-1")];
+        let outcomes = write_group(&store, &AlarmRules::default(), &group).await;
+        let stored = outcomes[0].as_ref().expect("the open session's batch is written");
+        assert_eq!(stored.ack.stored, 1);
+        match &outcomes[1] {
+            Err(ApiError::Conflict(message)) => assert!(message.contains("closed"), "{message}"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(store.list_vitals(sessions[0]).await.unwrap().len(), 1);
+        assert!(store.list_vitals(sessions[1]).await.unwrap().is_empty());
+
+        // Alone (the path a failed group falls back to), the same batch is refused the same way.
+        let alone = write_group(&store, &AlarmRules::default(), &group[1..]).await;
+        assert!(matches!(alone[0], Err(ApiError::Conflict(_))));
+        assert!(store.list_vitals(sessions[1]).await.unwrap().is_empty());
+    }
 }

@@ -66,6 +66,7 @@ macro_rules! conformance_tests {
             records_list_by_parent_and_search,
             records_rollback_leaves_nothing,
             records_in_progress_listed_beyond_any_page,
+            records_in_progress_among_holds_until_commit,
             records_children_listed_beyond_any_page,
             events_gap_free_in_commit_order,
             events_concurrent_appends_stay_contiguous,
@@ -1590,6 +1591,73 @@ pub async fn records_in_progress_listed_beyond_any_page(store: Store) {
         ids[ids.len() - 1]
     );
     assert!(store.list_in_progress("plan").await.unwrap().is_empty());
+}
+
+/// `in_progress_among` answers for exactly the given records of the kind, and its answer holds
+/// until the transaction ends: an audited change that finishes one of them waits (the vital-sign
+/// writer relies on this so that a session closed meanwhile takes no reading).
+pub async fn records_in_progress_among_holds_until_commit(store: Store) {
+    let data = serde_json::json!({"n": 1});
+    let mut tx = store.begin().await.unwrap();
+    let mut sessions = Vec::new();
+    for i in 0..3 {
+        let new = NewRecord {
+            kind: "session",
+            parent_id: None,
+            label: &format!("s{i}"),
+            data: &data,
+        };
+        sessions.push(tx.insert_record(&new, T0).await.unwrap().id);
+    }
+    let plan = NewRecord {
+        kind: "plan",
+        parent_id: None,
+        label: "p",
+        data: &data,
+    };
+    let plan = tx.insert_record(&plan, T0).await.unwrap().id;
+    for id in &sessions[..2] {
+        tx.set_in_progress("session", *id, true).await.unwrap();
+    }
+    tx.set_in_progress("plan", plan, true).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut reader = store.begin().await.unwrap();
+    let asked = [sessions[0], sessions[1], sessions[2], plan, Uuid::now_v7()];
+    let open = reader.in_progress_among("session", &asked).await.unwrap();
+    assert_eq!(open, sessions[..2].iter().copied().collect());
+    assert!(reader.in_progress_among("session", &[]).await.unwrap().is_empty());
+
+    // Another writer finishes session 0 with its audit entry: it cannot commit before the reader.
+    let closer_store = store.clone();
+    let first = sessions[0];
+    let closer = tokio::spawn(async move {
+        let mut tx = closer_store.begin().await.unwrap();
+        tx.set_in_progress("session", first, false).await.unwrap();
+        tx.append_audit(&NewAuditEntry::new(
+            T0,
+            admin(),
+            "session.transition",
+            "session",
+            "s0",
+        ))
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !closer.is_finished(),
+        "a finishing change committed while a reader relied on the flag"
+    );
+    reader.commit().await.unwrap();
+    closer.await.unwrap();
+    let mut after = store.begin().await.unwrap();
+    assert_eq!(
+        after.in_progress_among("session", &asked).await.unwrap(),
+        [sessions[1]].into_iter().collect()
+    );
+    after.rollback().await.unwrap();
 }
 
 /// All of a parent's records, beyond any page, newest first; none of another parent's.

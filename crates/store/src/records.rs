@@ -3,12 +3,14 @@
 //! versions (optimistic concurrency), locking (an approved plan never changes) and a simple search,
 //! and writes each change together with its audit entry.
 
+use std::collections::HashSet;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::audit::{Actor, NewAuditEntry};
 use crate::db::{Conn, normalize, parse_uuid, with_conn};
-use crate::{Store, StoreError, Tx};
+use crate::{Backend, Store, StoreError, Tx};
 
 /// A stored record.
 #[derive(Clone, Debug, PartialEq)]
@@ -245,6 +247,34 @@ impl Tx {
             });
         }
         Ok(())
+    }
+
+    /// Which of `ids` are records of `kind` marked in progress, read so that the answer holds until
+    /// this transaction ends: a change that finishes one of them either committed before this read
+    /// (and is seen) or waits for this transaction. SQLite: every `Tx` holds the write lock from its
+    /// `BEGIN IMMEDIATE`. PostgreSQL: this first takes the audit head's row lock, which every
+    /// audited change (finishing a session is one) takes before it commits.
+    pub async fn in_progress_among(&mut self, kind: &str, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        check_kind(kind)?;
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT id FROM records WHERE kind = $1 AND in_progress \
+                 AND id IN (SELECT value FROM json_each($2))"
+            }
+            Backend::Postgres => {
+                self.lock_audit_head().await?;
+                "SELECT id FROM records WHERE kind = $1 AND in_progress \
+                 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))"
+            }
+        };
+        let wanted = serde_json::Value::from(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()).to_string();
+        let rows: Vec<(String,)> = with_conn!(self.conn(), c => {
+            sqlx::query_as(sql).bind(kind).bind(&wanted).fetch_all(&mut *c).await?
+        });
+        rows.iter().map(|(id,)| parse_uuid("record id", id)).collect()
     }
 }
 

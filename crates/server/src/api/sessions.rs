@@ -1165,8 +1165,9 @@ pub(crate) async fn write_vitals(
     rules: &vitals::AlarmRules,
     job: &VitalsJob,
 ) -> Result<VitalsWritten, ApiError> {
-    let mut written = write_vitals_many(tx, rules, std::slice::from_ref(job)).await?;
-    Ok(written.remove(0))
+    write_vitals_many(tx, rules, std::slice::from_ref(job))
+        .await?
+        .remove(0)
 }
 
 /// Writes a group of batches inside `tx` (the caller commits): each new reading is stored once per
@@ -1174,14 +1175,32 @@ pub(crate) async fn write_vitals(
 /// batch with a digest of its readings. The readings of the whole group go in one multi-row
 /// statement, then its events, then its audit entries, so a group costs a few statements whatever
 /// its size (alarms, which are rare, are raised one by one).
+///
+/// Each batch's session is checked again inside the transaction, under the lock that every
+/// audited change takes: the request handler checked it too, but a session discharged or aborted
+/// while the batch waited for the writer must not take it. Such a batch gets a conflict and stores
+/// nothing; the others are written. The outer error fails the whole transaction.
 pub(crate) async fn write_vitals_many(
     tx: &mut Tx,
     rules: &vitals::AlarmRules,
-    jobs: &[VitalsJob],
-) -> Result<Vec<VitalsWritten>, ApiError> {
+    all_jobs: &[VitalsJob],
+) -> Result<Vec<Result<VitalsWritten, ApiError>>, ApiError> {
+    let mut asked: Vec<Uuid> = all_jobs.iter().map(|j| j.session_id).collect();
+    asked.sort_unstable();
+    asked.dedup();
+    let open = tx.in_progress_among(SESSION, &asked).await?;
+    let jobs: Vec<&VitalsJob> = all_jobs.iter().filter(|j| open.contains(&j.session_id)).collect();
+    let closed = || {
+        Err(ApiError::Conflict(
+            "the session was closed before this batch was stored; it takes no more readings".into(),
+        ))
+    };
+    if jobs.is_empty() {
+        return Ok(all_jobs.iter().map(|_| closed()).collect());
+    }
     // The stored document of each reading: what was sent, its NEWS2 and when it was taken.
     let mut documents = Vec::new();
-    for job in jobs {
+    for job in &jobs {
         for (reading, v, taken_at) in &job.readings {
             let mut data = serde_json::to_value(reading).map_err(|e| ApiError::Internal(e.to_string()))?;
             data["news2"] = serde_json::json!(v.observations().map(|o| news2(&o).total));
@@ -1191,7 +1210,7 @@ pub(crate) async fn write_vitals_many(
     }
     let mut new_vitals = Vec::with_capacity(documents.len());
     let mut documents_iter = documents.iter();
-    for job in jobs {
+    for job in &jobs {
         for (reading, _, taken_at) in &job.readings {
             new_vitals.push(NewVital {
                 session_id: job.session_id,
@@ -1211,7 +1230,7 @@ pub(crate) async fn write_vitals_many(
     let mut event_rows: Vec<(Uuid, &'static str, OffsetDateTime, serde_json::Value)> = Vec::new();
     let mut events_per_job = Vec::with_capacity(jobs.len());
     let mut audits = Vec::new();
-    for job in jobs {
+    for job in &jobs {
         let (id, now, source) = (job.session_id, job.received_at, job.source);
         let events_before = event_rows.len();
         let mut acks = Vec::with_capacity(job.readings.len());
@@ -1319,12 +1338,18 @@ pub(crate) async fn write_vitals_many(
         .collect();
     let events = tx.append_events(&new_events).await?;
     tx.append_audits(&audits).await?;
-    Ok(acks_per_job
+    let mut written = acks_per_job
         .into_iter()
         .zip(events_per_job)
         .map(|(ack, range)| VitalsWritten {
             ack,
             events: events[range].to_vec(),
+        });
+    Ok(all_jobs
+        .iter()
+        .map(|job| match open.contains(&job.session_id) {
+            true => Ok(written.next().expect("one result per written batch")),
+            false => closed(),
         })
         .collect())
 }
