@@ -373,30 +373,219 @@ fn percentiles_of_keys(keys: &mut [u64], percentiles: &[f64]) -> Vec<f64> {
     if n == 0 {
         return vec![f64::NAN; percentiles.len()];
     }
-    let positions: Vec<f64> = percentiles.iter().map(|p| p / 100.0 * (n - 1) as f64).collect();
-    let mut wanted: Vec<usize> = positions
+    let ranks = type7_ranks(percentiles, n);
+    let wanted: Vec<usize> = ranks.iter().flat_map(|r| [r.lo, r.hi]).collect();
+    let values = order_stats_at(keys, &wanted);
+    ranks
         .iter()
-        .flat_map(|h| [h.floor() as usize, (h.floor() as usize + 1).min(n - 1)])
-        .collect();
+        .zip(values.chunks_exact(2))
+        .map(|(r, v)| r.interpolate(v[0], v[1]))
+        .collect()
+}
+
+/// Where a type-7 percentile lies among n sorted values: between ranks `lo` and `hi` = lo + 1
+/// (or lo at the end), at fractional position `h`.
+#[derive(Clone, Copy, Debug)]
+struct Type7 {
+    h: f64,
+    lo: usize,
+    hi: usize,
+}
+
+impl Type7 {
+    fn interpolate(self, at_lo: f64, at_hi: f64) -> f64 {
+        at_lo + (self.h - self.lo as f64) * (at_hi - at_lo)
+    }
+}
+
+fn type7_ranks(percentiles: &[f64], n: usize) -> Vec<Type7> {
+    percentiles
+        .iter()
+        .map(|p| {
+            let h = p / 100.0 * (n - 1) as f64;
+            let lo = h.floor() as usize;
+            Type7 {
+                h,
+                lo,
+                hi: (lo + 1).min(n - 1),
+            }
+        })
+        .collect()
+}
+
+/// The values at `ranks` (any order, repeats allowed) of keys given as [`order_key`]s.
+fn order_stats_at(keys: &mut [u64], ranks: &[usize]) -> Vec<f64> {
+    let mut wanted = ranks.to_vec();
     wanted.sort_unstable();
     wanted.dedup();
     let mut found = Vec::with_capacity(wanted.len());
     select_many(keys, &wanted, 0, &mut found);
-    let at = |i: usize| {
-        found
-            .iter()
-            .find(|(j, _)| *j == i)
-            .map(|(_, v)| from_order_key(*v))
-            .expect("selected")
-    };
-    positions
+    ranks
         .iter()
-        .map(|h| {
-            let lo = h.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            at(lo) + (h - lo as f64) * (at(hi) - at(lo))
+        .map(|i| {
+            found
+                .iter()
+                .find(|(j, _)| j == i)
+                .map(|(_, v)| from_order_key(*v))
+                .expect("selected")
         })
         .collect()
+}
+
+/// Percentiles of one series at one output time after another, each seeded by the one before.
+///
+/// Concentrations move little between neighbouring output times, so the order statistics a
+/// percentile needs stay close to where they were. For each percentile a value bracket around the
+/// previous answer, widened by four times its last change and some ranks' room, is checked in one vectorised pass over
+/// the row: how many values lie below it, and which lie inside. When the wanted ranks fall inside,
+/// they are selected among those few values; otherwise (the first time point, a jump such as a
+/// bolus) the row takes the full selection. Either way the result is the same exact order
+/// statistics (only the sign of a zero could differ: the bracket compares as floats, the full
+/// selection in IEEE total order).
+struct TrackedPercentiles {
+    percentiles: Vec<f64>,
+    previous: Option<Vec<Tracked>>,
+    keys: Vec<u64>,
+    inside: Vec<Vec<f64>>,
+    /// Rows answered from the brackets (the rest took the full selection).
+    seeded_rows: usize,
+}
+
+/// The previous answer of one percentile: the values at its two ranks and how far they last moved.
+#[derive(Clone, Copy, Debug)]
+struct Tracked {
+    at_lo: f64,
+    at_hi: f64,
+    moved: f64,
+}
+
+impl TrackedPercentiles {
+    fn new(percentiles: &[f64]) -> TrackedPercentiles {
+        TrackedPercentiles {
+            percentiles: percentiles.to_vec(),
+            previous: None,
+            keys: Vec::new(),
+            inside: vec![Vec::new(); percentiles.len()],
+            seeded_rows: 0,
+        }
+    }
+
+    /// The percentiles of the `n` values in `slices`.
+    fn row<'a>(&mut self, slices: impl Iterator<Item = &'a [f64]> + Clone, n: usize) -> Vec<f64> {
+        let ranks = type7_ranks(&self.percentiles, n);
+        let seeded = self
+            .previous
+            .clone()
+            .and_then(|previous| self.bracketed(slices.clone(), n, &ranks, &previous));
+        let at = match seeded {
+            Some(at) => {
+                self.seeded_rows += 1;
+                at
+            }
+            None => {
+                self.keys.clear();
+                for slice in slices {
+                    self.keys.extend(slice.iter().map(|v| order_key(*v)));
+                }
+                let wanted: Vec<usize> = ranks.iter().flat_map(|r| [r.lo, r.hi]).collect();
+                order_stats_at(&mut self.keys, &wanted)
+                    .chunks_exact(2)
+                    .map(|v| (v[0], v[1]))
+                    .collect()
+            }
+        };
+        self.previous = Some(
+            at.iter()
+                .enumerate()
+                .map(|(p, &(at_lo, at_hi))| Tracked {
+                    at_lo,
+                    at_hi,
+                    moved: self.previous.as_ref().map_or(0.0, |prev| {
+                        (at_lo - prev[p].at_lo).abs().max((at_hi - prev[p].at_hi).abs())
+                    }),
+                })
+                .collect(),
+        );
+        ranks
+            .iter()
+            .zip(&at)
+            .map(|(r, &(at_lo, at_hi))| r.interpolate(at_lo, at_hi))
+            .collect()
+    }
+
+    /// The values at each percentile's two ranks, found inside brackets around the previous
+    /// answers; `None` when a bracket misses its ranks or holds too many values to be worth it.
+    fn bracketed<'a>(
+        &mut self,
+        slices: impl Iterator<Item = &'a [f64]>,
+        n: usize,
+        ranks: &[Type7],
+        previous: &[Tracked],
+    ) -> Option<Vec<(f64, f64)>> {
+        let mut bounds = Vec::with_capacity(previous.len());
+        for t in previous {
+            // Four times the last move, plus about 32 ranks' worth of room (the gap between the
+            // two neighbouring order statistics measures how dense the values are there).
+            let width = 4.0 * t.moved + 32.0 * (t.at_hi - t.at_lo) + 1e-12 * t.at_hi.abs().max(t.at_lo.abs());
+            if !width.is_finite() {
+                return None;
+            }
+            bounds.push((t.at_lo - width, t.at_hi + width));
+        }
+        let vector_bounds: Vec<(f64x8, f64x8)> = bounds
+            .iter()
+            .map(|&(a, b)| (f64x8::splat(a), f64x8::splat(b)))
+            .collect();
+        let mut below = vec![0usize; bounds.len()];
+        for inside in &mut self.inside {
+            inside.clear();
+        }
+        // More than this inside one bracket and the full selection is as cheap.
+        let too_many = n / 8 + 64;
+        for slice in slices {
+            let (blocks, rest) = slice.as_chunks::<8>();
+            for block in blocks {
+                let x = f64x8::new(*block);
+                for (p, &(a, b)) in vector_bounds.iter().enumerate() {
+                    below[p] += x.simd_lt(a).to_bitmask().count_ones() as usize;
+                    let mut hits = (x.simd_ge(a) & x.simd_le(b)).to_bitmask();
+                    while hits != 0 {
+                        self.inside[p].push(block[hits.trailing_zeros() as usize]);
+                        hits &= hits - 1;
+                    }
+                }
+            }
+            for &x in rest {
+                for (p, &(a, b)) in bounds.iter().enumerate() {
+                    if x < a {
+                        below[p] += 1;
+                    } else if x <= b {
+                        self.inside[p].push(x);
+                    }
+                }
+            }
+            if self.inside.iter().any(|inside| inside.len() > too_many) {
+                return None;
+            }
+        }
+        let mut at = Vec::with_capacity(ranks.len());
+        for (p, r) in ranks.iter().enumerate() {
+            let inside = &mut self.inside[p];
+            if below[p] > r.lo || below[p] + inside.len() <= r.hi {
+                return None;
+            }
+            let k = r.lo - below[p];
+            let (_, at_lo, right) = inside.select_nth_unstable_by(k, f64::total_cmp);
+            let at_lo = *at_lo;
+            let at_hi = if r.hi == r.lo {
+                at_lo
+            } else {
+                right.iter().copied().fold(f64::INFINITY, f64::min)
+            };
+            at.push((at_lo, at_hi));
+        }
+        Some(at)
+    }
 }
 
 /// Runs the population and returns percentile bands. `progress(done, total)` is called after each
@@ -486,6 +675,8 @@ pub fn run_population(
     // so that chunks write disjoint slices in parallel.
     let mut block_cp = vec![0.0; BLOCK * n];
     let mut block_ce = vec![0.0; BLOCK * n];
+    let mut cp_tracker = TrackedPercentiles::new(&settings.percentiles);
+    let mut ce_tracker = TrackedPercentiles::new(&settings.percentiles);
     for block in 0..n_blocks {
         let first = block * BLOCK;
         let last = (first + BLOCK).min(times.len());
@@ -528,29 +719,24 @@ pub fn run_population(
                     lanes.store_state(group);
                 }
             });
-        // Percentiles of each time point of the block, in parallel over time points, gathering the
-        // row from every chunk's region into a per-thread scratch vector.
-        let gather = |buffer: &[f64], row: usize, keys: &mut Vec<u64>| {
-            keys.clear();
-            for region in buffer.chunks(BLOCK * CHUNK) {
-                let len = region.len() / BLOCK;
-                keys.extend(region[row * len..(row + 1) * len].iter().map(|v| order_key(*v)));
-            }
+        // Percentiles of each time point of the block: the Cp and the Ce series in parallel, each
+        // one time point after another so that each is seeded by the one before.
+        let rows_of = |buffer: &[f64], tracker: &mut TrackedPercentiles| -> Vec<Vec<f64>> {
+            (0..width)
+                .map(|row| {
+                    let slices = buffer.chunks(BLOCK * CHUNK).map(move |region| {
+                        let len = region.len() / BLOCK;
+                        &region[row * len..(row + 1) * len]
+                    });
+                    tracker.row(slices, n)
+                })
+                .collect()
         };
-        let rows: Vec<(Vec<f64>, Vec<f64>)> = (0..width)
-            .into_par_iter()
-            .map_init(
-                || Vec::with_capacity(n),
-                |values, row| {
-                    gather(&block_cp, row, values);
-                    let cp_p = percentiles_of_keys(values, &settings.percentiles);
-                    gather(&block_ce, row, values);
-                    let ce_p = percentiles_of_keys(values, &settings.percentiles);
-                    (cp_p, ce_p)
-                },
-            )
-            .collect();
-        for (cp_p, ce_p) in rows {
+        let (cp_rows, ce_rows) = rayon::join(
+            || rows_of(&block_cp, &mut cp_tracker),
+            || rows_of(&block_ce, &mut ce_tracker),
+        );
+        for (cp_p, ce_p) in cp_rows.into_iter().zip(ce_rows) {
             for p in 0..n_p {
                 cp_bands[p].push(cp_p[p]);
                 ce_bands[p].push(ce_p[p]);
@@ -705,6 +891,43 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn seeded_percentiles_equal_the_full_selection_row_after_row() {
+        use rand::Rng;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let n = 10_007;
+        let level: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 3.0).collect();
+        // Each value drifts at its own rate, so the order changes from row to row.
+        let drift: Vec<f64> = (0..n).map(|_| rng.random::<f64>() * 0.02 - 0.005).collect();
+        let percentiles = [5.0, 50.0, 95.0, 99.9];
+        let mut tracker = TrackedPercentiles::new(&percentiles);
+        for t in 0..80 {
+            let row: Vec<f64> = match t {
+                // All equal (a population without variability), then zeros.
+                45 => vec![0.25; n],
+                46 => vec![0.0; n],
+                _ => (0..n)
+                    .map(|i| {
+                        // A jump at row 30 (a bolus for everyone).
+                        let bolus = if t >= 30 { 1.5 } else { 0.0 };
+                        level[i] * (1.0 + drift[i] * t as f64) + bolus
+                    })
+                    .collect(),
+            };
+            // Several slices of the row, the last one short (as the chunk regions are).
+            let got = tracker.row(row.chunks(1000), n);
+            let want = percentiles_of(&mut row.clone(), &percentiles);
+            assert_eq!(got, want, "row {t}");
+        }
+        // The brackets answered most rows: all but the first, the jump, the two flat rows and a
+        // row or two after each (when measured: 72 of 80).
+        assert!(
+            tracker.seeded_rows >= 70,
+            "{} of 80 rows seeded",
+            tracker.seeded_rows
+        );
     }
 
     #[test]
