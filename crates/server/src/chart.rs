@@ -130,6 +130,36 @@ fn format_tick(value: f64, step: f64) -> String {
     format!("{value:.decimals$}")
 }
 
+/// Thins a polyline (screen coordinates, in time order) to at most four points per half-pixel
+/// column: the first, the highest, the lowest and the last of the column, in the order they
+/// occurred. What is drawn is the same (every extreme stays, so a one-reading spike still shows),
+/// but a session streamed at one reading per second for hours no longer sends thousands of points
+/// per line on every live refresh.
+fn thin_to_columns(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let column = |x: f64| (x * 2.0).floor() as i64;
+    let mut out = Vec::with_capacity(points.len().min(4 * WIDTH as usize * 2));
+    let mut start = 0;
+    while start < points.len() {
+        let col = column(points[start].0);
+        let mut end = start + 1;
+        while end < points.len() && column(points[end].0) == col {
+            end += 1;
+        }
+        let group = &points[start..end];
+        // Screen y grows downwards: the highest value has the smallest y.
+        let highest = (0..group.len()).min_by(|&a, &b| group[a].1.total_cmp(&group[b].1));
+        let lowest = (0..group.len()).max_by(|&a, &b| group[a].1.total_cmp(&group[b].1));
+        let mut keep = vec![0, group.len() - 1];
+        keep.extend(highest);
+        keep.extend(lowest);
+        keep.sort_unstable();
+        keep.dedup();
+        out.extend(keep.into_iter().map(|i| group[i]));
+        start = end;
+    }
+    out
+}
+
 impl Chart {
     /// Renders the chart as an SVG document.
     pub fn to_svg(&self) -> String {
@@ -260,10 +290,9 @@ impl Chart {
                 ""
             };
             // A missing value breaks the line rather than joining across the gap.
-            let mut runs: Vec<Vec<String>> = vec![vec![]];
+            let mut runs: Vec<Vec<(f64, f64)>> = vec![vec![]];
             for (t, v) in self.times_s.iter().zip(&curve.values) {
                 if v.is_finite() {
-                    let point = format!("{:.1},{:.1}", px(*t), py(*v));
                     if curve.points {
                         let _ = writeln!(
                             svg,
@@ -273,12 +302,16 @@ impl Chart {
                             curve.colour
                         );
                     }
-                    runs.last_mut().expect("never empty").push(point);
+                    runs.last_mut().expect("never empty").push((px(*t), py(*v)));
                 } else if !runs.last().expect("never empty").is_empty() {
                     runs.push(vec![]);
                 }
             }
             for run in runs.iter().filter(|r| r.len() > 1) {
+                let run: Vec<String> = thin_to_columns(run)
+                    .iter()
+                    .map(|(x, y)| format!("{x:.1},{y:.1}"))
+                    .collect();
                 let _ = writeln!(
                     svg,
                     r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
@@ -361,6 +394,50 @@ impl Chart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_thinned_per_column_and_keep_every_extreme() {
+        // Four hours at one reading per second, flat at 120 with one reading of 190 in the middle.
+        let n = 4 * 3600 + 1;
+        let mut values = vec![120.0; n];
+        values[7200] = 190.0;
+        values[7201] = 60.0;
+        let chart = Chart {
+            title: "Vital signs".into(),
+            times_s: (0..n).map(|k| k as f64).collect(),
+            curves: vec![Curve {
+                label: "systolic".into(),
+                colour: "#b3261e",
+                values,
+                ..Curve::default()
+            }],
+            ..Chart::default()
+        };
+        let svg = chart.to_svg();
+        let line = svg.lines().find(|l| l.starts_with("<polyline")).expect("the curve");
+        let points = line.split('"').nth(1).expect("points").split(' ').count();
+        // At most 4 per half-pixel column over the 620-px plot, far fewer than 14 401.
+        assert!(points <= 4 * 2 * 621, "{points} points");
+        // The spike and the dip are drawn at their own heights (the y axis rounds 190 × 1.08 up to
+        // 220; the plot is 390 px high from y = 70).
+        let ys: Vec<f64> = line
+            .split('"')
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+            .collect();
+        let y_of = |v: f64| 70.0 + 390.0 - v / 220.0 * 390.0;
+        for v in [190.0, 60.0, 120.0] {
+            assert!(ys.iter().any(|y| (y - y_of(v)).abs() < 0.06), "{v} not drawn");
+        }
+        // Short lines are left alone.
+        let pts = thin_to_columns(&[(0.0, 5.0), (10.0, 6.0), (20.0, 7.0)]);
+        assert_eq!(pts, vec![(0.0, 5.0), (10.0, 6.0), (20.0, 7.0)]);
+        // One column keeps first, highest, lowest and last in order.
+        let pts = thin_to_columns(&[(1.0, 5.0), (1.1, 2.0), (1.2, 9.0), (1.3, 6.0), (1.4, 5.5)]);
+        assert_eq!(pts, vec![(1.0, 5.0), (1.1, 2.0), (1.2, 9.0), (1.4, 5.5)]);
+    }
 
     #[test]
     fn ticks_are_round_numbers() {
