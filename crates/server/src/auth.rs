@@ -153,6 +153,12 @@ impl CurrentUser {
     pub fn actor(&self) -> Actor {
         Actor::user(self.user.id, self.user.role)
     }
+
+    /// The name a record keeps beside the user id when this user signs something (an approval,
+    /// an acknowledgement): "Display Name (username)", as the ledger prints people.
+    pub fn signature(&self) -> String {
+        format!("{} ({})", self.user.display_name, self.user.username)
+    }
 }
 
 impl FromRequestParts<AppState> for CurrentUser {

@@ -414,7 +414,10 @@ mod tests {
             ..Chart::default()
         };
         let svg = chart.to_svg();
-        let line = svg.lines().find(|l| l.starts_with("<polyline")).expect("the curve");
+        let line = svg
+            .lines()
+            .find(|l| l.starts_with("<polyline"))
+            .expect("the curve");
         let points = line.split('"').nth(1).expect("points").split(' ').count();
         // At most 4 per half-pixel column over the 620-px plot, far fewer than 14 401.
         assert!(points <= 4 * 2 * 621, "{points} points");

@@ -231,6 +231,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
     let now = state.now();
     let mut created = Vec::new();
     let mut physician_id = String::new();
+    let mut physician_name = String::new();
     for account in demo_accounts() {
         if state
             .store
@@ -255,6 +256,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             .await?;
         if account.role == Role::Physician {
             physician_id = user.id.to_string();
+            physician_name = format!("{} ({})", user.display_name, user.username);
         }
         created.push(account);
     }
@@ -308,6 +310,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 .map(|(code, reason)| AckDoc {
                     code: code.to_string(),
                     physician: physician_id.clone(),
+                    physician_name: Some(physician_name.clone()),
                     reason: reason.to_string(),
                 })
                 .collect(),
@@ -357,6 +360,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             if approve {
                 plan_doc.status = "approved".into();
                 plan_doc.approved_by = Some(physician_id.clone());
+                plan_doc.approved_by_name = Some(physician_name.clone());
                 plan_doc.approved_at = Some(
                     now.format(&time::format_description::well_known::Rfc3339)
                         .map_err(|e| ApiError::Internal(e.to_string()))?,

@@ -487,6 +487,22 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     ] {
         assert!(kinds.contains(&k), "{k} missing from the timeline");
     }
+    // People are named beside their ids (the nurse acknowledged the alarm); monitors and the
+    // system have no user name.
+    let row_of = |kind: &str| {
+        rec["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let acknowledged = row_of("alarm.acknowledged");
+    assert_eq!(acknowledged["by_name"], "nurse (nurse)");
+    assert!(uuid::Uuid::parse_str(acknowledged["by"].as_str().unwrap()).is_ok());
+    assert_eq!(row_of("alarm")["by"], "system");
+    assert_eq!(row_of("alarm")["by_name"], Value::Null);
     let times: Vec<OffsetDateTime> = rec["timeline"]
         .as_array()
         .unwrap()
@@ -509,7 +525,8 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     );
     let csv = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("at,kind,detail,by"));
+    assert_eq!(lines.next(), Some("at,kind,detail,by,by_name"));
+    assert!(csv.contains(",nurse (nurse)\n"), "{csv}");
     assert!(csv.contains(",summary.total_given_mg,38.750,"), "{csv}");
     assert!(
         csv.contains(",rems.bp_at_40_min,140/85 mmHg at 2026-11-26T10:40:00Z,"),

@@ -341,7 +341,8 @@ async fn a_physician_plans_and_the_plan_page_shows_the_chart_every_limit_and_the
     assert_eq!(approved.status, StatusCode::SEE_OTHER, "{}", approved.html);
     assert_eq!(api_plan(&app, &doc_token, &plan_id).await["status"], "approved");
     let page = doc.get(&format!("/plans/{plan_id}")).await;
-    assert!(page.shows("Approved by") && page.shows("The plan is locked."));
+    // The approval names the physician (as signed), not their user id.
+    assert!(page.shows("Approved by doc (doc) at") && page.shows("The plan is locked."));
     assert!(!page.shows(&format!(r#"action="/plans/{plan_id}/approve""#)));
 
     // With the previous session's date, the days between sessions are checked too (a minimum).
@@ -743,7 +744,7 @@ async fn opioid_use_sessions_and_acknowledgements_go_through_the_chart() {
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
     let chart = doc.get(&format!("/patients/{id}")).await;
     assert!(chart.shows("Status: <b>eligible</b>"));
-    assert!(chart.shows(reason));
+    assert!(chart.shows(&format!("acknowledged by doc (doc): {reason}")));
 
     // Book a session with a plan: redirected to the new session's page; the chart lists it.
     let plan_id = plan_through_form(&doc, &id, "").await;

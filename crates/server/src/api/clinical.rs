@@ -74,6 +74,10 @@ pub struct AckDoc {
     pub code: String,
     /// Physician's user id.
     pub physician: String,
+    /// The physician's name as it was when they acknowledged ("Display Name (username)"); absent in
+    /// records written before names were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physician_name: Option<String>,
     /// Reason.
     pub reason: String,
 }
@@ -629,8 +633,10 @@ pub struct FindingOut {
     pub source: String,
     /// Whether the classification is a clinic setting.
     pub clinic_setting: bool,
-    /// The acknowledgement, for relative findings that have one.
+    /// The acknowledgement, for relative findings that have one: the physician's user id.
     pub acknowledged_by: Option<String>,
+    /// The physician's name as it was when they acknowledged, where the record keeps it.
+    pub acknowledged_by_name: Option<String>,
     /// Its reason.
     pub acknowledgement_reason: Option<String>,
 }
@@ -697,6 +703,7 @@ fn eligibility_out(report: &EligibilityReport, doc: &PatientDoc) -> EligibilityO
                     source: f.source.into(),
                     clinic_setting: f.clinic_setting,
                     acknowledged_by: ack.map(|a| a.physician.clone()),
+                    acknowledged_by_name: ack.and_then(|a| a.physician_name.clone()),
                     acknowledgement_reason: ack.map(|a| a.reason.clone()),
                 }
             })
@@ -743,12 +750,14 @@ pub async fn acknowledge(
     me.require(Action::AcknowledgeContraindication)?;
     let Json(body) = body.map_err(json_rejection)?;
     let physician = me.user.id.to_string();
+    let physician_name = me.signature();
     let state_ref = &state;
     let out = change_patient(&state, &me, id, "patient.contraindication.acknowledge", |doc| {
         doc.acknowledgements.retain(|a| a.code != body.code);
         doc.acknowledgements.push(AckDoc {
             code: body.code.clone(),
             physician,
+            physician_name: Some(physician_name),
             reason: body.reason.trim().to_string(),
         });
         // Validate with the domain rules before anything is stored.
@@ -903,8 +912,12 @@ pub struct PlanDoc {
     pub prediction: PredictionOut,
     /// Warnings.
     pub warnings: Vec<String>,
-    /// Who approved it.
+    /// Who approved it (user id).
     pub approved_by: Option<String>,
+    /// The approving physician's name as it was at approval ("Display Name (username)"); absent in
+    /// plans approved before names were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by_name: Option<String>,
     /// When (RFC 3339).
     pub approved_at: Option<String>,
     /// Soft-limit overrides with reasons.
@@ -1068,6 +1081,7 @@ pub(crate) fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created
         prediction: prediction_out(p),
         warnings: plan.warnings.clone(),
         approved_by: None,
+        approved_by_name: None,
         approved_at: None,
         overrides: vec![],
     }
@@ -1263,6 +1277,7 @@ pub async fn approve_plan(
     let mut doc = stored;
     doc.status = "approved".into();
     doc.approved_by = Some(approved.approved_by().to_string());
+    doc.approved_by_name = Some(me.signature());
     doc.approved_at = Some(
         now.format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| ApiError::Internal(e.to_string()))?,

@@ -30,8 +30,10 @@ pub struct TimelineRow {
     pub kind: String,
     /// What, in words a reader of the chart understands.
     pub detail: String,
-    /// Who (user id, `device:…` for a monitor).
+    /// Who (user id, `device:…` for a monitor, `system`).
     pub by: String,
+    /// The user's name ("Display Name (username)") when `by` is a user id.
+    pub by_name: Option<String>,
 }
 
 /// A blood pressure with when it was taken.
@@ -127,6 +129,7 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             kind: "state".into(),
             detail,
             by: t.by.clone(),
+            by_name: None,
         });
     }
     for r in &doc.rates {
@@ -145,6 +148,8 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             kind: "rate".into(),
             detail,
             by: r.by.clone(),
+
+            by_name: None,
         });
     }
     let mut lowest_moaas: Option<u8> = None;
@@ -183,6 +188,8 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             kind: "vitals".into(),
             detail: parts.join(", "),
             by: v.recorded_by.clone(),
+
+            by_name: None,
         });
     }
     let mut respiratory_depression = false;
@@ -199,6 +206,8 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                 a.code, a.level, a.occurrences
             ),
             by: "system".into(),
+
+            by_name: None,
         });
         if let (Some(at), Some(by)) = (a.acknowledged_at, &a.acknowledged_by) {
             timeline.push(TimelineRow {
@@ -206,6 +215,8 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                 kind: "alarm.acknowledged".into(),
                 detail: a.code.clone(),
                 by: by.clone(),
+
+                by_name: None,
             });
         }
         if let (Some(at), Some(by)) = (a.resolved_at, &a.resolved_by) {
@@ -219,6 +230,8 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                     a.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default()
                 ),
                 by: by.clone(),
+
+                by_name: None,
             });
         }
     }
@@ -252,6 +265,8 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                 }
             ),
             by: e.recorded_by.clone(),
+
+            by_name: None,
         });
     }
     for a in &doc.assessments {
@@ -271,9 +286,22 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             kind: "assessment".into(),
             detail: parts.join(", "),
             by: a.by.clone(),
+
+            by_name: None,
         });
     }
     timeline.sort_by_key(|r| r.at);
+    // Names for the user ids, read once: a printed record is read by people, not by id.
+    let names: std::collections::HashMap<String, String> = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.id.to_string(), format!("{} ({})", u.display_name, u.username)))
+        .collect();
+    for row in &mut timeline {
+        row.by_name = names.get(&row.by).cloned();
+    }
     sedation |= lowest_moaas.is_some_and(|m| m < 5);
 
     let start = doc.rates.first().map(|r| r.at);
@@ -327,7 +355,8 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
 fn csv_of(record: &SessionRecordOut) -> Result<String, ApiError> {
     let failed = |e: csv::Error| ApiError::Internal(e.to_string());
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["at", "kind", "detail", "by"]).map_err(failed)?;
+    w.write_record(["at", "kind", "detail", "by", "by_name"])
+        .map_err(failed)?;
     let doc = &record.session.doc;
     let header = [
         ("session", record.session.id.to_string()),
@@ -340,7 +369,7 @@ fn csv_of(record: &SessionRecordOut) -> Result<String, ApiError> {
         ("infusing_min", format!("{:.1}", record.infusing_min)),
     ];
     for (k, v) in header {
-        w.write_record(["", &format!("summary.{k}"), &v, ""])
+        w.write_record(["", &format!("summary.{k}"), &v, "", ""])
             .map_err(failed)?;
     }
     let bp = |b: &Option<TimedBp>| {
@@ -371,7 +400,7 @@ fn csv_of(record: &SessionRecordOut) -> Result<String, ApiError> {
         ("respiratory_depression", r.respiratory_depression.to_string()),
     ];
     for (k, v) in rems {
-        w.write_record(["", &format!("rems.{k}"), &v, ""])
+        w.write_record(["", &format!("rems.{k}"), &v, "", ""])
             .map_err(failed)?;
     }
     for row in &record.timeline {
@@ -380,6 +409,7 @@ fn csv_of(record: &SessionRecordOut) -> Result<String, ApiError> {
             row.kind.clone(),
             row.detail.clone(),
             row.by.clone(),
+            row.by_name.clone().unwrap_or_default(),
         ])
         .map_err(failed)?;
     }

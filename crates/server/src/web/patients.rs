@@ -1073,7 +1073,10 @@ async fn load_chart(
             source: f.source.clone(),
             clinic_setting: f.clinic_setting,
             acknowledgement: match (&f.acknowledged_by, &f.acknowledgement_reason) {
-                (Some(by), Some(reason)) => format!("acknowledged by {by}: {reason}"),
+                (Some(by), Some(reason)) => format!(
+                    "acknowledged by {}: {reason}",
+                    f.acknowledged_by_name.as_deref().unwrap_or(by)
+                ),
                 _ => String::new(),
             },
         })

@@ -481,7 +481,10 @@ async fn show_plan(
         (Some(by), Some(at)) => {
             let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
                 .map_or_else(|_| at.clone(), |t| format!("{} UTC", clock(t)));
-            format!("Approved by {by} at {at}")
+            format!(
+                "Approved by {} at {at}",
+                d.approved_by_name.as_deref().unwrap_or(by)
+            )
         }
         _ => String::new(),
     };
