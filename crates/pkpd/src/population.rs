@@ -262,7 +262,8 @@ impl Lanes {
     }
 
     /// One grid step at a constant `rate` (mg/s) for eight subjects: the exact update with the
-    /// coefficients of the grid step (`Subject::step_with`), with fused multiply-adds.
+    /// coefficients of the grid step (`Subject::step_with`), with multiply-adds (fused where the
+    /// machine has FMA, as every machine with AVX2 does).
     #[inline]
     fn step_grid(&mut self, rate: f64) {
         let rate = f64x8::splat(rate);
@@ -439,9 +440,9 @@ fn order_stats_at(keys: &mut [u64], ranks: &[usize]) -> Vec<f64> {
 /// previous answer, widened by four times its last change and some ranks' room, is checked in one vectorised pass over
 /// the row: how many values lie below it, and which lie inside. When the wanted ranks fall inside,
 /// they are selected among those few values; otherwise (the first time point, a jump such as a
-/// bolus) the row takes the full selection. Either way the result is the same exact order
-/// statistics (only the sign of a zero could differ: the bracket compares as floats, the full
-/// selection in IEEE total order).
+/// bolus, a NaN anywhere in the row) the row takes the full selection. Either way the result is
+/// the same exact order statistics (only the sign of a zero could differ: the bracket counts
+/// −0 and +0 as equal, the full selection orders them).
 struct TrackedPercentiles {
     percentiles: Vec<f64>,
     previous: Option<Vec<Tracked>>,
@@ -546,6 +547,11 @@ impl TrackedPercentiles {
             let (blocks, rest) = slice.as_chunks::<8>();
             for block in blocks {
                 let x = f64x8::new(*block);
+                // A NaN is neither below nor inside any bracket, but the full selection orders it
+                // (IEEE total order): leave such a row to the full selection.
+                if x.simd_ne(x).any() {
+                    return None;
+                }
                 for (p, &(a, b)) in vector_bounds.iter().enumerate() {
                     below[p] += x.simd_lt(a).to_bitmask().count_ones() as usize;
                     let mut hits = (x.simd_ge(a) & x.simd_le(b)).to_bitmask();
@@ -556,6 +562,9 @@ impl TrackedPercentiles {
                 }
             }
             for &x in rest {
+                if x.is_nan() {
+                    return None;
+                }
                 for (p, &(a, b)) in bounds.iter().enumerate() {
                     if x < a {
                         below[p] += 1;
@@ -580,7 +589,7 @@ impl TrackedPercentiles {
             let at_hi = if r.hi == r.lo {
                 at_lo
             } else {
-                right.iter().copied().fold(f64::INFINITY, f64::min)
+                *right.iter().min_by(|a, b| a.total_cmp(b))?
             };
             at.push((at_lo, at_hi));
         }
@@ -917,6 +926,12 @@ mod tests {
                     .collect(),
             };
             // Several slices of the row, the last one short (as the chunk regions are).
+            let mut row = row;
+            if t == 60 {
+                // NaNs of both signs (x86 makes negative ones): the full selection orders them.
+                row[0] = -f64::NAN;
+                row[5000] = f64::NAN;
+            }
             let got = tracker.row(row.chunks(1000), n);
             let want = percentiles_of(&mut row.clone(), &percentiles);
             assert_eq!(got, want, "row {t}");

@@ -352,7 +352,8 @@ fn closed_form_run(
     let effect_own = state.y[0] - ce_steady - effect_of_mode.iter().sum::<f64>();
 
     // Powers r^(lane+1) of each mode, one vector per mode, advanced by r^LANES per block: the
-    // running state stays in registers. Sums use fused multiply-adds (one rounding each).
+    // running state stays in registers. Sums are multiply-adds (fused, one rounding each, where the
+    // machine has FMA).
     let rates = [r[0], r[1], r[2], re];
     let mut powers = [f64x8::splat(0.0); 4];
     let mut stride = [f64x8::splat(1.0); 4];

@@ -15,7 +15,9 @@ use ketaflow_store::Store;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::live::LiveHub;
-use crate::api::sessions::{VitalsJob, VitalsWritten, write_vitals_many};
+use crate::api::sessions::{
+    VitalsJob, VitalsWritten, closed_while_waiting, sessions_still_open, write_vitals_many,
+};
 use crate::error::ApiError;
 
 /// The most batches one transaction takes.
@@ -103,16 +105,37 @@ async fn write_group(
 }
 
 /// One transaction for the group: the outer error is the transaction's, the inner ones are
-/// batches refused on their own (a session closed while the batch waited).
+/// batches refused on their own. A batch whose session was closed while it waited stores nothing:
+/// the group is written, the sessions are checked under the write lock (see
+/// [`sessions_still_open`]), and if any has closed the transaction is rolled back and the group
+/// written again without it (rare: a discharge racing a monitor's last readings).
 async fn write_together(
     store: &Store,
     rules: &AlarmRules,
     jobs: &[VitalsJob],
 ) -> Result<Vec<Result<VitalsWritten, ApiError>>, ApiError> {
-    let mut tx = store.begin().await?;
-    let outcomes = write_vitals_many(&mut tx, rules, jobs).await?;
-    tx.commit().await?;
-    Ok(outcomes)
+    let mut candidates: Vec<&VitalsJob> = jobs.iter().collect();
+    loop {
+        if candidates.is_empty() {
+            return Ok(jobs.iter().map(|_| Err(closed_while_waiting())).collect());
+        }
+        let mut tx = store.begin().await?;
+        let written = write_vitals_many(&mut tx, rules, &candidates).await?;
+        let open = sessions_still_open(&mut tx, &candidates).await?;
+        if candidates.iter().all(|job| open.contains(&job.session_id)) {
+            tx.commit().await?;
+            let mut written = written.into_iter();
+            return Ok(jobs
+                .iter()
+                .map(|job| match open.contains(&job.session_id) {
+                    true => Ok(written.next().expect("one result per written batch")),
+                    false => Err(closed_while_waiting()),
+                })
+                .collect());
+        }
+        tx.rollback().await?;
+        candidates.retain(|job| open.contains(&job.session_id));
+    }
 }
 
 #[cfg(test)]

@@ -252,8 +252,11 @@ impl Tx {
     /// Which of `ids` are records of `kind` marked in progress, read so that the answer holds until
     /// this transaction ends: a change that finishes one of them either committed before this read
     /// (and is seen) or waits for this transaction. SQLite: every `Tx` holds the write lock from its
-    /// `BEGIN IMMEDIATE`. PostgreSQL: this first takes the audit head's row lock, which every
-    /// audited change (finishing a session is one) takes before it commits.
+    /// `BEGIN IMMEDIATE`. PostgreSQL: this takes the audit head's row lock (if the transaction does
+    /// not hold it yet), which every audited change (finishing a session is one) takes before it
+    /// commits. Every writer takes that lock after its row locks, so call this after the
+    /// transaction's own writes: taken first, it would invert the order against a writer that
+    /// locks a row (an alarm, say) and then the audit head, and the two could deadlock.
     pub async fn in_progress_among(&mut self, kind: &str, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
         check_kind(kind)?;
         if ids.is_empty() {

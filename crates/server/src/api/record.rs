@@ -32,7 +32,7 @@ pub struct TimelineRow {
     pub detail: String,
     /// Who (user id, `device:…` for a monitor, `system`).
     pub by: String,
-    /// The user's name ("Display Name (username)") when `by` is a user id.
+    /// The user's current name ("Display Name (username)") when `by` is a user id.
     pub by_name: Option<String>,
 }
 
@@ -148,7 +148,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             kind: "rate".into(),
             detail,
             by: r.by.clone(),
-
             by_name: None,
         });
     }
@@ -188,7 +187,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             kind: "vitals".into(),
             detail: parts.join(", "),
             by: v.recorded_by.clone(),
-
             by_name: None,
         });
     }
@@ -206,7 +204,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                 a.code, a.level, a.occurrences
             ),
             by: "system".into(),
-
             by_name: None,
         });
         if let (Some(at), Some(by)) = (a.acknowledged_at, &a.acknowledged_by) {
@@ -215,7 +212,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                 kind: "alarm.acknowledged".into(),
                 detail: a.code.clone(),
                 by: by.clone(),
-
                 by_name: None,
             });
         }
@@ -230,7 +226,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                     a.note.as_ref().map(|n| format!("; {n}")).unwrap_or_default()
                 ),
                 by: by.clone(),
-
                 by_name: None,
             });
         }
@@ -265,7 +260,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
                 }
             ),
             by: e.recorded_by.clone(),
-
             by_name: None,
         });
     }
@@ -286,7 +280,6 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
             kind: "assessment".into(),
             detail: parts.join(", "),
             by: a.by.clone(),
-
             by_name: None,
         });
     }

@@ -6,6 +6,8 @@
 //! door of the state machine, so a stored session can only be in a state reachable by legal
 //! transitions. Every write commits with its audit entry and its live event (see `live`).
 
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -1159,48 +1161,30 @@ pub(crate) struct VitalsWritten {
     pub(crate) events: Vec<StoredEvent>,
 }
 
-/// Writes one batch inside `tx` (the caller commits); see [`write_vitals_many`].
+/// Writes one batch inside `tx` (the caller commits, having made the session itself or checked
+/// it); see [`write_vitals_many`].
 pub(crate) async fn write_vitals(
     tx: &mut Tx,
     rules: &vitals::AlarmRules,
     job: &VitalsJob,
 ) -> Result<VitalsWritten, ApiError> {
-    write_vitals_many(tx, rules, std::slice::from_ref(job))
-        .await?
-        .remove(0)
+    Ok(write_vitals_many(tx, rules, &[job]).await?.remove(0))
 }
 
 /// Writes a group of batches inside `tx` (the caller commits): each new reading is stored once per
 /// key, evaluated against the alarm rules and NEWS2, and reported as events; one audit entry per
 /// batch with a digest of its readings. The readings of the whole group go in one multi-row
 /// statement, then its events, then its audit entries, so a group costs a few statements whatever
-/// its size (alarms, which are rare, are raised one by one).
-///
-/// Each batch's session is checked again inside the transaction, under the lock that every
-/// audited change takes: the request handler checked it too, but a session discharged or aborted
-/// while the batch waited for the writer must not take it. Such a batch gets a conflict and stores
-/// nothing; the others are written. The outer error fails the whole transaction.
+/// its size (alarms, which are rare, are raised one by one). The sessions are not checked here:
+/// a caller that queued the batches checks them with [`sessions_still_open`] before committing.
 pub(crate) async fn write_vitals_many(
     tx: &mut Tx,
     rules: &vitals::AlarmRules,
-    all_jobs: &[VitalsJob],
-) -> Result<Vec<Result<VitalsWritten, ApiError>>, ApiError> {
-    let mut asked: Vec<Uuid> = all_jobs.iter().map(|j| j.session_id).collect();
-    asked.sort_unstable();
-    asked.dedup();
-    let open = tx.in_progress_among(SESSION, &asked).await?;
-    let jobs: Vec<&VitalsJob> = all_jobs.iter().filter(|j| open.contains(&j.session_id)).collect();
-    let closed = || {
-        Err(ApiError::Conflict(
-            "the session was closed before this batch was stored; it takes no more readings".into(),
-        ))
-    };
-    if jobs.is_empty() {
-        return Ok(all_jobs.iter().map(|_| closed()).collect());
-    }
+    jobs: &[&VitalsJob],
+) -> Result<Vec<VitalsWritten>, ApiError> {
     // The stored document of each reading: what was sent, its NEWS2 and when it was taken.
     let mut documents = Vec::new();
-    for job in &jobs {
+    for job in jobs {
         for (reading, v, taken_at) in &job.readings {
             let mut data = serde_json::to_value(reading).map_err(|e| ApiError::Internal(e.to_string()))?;
             data["news2"] = serde_json::json!(v.observations().map(|o| news2(&o).total));
@@ -1210,7 +1194,7 @@ pub(crate) async fn write_vitals_many(
     }
     let mut new_vitals = Vec::with_capacity(documents.len());
     let mut documents_iter = documents.iter();
-    for job in &jobs {
+    for job in jobs {
         for (reading, _, taken_at) in &job.readings {
             new_vitals.push(NewVital {
                 session_id: job.session_id,
@@ -1230,7 +1214,7 @@ pub(crate) async fn write_vitals_many(
     let mut event_rows: Vec<(Uuid, &'static str, OffsetDateTime, serde_json::Value)> = Vec::new();
     let mut events_per_job = Vec::with_capacity(jobs.len());
     let mut audits = Vec::new();
-    for job in &jobs {
+    for job in jobs {
         let (id, now, source) = (job.session_id, job.received_at, job.source);
         let events_before = event_rows.len();
         let mut acks = Vec::with_capacity(job.readings.len());
@@ -1338,20 +1322,35 @@ pub(crate) async fn write_vitals_many(
         .collect();
     let events = tx.append_events(&new_events).await?;
     tx.append_audits(&audits).await?;
-    let mut written = acks_per_job
+    Ok(acks_per_job
         .into_iter()
         .zip(events_per_job)
         .map(|(ack, range)| VitalsWritten {
             ack,
             events: events[range].to_vec(),
-        });
-    Ok(all_jobs
-        .iter()
-        .map(|job| match open.contains(&job.session_id) {
-            true => Ok(written.next().expect("one result per written batch")),
-            false => closed(),
         })
         .collect())
+}
+
+/// Which of the batches' sessions are still open, read inside `tx` after its writes. The request
+/// handler checked each session before queueing its batch, but a session can be discharged or
+/// aborted while the batch waits for the writer. On SQLite the transaction has held the write lock
+/// since it began; on PostgreSQL the writes have taken the audit head's row lock (which every
+/// audited change, closing a session included, takes before it commits) and the read takes it if
+/// they did not, in the same order as every other writer (rows first, audit head last), so the
+/// answer holds until commit.
+pub(crate) async fn sessions_still_open(tx: &mut Tx, jobs: &[&VitalsJob]) -> Result<HashSet<Uuid>, ApiError> {
+    let mut asked: Vec<Uuid> = jobs.iter().map(|j| j.session_id).collect();
+    asked.sort_unstable();
+    asked.dedup();
+    Ok(tx.in_progress_among(SESSION, &asked).await?)
+}
+
+/// The refusal of a batch whose session closed while it waited for the writer.
+pub(crate) fn closed_while_waiting() -> ApiError {
+    ApiError::Conflict(
+        "the session was closed before this batch was stored; it takes no more readings".into(),
+    )
 }
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
