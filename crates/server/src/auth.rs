@@ -79,16 +79,25 @@ pub async fn issue_token(
     label: Option<String>,
 ) -> Result<String, ApiError> {
     let raw = new_token();
+    // Signing in and creating an API token are audited (who, which token by its hash's prefix).
+    let action = match kind {
+        TokenKind::Browser => "auth.login",
+        TokenKind::Api => "auth.token.create",
+    };
     state
         .store
-        .insert_token(&NewToken {
-            token_hash: hash_token(&raw),
-            user_id: user.id,
-            kind,
-            created_at: now,
-            expires_at: now + ttl,
-            label,
-        })
+        .insert_token_audited(
+            &Actor::user(user.id, user.role),
+            action,
+            &NewToken {
+                token_hash: hash_token(&raw),
+                user_id: user.id,
+                kind,
+                created_at: now,
+                expires_at: now + ttl,
+                label,
+            },
+        )
         .await?;
     Ok(raw)
 }

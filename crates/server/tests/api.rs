@@ -996,7 +996,7 @@ async fn bad_input_is_refused_with_the_field_the_value_and_what_is_allowed_and_w
         .call("POST", "/api/v1/patients", Some(&nurse), Some(huge))
         .await;
     assert!(s.is_client_error(), "{s}");
-    // Logins (which audit nothing) aside, nothing was written.
+    // Sign-ins aside (audited, and not counted by audit_count), nothing was written.
     assert_eq!(app.audit_count().await, before);
 }
 
@@ -1093,6 +1093,41 @@ async fn api_tokens_work_as_bearer_and_logout_revokes_the_session() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(app.raw(request).await.0, StatusCode::OK);
+
+    // Signing in, creating a token and signing out are in the audit chain, on the user, naming
+    // the token only by its hash's first 12 digits.
+    let doc_id = me["id"].as_str().unwrap().to_string();
+    let admin = app.login("admin").await;
+    let (s, entries, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/audit?record_id={doc_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{entries}");
+    let entries = entries.as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "user.create",
+            "auth.login",
+            "auth.token.create",
+            "auth.logout",
+            "auth.login"
+        ]
+    );
+    let created: Value = serde_json::from_str(entries[2]["after_json"].as_str().unwrap()).unwrap();
+    assert_eq!(created["label"], "monitor bridge");
+    assert_eq!(created["kind"], "api");
+    assert_eq!(created["token"].as_str().unwrap().len(), 12);
+    assert!(
+        !entries.iter().any(|e| e.to_string().contains(bearer)),
+        "the token itself is never audited"
+    );
+    assert_eq!(entries[3]["actor_user_id"], doc_id.as_str());
 }
 
 #[tokio::test]

@@ -242,15 +242,22 @@ async fn the_audit_page_lists_the_entries_just_made_pages_back_and_verifies_the_
         .unwrap();
     let page = admin.get("/audit").await;
     assert_eq!(page.status, StatusCode::OK);
-    let count = app.audit_count().await;
-    assert_eq!(count, 5, "four users of the test setup, then frank");
+    assert_eq!(
+        app.audit_count().await,
+        5,
+        "four users of the test setup, then frank"
+    );
+    let count = app.state.store.verify_audit_chain().await.unwrap().checked;
+    assert_eq!(count, 6, "and the administrator's sign-in (seq 5), before frank");
     // Newest first: frank's creation by the administrator, with its record id.
     let first_row = page.html.split("<tr data-seq=").nth(1).unwrap();
-    assert!(first_row.starts_with("\"5\""), "{first_row}");
+    assert!(first_row.starts_with("\"6\""), "{first_row}");
     assert!(first_row.contains("<code>user.create</code>"));
     assert!(first_row.contains("admin (admin) <small>(administrator)</small>"));
     assert!(first_row.contains(&frank.id.to_string()));
-    assert!(page.shows("(5 in all, newest first)"));
+    let second_row = page.html.split("<tr data-seq=").nth(2).unwrap();
+    assert!(second_row.starts_with("\"5\"") && second_row.contains("<code>auth.login</code>"));
+    assert!(page.shows("(6 in all, newest first)"));
     assert!(!page.shows("Older →"));
 
     let page = admin.post("/audit/verify", &[]).await;
@@ -260,21 +267,21 @@ async fn the_audit_page_lists_the_entries_just_made_pages_back_and_verifies_the_
     let head = app.state.store.verify_audit_chain().await.unwrap().last_hash;
     assert!(page.shows(&head));
 
-    // 50 vials on one receipt: 55 entries, so two pages.
+    // The physician signs in (seq 7) and receives 50 vials on one receipt: 57 entries, two pages.
     let doc = app.login("doc").await;
     let (s, b, _) = app
         .call("POST", "/api/v1/ledger/vials", Some(&doc), Some(receipt_json(50)))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let page = admin.get("/audit").await;
-    assert!(page.shows("(55 in all, newest first)"));
+    assert!(page.shows("(57 in all, newest first)"));
     assert_eq!(page.html.matches("<tr data-seq=").count(), 50);
-    assert!(page.shows("<tr data-seq=\"55\">") && page.shows("<tr data-seq=\"6\">"));
-    assert!(page.shows("href=\"/audit?before=6\""));
-    let older = admin.get("/audit?before=6").await;
-    assert_eq!(older.html.matches("<tr data-seq=").count(), 5);
-    assert!(older.shows("<tr data-seq=\"1\">") && !older.shows("<tr data-seq=\"6\">"));
-    assert!(older.shows("href=\"/audit?before=56\""));
+    assert!(page.shows("<tr data-seq=\"57\">") && page.shows("<tr data-seq=\"8\">"));
+    assert!(page.shows("href=\"/audit?before=8\""));
+    let older = admin.get("/audit?before=8").await;
+    assert_eq!(older.html.matches("<tr data-seq=").count(), 7);
+    assert!(older.shows("<tr data-seq=\"1\">") && !older.shows("<tr data-seq=\"8\">"));
+    assert!(older.shows("href=\"/audit?before=58\""));
 }
 
 fn receipt_json(containers: u32) -> Value {

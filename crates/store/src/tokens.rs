@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::{normalize, parse_uuid, with_conn};
+use crate::audit::{Actor, NewAuditEntry};
+use crate::db::{Conn, normalize, parse_uuid, with_conn};
 use crate::users::find_by_id;
 use crate::{Store, StoreError, User};
 
@@ -158,26 +159,38 @@ impl Store {
     /// [`StoreError::Conflict`] if the hash is already stored, [`StoreError::Invalid`] if
     /// `token_hash` is not a SHA-256 hex digest.
     pub async fn insert_token(&self, token: &NewToken) -> Result<(), StoreError> {
-        check_token_hash(&token.token_hash)?;
-        let mut pooled = self.acquire().await?;
-        with_conn!(pooled.conn(), c => {
-            sqlx::query(
-                "INSERT INTO auth_tokens (token_hash, user_id, kind, created_at, expires_at, \
-                 revoked_at, label) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+        insert_token_in(self.acquire().await?.conn(), token).await
+    }
+
+    /// Stores a token and its audit entry (`action`, e.g. `auth.login`, on the token's user) in one
+    /// transaction. The entry names the token by the first 12 digits of its hash, never the token.
+    pub async fn insert_token_audited(
+        &self,
+        actor: &Actor,
+        action: &str,
+        token: &NewToken,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_token_in(tx.conn(), token).await?;
+        tx.append_audit(
+            &NewAuditEntry::new(
+                token.created_at,
+                actor.clone(),
+                action,
+                "user",
+                token.user_id.to_string(),
             )
-            .bind(&token.token_hash)
-            .bind(token.user_id.to_string())
-            .bind(token.kind.as_str())
-            .bind(normalize(token.created_at))
-            .bind(normalize(token.expires_at))
-            .bind(&token.label)
-            .execute(&mut *c)
-            .await
-            .map_err(|e| {
-                StoreError::from_write(e, "token", Some(("user", token.user_id.to_string())))
-            })?;
-        });
-        Ok(())
+            .after(serde_json::json!({
+                "token": &token.token_hash[..12],
+                "kind": token.kind.as_str(),
+                "label": token.label,
+                "expires_at": normalize(token.expires_at)
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            })),
+        )
+        .await?;
+        tx.commit().await
     }
 
     /// The token with this hash and its user, if the token is neither revoked nor expired at
@@ -227,18 +240,30 @@ impl Store {
 
     /// Revokes one token; `true` if it existed and was not already revoked.
     pub async fn revoke_token(&self, token_hash: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let mut pooled = self.acquire().await?;
-        let n = with_conn!(pooled.conn(), c => {
-            sqlx::query(
-                "UPDATE auth_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+        revoke_token_in(self.acquire().await?.conn(), token_hash, now).await
+    }
+
+    /// Revokes one token of `user_id` and, if it was active, audits `action` (e.g. `auth.logout`)
+    /// in the same transaction; `true` if it was revoked now.
+    pub async fn revoke_token_audited(
+        &self,
+        actor: &Actor,
+        action: &str,
+        user_id: Uuid,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let revoked = revoke_token_in(tx.conn(), token_hash, now).await?;
+        if revoked {
+            tx.append_audit(
+                &NewAuditEntry::new(now, actor.clone(), action, "user", user_id.to_string())
+                    .after(serde_json::json!({ "token": token_hash.get(..12).unwrap_or(token_hash) })),
             )
-            .bind(normalize(now))
-            .bind(token_hash)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()
-        });
-        Ok(n > 0)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     /// Revokes every unrevoked token of a user (logout everywhere, account disabled, password
@@ -257,4 +282,36 @@ impl Store {
         });
         Ok(n)
     }
+}
+
+async fn insert_token_in(conn: Conn<'_>, token: &NewToken) -> Result<(), StoreError> {
+    check_token_hash(&token.token_hash)?;
+    with_conn!(conn, c => {
+        sqlx::query(
+            "INSERT INTO auth_tokens (token_hash, user_id, kind, created_at, expires_at, \
+             revoked_at, label) VALUES ($1, $2, $3, $4, $5, NULL, $6)",
+        )
+        .bind(&token.token_hash)
+        .bind(token.user_id.to_string())
+        .bind(token.kind.as_str())
+        .bind(normalize(token.created_at))
+        .bind(normalize(token.expires_at))
+        .bind(&token.label)
+        .execute(&mut *c)
+        .await
+        .map_err(|e| StoreError::from_write(e, "token", Some(("user", token.user_id.to_string()))))?;
+    });
+    Ok(())
+}
+
+async fn revoke_token_in(conn: Conn<'_>, token_hash: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+    let n = with_conn!(conn, c => {
+        sqlx::query("UPDATE auth_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
+            .bind(normalize(now))
+            .bind(token_hash)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+    });
+    Ok(n > 0)
 }

@@ -102,7 +102,16 @@ pub async fn login(
 /// Log out: revokes this session or token and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, me: CurrentUser) -> Result<Response, ApiError> {
-    state.store.revoke_token(&me.token_hash, state.now()).await?;
+    state
+        .store
+        .revoke_token_audited(
+            &me.actor(),
+            "auth.logout",
+            me.user.id,
+            &me.token_hash,
+            state.now(),
+        )
+        .await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, auth::clear_cookie())],
