@@ -8,6 +8,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::{App, Page, form_encode, spawn_app};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 /// The table row of the user list that holds `username`.
@@ -169,6 +170,76 @@ async fn only_administrators_manage_users_and_a_post_without_the_csrf_token_chan
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+/// The login form has its own token, paired with a cookie: a login posted without it, or with
+/// another form's token, is refused before the password is even looked at (no session, no audit
+/// entry, no failed-login count), and the page offers a fresh form.
+#[tokio::test]
+async fn a_login_posted_without_its_forms_token_is_refused_and_nothing_happens() {
+    let app = spawn_app().await;
+    let entries = app.state.store.verify_audit_chain().await.unwrap().checked;
+    let body = |token: &str| format!("username=nurse&password=nurse-secret-pass&login_csrf={token}");
+    let (token, cookie) = app.login_form().await;
+    let (other_token, _) = app.login_form().await;
+    assert_ne!(token, other_token);
+    for (sent, cookie) in [
+        (body(""), None),
+        (body(&token), None),
+        (body(&other_token), Some(cookie.as_str())),
+        (
+            "username=nurse&password=nurse-secret-pass".to_string(),
+            Some(cookie.as_str()),
+        ),
+    ] {
+        let response = app.post_login(sent.clone(), cookie).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{sent}");
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert!(
+            !cookies.iter().any(|c| c.starts_with("ketaflow_session=")),
+            "{cookies:?}"
+        );
+        assert!(
+            cookies.iter().any(|c| c.starts_with("ketaflow_login=")),
+            "a fresh form"
+        );
+        let html =
+            String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        assert!(html.contains("This login form has expired or was not sent by this site."));
+        assert!(html.contains(r#"value="nurse""#), "the username is kept");
+    }
+    assert_eq!(
+        app.state.store.verify_audit_chain().await.unwrap().checked,
+        entries
+    );
+    let nurse = app
+        .state
+        .store
+        .get_user_by_username("nurse")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(nurse.failed_logins, 0);
+    // With its own token the same form logs in, and the form's cookie is cleared.
+    let response = app.post_login(body(&token), Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(cookies.iter().any(|c| c.starts_with("ketaflow_session=")));
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("ketaflow_login=;") && c.contains("Max-Age=0"))
     );
 }
 

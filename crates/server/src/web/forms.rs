@@ -85,14 +85,7 @@ impl FromRequest<AppState> for Posted {
             .await
             .map_err(|e| (StatusCode::BAD_REQUEST, e.body_text()).into_response())?;
         let token = form.0.remove("csrf").unwrap_or_default();
-        // Constant-time comparison: the token is a secret.
-        let matches = token.len() == user.csrf.len()
-            && token
-                .bytes()
-                .zip(user.csrf.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !matches {
+        if !same_secret(&token, &user.csrf) {
             return Err(super::message_page(
                 StatusCode::FORBIDDEN,
                 "this form is out of date or did not come from Ketaflow (CSRF token missing or wrong); \
@@ -193,6 +186,16 @@ impl FormState {
             String::new()
         }
     }
+}
+
+/// Whether two secrets (form tokens) are equal, compared in constant time for equal lengths.
+pub(crate) fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 #[cfg(test)]

@@ -224,18 +224,56 @@ pub fn see_other(to: &str) -> Response {
 struct LoginPage {
     username: String,
     message: Option<String>,
+    /// The login form's own CSRF token (there is no session yet to derive one from).
+    login_csrf: String,
+}
+
+/// The cookie that pairs a login form with the browser it was sent to (double submit): a form
+/// posted from another site carries no such cookie (SameSite=Strict) and cannot know its value.
+const LOGIN_CSRF_COOKIE: &str = "ketaflow_login";
+
+/// A login page with a fresh form token, and the cookie that carries it.
+fn login_form(status: StatusCode, username: String, message: Option<String>) -> Response {
+    let login_csrf = crate::auth::new_token();
+    let mut response = render_with_status(
+        status,
+        &LoginPage {
+            username,
+            message,
+            login_csrf: login_csrf.clone(),
+        },
+    );
+    let cookie = format!(
+        "{LOGIN_CSRF_COOKIE}={login_csrf}; HttpOnly; Secure; SameSite=Strict; Path=/login; Max-Age=3600"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
 }
 
 async fn login_page() -> Response {
-    render(&LoginPage {
-        username: String::new(),
-        message: None,
-    })
+    login_form(StatusCode::OK, String::new(), None)
 }
 
-async fn login_submit(State(state): State<AppState>, form: axum::Form<FormData>) -> Response {
+async fn login_submit(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    form: axum::Form<FormData>,
+) -> Response {
     let form = form.0;
     let username = form.text("username");
+    // The form's token must match its cookie; otherwise nothing is checked and nothing written.
+    let sent = form.text("login_csrf");
+    let paired = crate::auth::cookie(&headers, LOGIN_CSRF_COOKIE)
+        .is_some_and(|c| c.len() == 64 && forms::same_secret(&sent, &c));
+    if !paired {
+        return login_form(
+            StatusCode::FORBIDDEN,
+            username,
+            Some("This login form has expired or was not sent by this site. Please log in again.".into()),
+        );
+    }
     let body = LoginIn {
         username: username.clone(),
         password: form.text("password"),
@@ -246,18 +284,15 @@ async fn login_submit(State(state): State<AppState>, form: axum::Form<FormData>)
             if let Some(cookie) = api.headers().get(header::SET_COOKIE) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie.clone());
             }
+            // The form token has served its purpose.
+            let spent =
+                format!("{LOGIN_CSRF_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/login; Max-Age=0");
+            if let Ok(v) = HeaderValue::from_str(&spent) {
+                response.headers_mut().append(header::SET_COOKIE, v);
+            }
             response
         }
-        Err(e) => {
-            let status = e.status();
-            render_with_status(
-                status,
-                &LoginPage {
-                    username,
-                    message: Some(e.to_string()),
-                },
-            )
-        }
+        Err(e) => login_form(e.status(), username, Some(e.to_string())),
     }
 }
 

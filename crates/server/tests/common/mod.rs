@@ -274,20 +274,54 @@ pub struct Page {
 }
 
 impl App {
-    /// Logs in through the login form and returns a browser holding the cookie and CSRF token.
-    pub async fn browser(&self, username: &str) -> Browser<'_> {
-        let body = format!("username={username}&password={username}-secret-pass");
-        let request = Request::builder()
-            .method("POST")
-            .uri("/login")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap();
+    /// The login form as a browser first receives it: the form's token and the cookie it pairs with
+    /// (`ketaflow_login=…`).
+    pub async fn login_form(&self) -> (String, String) {
+        let request = Request::builder().uri("/login").body(Body::empty()).unwrap();
         let response = router(self.state.clone()).oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.status(), StatusCode::OK);
         let cookie = response.headers()[header::SET_COOKIE]
             .to_str()
             .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let html =
+            String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+        let marker = r#"name="login_csrf" value=""#;
+        let at = html.find(marker).expect("the form's token") + marker.len();
+        (html[at..].split('"').next().unwrap().to_string(), cookie)
+    }
+
+    /// Posts the login form (`cookie`: the `Cookie` header to send, if any).
+    pub async fn post_login(&self, body: String, cookie: Option<&str>) -> axum::response::Response {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        router(self.state.clone())
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Logs in through the login form and returns a browser holding the cookie and CSRF token.
+    pub async fn browser(&self, username: &str) -> Browser<'_> {
+        let (login_csrf, login_cookie) = self.login_form().await;
+        let body = format!("username={username}&password={username}-secret-pass&login_csrf={login_csrf}");
+        let response = self.post_login(body, Some(&login_cookie)).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let cookie = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|v| v.starts_with("ketaflow_session="))
+            .expect("the session cookie")
             .to_string();
         let token = cookie
             .split(';')
