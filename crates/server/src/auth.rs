@@ -115,6 +115,12 @@ pub fn clear_cookie() -> String {
     format!("{SESSION_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0")
 }
 
+/// How a person is named wherever a record shows who did something (ledger, signatures, the
+/// session record, the audit page): "Display Name (username)".
+pub fn person_name(display_name: &str, username: &str) -> String {
+    format!("{display_name} ({username})")
+}
+
 /// The raw token a request carries: a bearer token, or the session cookie.
 pub fn presented_token(headers: &HeaderMap) -> Option<String> {
     if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
@@ -169,9 +175,9 @@ impl CurrentUser {
     }
 
     /// The name a record keeps beside the user id when this user signs something (an approval,
-    /// an acknowledgement): "Display Name (username)", as the ledger prints people.
+    /// an acknowledgement): see [`person_name`].
     pub fn signature(&self) -> String {
-        format!("{} ({})", self.user.display_name, self.user.username)
+        person_name(&self.user.display_name, &self.user.username)
     }
 }
 

@@ -256,7 +256,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             .await?;
         if account.role == Role::Physician {
             physician_id = user.id.to_string();
-            physician_name = format!("{} ({})", user.display_name, user.username);
+            physician_name = crate::auth::person_name(&user.display_name, &user.username);
         }
         created.push(account);
     }

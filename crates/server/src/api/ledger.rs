@@ -460,7 +460,7 @@ fn parse_date(field: &str, value: &str) -> Result<Date, ApiError> {
 fn ledger_person(user: &User) -> LedgerPerson {
     LedgerPerson {
         id: user.id,
-        name: format!("{} ({})", user.display_name, user.username),
+        name: crate::auth::person_name(&user.display_name, &user.username),
     }
 }
 

@@ -290,7 +290,12 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
         .list_users()
         .await?
         .into_iter()
-        .map(|u| (u.id.to_string(), format!("{} ({})", u.display_name, u.username)))
+        .map(|u| {
+            (
+                u.id.to_string(),
+                crate::auth::person_name(&u.display_name, &u.username),
+            )
+        })
         .collect();
     for row in &mut timeline {
         row.by_name = names.get(&row.by).cloned();

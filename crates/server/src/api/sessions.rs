@@ -1228,11 +1228,7 @@ pub(crate) async fn write_vitals_many(
                         idempotency_key: existing.idempotency_key.clone(),
                         id: existing.id,
                         duplicate: true,
-                        news2: existing
-                            .data
-                            .get("news2")
-                            .and_then(serde_json::Value::as_u64)
-                            .map(|n| n as u8),
+                        news2: stored_news2(&existing.data),
                         alarms: vec![],
                     });
                     continue;
@@ -1289,11 +1285,7 @@ pub(crate) async fn write_vitals_many(
                 idempotency_key: vital.idempotency_key,
                 id: vital.id,
                 duplicate: false,
-                news2: vital
-                    .data
-                    .get("news2")
-                    .and_then(serde_json::Value::as_u64)
-                    .map(|n| n as u8),
+                news2: stored_news2(&vital.data),
                 alarms,
             });
         }
@@ -1351,6 +1343,13 @@ pub(crate) fn closed_while_waiting() -> ApiError {
     ApiError::Conflict(
         "the session was closed before this batch was stored; it takes no more readings".into(),
     )
+}
+
+/// The NEWS2 total stored with a reading (absent for an incomplete set).
+fn stored_news2(data: &serde_json::Value) -> Option<u8> {
+    data.get("news2")
+        .and_then(serde_json::Value::as_u64)
+        .map(|n| n as u8)
 }
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {

@@ -322,7 +322,12 @@ async fn audit_view(
             .map_err(page_err)?
             .0
             .into_iter()
-            .map(|u| (u.id.to_string(), format!("{} ({})", u.display_name, u.username)))
+            .map(|u| {
+                (
+                    u.id.to_string(),
+                    crate::auth::person_name(&u.display_name, &u.username),
+                )
+            })
             .collect()
     } else {
         HashMap::new()
