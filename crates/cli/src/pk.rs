@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
-use ketaflow_server::chart::{Band, Chart, Curve, Level};
+use ketaflow_charts::{Band, Chart, Curve, Level};
 
 // ---------------------------------------------------------------------------------------------
 // Arguments

@@ -63,6 +63,18 @@ pub enum ApiError {
     /// 409: the request conflicts with the record's state (e.g. a plan already approved).
     #[error("{0}")]
     Conflict(String),
+    /// 409: someone changed the record since it was read; the body carries the version stored
+    /// now, so a client can reload and retry.
+    #[error("{message}")]
+    StaleVersion {
+        /// What changed, naming both versions.
+        message: String,
+        /// The version stored now.
+        current_version: i64,
+    },
+    /// 409: the record is locked (an approved plan) and never changes again.
+    #[error("{0}")]
+    RecordLocked(String),
     /// 422: the request is well formed but the clinical rules refuse it.
     #[error("{message}")]
     Refused {
@@ -71,7 +83,20 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
-    /// 500: something failed inside; details are logged, not returned.
+    /// 404: no route answers this path under `/api/v1`.
+    #[error("no such endpoint; the API's paths are listed in /api/v1/openapi.json")]
+    NoRoute,
+    /// 405: the path exists but not with this method.
+    #[error("this endpoint does not take this method; the Allow header lists the ones it takes")]
+    MethodNotAllowed,
+    /// 415: the body is not sent as `application/json`.
+    #[error("send the body as JSON with Content-Type: application/json")]
+    NotJson,
+    /// 413: the body is over the server's limit.
+    #[error("the request body is larger than the server accepts")]
+    TooLarge,
+    /// 500: something failed inside; the cause with its whole source chain is logged, never
+    /// returned.
     #[error("internal error")]
     Internal(String),
 }
@@ -100,6 +125,9 @@ pub struct ErrorDetail {
     /// What is allowed, if relevant.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<String>,
+    /// The record's version stored now (`stale_version`): reload, then retry with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
 }
 
 /// A JSON value as a person writes it: 700 rather than 700.0, text without quotes.
@@ -138,7 +166,13 @@ impl ApiError {
             ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::StaleVersion { .. } => (StatusCode::CONFLICT, "stale_version"),
+            ApiError::RecordLocked(_) => (StatusCode::CONFLICT, "locked"),
             ApiError::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::NotJson => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -158,6 +192,10 @@ impl IntoResponse for ApiError {
             } => (Some(field.clone()), Some(value.clone()), Some(allowed.clone())),
             _ => (None, None, None),
         };
+        let current_version = match &self {
+            ApiError::StaleVersion { current_version, .. } => Some(*current_version),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code,
@@ -165,10 +203,27 @@ impl IntoResponse for ApiError {
                 field,
                 value,
                 allowed,
+                current_version,
             },
         };
         (status, Json(body)).into_response()
     }
+}
+
+/// An error with every cause under it, outermost first ("a: b: c"), for the log.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        // Many errors repeat their source in their own message; say each cause once.
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<StoreError> for ApiError {
@@ -181,13 +236,24 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
             StoreError::Invalid { what, reason } => ApiError::BadBody(format!("invalid {what}: {reason}")),
             StoreError::Refused { code, message } => ApiError::Refused { code, message },
-            other => ApiError::Internal(other.to_string()),
+            StoreError::StaleVersion { found, .. } => ApiError::StaleVersion {
+                message: e.to_string(),
+                current_version: found,
+            },
+            StoreError::Locked { .. } => ApiError::RecordLocked(e.to_string()),
+            other => ApiError::Internal(error_chain(&other)),
         }
     }
 }
 
 /// Turns axum's JSON rejections (wrong types, missing fields, bad syntax, too large) into
-/// [`ApiError::BadBody`] with the parser's message, so every 4xx has the same shape.
+/// [`ApiError::BadBody`] with the parser's message (a body over the limit is a 413, one not sent
+/// as JSON a 415), so every 4xx has the same shape.
 pub fn json_rejection(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => return ApiError::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => return ApiError::NotJson,
+        _ => {}
+    }
     ApiError::BadBody(rejection.body_text())
 }

@@ -9,9 +9,9 @@
 
 pub mod api;
 pub mod auth;
-pub mod chart;
 pub mod demo;
 pub mod error;
+pub mod extract;
 pub mod ingest;
 pub mod policy;
 pub mod state;
@@ -167,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", v1)
         .merge(web::router())
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn(extract::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

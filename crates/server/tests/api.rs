@@ -1401,3 +1401,134 @@ async fn a_password_chosen_by_someone_else_must_be_changed_before_anything_else(
         .await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// Twenty clinicians record a weight for one patient at the same moment. Each write reads the
+/// record and stores it with a version check, so all but one may find the record changed under
+/// them: those answer 409 with the version stored now (never 500), and every weight that was
+/// acknowledged is in the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_writes_to_one_patient_give_200_or_409_and_lose_nothing_acknowledged() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let nurse = app.login("nurse").await;
+    let id = app.patient(&nurse, 70.0).await;
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (app, nurse, id) = (app.clone(), nurse.clone(), id.clone());
+        writes.spawn(async move {
+            let weight = 50.0 + f64::from(i);
+            let (s, body, _) = app
+                .call(
+                    "POST",
+                    &format!("/api/v1/patients/{id}/weights"),
+                    Some(&nurse),
+                    Some(json!({"weight_kg": weight, "on": "2026-11-21"})),
+                )
+                .await;
+            (weight, s, body)
+        });
+    }
+    let mut acknowledged = Vec::new();
+    let mut conflicts = 0;
+    while let Some(done) = writes.join_next().await {
+        let (weight, s, body) = done.unwrap();
+        match s {
+            StatusCode::OK => acknowledged.push(weight),
+            StatusCode::CONFLICT => {
+                conflicts += 1;
+                assert_eq!(body["error"]["code"], "stale_version", "{body}");
+                assert!(body["error"]["current_version"].as_i64().unwrap() >= 1, "{body}");
+            }
+            other => panic!("weight {weight}: {other} {body}"),
+        }
+    }
+    assert_eq!(acknowledged.len() + conflicts, 20);
+    assert!(!acknowledged.is_empty(), "at least one write wins");
+    let (_, patient, _) = app
+        .call("GET", &format!("/api/v1/patients/{id}"), Some(&nurse), None)
+        .await;
+    let stored: Vec<f64> = patient["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["value"].as_f64().unwrap())
+        .collect();
+    for weight in &acknowledged {
+        assert!(
+            stored.contains(weight),
+            "acknowledged {weight} kg is stored: {stored:?}"
+        );
+    }
+    // The patient's first weight (70 kg) plus exactly the acknowledged ones.
+    assert_eq!(stored.len(), 1 + acknowledged.len(), "{stored:?}");
+}
+
+/// What the router and its layers refuse answers in the same JSON shape as a handler's refusal:
+/// a path id that is not a UUID, a malformed query, an unknown route, a wrong method, a wrong
+/// content type, malformed JSON and a body over the limit.
+#[tokio::test]
+async fn every_rejection_is_the_uniform_json_error_body() {
+    let app = spawn_app().await;
+    let doc = app.login("doc").await;
+    let id = app.patient(&doc, 70.0).await;
+    let check = |what: &str, s: StatusCode, body: &Value, status: StatusCode, code: &str| {
+        assert_eq!(s, status, "{what}: {body}");
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(
+            body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {body}"
+        );
+    };
+    let (s, body, _) = app
+        .call("GET", "/api/v1/patients/not-a-uuid", Some(&doc), None)
+        .await;
+    check("bad path id", s, &body, StatusCode::BAD_REQUEST, "invalid_field");
+    assert_eq!(body["error"]["field"], "id");
+    assert_eq!(body["error"]["value"], "not-a-uuid");
+    let (s, body, _) = app
+        .call("GET", "/api/v1/sessions?active=perhaps", Some(&doc), None)
+        .await;
+    check("bad query", s, &body, StatusCode::BAD_REQUEST, "invalid_field");
+    assert_eq!(body["error"]["field"], "query");
+    let (s, body, _) = app.call("GET", "/api/v1/no-such-thing", Some(&doc), None).await;
+    check("unknown route", s, &body, StatusCode::NOT_FOUND, "no_route");
+    let (s, body, _) = app
+        .call("DELETE", &format!("/api/v1/patients/{id}"), Some(&doc), None)
+        .await;
+    check(
+        "wrong method",
+        s,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    let request = |content_type: &str, body: String| {
+        axum::http::Request::builder()
+            .method("POST")
+            .uri(format!("/api/v1/patients/{id}/weights"))
+            .header(axum::http::header::AUTHORIZATION, format!("Bearer {doc}"))
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let (s, body, _) = app.raw(request("text/plain", "70 kg".into())).await;
+    check(
+        "wrong content type",
+        s,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "not_json",
+    );
+    let (s, body, _) = app
+        .raw(request("application/json", "{\"weight_kg\": 70,".into()))
+        .await;
+    check("malformed JSON", s, &body, StatusCode::BAD_REQUEST, "bad_body");
+    let oversized = format!("{{\"padding\": \"{}\"}}", "x".repeat(40_000));
+    let (s, body, _) = app.raw(request("application/json", oversized)).await;
+    check(
+        "oversized body",
+        s,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+    );
+}

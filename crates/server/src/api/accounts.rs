@@ -1,8 +1,9 @@
 //! `/auth/*` and `/users/*`: logging in and out, API tokens, and user administration.
 
+use crate::extract::Path;
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ketaflow_store::{NewUser, Role, TokenKind, User};

@@ -1,9 +1,10 @@
 //! At the chair: rate changes (checked against the plan's limits like the plan itself, then
 //! re-predicted), side effects with their action, and post-infusion assessments.
 
+use crate::extract::Path;
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use ketaflow_clinic::delivery::{check_rate_change, has_hard_breach, soft_breaches};
 use ketaflow_clinic::news2::Aldrete;
 use ketaflow_clinic::plan::LimitName;

@@ -5,9 +5,10 @@
 //! Domain decisions (eligibility, limits, approval) are made by `ketaflow-clinic` on domain types
 //! converted from the documents.
 
+use crate::extract::{Path, Query};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use ketaflow_clinic::eligibility::{
     self, Acknowledgement, AcknowledgementError, EligibilityReport, EligibilityStatus,

@@ -2,8 +2,9 @@
 //! re-prediction from the recorded rates, the post-infusion assessments and the discharge criteria.
 //! The decisions are `ketaflow_clinic::discharge`'s; this module gathers their inputs.
 
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use ketaflow_clinic::delivery::{Delivery, RateChange};
 use ketaflow_clinic::discharge::{DischargeInput, TakenVitals, assess_discharge};
 use ketaflow_clinic::news2::Aldrete;

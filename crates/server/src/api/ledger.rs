@@ -44,9 +44,10 @@
 //! - **Retention.** Ledger records are kept at least 2 years (21 CFR 1304.04); Ketaflow has no
 //!   delete for any of them, and the database refuses deletion and change of entries.
 
+use crate::extract::{Path, Query};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ketaflow_store::{

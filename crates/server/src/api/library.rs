@@ -1,7 +1,8 @@
 //! `/protocols` (the protocol library, read-only) and `/audit` (the audit chain).
 
+use crate::extract::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use ketaflow_clinic::protocol::{DoseRule, Limit, Protocol};
 use ketaflow_store::{AuditFilter, AuditProblemKind};
 use serde::{Deserialize, Serialize};

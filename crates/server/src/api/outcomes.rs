@@ -7,9 +7,10 @@
 //! or a moderate/high C-SSRS screener raises an urgent alert, and the patient-facing answer shows
 //! crisis information.
 
+use crate::extract::{Path, Query};
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use ketaflow_clinic::instruments::{
     CssrsAnswers, CssrsRisk, Flag, Instrument, cssrs_needs_alert, score, score_cssrs,

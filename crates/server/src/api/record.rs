@@ -4,7 +4,8 @@
 //! administration, about 40 min after it and before completion, monitoring duration, sedation,
 //! dissociation and respiratory depression. Every export is audited.
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use ketaflow_store::NewAuditEntry;

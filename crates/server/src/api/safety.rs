@@ -3,9 +3,10 @@
 //! computed from what the patient's sessions actually gave, and opioid use in morphine milligram
 //! equivalents (`ketaflow_clinic::mme`, CDC 2022, the table named with every figure) over the course.
 
+use crate::extract::Path;
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use ketaflow_clinic::mme::{MME_TABLE, Opioid, mme_per_day};
 use ketaflow_clinic::surveillance::{

@@ -8,9 +8,10 @@
 
 use std::collections::HashSet;
 
+use crate::extract::{Path, Query};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use ketaflow_clinic::news2::{Consciousness, news2};
@@ -370,8 +371,7 @@ pub(crate) async fn save_session(
             },
             now,
         )
-        .await
-        .map_err(stale_to_conflict)?;
+        .await?;
     tx.append_audit(
         &NewAuditEntry::new(now, actor.clone(), action, SESSION, record.id.to_string())
             .before(record.data.clone())
@@ -392,13 +392,6 @@ pub(crate) async fn save_session(
     }
     tx.commit().await?;
     Ok((updated, vec![event]))
-}
-
-fn stale_to_conflict(e: ketaflow_store::StoreError) -> ApiError {
-    match e {
-        ketaflow_store::StoreError::StaleVersion { .. } => ApiError::Conflict(format!("{e}")),
-        other => other.into(),
-    }
 }
 
 // ---- Scheduling ----------------------------------------------------------------------------------
@@ -604,10 +597,13 @@ pub async fn transition(
     if let Some(v) = body.expected_version
         && v != record.version
     {
-        return Err(ApiError::Conflict(format!(
-            "the session changed since version {v} (now {}); reload and retry",
-            record.version
-        )));
+        return Err(ApiError::StaleVersion {
+            message: format!(
+                "the session changed since version {v} (now {}); reload and retry",
+                record.version
+            ),
+            current_version: record.version,
+        });
     }
     let mut doc: SessionDoc = session_out(record.clone(), now)?.doc;
     let mut session = doc.replay()?;

@@ -152,7 +152,7 @@ async fn set_disabled(State(state): State<AppState>, Path(id): Path<Uuid>, poste
         Ok(disabled) => accounts::set_disabled(
             State(state.clone()),
             user.me.clone(),
-            Path(id),
+            crate::extract::Path(id),
             Ok(Json(DisableIn { disabled })),
         )
         .await
@@ -173,7 +173,14 @@ async fn reset_password(State(state): State<AppState>, Path(id): Path<Uuid>, pos
     let body = PasswordIn {
         password: form.0.get("password").cloned().unwrap_or_default(),
     };
-    match accounts::reset_password(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await {
+    match accounts::reset_password(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    {
         Ok(_) => Ok(see_other(&format!("/users#user-{id}"))),
         Err(e) => {
             let refused = FormState::refused_named(&format!("user-{id}"), FormData::default(), &e);
@@ -235,7 +242,7 @@ async fn audit_entries(
     let Json(entries) = library::list_audit(
         State(state.clone()),
         user.me.clone(),
-        Query(AuditQuery {
+        crate::extract::Query(AuditQuery {
             record_type: None,
             record_id: None,
             after_seq: Some(after_seq),

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -154,7 +154,7 @@ async fn vials(state: &AppState, user: &WebUser) -> Result<Vec<VialRow>, ApiErro
     let Json(list) = ledger::list_vials(
         State(state.clone()),
         user.me.clone(),
-        Query(VialQuery { status: None }),
+        crate::extract::Query(VialQuery { status: None }),
     )
     .await?;
     Ok(list.into_iter().map(vial_row).collect())
@@ -245,7 +245,7 @@ async fn ledger_view(state: &AppState, user: &WebUser, form: FormState, status: 
     let Json(discrepancies) = ledger::list_discrepancies(
         State(state.clone()),
         user.me.clone(),
-        Query(DiscrepancyQuery { open: Some(false) }),
+        crate::extract::Query(DiscrepancyQuery { open: Some(false) }),
     )
     .await
     .map_err(page_err)?;
@@ -429,7 +429,14 @@ async fn resolve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
         note: form.text("note"),
         adjust: form.checked("adjust"),
     };
-    match ledger::resolve_discrepancy(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await {
+    match ledger::resolve_discrepancy(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    {
         Ok(_) => Ok(see_other("/ledger")),
         Err(e) => {
             let refused = refused(&format!("resolve-{id}"), form, &e, &[], "");
@@ -592,7 +599,7 @@ async fn vial_view(
     form: FormState,
     status: StatusCode,
 ) -> PageResult {
-    let Json(detail) = ledger::get_vial(State(state.clone()), user.me.clone(), Path(id))
+    let Json(detail) = ledger::get_vial(State(state.clone()), user.me.clone(), crate::extract::Path(id))
         .await
         .map_err(page_err)?;
     let v = vial_row(detail.vial);
@@ -603,7 +610,7 @@ async fn vial_view(
         let Json(list) = sessions::list_sessions(
             State(state.clone()),
             user.me.clone(),
-            Query(SessionQuery {
+            crate::extract::Query(SessionQuery {
                 active: Some(true),
                 patient_id: None,
             }),
@@ -675,7 +682,13 @@ async fn draw(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Poste
                 session_id,
                 quantity_mg: form.text("quantity_mg"),
             };
-            ledger::draw(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await
+            ledger::draw(
+                State(state.clone()),
+                user.me.clone(),
+                crate::extract::Path(id),
+                Ok(Json(body)),
+            )
+            .await
         }
         Err(_) => Err(ApiError::field(
             "session_id",
@@ -696,7 +709,13 @@ async fn administer(
         quantity_mg: form.text("quantity_mg"),
         difference_reason: form.optional("difference_reason"),
     };
-    let result = ledger::administer(State(state.clone()), user.me.clone(), Path(draw), Ok(Json(body))).await;
+    let result = ledger::administer(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(draw),
+        Ok(Json(body)),
+    )
+    .await;
     vial_answer(
         &state,
         &user,
@@ -733,7 +752,13 @@ async fn waste(
         witness: witness(&form, "witness"),
         reason: form.optional("reason"),
     };
-    let result = ledger::waste(State(state.clone()), user.me.clone(), Path(draw), Ok(Json(body))).await;
+    let result = ledger::waste(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(draw),
+        Ok(Json(body)),
+    )
+    .await;
     vial_answer(
         &state,
         &user,
@@ -755,7 +780,13 @@ async fn destroy(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
         location: form.text("location"),
         witnesses: vec![witness(&form, "witnesses[0]"), witness(&form, "witnesses[1]")],
     };
-    let result = ledger::destroy(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await;
+    let result = ledger::destroy(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await;
     let fields = ["witnesses[0].username", "witnesses[1].username"];
     vial_answer(&state, &user, id, "destroy", form, &fields, result).await
 }

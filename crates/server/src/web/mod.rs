@@ -185,6 +185,10 @@ struct ErrorPage {
 /// An error as a page: what went wrong, in words, with the API's status code.
 pub fn error_page(error: &ApiError) -> Response {
     let status = error.status();
+    if let ApiError::Internal(cause) = error {
+        // The page says it has been logged: log it, with the cause the page withholds.
+        tracing::error!(%cause, "page failed");
+    }
     let message = if status.is_server_error() {
         "Something failed inside the server; it has been logged. Nothing was changed.".to_string()
     } else {

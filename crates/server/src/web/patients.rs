@@ -9,7 +9,7 @@
 use askama::Template;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -27,10 +27,10 @@ use crate::api::clinical::{
 use crate::api::outcomes::{self, AlertQuery, CRISIS_INFORMATION, LinkIn, MeasurementOut, OutcomeIn};
 use crate::api::safety::{self, OpioidDoseDoc, OpioidUseIn};
 use crate::api::sessions::{self, SessionIn, SessionQuery};
-use crate::chart::{Chart, Curve, Level, TimeAxis};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_charts::{Chart, Curve, Level, TimeAxis};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -301,7 +301,7 @@ async fn list(state: AppState, user: WebUser, search: Option<String>) -> Respons
         limit: Some(200),
     };
     let (status, patients, message) =
-        match clinical::list_patients(State(state), user.me.clone(), Query(query)).await {
+        match clinical::list_patients(State(state), user.me.clone(), crate::extract::Query(query)).await {
             Ok(Json(found)) => (
                 StatusCode::OK,
                 found.iter().map(patient_row).collect(),
@@ -1032,20 +1032,26 @@ async fn load_chart(
     form: FormState,
 ) -> Result<ChartPage, ApiError> {
     let me = || user.me.clone();
-    let Json(patient) = clinical::get_patient(State(state.clone()), me(), Path(id)).await?;
-    let Json(eligibility) = clinical::get_eligibility(State(state.clone()), me(), Path(id)).await?;
-    let Json(plans) = clinical::list_plans(State(state.clone()), me(), Path(id)).await?;
+    let Json(patient) = clinical::get_patient(State(state.clone()), me(), crate::extract::Path(id)).await?;
+    let Json(eligibility) =
+        clinical::get_eligibility(State(state.clone()), me(), crate::extract::Path(id)).await?;
+    let Json(plans) = clinical::list_plans(State(state.clone()), me(), crate::extract::Path(id)).await?;
     let query = SessionQuery {
         active: Some(false),
         patient_id: Some(id),
     };
-    let Json(session_list) = sessions::list_sessions(State(state.clone()), me(), Query(query)).await?;
-    let Json(outcome_list) = outcomes::list_outcomes(State(state.clone()), me(), Path(id)).await?;
-    let Json(schedule) = outcomes::get_schedule(State(state.clone()), me(), Path(id)).await?;
-    let Json(safety_out) = safety::get_safety(State(state.clone()), me(), Path(id)).await?;
-    let Json(alerts) =
-        outcomes::list_risk_alerts(State(state.clone()), me(), Query(AlertQuery { open: Some(true) }))
-            .await?;
+    let Json(session_list) =
+        sessions::list_sessions(State(state.clone()), me(), crate::extract::Query(query)).await?;
+    let Json(outcome_list) =
+        outcomes::list_outcomes(State(state.clone()), me(), crate::extract::Path(id)).await?;
+    let Json(schedule) = outcomes::get_schedule(State(state.clone()), me(), crate::extract::Path(id)).await?;
+    let Json(safety_out) = safety::get_safety(State(state.clone()), me(), crate::extract::Path(id)).await?;
+    let Json(alerts) = outcomes::list_risk_alerts(
+        State(state.clone()),
+        me(),
+        crate::extract::Query(AlertQuery { open: Some(true) }),
+    )
+    .await?;
 
     let now = state.now();
     let today = now.date().to_string();
@@ -1349,7 +1355,13 @@ async fn add_weight(State(state): State<AppState>, Path(id): Path<Uuid>, posted:
             weight_kg: form.required_number("weight_kg")?,
             on: form.text("on"),
         };
-        let _ = clinical::add_weight(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let _ = clinical::add_weight(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok(())
     }
     .await;
@@ -1363,7 +1375,13 @@ async fn add_height(State(state): State<AppState>, Path(id): Path<Uuid>, posted:
             height_cm: form.required_number("height_cm")?,
             on: form.text("on"),
         };
-        let _ = clinical::add_height(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let _ = clinical::add_height(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok(())
     }
     .await;
@@ -1375,9 +1393,14 @@ async fn add_indication(State(state): State<AppState>, Path(id): Path<Uuid>, pos
     let body = CodeIn {
         code: form.text("code"),
     };
-    let result = clinical::add_indication(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-        .await
-        .map(|_| ());
+    let result = clinical::add_indication(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    .map(|_| ());
     answer(&state, &user, id, "indication", "intake", form, result).await
 }
 
@@ -1389,8 +1412,13 @@ async fn add_medication(State(state): State<AppState>, Path(id): Path<Uuid>, pos
             class: form.text("class"),
             daily_dose_mg: form.number("daily_dose_mg")?,
         };
-        let _ =
-            clinical::add_medication(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let _ = clinical::add_medication(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok(())
     }
     .await;
@@ -1402,9 +1430,14 @@ async fn add_condition(State(state): State<AppState>, Path(id): Path<Uuid>, post
     let body = CodeIn {
         code: form.text("code"),
     };
-    let result = clinical::add_condition(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-        .await
-        .map(|_| ());
+    let result = clinical::add_condition(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    .map(|_| ());
     answer(&state, &user, id, "condition", "intake", form, result).await
 }
 
@@ -1416,8 +1449,13 @@ async fn set_baseline_bp(State(state): State<AppState>, Path(id): Path<Uuid>, po
             diastolic_mmhg: form.required_number("diastolic_mmhg")?,
             on: form.text("on"),
         };
-        let _ = clinical::set_baseline_bp(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-            .await?;
+        let _ = clinical::set_baseline_bp(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok(())
     }
     .await;
@@ -1431,9 +1469,14 @@ async fn acknowledge(State(state): State<AppState>, Path(id): Path<Uuid>, posted
         code: code.clone(),
         reason: form.text("reason"),
     };
-    let result = clinical::acknowledge(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-        .await
-        .map(|_| ());
+    let result = clinical::acknowledge(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    .map(|_| ());
     answer(
         &state,
         &user,
@@ -1472,8 +1515,13 @@ async fn record_outcome(State(state): State<AppState>, Path(id): Path<Uuid>, pos
             answered_at: form.optional("answered_at").map(|t| rfc3339_from_form(&t)),
             session_id: None,
         };
-        let _ =
-            outcomes::record_outcome(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let _ = outcomes::record_outcome(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok(())
     }
     .await;
@@ -1497,7 +1545,14 @@ async fn send_link(State(state): State<AppState>, Path(id): Path<Uuid>, posted: 
         instruments: vec![form.text("instrument")],
         expires_in_hours: None,
     };
-    match outcomes::create_link(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await {
+    match outcomes::create_link(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    {
         Ok((_, Json(link))) => match load_chart(&state, &user, id, FormState::default()).await {
             Ok(mut page) => {
                 // The patient's page is the API path without its prefix (web::risk serves it).
@@ -1539,8 +1594,13 @@ async fn add_opioid_use(State(state): State<AppState>, Path(id): Path<Uuid>, pos
             on: form.text("on"),
             doses,
         };
-        let _ =
-            safety::add_opioid_use(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let _ = safety::add_opioid_use(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok(())
     }
     .await;
@@ -1558,8 +1618,13 @@ async fn book_session(State(state): State<AppState>, Path(id): Path<Uuid>, poste
             chair: form.text("chair"),
             scheduled_for: rfc3339_from_form(&form.text("scheduled_for")),
         };
-        let (_, Json(session)) =
-            sessions::create_session(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let (_, Json(session)) = sessions::create_session(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok(session.id)
     }
     .await;

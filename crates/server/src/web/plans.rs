@@ -17,10 +17,10 @@ use super::{Chrome, FormData, FormState, Posted, WebUser, clock, error_page};
 use super::{render_with_status, see_other};
 use crate::api::clinical::{self, ApproveIn, OverrideDoc, PlanIn, PlanOut};
 use crate::api::library::{self, ProtocolOut};
-use crate::chart::{Chart, Curve, Level};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_charts::{Chart, Curve, Level};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -150,10 +150,18 @@ async fn new_plan_page(
     status: StatusCode,
 ) -> Response {
     let load = async {
-        let Json(patient) =
-            clinical::get_patient(State(state.clone()), user.me.clone(), Path(patient_id)).await?;
-        let Json(eligibility) =
-            clinical::get_eligibility(State(state.clone()), user.me.clone(), Path(patient_id)).await?;
+        let Json(patient) = clinical::get_patient(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(patient_id),
+        )
+        .await?;
+        let Json(eligibility) = clinical::get_eligibility(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(patient_id),
+        )
+        .await?;
         let Json(protocols) = library::list_protocols(State(state.clone()), user.me.clone()).await?;
         Ok::<_, ApiError>((patient, eligibility, protocols))
     };
@@ -209,8 +217,13 @@ async fn create(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Pos
             last_session_on: form.optional("last_session_on"),
             adjusted_dose_per_kg: form.number("adjusted_dose_per_kg")?,
         };
-        let (_, Json(plan)) =
-            clinical::create_plan(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let (_, Json(plan)) = clinical::create_plan(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok::<_, ApiError>(plan.id)
     }
     .await;
@@ -384,9 +397,14 @@ async fn show_plan(
     status: StatusCode,
 ) -> Response {
     let load = async {
-        let Json(plan) = clinical::get_plan(State(state.clone()), user.me.clone(), Path(id)).await?;
-        let Json(patient) =
-            clinical::get_patient(State(state.clone()), user.me.clone(), Path(plan.doc.patient_id)).await?;
+        let Json(plan) =
+            clinical::get_plan(State(state.clone()), user.me.clone(), crate::extract::Path(id)).await?;
+        let Json(patient) = clinical::get_patient(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(plan.doc.patient_id),
+        )
+        .await?;
         Ok::<_, ApiError>((plan, patient))
     };
     let (plan, patient) = match load.await {
@@ -548,12 +566,18 @@ fn overrides(form: &FormData, plan: &PlanOut) -> Vec<OverrideDoc> {
 async fn approve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> Response {
     let Posted { user, form } = posted;
     let result = async {
-        let Json(plan) = clinical::get_plan(State(state.clone()), user.me.clone(), Path(id)).await?;
+        let Json(plan) =
+            clinical::get_plan(State(state.clone()), user.me.clone(), crate::extract::Path(id)).await?;
         let body = ApproveIn {
             overrides: overrides(&form, &plan),
         };
-        let _ =
-            clinical::approve_plan(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await?;
+        let _ = clinical::approve_plan(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await?;
         Ok::<_, ApiError>(())
     }
     .await;

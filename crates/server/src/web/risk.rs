@@ -13,7 +13,7 @@
 //! patient follows.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -107,7 +107,7 @@ async fn alerts_view(state: &AppState, user: &WebUser, form: FormState, status: 
     let Json(all) = outcomes::list_risk_alerts(
         State(state.clone()),
         user.me.clone(),
-        Query(AlertQuery { open: Some(false) }),
+        crate::extract::Query(AlertQuery { open: Some(false) }),
     )
     .await
     .map_err(page_err)?;
@@ -167,7 +167,14 @@ async fn follow_up(State(state): State<AppState>, Path(id): Path<Uuid>, posted: 
         action: form.text("action"),
         note: form.text("note"),
     };
-    match outcomes::follow_up(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body))).await {
+    match outcomes::follow_up(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    {
         Ok(_) => Ok(see_other("/risk-alerts")),
         Err(e) => {
             let refused = FormState::refused_named(&format!("follow-up-{id}"), form, &e);
@@ -422,7 +429,7 @@ fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<Q
 }
 
 async fn questionnaire_view(state: &AppState, token: &str, form: FormState, status: StatusCode) -> Response {
-    match outcomes::open_link(State(state.clone()), Path(token.to_string())).await {
+    match outcomes::open_link(State(state.clone()), crate::extract::Path(token.to_string())).await {
         Ok(Json(link)) => patient_page(
             status,
             &QuestionnairePage {
@@ -503,7 +510,7 @@ async fn questionnaire_submit(
 ) -> Response {
     let form = form.0;
     // What the link asks (and whether it can still be used) decides which fields are answers.
-    let link = match outcomes::open_link(State(state.clone()), Path(token.clone())).await {
+    let link = match outcomes::open_link(State(state.clone()), crate::extract::Path(token.clone())).await {
         Ok(Json(link)) => link,
         Err(e) => return gone(&e),
     };
@@ -526,7 +533,13 @@ async fn questionnaire_submit(
         }
     };
     let body = LinkAnswersIn { answers };
-    match outcomes::submit_link(State(state.clone()), Path(token.clone()), Ok(Json(body))).await {
+    match outcomes::submit_link(
+        State(state.clone()),
+        crate::extract::Path(token.clone()),
+        Ok(Json(body)),
+    )
+    .await
+    {
         Ok((_, Json(done))) => patient_page(
             StatusCode::OK,
             &DonePage {

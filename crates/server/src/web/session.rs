@@ -22,10 +22,10 @@ use crate::api::sessions::{
     self, ALARM_ACTIONS, AlarmOut, AlarmResolveIn, PreChecksDoc, ReadingDoc, SessionOut, TransitionIn,
     VitalOut, VitalsIn, VitalsWriter,
 };
-use crate::chart::{Chart, Curve, Level};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_charts::{Chart, Curve, Level};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -231,17 +231,25 @@ fn vitals_chart(vitals: &[VitalOut]) -> String {
 }
 
 async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result<LivePanels, ApiError> {
-    let Json(alarms) = sessions::list_alarms(State(state.clone()), user.me.clone(), Path(s.id)).await?;
-    let Json(vitals) = sessions::list_vitals(State(state.clone()), user.me.clone(), Path(s.id)).await?;
+    let Json(alarms) =
+        sessions::list_alarms(State(state.clone()), user.me.clone(), crate::extract::Path(s.id)).await?;
+    let Json(vitals) =
+        sessions::list_vitals(State(state.clone()), user.me.clone(), crate::extract::Path(s.id)).await?;
     let discharge = if matches!(s.state, "stopped" | "recovering") {
-        let Json(d) = discharge::get_discharge(State(state.clone()), user.me.clone(), Path(s.id)).await?;
+        let Json(d) =
+            discharge::get_discharge(State(state.clone()), user.me.clone(), crate::extract::Path(s.id))
+                .await?;
         Some(discharge_view(d))
     } else {
         None
     };
     let last = s.doc.rates.last();
-    let Json(plan) =
-        crate::api::clinical::get_plan(State(state.clone()), user.me.clone(), Path(s.doc.plan_id)).await?;
+    let Json(plan) = crate::api::clinical::get_plan(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(s.doc.plan_id),
+    )
+    .await?;
     Ok(LivePanels {
         planned: format!(
             "{} mg over {} min ({} mg/kg, pump {} mL/h)",
@@ -380,7 +388,9 @@ struct LiveFragment {
 
 async fn prediction_chart(state: &AppState, user: &WebUser, id: Uuid) -> (String, String) {
     // Before the start there is nothing given to predict from; the plan page shows the planned curve.
-    let Ok(Json(p)) = discharge::get_prediction(State(state.clone()), user.me.clone(), Path(id)).await else {
+    let Ok(Json(p)) =
+        discharge::get_prediction(State(state.clone()), user.me.clone(), crate::extract::Path(id)).await
+    else {
         return (String::new(), "—".into());
     };
     let times_s: Vec<f64> = p.prediction.time_min.iter().map(|m| m * 60.0).collect();
@@ -432,7 +442,7 @@ async fn page(
     soft_breaches: Vec<String>,
     status: StatusCode,
 ) -> PageResult {
-    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), Path(id))
+    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), crate::extract::Path(id))
         .await
         .map_err(page_err)?;
     let live = live_panels(state, user, &s).await.map_err(page_err)?;
@@ -514,7 +524,7 @@ async fn back(Path(id): Path<Uuid>) -> axum::response::Response {
 }
 
 async fn session_live(State(state): State<AppState>, user: WebUser, Path(id): Path<Uuid>) -> PageResult {
-    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), Path(id))
+    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), crate::extract::Path(id))
         .await
         .map_err(page_err)?;
     let live = live_panels(&state, &user, &s).await.map_err(page_err)?;
@@ -564,9 +574,14 @@ async fn transition(State(state): State<AppState>, Path(id): Path<Uuid>, posted:
         expected_version: form.text("expected_version").parse().ok(),
         event: event.clone(),
     };
-    let result = sessions::transition(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-        .await
-        .map(|_| ());
+    let result = sessions::transition(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    .map(|_| ());
     answer(&state, &user, id, &event, form, result).await
 }
 
@@ -592,7 +607,7 @@ async fn record_vitals(State(state): State<AppState>, Path(id): Path<Uuid>, post
         Ok(r) => sessions::record_vitals(
             State(state.clone()),
             VitalsWriter::User(user.me.clone()),
-            Path(id),
+            crate::extract::Path(id),
             Ok(Json(VitalsIn { readings: vec![r] })),
         )
         .await
@@ -626,9 +641,14 @@ async fn change_rate(State(state): State<AppState>, Path(id): Path<Uuid>, posted
         (Err(e), _) | (_, Err(e)) => return answer(&state, &user, id, "rate", form, Err(e)).await,
     };
     let preview = bedside::preview_rate(&state, id, &body).await;
-    let result = bedside::change_rate(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-        .await
-        .map(|_| ());
+    let result = bedside::change_rate(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(id),
+        Ok(Json(body)),
+    )
+    .await
+    .map(|_| ());
     match result {
         Err(
             e @ ApiError::Refused {
@@ -700,9 +720,14 @@ async fn add_side_effect(State(state): State<AppState>, Path(id): Path<Uuid>, po
         })
     })();
     let result = match parsed {
-        Ok(body) => bedside::add_side_effect(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-            .await
-            .map(|_| ()),
+        Ok(body) => bedside::add_side_effect(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await
+        .map(|_| ()),
         Err(e) => Err(e),
     };
     answer(&state, &user, id, "side_effect", form, result).await
@@ -741,9 +766,14 @@ async fn add_assessment(State(state): State<AppState>, Path(id): Path<Uuid>, pos
         })
     })();
     let result = match parsed {
-        Ok(body) => bedside::add_assessment(State(state.clone()), user.me.clone(), Path(id), Ok(Json(body)))
-            .await
-            .map(|_| ()),
+        Ok(body) => bedside::add_assessment(
+            State(state.clone()),
+            user.me.clone(),
+            crate::extract::Path(id),
+            Ok(Json(body)),
+        )
+        .await
+        .map(|_| ()),
         Err(e) => Err(e),
     };
     answer(&state, &user, id, "assessment", form, result).await
@@ -755,9 +785,10 @@ async fn acknowledge_alarm(
     posted: Posted,
 ) -> PageResult {
     let Posted { user, form } = posted;
-    let result = sessions::acknowledge_alarm(State(state.clone()), user.me.clone(), Path(alarm))
-        .await
-        .map(|_| ());
+    let result =
+        sessions::acknowledge_alarm(State(state.clone()), user.me.clone(), crate::extract::Path(alarm))
+            .await
+            .map(|_| ());
     answer(&state, &user, id, "alarm", form, result).await
 }
 
@@ -771,8 +802,13 @@ async fn resolve_alarm(
         action: form.text("action"),
         note: form.optional("note"),
     };
-    let result = sessions::resolve_alarm(State(state.clone()), user.me.clone(), Path(alarm), Ok(Json(body)))
-        .await
-        .map(|_| ());
+    let result = sessions::resolve_alarm(
+        State(state.clone()),
+        user.me.clone(),
+        crate::extract::Path(alarm),
+        Ok(Json(body)),
+    )
+    .await
+    .map(|_| ());
     answer(&state, &user, id, "alarm", form, result).await
 }

@@ -1,6 +1,7 @@
-//! Charts against time as SVG: curves, shaded percentile bands, and horizontal reference lines (a
-//! TCI target, a recovery threshold, a remission line). Plain SVG so that it opens anywhere, prints
-//! well and needs no fonts or scripts; the command line writes it to a file, the web pages inline it.
+//! Ketaflow's charts against time as SVG: curves, shaded percentile bands, and horizontal reference
+//! lines (a TCI target, a recovery threshold, a remission line). Plain SVG so that it opens
+//! anywhere, prints well and needs no fonts or scripts; the command line writes it to a file, the
+//! web pages inline it. A crate of its own so that `ketaflow simulate` draws without the server.
 
 use std::fmt::Write as _;
 
