@@ -1,0 +1,120 @@
+//! DRAFT, not yet a workspace member (issue 12, stop 11): records, live hub, vital-sign writer and
+//! the record-vitals use case moved out of `server`; the server does not use it yet. Next session:
+//! add it to the workspace, point `server` at it, delete the copies there.
+//!
+//! Ketaflow's application layer: what the clinic does, once, for every front door.
+//!
+//! The JSON API, the web pages, the demo seeding, start-up work and the command line's account
+//! commands are edges; so will be the HL7 monitor feed and FHIR. An edge turns its input into a
+//! call here and the answer back into its own format. A use case here loads what it needs, asks
+//! `ketaflow_clinic` to decide, and saves, audits and publishes through `ketaflow_store` in one
+//! transaction.
+//!
+//! **Invariant:** no HTTP, HTML or wire format: no axum, no askama, no status codes. Errors are
+//! [`AppError`] values an edge maps to its own answer.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod live;
+pub mod policy;
+
+use std::sync::Arc;
+
+use ketaflow_clinic::eligibility::BaselineBpThreshold;
+use ketaflow_clinic::protocol::ProtocolLibrary;
+use ketaflow_store::{LockoutPolicy, Store};
+use time::OffsetDateTime;
+
+pub use error::AppError;
+pub use live::LiveHub;
+
+/// The time source. The binary passes the system clock; tests pass a fixed or stepping one.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// Clinic settings the application applies.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Failed logins before an account locks, and for how long (clinic setting: 5 failures lock for
+    /// 15 minutes, in line with common practice; OWASP recommends lockout or throttling without
+    /// fixing numbers).
+    pub lockout: LockoutPolicy,
+    /// How long a browser session lasts (a clinic shift: 12 h).
+    pub session_ttl: time::Duration,
+    /// How long an API token lasts unless asked otherwise (90 days).
+    pub api_token_ttl: time::Duration,
+    /// Baseline blood pressure above which screening flags the patient.
+    pub bp_threshold: BaselineBpThreshold,
+    /// Largest request body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Vital-sign alarm thresholds (clinic settings, except the label's rise from baseline and
+    /// NEWS2; each carries its source).
+    pub alarm_rules: ketaflow_clinic::vitals::AlarmRules,
+    /// How close to baseline the vitals must be for discharge.
+    pub discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance,
+    /// A notice on every page (a demo clinic, a simulated clock).
+    pub banner: Option<String>,
+    /// How fast the clinic clock runs against real time (1 except in a demo); running timers on
+    /// pages tick at this rate.
+    pub clock_speed: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lockout: LockoutPolicy {
+                threshold: 5,
+                lock_for: time::Duration::minutes(15),
+            },
+            session_ttl: time::Duration::hours(12),
+            api_token_ttl: time::Duration::days(90),
+            bp_threshold: BaselineBpThreshold::default(),
+            max_body_bytes: 256 * 1024,
+            alarm_rules: ketaflow_clinic::vitals::AlarmRules::default(),
+            discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance::default(),
+            banner: None,
+            clock_speed: 1.0,
+        }
+    }
+}
+
+/// The clinic as every front door sees it: the store, the protocol library, the clock, the
+/// settings, the live hub and the vital-sign writer. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// Persistence.
+    pub store: Store,
+    /// The protocol library in force.
+    pub library: Arc<ProtocolLibrary>,
+    /// The clock.
+    pub clock: Clock,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Hands committed session events to live subscribers.
+    pub live: LiveHub,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("library_version", &self.library.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// The clinic over `store`.
+    pub fn new(store: Store, library: ProtocolLibrary, clock: Clock, settings: Settings) -> App {
+        App {
+            store,
+            library: Arc::new(library),
+            clock,
+            settings: Arc::new(settings),
+            live: LiveHub::new(),
+        }
+    }
+
+    /// Now, from the injected clock.
+    pub fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+}

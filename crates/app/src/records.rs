@@ -1,0 +1,610 @@
+//! The clinic's records as they are stored: versioned JSON documents (see `ketaflow_store::records`)
+//! read into these types, and the loaders that name a record whose stored data cannot be read.
+//!
+//! The documents are still the API's response schema too (`#[derive(ToSchema)]`): the wire types
+//! that will separate them are the next step of the application-layer issue (ARCHITECTURE.md).
+
+use ketaflow_clinic::news2::Consciousness;
+use ketaflow_clinic::session::{PreChecks, Questionnaire, Session, SessionEvent, StopKind};
+use ketaflow_clinic::vitals::VitalSigns;
+use ketaflow_store::Record;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{App, AppError};
+
+/// The record kind of a patient.
+pub const PATIENT: &str = "patient";
+/// The record kind of a dose plan.
+pub const PLAN: &str = "plan";
+/// The record kind of an infusion session.
+pub const SESSION: &str = "session";
+
+// ---- Patients ------------------------------------------------------------------------------------
+
+/// A dated value.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct Dated {
+    /// The value (kg for weights, cm for heights).
+    pub value: f64,
+    /// Date measured, YYYY-MM-DD.
+    pub on: String,
+}
+
+/// A medication as stored.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct MedicationDoc {
+    /// Name.
+    pub name: String,
+    /// Screening class code.
+    pub class: String,
+    /// Daily dose, mg.
+    pub daily_dose_mg: Option<f64>,
+}
+
+/// A baseline blood pressure as stored.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct BpDoc {
+    /// Systolic, mmHg.
+    pub systolic_mmhg: f64,
+    /// Diastolic, mmHg.
+    pub diastolic_mmhg: f64,
+    /// Date, YYYY-MM-DD.
+    pub on: String,
+}
+
+/// A physician's acknowledgement as stored.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct AckDoc {
+    /// Finding code.
+    pub code: String,
+    /// Physician's user id.
+    pub physician: String,
+    /// The physician's name as it was when they acknowledged ("Display Name (username)"); absent in
+    /// records written before names were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physician_name: Option<String>,
+    /// Reason.
+    pub reason: String,
+}
+
+/// An indication with its evidence.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct IndicationOut {
+    /// Code.
+    pub code: String,
+    /// Evidence grade.
+    pub evidence_grade: String,
+    /// Its source.
+    pub evidence_source: String,
+}
+
+/// A patient record.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct PatientDoc {
+    /// Name as the clinic shows it.
+    pub display_name: String,
+    /// Medical record number, if the clinic uses one.
+    pub mrn: Option<String>,
+    /// YYYY-MM-DD.
+    pub date_of_birth: String,
+    /// male or female.
+    pub sex: String,
+    /// Heights, cm.
+    pub heights: Vec<Dated>,
+    /// Weights, kg.
+    pub weights: Vec<Dated>,
+    /// Indications, each with the evidence grade stored when it was recorded.
+    pub indications: Vec<IndicationOut>,
+    /// Current medications.
+    pub medications: Vec<MedicationDoc>,
+    /// Screened history condition codes.
+    pub conditions: Vec<String>,
+    /// Baseline blood pressure.
+    pub baseline_bp: Option<BpDoc>,
+    /// Acknowledged relative contraindications.
+    pub acknowledgements: Vec<AckDoc>,
+}
+
+// ---- Dose plans ----------------------------------------------------------------------------------
+
+/// One limit evaluated.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct CheckOut {
+    /// Limit code.
+    pub limit: String,
+    /// The plan's value.
+    pub value: f64,
+    /// Unit.
+    pub unit: String,
+    /// Soft limit.
+    pub soft: f64,
+    /// Hard limit.
+    pub hard: f64,
+    /// True when the limit is a minimum.
+    pub is_minimum: bool,
+    /// within, soft_breach or hard_breach.
+    pub status: String,
+    /// Source.
+    pub source: String,
+    /// Whether the limit is a clinic setting.
+    pub clinic_setting: bool,
+}
+
+/// The predicted concentrations.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct PredictionOut {
+    /// PK model id.
+    pub model: String,
+    /// Minutes from the start, one per minute.
+    pub time_min: Vec<f64>,
+    /// Plasma concentration, µg/mL.
+    pub cp_ug_per_ml: Vec<f64>,
+    /// Effect-site concentration, µg/mL.
+    pub ce_ug_per_ml: Vec<f64>,
+    /// Peak Cp, µg/mL.
+    pub peak_cp_ug_per_ml: f64,
+    /// When, minutes.
+    pub peak_cp_at_min: f64,
+    /// Peak Ce, µg/mL.
+    pub peak_ce_ug_per_ml: f64,
+    /// When, minutes.
+    pub peak_ce_at_min: f64,
+    /// The protocol's recovery threshold, µg/mL.
+    pub recovery_threshold_ug_per_ml: f64,
+    /// Minutes from the start after which Ce stays below it (null: never above).
+    pub ce_below_threshold_from_min: Option<f64>,
+    /// Model warnings.
+    pub warnings: Vec<String>,
+}
+
+/// A soft-limit override.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct OverrideDoc {
+    /// Limit code.
+    pub limit: String,
+    /// Reason.
+    pub reason: String,
+}
+
+/// A dose plan record.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct PlanDoc {
+    /// draft or approved.
+    pub status: String,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// The request as given.
+    pub protocol_id: String,
+    /// Protocol version.
+    pub protocol_version: u32,
+    /// Library version.
+    pub library_version: String,
+    /// Session date.
+    pub planned_on: String,
+    /// Previous session's date.
+    pub last_session_on: Option<String>,
+    /// Adjusted dose per kg, if any.
+    pub adjusted_dose_per_kg: Option<f64>,
+    /// Who computed it.
+    pub created_by: String,
+    /// Total body weight, kg.
+    pub total_weight_kg: f64,
+    /// Dosing weight, kg.
+    pub dosing_weight_kg: f64,
+    /// Basis used (actual, ideal, adjusted).
+    pub weight_basis: String,
+    /// Dose, mg.
+    pub dose_mg: f64,
+    /// Dose per kg (or mg/kg/h for rate protocols) used.
+    pub dose_per_kg: f64,
+    /// Rate, mg/h.
+    pub rate_mg_per_h: f64,
+    /// Rate per kg, mg/kg/h.
+    pub rate_mg_per_kg_per_h: f64,
+    /// Concentration, mg/mL.
+    pub concentration_mg_per_ml: f64,
+    /// Pump rate, mL/h.
+    pub pump_ml_per_h: f64,
+    /// Volume, mL.
+    pub volume_ml: f64,
+    /// Duration, minutes.
+    pub duration_min: f64,
+    /// Limits evaluated.
+    pub checks: Vec<CheckOut>,
+    /// The prediction.
+    pub prediction: PredictionOut,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Who approved it (user id).
+    pub approved_by: Option<String>,
+    /// The approving physician's name as it was at approval ("Display Name (username)"); absent in
+    /// plans approved before names were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by_name: Option<String>,
+    /// When (RFC 3339).
+    pub approved_at: Option<String>,
+    /// Soft-limit overrides with reasons.
+    pub overrides: Vec<OverrideDoc>,
+}
+
+// ---- Sessions ------------------------------------------------------------------------------------
+
+/// Pre-infusion checks as recorded at check-in.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreChecksDoc {
+    /// The patient fasted as instructed.
+    pub fasting_confirmed: bool,
+    /// An escort or ride home is confirmed.
+    pub escort_confirmed: bool,
+    /// Consent for this course is on file.
+    pub consent_on_file: bool,
+    /// The pre-session questionnaire was answered.
+    pub questionnaire_answered: bool,
+    /// Why the questionnaire was waived (required when it was not answered).
+    #[serde(default)]
+    pub questionnaire_waived_reason: Option<String>,
+}
+
+/// One applied transition. Replaying these through the state machine gives the session's state.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct TransitionDoc {
+    /// check_in, start, pause, resume, stop, begin_recovery, discharge, abort.
+    pub event: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// Who (user id).
+    pub by: String,
+    /// Reason (pause, early stop, abort, discharge override).
+    pub reason: Option<String>,
+    /// The checks (check_in).
+    pub checks: Option<PreChecksDoc>,
+    /// completed or early (stop).
+    pub stop: Option<String>,
+}
+
+/// A change of what the pump delivers: start, pause (0), resume, a rate change, stop (0).
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct RateDoc {
+    /// start, pause, resume, change, stop, abort.
+    pub kind: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// Ketamine delivered from now on, mg/h (0 when paused or stopped).
+    pub rate_mg_per_h: f64,
+    /// The same as a pump rate, mL/h.
+    pub pump_ml_per_h: f64,
+    /// Per kg of dosing weight, mg/kg/h.
+    pub rate_mg_per_kg_per_h: f64,
+    /// Who.
+    pub by: String,
+    /// Why (rate changes).
+    pub reason: Option<String>,
+    /// Soft-limit overrides with reasons (physician rate changes above a soft limit).
+    #[serde(default)]
+    pub overrides: Vec<OverrideDoc>,
+}
+
+/// The blood pressure and heart rate the session compares against.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct BaselineDoc {
+    /// Systolic, mmHg.
+    pub systolic_mmhg: f64,
+    /// Diastolic, mmHg.
+    pub diastolic_mmhg: f64,
+    /// Heart rate, /min, when known.
+    pub heart_rate_per_min: Option<f64>,
+    /// `session` (the pre-infusion reading at check-in) or `intake` (the patient's record).
+    pub origin: String,
+}
+
+/// A session record.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct SessionDoc {
+    /// The patient.
+    pub patient_id: Uuid,
+    /// The patient's name as the clinic shows it (for the board).
+    pub patient_name: String,
+    /// The dose plan (must be approved before the infusion starts).
+    pub plan_id: Uuid,
+    /// The plan's protocol.
+    pub protocol_id: String,
+    /// Chair or bay.
+    pub chair: String,
+    /// When it is booked.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_for: OffsetDateTime,
+    /// Who booked it.
+    pub created_by: String,
+    /// Baseline BP: from intake until check-in, then the pre-infusion reading.
+    pub baseline: Option<BaselineDoc>,
+    /// Every applied transition, in order.
+    pub transitions: Vec<TransitionDoc>,
+    /// What the pump delivered, in order.
+    pub rates: Vec<RateDoc>,
+    /// Side effects, in the order recorded.
+    #[serde(default)]
+    pub side_effects: Vec<SideEffectDoc>,
+    /// Bedside assessments (Aldrete, MOAA/S, escort), in order.
+    #[serde(default)]
+    pub assessments: Vec<AssessmentDoc>,
+}
+
+impl SessionDoc {
+    /// The state machine, replayed from the recorded transitions.
+    pub fn replay(&self) -> Result<Session, AppError> {
+        let mut session = Session::new();
+        for t in &self.transitions {
+            session
+                .apply(to_event(t, self.plan_id)?, t.at)
+                .map_err(|e| AppError::Internal(format!("stored session does not replay: {e}")))?;
+        }
+        Ok(session)
+    }
+
+    /// The rate in force now, mg/h.
+    pub fn current_rate_mg_per_h(&self) -> f64 {
+        self.rates.last().map_or(0.0, |r| r.rate_mg_per_h)
+    }
+}
+
+fn to_event(t: &TransitionDoc, plan_id: Uuid) -> Result<SessionEvent, AppError> {
+    let reason = || t.reason.clone().unwrap_or_default();
+    Ok(match t.event.as_str() {
+        "check_in" => {
+            let c = t
+                .checks
+                .as_ref()
+                .ok_or_else(|| AppError::Internal("check_in without checks".into()))?;
+            SessionEvent::CheckIn(pre_checks(c, true))
+        }
+        "start" => SessionEvent::Start {
+            plan_id: plan_id.to_string(),
+        },
+        "pause" => SessionEvent::Pause { reason: reason() },
+        "resume" => SessionEvent::Resume,
+        "stop" => SessionEvent::Stop(if t.stop.as_deref() == Some("early") {
+            StopKind::Early(reason())
+        } else {
+            StopKind::Completed
+        }),
+        "begin_recovery" => SessionEvent::BeginRecovery,
+        "discharge" => SessionEvent::Discharge,
+        "abort" => SessionEvent::Abort { reason: reason() },
+        other => return Err(AppError::Internal(format!("unknown stored event {other}"))),
+    })
+}
+
+pub fn pre_checks(c: &PreChecksDoc, baseline_vitals_taken: bool) -> PreChecks {
+    PreChecks {
+        fasting_confirmed: c.fasting_confirmed,
+        escort_confirmed: c.escort_confirmed,
+        consent_on_file: c.consent_on_file,
+        baseline_vitals_taken,
+        questionnaire: if c.questionnaire_answered {
+            Questionnaire::Answered
+        } else {
+            Questionnaire::Waived(c.questionnaire_waived_reason.clone().unwrap_or_default())
+        },
+    }
+}
+
+/// A side effect as recorded.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct SideEffectDoc {
+    /// dissociation, sedation, nausea, vomiting, dizziness, blurred_vision, dream_like_or_emergence,
+    /// blood_pressure_rise, heart_rate_rise, headache, anxiety, other:<description>.
+    pub kind: String,
+    /// mild, moderate, severe.
+    pub severity: String,
+    /// When it began.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub onset: OffsetDateTime,
+    /// CADSS-6 items (1, 2, 6, 7, 15, 22 of the 23-item CADSS; 0–4 each), dissociation only.
+    pub cadss6: Option<[u8; 6]>,
+    /// CADSS-6 total 0–24.
+    pub cadss6_total: Option<u8>,
+    /// MOAA/S 0–5, sedation only.
+    pub moaas: Option<u8>,
+    /// What was done: none, observation, reassurance, pause, rate_reduction,
+    /// medication_given:<name>:<dose>, physician_called, infusion_stopped.
+    pub action: String,
+    /// Note.
+    pub note: String,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// When recorded.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: OffsetDateTime,
+}
+
+/// A modified Aldrete score as recorded (Aldrete 1995; items 0–2).
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AldreteDoc {
+    /// Activity 0–2.
+    pub activity: u8,
+    /// Respiration 0–2.
+    pub respiration: u8,
+    /// Circulation 0–2.
+    pub circulation: u8,
+    /// Consciousness 0–2.
+    pub consciousness: u8,
+    /// SpO2 0–2.
+    pub spo2: u8,
+}
+
+/// A bedside assessment: Aldrete, MOAA/S, escort present.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct AssessmentDoc {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// Who.
+    pub by: String,
+    /// Modified Aldrete.
+    pub aldrete: Option<AldreteDoc>,
+    /// Its total.
+    pub aldrete_total: Option<u8>,
+    /// MOAA/S 0–5.
+    pub moaas: Option<u8>,
+    /// The escort is here.
+    pub escort_present: Option<bool>,
+}
+
+// ---- Vital signs ---------------------------------------------------------------------------------
+
+/// One set of readings. Every field but the key is optional (a monitor may send only some).
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReadingDoc {
+    /// The client's unique key for this reading (1–100 printable characters); a retry with the
+    /// same key is acknowledged again and never stored twice.
+    pub idempotency_key: String,
+    /// When taken (RFC 3339); default: when received.
+    #[serde(default)]
+    pub taken_at: Option<String>,
+    /// Systolic BP, mmHg.
+    #[serde(default)]
+    pub systolic_mmhg: Option<f64>,
+    /// Diastolic BP, mmHg.
+    #[serde(default)]
+    pub diastolic_mmhg: Option<f64>,
+    /// Heart rate, /min.
+    #[serde(default)]
+    pub heart_rate_per_min: Option<f64>,
+    /// SpO2, %.
+    #[serde(default)]
+    pub spo2_percent: Option<f64>,
+    /// Respiratory rate, /min.
+    #[serde(default)]
+    pub respiratory_rate_per_min: Option<f64>,
+    /// Temperature, °C.
+    #[serde(default)]
+    pub temperature_c: Option<f64>,
+    /// ACVPU: alert, new_confusion, voice, pain, unresponsive.
+    #[serde(default)]
+    pub consciousness: Option<String>,
+    /// MOAA/S 0–5 (Chernik 1990).
+    #[serde(default)]
+    pub moaas: Option<u8>,
+    /// On supplemental oxygen (true) or air (false).
+    #[serde(default)]
+    pub on_oxygen: Option<bool>,
+}
+
+/// A stored reading back as the reading it was (the store adds its NEWS2 total).
+pub fn stored_reading(data: &serde_json::Value) -> Result<ReadingDoc, AppError> {
+    let mut data = data.clone();
+    if let Some(map) = data.as_object_mut() {
+        map.remove("news2");
+    }
+    serde_json::from_value(data).map_err(|e| AppError::Internal(format!("stored reading: {e}")))
+}
+
+fn consciousness(text: &str) -> Option<Consciousness> {
+    Some(match text {
+        "alert" => Consciousness::Alert,
+        "new_confusion" => Consciousness::NewConfusion,
+        "voice" => Consciousness::Voice,
+        "pain" => Consciousness::Pain,
+        "unresponsive" => Consciousness::Unresponsive,
+        _ => return None,
+    })
+}
+
+impl ReadingDoc {
+    pub fn vital_signs(&self, index: usize) -> Result<VitalSigns, AppError> {
+        let c = self
+            .consciousness
+            .as_deref()
+            .map(|c| {
+                consciousness(c).ok_or_else(|| {
+                    AppError::field(
+                        &format!("readings[{index}].consciousness"),
+                        c,
+                        "alert, new_confusion, voice, pain, unresponsive",
+                    )
+                })
+            })
+            .transpose()?;
+        let v = VitalSigns {
+            systolic_mmhg: self.systolic_mmhg,
+            diastolic_mmhg: self.diastolic_mmhg,
+            heart_rate_per_min: self.heart_rate_per_min,
+            spo2_percent: self.spo2_percent,
+            respiratory_rate_per_min: self.respiratory_rate_per_min,
+            temperature_c: self.temperature_c,
+            consciousness: c,
+            moaas: self.moaas,
+            on_oxygen: self.on_oxygen,
+        };
+        v.check()
+            .map_err(|e| AppError::field(&format!("readings[{index}].{}", e.field), e.value, e.allowed))?;
+        Ok(v)
+    }
+}
+
+// ---- Loading ---------------------------------------------------------------------------------------
+
+/// A stored record read into its document type, with the store's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The record as stored (its raw data is kept for audit entries' "before").
+    pub record: Record,
+    /// The document.
+    pub doc: T,
+}
+
+/// Reads a stored record's data as `T`; data that does not fit is an error naming the record.
+pub fn parse<T: serde::de::DeserializeOwned>(kind: &'static str, record: &Record) -> Result<T, AppError> {
+    T::deserialize(&record.data).map_err(|e| AppError::CorruptRecord {
+        kind,
+        id: record.id.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl App {
+    /// A record of `kind` by id; a missing one is a not-found naming the kind (e.g. "session").
+    pub async fn record(&self, kind: &'static str, id: Uuid) -> Result<Record, AppError> {
+        self.store.get_record(kind, id).await.map_err(|e| match e {
+            ketaflow_store::StoreError::NotFound { .. } => AppError::NotFound {
+                what: kind.into(),
+                id: id.to_string(),
+            },
+            other => other.into(),
+        })
+    }
+
+    /// A record of `kind` read as its document.
+    pub async fn load<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &'static str,
+        id: Uuid,
+    ) -> Result<Loaded<T>, AppError> {
+        let record = self.record(kind, id).await?;
+        let doc = parse(kind, &record)?;
+        Ok(Loaded { record, doc })
+    }
+}
+
+/// Whether a session in this state still takes readings and events (not discharged or aborted).
+pub fn is_open(state: &ketaflow_clinic::session::SessionState) -> bool {
+    !matches!(
+        state,
+        ketaflow_clinic::session::SessionState::Discharged { .. }
+            | ketaflow_clinic::session::SessionState::Aborted { .. }
+    )
+}
