@@ -79,7 +79,7 @@ pub enum AppError {
 }
 
 /// A JSON value as a person writes it: 700 rather than 700.0, text without quotes.
-fn display_value(value: &serde_json::Value) -> String {
+pub fn display_value(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string()),
@@ -183,6 +183,9 @@ mod tests {
     fn an_internal_error_keeps_its_whole_source_chain() {
         let e = Outer(std::io::Error::other("disk full"));
         assert_eq!(error_chain(&e), "outer: disk full");
-        assert_eq!(AppError::internal(&e).to_string(), "internal error: outer: disk full");
+        assert_eq!(
+            AppError::internal(&e).to_string(),
+            "internal error: outer: disk full"
+        );
     }
 }

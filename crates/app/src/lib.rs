@@ -1,7 +1,3 @@
-//! DRAFT, not yet a workspace member (issue 12, stop 11): records, live hub, vital-sign writer and
-//! the record-vitals use case moved out of `server`; the server does not use it yet. Next session:
-//! add it to the workspace, point `server` at it, delete the copies there.
-//!
 //! Ketaflow's application layer: what the clinic does, once, for every front door.
 //!
 //! The JSON API, the web pages, the demo seeding, start-up work and the command line's account
@@ -17,6 +13,9 @@
 pub mod error;
 pub mod live;
 pub mod policy;
+pub mod records;
+pub mod sessions;
+pub mod vitals;
 
 use std::sync::Arc;
 
@@ -27,6 +26,7 @@ use time::OffsetDateTime;
 
 pub use error::AppError;
 pub use live::LiveHub;
+pub use vitals::VitalsIngest;
 
 /// The time source. The binary passes the system clock; tests pass a fixed or stepping one.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -91,6 +91,8 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Hands committed session events to live subscribers.
     pub live: LiveHub,
+    /// Writes vital signs with group commit.
+    pub ingest: VitalsIngest,
 }
 
 impl std::fmt::Debug for App {
@@ -102,14 +104,18 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// The clinic over `store`.
+    /// The clinic over `store`. Starts the vital-sign writer task, so call it inside a Tokio
+    /// runtime.
     pub fn new(store: Store, library: ProtocolLibrary, clock: Clock, settings: Settings) -> App {
+        let live = LiveHub::new();
+        let ingest = VitalsIngest::start(store.clone(), settings.alarm_rules, live.clone());
         App {
             store,
             library: Arc::new(library),
             clock,
             settings: Arc::new(settings),
-            live: LiveHub::new(),
+            live,
+            ingest,
         }
     }
 

@@ -146,3 +146,49 @@ mod tests {
         }
     }
 }
+
+/// How a person is named wherever a record shows who did something (ledger, signatures, the
+/// session record, the audit page): "Display Name (username)".
+pub fn person_name(display_name: &str, username: &str) -> String {
+    format!("{display_name} ({username})")
+}
+
+/// The signed-in person a use case acts for, as the front door authenticated them.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The user.
+    pub user: ketaflow_store::User,
+}
+
+impl Caller {
+    /// Refuses unless the user's role may do `action` and no password change is pending.
+    pub fn require(&self, action: Action) -> Result<(), crate::AppError> {
+        // A one-time password opens nothing but the password change itself.
+        if self.user.must_change_password {
+            return Err(crate::AppError::PasswordChangeRequired);
+        }
+        if allowed(self.user.role, action) {
+            Ok(())
+        } else {
+            Err(crate::AppError::Forbidden {
+                role: self.user.role.as_str(),
+                action: action.describe(),
+            })
+        }
+    }
+
+    /// Whether the user's role may do `action` (no error: for choices such as showing a button).
+    pub fn may(&self, action: Action) -> bool {
+        !self.user.must_change_password && allowed(self.user.role, action)
+    }
+
+    /// The audit actor.
+    pub fn actor(&self) -> ketaflow_store::Actor {
+        ketaflow_store::Actor::user(self.user.id, self.user.role)
+    }
+
+    /// The name a record keeps beside the user id when this user signs something.
+    pub fn signature(&self) -> String {
+        person_name(&self.user.display_name, &self.user.username)
+    }
+}

@@ -5,11 +5,17 @@
 //! that will separate them are the next step of the application-layer issue (ARCHITECTURE.md).
 
 use ketaflow_clinic::news2::Consciousness;
+use ketaflow_clinic::patient::{
+    BloodPressure, Condition, Indication, Measurement, Medication, MedicationClass, PatientFacts, Sex,
+};
 use ketaflow_clinic::session::{PreChecks, Questionnaire, Session, SessionEvent, StopKind};
 use ketaflow_clinic::vitals::VitalSigns;
 use ketaflow_store::Record;
+use ketaflow_units::{Centimetres, Kilograms};
 use serde::{Deserialize, Serialize};
+use time::Date;
 use time::OffsetDateTime;
+use time::macros::format_description;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -383,6 +389,7 @@ fn to_event(t: &TransitionDoc, plan_id: Uuid) -> Result<SessionEvent, AppError> 
     })
 }
 
+/// The recorded pre-checks as the state machine takes them.
 pub fn pre_checks(c: &PreChecksDoc, baseline_vitals_taken: bool) -> PreChecks {
     PreChecks {
         fasting_confirmed: c.fasting_confirmed,
@@ -525,6 +532,8 @@ fn consciousness(text: &str) -> Option<Consciousness> {
 }
 
 impl ReadingDoc {
+    /// The reading as checked vital signs; an impossible value is an error naming the field of
+    /// reading `index` in its batch.
     pub fn vital_signs(&self, index: usize) -> Result<VitalSigns, AppError> {
         let c = self
             .consciousness
@@ -553,6 +562,75 @@ impl ReadingDoc {
         v.check()
             .map_err(|e| AppError::field(&format!("readings[{index}].{}", e.field), e.value, e.allowed))?;
         Ok(v)
+    }
+}
+
+impl PatientDoc {
+    /// The clinic's facts about the patient (for eligibility, dosing and prediction); stored data
+    /// that cannot be read is an error naming the patient record `id`.
+    pub fn facts(&self, id: Uuid) -> Result<PatientFacts, AppError> {
+        let doc = self;
+        let bad = |what: String| AppError::CorruptRecord {
+            kind: PATIENT,
+            id: id.to_string(),
+            reason: format!("it has {what}"),
+        };
+        let date = |s: &str| {
+            Date::parse(s, format_description!("[year]-[month]-[day]"))
+                .map_err(|_| bad(format!("a bad date {s}")))
+        };
+        Ok(PatientFacts {
+            date_of_birth: date(&doc.date_of_birth)?,
+            sex: doc.sex.parse::<Sex>().map_err(|e| bad(e.to_string()))?,
+            heights: doc
+                .heights
+                .iter()
+                .map(|d| {
+                    Ok(Measurement {
+                        value: Centimetres::new(d.value).map_err(|e| bad(e.to_string()))?,
+                        on: date(&d.on)?,
+                    })
+                })
+                .collect::<Result<_, AppError>>()?,
+            weights: doc
+                .weights
+                .iter()
+                .map(|d| {
+                    Ok(Measurement {
+                        value: Kilograms::new(d.value).map_err(|e| bad(e.to_string()))?,
+                        on: date(&d.on)?,
+                    })
+                })
+                .collect::<Result<_, AppError>>()?,
+            indications: doc
+                .indications
+                .iter()
+                .map(|i| i.code.parse::<Indication>().map_err(|e| bad(e.to_string())))
+                .collect::<Result<_, _>>()?,
+            medications: doc
+                .medications
+                .iter()
+                .map(|m| {
+                    Ok(Medication {
+                        name: m.name.clone(),
+                        class: m
+                            .class
+                            .parse::<MedicationClass>()
+                            .map_err(|e| bad(e.to_string()))?,
+                        daily_dose_mg: m.daily_dose_mg,
+                    })
+                })
+                .collect::<Result<_, AppError>>()?,
+            conditions: doc
+                .conditions
+                .iter()
+                .map(|c| c.parse::<Condition>().map_err(|e| bad(e.to_string())))
+                .collect::<Result<_, _>>()?,
+            baseline_bp: doc.baseline_bp.as_ref().map(|b| BloodPressure {
+                systolic_mmhg: b.systolic_mmhg,
+                diastolic_mmhg: b.diastolic_mmhg,
+            }),
+        })
     }
 }
 

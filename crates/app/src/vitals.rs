@@ -19,7 +19,7 @@ use ketaflow_clinic::news2::news2;
 use ketaflow_clinic::patient::BloodPressure;
 use ketaflow_clinic::vitals::{self, AlarmRules, VitalSigns};
 use ketaflow_store::{
-    Actor, AlarmRaise, NewAlarm, NewAuditEntry, NewEvent, NewVital, StoredAlarm, StoredEvent, Store, Tx,
+    Actor, AlarmRaise, NewAlarm, NewAuditEntry, NewEvent, NewVital, Store, StoredAlarm, StoredEvent, Tx,
     VitalInsert, batch_digest,
 };
 use serde::{Deserialize, Serialize};
@@ -28,9 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::AppError;
 use crate::live::LiveHub;
 use crate::records::{ReadingDoc, SESSION};
-use crate::AppError;
 
 /// An alarm as the API returns it.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
@@ -95,6 +95,7 @@ impl AlarmOut {
     }
 }
 
+/// A stored alarm as shown.
 pub fn alarm_out(a: StoredAlarm) -> AlarmOut {
     AlarmOut {
         id: a.id,
@@ -144,19 +145,28 @@ pub struct VitalsAck {
 /// A checked batch of readings for one session, ready to write.
 #[derive(Debug)]
 pub struct VitalsJob {
+    /// The session.
     pub session_id: Uuid,
+    /// Who writes, for the audit entry.
     pub actor: Actor,
+    /// `manual` or `device`.
     pub source: &'static str,
+    /// Who recorded it, stored beside each reading.
     pub recorded_by: String,
+    /// Each reading with its checked vital signs and the time it was taken.
     pub readings: Vec<(ReadingDoc, VitalSigns, OffsetDateTime)>,
+    /// The session's baseline blood pressure (for the rise-from-baseline alarm).
     pub baseline: Option<BloodPressure>,
+    /// When the batch arrived.
     pub received_at: OffsetDateTime,
 }
 
 /// What writing a batch produced: the acknowledgement and the events to publish after commit.
 #[derive(Debug)]
 pub struct VitalsWritten {
+    /// What the writer is told.
     pub ack: VitalsAck,
+    /// The committed events, to publish.
     pub events: Vec<StoredEvent>,
 }
 
@@ -263,12 +273,7 @@ pub async fn write_vitals_many(
                 match raised {
                     AlarmRaise::Raised(a) => {
                         let out = alarm_out(a);
-                        event_rows.push((
-                            id,
-                            "alarm.raised",
-                            now,
-                            serde_json::to_value(&out)?,
-                        ));
+                        event_rows.push((id, "alarm.raised", now, serde_json::to_value(&out)?));
                         alarms.push(out);
                     }
                     AlarmRaise::Repeated(a) => alarms.push(alarm_out(a)),
@@ -351,6 +356,7 @@ fn stored_news2(data: &serde_json::Value) -> Option<u8> {
         .map(|n| n as u8)
 }
 
+/// A time as RFC 3339 text (UTC as stored).
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -391,14 +397,15 @@ impl crate::App {
         for (i, r) in readings.into_iter().enumerate() {
             let v = r.vital_signs(i)?;
             let taken_at = match &r.taken_at {
-                Some(t) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| {
+                Some(t) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(
+                    |_| {
                         AppError::field(
                             &format!("readings[{i}].taken_at"),
                             t.as_str(),
                             "an RFC 3339 date-time, e.g. 2026-11-27T09:30:00Z",
                         )
-                    })?,
+                    },
+                )?,
                 None => now,
             };
             // A reading from the future is a clock or typing error (a minute of clock skew is allowed).
@@ -421,7 +428,9 @@ impl crate::App {
             }
             checked.push((r, v, taken_at));
         }
-        let session = self.load::<crate::records::SessionDoc>(SESSION, session_id).await?;
+        let session = self
+            .load::<crate::records::SessionDoc>(SESSION, session_id)
+            .await?;
         let state = session.doc.replay()?;
         if !crate::records::is_open(state.state()) {
             return Err(AppError::Conflict(format!(

@@ -193,7 +193,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         ensure_administrator(&store).await?;
         let (clock, settings) = clock_and_settings(args)?;
         let state = AppState::new(store.clone(), library, clock, settings);
-        let cleared = ketaflow_server::api::sessions::reconcile_in_progress(&state)
+        let cleared = state
+            .reconcile_in_progress()
             .await
             .map_err(|e| anyhow::anyhow!("could not reconcile the open sessions: {e}"))?;
         if cleared > 0 {

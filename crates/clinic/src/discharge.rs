@@ -461,6 +461,65 @@ pub fn may_discharge(
     })
 }
 
+/// Why a patient is discharged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DischargeBasis {
+    /// Every criterion is met.
+    CriteriaMet,
+    /// A physician discharged before every criterion was met, with this reason.
+    PhysicianOverride {
+        /// The reason, trimmed.
+        reason: String,
+        /// The criteria that were unmet.
+        unmet: Vec<&'static str>,
+    },
+}
+
+/// Why a discharge is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DischargeRefusal {
+    /// Criteria are unmet and no override was asked for.
+    CriteriaUnmet(Vec<&'static str>),
+    /// An override was asked for by someone who is not a physician.
+    OverrideNotPermitted,
+    /// An override needs a reason of 3–1000 characters.
+    OverrideNeedsReason,
+}
+
+/// A request to discharge before every criterion is met.
+#[derive(Clone, Copy, Debug)]
+pub struct OverrideRequest<'a> {
+    /// Whether the person asking may make physician decisions.
+    pub by_physician: bool,
+    /// Their reason.
+    pub reason: Option<&'a str>,
+}
+
+/// The discharge rule: discharge when every criterion is met; otherwise only a physician, with a
+/// reason, may discharge, and the unmet criteria stay on the record beside the reason.
+pub fn discharge_basis(
+    assessment: &DischargeAssessment,
+    override_request: Option<OverrideRequest<'_>>,
+) -> Result<DischargeBasis, DischargeRefusal> {
+    if assessment.all_met {
+        return Ok(DischargeBasis::CriteriaMet);
+    }
+    let Some(request) = override_request else {
+        return Err(DischargeRefusal::CriteriaUnmet(assessment.unmet()));
+    };
+    if !request.by_physician {
+        return Err(DischargeRefusal::OverrideNotPermitted);
+    }
+    let reason = request.reason.map(str::trim).unwrap_or_default();
+    if !(3..=1000).contains(&reason.chars().count()) {
+        return Err(DischargeRefusal::OverrideNeedsReason);
+    }
+    Ok(DischargeBasis::PhysicianOverride {
+        reason: reason.to_string(),
+        unmet: assessment.unmet(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,6 +871,59 @@ mod tests {
             Ok(DischargeDecision::Overridden {
                 unmet,
                 reason: "abc".into()
+            })
+        );
+    }
+
+    #[test]
+    fn an_unmet_discharge_needs_a_physician_and_a_reason() {
+        let at = datetime!(2026-03-02 10:00 UTC);
+        let assessment = |met: bool| DischargeAssessment {
+            criteria: vec![Criterion {
+                code: "min_observation",
+                met,
+                detail: String::new(),
+                source: String::new(),
+            }],
+            earliest_at: at,
+            all_met: met,
+            instructions: vec![],
+        };
+        let physician = |reason| OverrideRequest {
+            by_physician: true,
+            reason,
+        };
+        assert_eq!(
+            discharge_basis(&assessment(true), None),
+            Ok(DischargeBasis::CriteriaMet)
+        );
+        assert_eq!(
+            discharge_basis(&assessment(false), None),
+            Err(DischargeRefusal::CriteriaUnmet(vec!["min_observation"]))
+        );
+        assert_eq!(
+            discharge_basis(
+                &assessment(false),
+                Some(OverrideRequest {
+                    by_physician: false,
+                    reason: Some("family waiting")
+                })
+            ),
+            Err(DischargeRefusal::OverrideNotPermitted)
+        );
+        let too_long = "x".repeat(1001);
+        for bad in [None, Some(""), Some("  ok "), Some(too_long.as_str())] {
+            assert_eq!(
+                discharge_basis(&assessment(false), Some(physician(bad))),
+                Err(DischargeRefusal::OverrideNeedsReason),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            discharge_basis(&assessment(false), Some(physician(Some("  alert, escorted  ")))),
+            Ok(DischargeBasis::PhysicianOverride {
+                reason: "alert, escorted".into(),
+                unmet: vec!["min_observation"]
             })
         );
     }

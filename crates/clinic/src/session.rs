@@ -12,6 +12,7 @@
 //!
 //! Time comes in as an argument; the machine reads no clock.
 
+use ketaflow_units::MgPerHour;
 use time::OffsetDateTime;
 
 /// Pre-infusion checks recorded at check-in.
@@ -304,6 +305,56 @@ impl Session {
     }
 }
 
+/// Where a dose plan is in its life: only an approved plan, locked against change, starts an
+/// infusion (the smart-pump principle that the programmed order is the checked one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanStatus {
+    /// Computed, not yet signed by a physician.
+    Draft,
+    /// Signed by a physician, with its limits checked and every soft-limit override reasoned.
+    Approved,
+}
+
+impl std::str::FromStr for PlanStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PlanStatus, String> {
+        match text {
+            "draft" => Ok(PlanStatus::Draft),
+            "approved" => Ok(PlanStatus::Approved),
+            other => Err(format!("plan status {other:?} is not draft or approved")),
+        }
+    }
+}
+
+/// Refuses to start an infusion from a plan that is not approved and locked. An approved plan
+/// that is not locked is a record written around the approval (never through it) and is refused
+/// too.
+pub fn plan_may_start(status: PlanStatus, locked: bool) -> Result<(), TransitionError> {
+    match (status, locked) {
+        (PlanStatus::Approved, true) => Ok(()),
+        (PlanStatus::Approved, false) => Err(TransitionError::Refused(
+            "the plan says approved but is not locked; only an approved, locked plan starts an infusion"
+                .into(),
+        )),
+        (PlanStatus::Draft, _) => Err(TransitionError::Refused(
+            "the plan is not approved; only an approved plan starts an infusion".into(),
+        )),
+    }
+}
+
+/// The rate an infusion resumes at after a pause: the last rate that was running (so a
+/// physician's change before the pause is kept), or the plan's rate if none ran yet. Rates are in
+/// the order they were recorded; a pause records 0.
+pub fn resume_rate(recorded: &[MgPerHour], planned: MgPerHour) -> MgPerHour {
+    recorded
+        .iter()
+        .rev()
+        .copied()
+        .find(|r| r.get() > 0.0)
+        .unwrap_or(planned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,5 +580,35 @@ mod tests {
                 infusion_ended_at: T + time::Duration::minutes(25)
             }
         );
+    }
+
+    #[test]
+    fn only_an_approved_locked_plan_starts() {
+        assert_eq!(plan_may_start(PlanStatus::Approved, true), Ok(()));
+        for (status, locked) in [
+            (PlanStatus::Approved, false),
+            (PlanStatus::Draft, false),
+            (PlanStatus::Draft, true),
+        ] {
+            assert!(
+                matches!(plan_may_start(status, locked), Err(TransitionError::Refused(_))),
+                "{status:?} locked={locked}"
+            );
+        }
+        assert_eq!("approved".parse(), Ok(PlanStatus::Approved));
+        assert_eq!("draft".parse(), Ok(PlanStatus::Draft));
+        assert!("Approved".parse::<PlanStatus>().is_err());
+    }
+
+    #[test]
+    fn resume_takes_the_last_running_rate_or_the_plans() {
+        let mg = |x: f64| MgPerHour::new(x).unwrap();
+        // Started at 35, raised to 42, paused: resume at 42.
+        assert_eq!(resume_rate(&[mg(35.0), mg(42.0), mg(0.0)], mg(35.0)), mg(42.0));
+        // Paused twice in a row after 20: still 20.
+        assert_eq!(resume_rate(&[mg(20.0), mg(0.0), mg(0.0)], mg(35.0)), mg(20.0));
+        // Nothing ran yet: the plan's rate.
+        assert_eq!(resume_rate(&[], mg(35.0)), mg(35.0));
+        assert_eq!(resume_rate(&[mg(0.0)], mg(35.0)), mg(35.0));
     }
 }

@@ -14,7 +14,7 @@ use rand::RngCore;
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::policy::{Action, allowed};
+use crate::policy::Action;
 use crate::state::AppState;
 
 /// The browser session cookie's name.
@@ -115,11 +115,7 @@ pub fn clear_cookie() -> String {
     format!("{SESSION_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0")
 }
 
-/// How a person is named wherever a record shows who did something (ledger, signatures, the
-/// session record, the audit page): "Display Name (username)".
-pub fn person_name(display_name: &str, username: &str) -> String {
-    format!("{display_name} ({username})")
-}
+pub use ketaflow_app::policy::person_name;
 
 /// The raw token a request carries: a bearer token, or the session cookie.
 pub fn presented_token(headers: &HeaderMap) -> Option<String> {
@@ -155,17 +151,13 @@ pub struct CurrentUser {
 impl CurrentUser {
     /// Refuses unless the user's role may do `action` and no password change is pending.
     pub fn require(&self, action: Action) -> Result<(), ApiError> {
-        // A one-time password opens nothing but the password change itself.
-        if self.user.must_change_password {
-            return Err(ApiError::PasswordChangeRequired);
-        }
-        if allowed(self.user.role, action) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                role: self.user.role.as_str(),
-                action: action.describe(),
-            })
+        Ok(self.caller().require(action)?)
+    }
+
+    /// The caller as the application layer sees it.
+    pub fn caller(&self) -> ketaflow_app::policy::Caller {
+        ketaflow_app::policy::Caller {
+            user: self.user.clone(),
         }
     }
 

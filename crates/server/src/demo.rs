@@ -339,7 +339,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 last_session_on: None,
                 adjusted_dose_per_kg: p.dose_per_kg,
             };
-            let plan = compute(state, &doc, &request)?;
+            let plan = compute(state, record.id, &doc, &request)?;
             let mut plan_doc = plan_doc(&plan, record.id, &request, &physician_id);
             let approve = p.approved;
             let data = serde_json::to_value(&plan_doc).map_err(|e| ApiError::Internal(e.to_string()))?;

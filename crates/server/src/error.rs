@@ -6,6 +6,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ketaflow_app::AppError;
+pub use ketaflow_app::error::{display_value, error_chain};
 use ketaflow_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -95,6 +97,17 @@ pub enum ApiError {
     /// 413: the body is over the server's limit.
     #[error("the request body is larger than the server accepts")]
     TooLarge,
+    /// 500: a stored record cannot be read as what it should be. The message names the record
+    /// (kind and id) so it can be found and repaired; the cause is logged, the data never returned.
+    #[error("stored {kind} {id} cannot be read; the cause is logged")]
+    CorruptRecord {
+        /// The kind of record.
+        kind: &'static str,
+        /// Its id.
+        id: String,
+        /// What is wrong with it (logged only).
+        reason: String,
+    },
     /// 500: something failed inside; the cause with its whole source chain is logged, never
     /// returned.
     #[error("internal error")]
@@ -128,15 +141,6 @@ pub struct ErrorDetail {
     /// The record's version stored now (`stale_version`): reload, then retry with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
-}
-
-/// A JSON value as a person writes it: 700 rather than 700.0, text without quotes.
-fn display_value(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string()),
-        other => other.to_string(),
-    }
 }
 
 impl ApiError {
@@ -173,6 +177,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::NotJson => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
+            ApiError::CorruptRecord { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_record"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -181,8 +186,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "internal error");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::CorruptRecord { kind, id, reason } => {
+                tracing::error!(kind, id, reason, "stored record cannot be read")
+            }
+            _ => {}
         }
         let (field, value, allowed) = match &self {
             ApiError::InvalidField {
@@ -210,38 +219,41 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// An error with every cause under it, outermost first ("a: b: c"), for the log.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        // Many errors repeat their source in their own message; say each cause once.
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        AppError::from(e).into()
+    }
+}
+
+/// One place where the application's answers become HTTP ones.
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> ApiError {
         match e {
-            StoreError::NotFound { what, id } => ApiError::NotFound {
-                what: what.to_string(),
-                id,
+            AppError::InvalidField {
+                field,
+                value,
+                allowed,
+            } => ApiError::InvalidField {
+                field,
+                value,
+                allowed,
             },
-            StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
-            StoreError::Invalid { what, reason } => ApiError::BadBody(format!("invalid {what}: {reason}")),
-            StoreError::Refused { code, message } => ApiError::Refused { code, message },
-            StoreError::StaleVersion { found, .. } => ApiError::StaleVersion {
-                message: e.to_string(),
-                current_version: found,
+            AppError::BadInput(message) => ApiError::BadBody(message),
+            AppError::Forbidden { role, action } => ApiError::Forbidden { role, action },
+            AppError::PasswordChangeRequired => ApiError::PasswordChangeRequired,
+            AppError::NotFound { what, id } => ApiError::NotFound { what, id },
+            AppError::Conflict(message) => ApiError::Conflict(message),
+            AppError::StaleVersion {
+                message,
+                current_version,
+            } => ApiError::StaleVersion {
+                message,
+                current_version,
             },
-            StoreError::Locked { .. } => ApiError::RecordLocked(e.to_string()),
-            other => ApiError::Internal(error_chain(&other)),
+            AppError::Locked(message) => ApiError::RecordLocked(message),
+            AppError::Refused { code, message } => ApiError::Refused { code, message },
+            AppError::CorruptRecord { kind, id, reason } => ApiError::CorruptRecord { kind, id, reason },
+            AppError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

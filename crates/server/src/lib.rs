@@ -12,8 +12,6 @@ pub mod auth;
 pub mod demo;
 pub mod error;
 pub mod extract;
-pub mod ingest;
-pub mod policy;
 pub mod state;
 pub mod web;
 
@@ -23,6 +21,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
+pub use ketaflow_app::policy;
 pub use state::{AppState, Clock, Settings};
 
 /// The OpenAPI document of the API.

@@ -967,7 +967,7 @@ async fn live_events_catch_up_from_the_last_event_id_without_gaps() {
         );
     }
     tx.commit().await.unwrap();
-    app.state.live.publish(appended.pop().unwrap());
+    app.state.live.publish(appended.pop());
     let filled = read_events(&mut board, 2).await;
     assert_eq!(filled.iter().map(|e| e.0).collect::<Vec<_>>(), [9, 10]);
 }
@@ -1084,9 +1084,7 @@ async fn the_board_reads_open_sessions_from_the_index_and_start_up_reconciles_ol
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let cleared = ketaflow_server::api::sessions::reconcile_in_progress(&app.state)
-        .await
-        .unwrap();
+    let cleared = app.state.reconcile_in_progress().await.unwrap();
     assert_eq!(cleared, 1);
     assert_eq!(
         ids(app.state.store.list_in_progress("session").await.unwrap()),

@@ -18,12 +18,15 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api::clinical::{self, CheckOut, OverrideDoc};
-use crate::api::discharge::{AldreteDoc, AssessmentDoc, predict_session};
-use crate::api::sessions::{RateDoc, SessionOut, load_session, publish, save_session, session_out};
+use crate::api::discharge::{AldreteDoc, AssessmentDoc};
+use crate::api::sessions::{RateDoc, SessionOut, load_session, session_out};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::sessions::SessionChange;
+
+pub use ketaflow_app::records::SideEffectDoc;
 
 /// A rate change. Give exactly one of the two rates.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -252,64 +255,35 @@ pub async fn change_rate(
         overrides,
     };
     doc.rates.push(rate.clone());
-    let predicted = predict_session(&state, &doc, now).await?.and_then(|(origin, p)| {
-        p.ce_below_threshold_from_s
-            .map(|s| origin + time::Duration::seconds_f64(s))
-    });
+    let predicted = state
+        .predict_session(id, &doc, now)
+        .await?
+        .and_then(|(origin, p)| {
+            p.ce_below_threshold_from_s
+                .map(|s| origin + time::Duration::seconds_f64(s))
+        });
     let checks_out: Vec<CheckOut> = checks.iter().map(check_out).collect();
     let event = serde_json::json!({
         "rate_mg_per_h": rate.rate_mg_per_h, "pump_ml_per_h": rate.pump_ml_per_h,
         "rate_mg_per_kg_per_h": rate.rate_mg_per_kg_per_h, "reason": rate.reason, "by": rate.by,
         "overrides": rate.overrides, "predicted_recovery_at": predicted.map(crate::api::sessions::rfc3339),
     });
-    let (updated, events) = save_session(
-        &state,
-        &me.actor(),
-        "session.rate_change",
-        &record,
-        &doc,
-        "session.rate",
-        event,
-        now,
-    )
-    .await?;
-    publish(&state, events).await;
+    let updated = state
+        .save_session(SessionChange {
+            actor: &me.actor(),
+            action: "session.rate_change",
+            record: &record,
+            doc: &doc,
+            event_kind: "session.rate",
+            event_data: event,
+            now: now,
+        })
+        .await?;
     Ok(Json(RateOut {
         session: session_out(updated, now)?,
         checks: checks_out,
         predicted_recovery_at: predicted,
     }))
-}
-
-/// A side effect as recorded.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct SideEffectDoc {
-    /// dissociation, sedation, nausea, vomiting, dizziness, blurred_vision, dream_like_or_emergence,
-    /// blood_pressure_rise, heart_rate_rise, headache, anxiety, other:<description>.
-    pub kind: String,
-    /// mild, moderate, severe.
-    pub severity: String,
-    /// When it began.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub onset: OffsetDateTime,
-    /// CADSS-6 items (1, 2, 6, 7, 15, 22 of the 23-item CADSS; 0–4 each), dissociation only.
-    pub cadss6: Option<[u8; 6]>,
-    /// CADSS-6 total 0–24.
-    pub cadss6_total: Option<u8>,
-    /// MOAA/S 0–5, sedation only.
-    pub moaas: Option<u8>,
-    /// What was done: none, observation, reassurance, pause, rate_reduction,
-    /// medication_given:<name>:<dose>, physician_called, infusion_stopped.
-    pub action: String,
-    /// Note.
-    pub note: String,
-    /// Who recorded it.
-    pub recorded_by: String,
-    /// When recorded.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub recorded_at: OffsetDateTime,
 }
 
 /// A side effect to record.
@@ -421,18 +395,17 @@ pub async fn add_side_effect(
     };
     doc.side_effects.push(out.clone());
     let data = serde_json::to_value(&out).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (updated, events) = save_session(
-        &state,
-        &me.actor(),
-        "session.side_effect",
-        &record,
-        &doc,
-        "side_effect",
-        data,
-        now,
-    )
-    .await?;
-    publish(&state, events).await;
+    let updated = state
+        .save_session(SessionChange {
+            actor: &me.actor(),
+            action: "session.side_effect",
+            record: &record,
+            doc: &doc,
+            event_kind: "side_effect",
+            event_data: data,
+            now: now,
+        })
+        .await?;
     Ok((axum::http::StatusCode::CREATED, Json(session_out(updated, now)?)))
 }
 
@@ -506,17 +479,16 @@ pub async fn add_assessment(
     };
     doc.assessments.push(a.clone());
     let data = serde_json::to_value(&a).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (updated, events) = save_session(
-        &state,
-        &me.actor(),
-        "session.assessment",
-        &record,
-        &doc,
-        "assessment",
-        data,
-        now,
-    )
-    .await?;
-    publish(&state, events).await;
+    let updated = state
+        .save_session(SessionChange {
+            actor: &me.actor(),
+            action: "session.assessment",
+            record: &record,
+            doc: &doc,
+            event_kind: "assessment",
+            event_data: data,
+            now: now,
+        })
+        .await?;
     Ok((axum::http::StatusCode::CREATED, Json(session_out(updated, now)?)))
 }

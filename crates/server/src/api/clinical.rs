@@ -13,14 +13,12 @@ use axum::http::StatusCode;
 use ketaflow_clinic::eligibility::{
     self, Acknowledgement, AcknowledgementError, EligibilityReport, EligibilityStatus,
 };
-use ketaflow_clinic::patient::{
-    BloodPressure, Condition, Indication, Measurement, Medication, MedicationClass, PatientFacts, Sex,
-};
+use ketaflow_clinic::patient::{Condition, Indication, MedicationClass, Sex};
 use ketaflow_clinic::plan::{
     ApprovalError, Approver, DosePlan, LimitName, Override, PlanError, PlanRequest, compute_plan,
 };
 use ketaflow_store::{NewRecord, Record, RecordChange};
-use ketaflow_units::{Centimetres, Kilograms, MgPerMl};
+use ketaflow_units::MgPerMl;
 use serde::{Deserialize, Serialize};
 use time::Date;
 use time::macros::format_description;
@@ -32,83 +30,12 @@ use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
 
-pub(crate) const PATIENT: &str = "patient";
-pub(crate) const PLAN: &str = "plan";
+pub use ketaflow_app::records::{
+    AckDoc, BpDoc, CheckOut, Dated, IndicationOut, MedicationDoc, OverrideDoc, PATIENT, PLAN, PatientDoc,
+    PlanDoc, PredictionOut,
+};
 
 // ---- Documents -----------------------------------------------------------------------------------
-
-/// A dated value.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct Dated {
-    /// The value (kg for weights, cm for heights).
-    pub value: f64,
-    /// Date measured, YYYY-MM-DD.
-    pub on: String,
-}
-
-/// A medication as stored.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct MedicationDoc {
-    /// Name.
-    pub name: String,
-    /// Screening class code.
-    pub class: String,
-    /// Daily dose, mg.
-    pub daily_dose_mg: Option<f64>,
-}
-
-/// A baseline blood pressure as stored.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct BpDoc {
-    /// Systolic, mmHg.
-    pub systolic_mmhg: f64,
-    /// Diastolic, mmHg.
-    pub diastolic_mmhg: f64,
-    /// Date, YYYY-MM-DD.
-    pub on: String,
-}
-
-/// A physician's acknowledgement as stored.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct AckDoc {
-    /// Finding code.
-    pub code: String,
-    /// Physician's user id.
-    pub physician: String,
-    /// The physician's name as it was when they acknowledged ("Display Name (username)"); absent in
-    /// records written before names were kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub physician_name: Option<String>,
-    /// Reason.
-    pub reason: String,
-}
-
-/// A patient record.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct PatientDoc {
-    /// Name as the clinic shows it.
-    pub display_name: String,
-    /// Medical record number, if the clinic uses one.
-    pub mrn: Option<String>,
-    /// YYYY-MM-DD.
-    pub date_of_birth: String,
-    /// male or female.
-    pub sex: String,
-    /// Heights, cm.
-    pub heights: Vec<Dated>,
-    /// Weights, kg.
-    pub weights: Vec<Dated>,
-    /// Indications, each with the evidence grade stored when it was recorded.
-    pub indications: Vec<IndicationOut>,
-    /// Current medications.
-    pub medications: Vec<MedicationDoc>,
-    /// Screened history condition codes.
-    pub conditions: Vec<String>,
-    /// Baseline blood pressure.
-    pub baseline_bp: Option<BpDoc>,
-    /// Acknowledged relative contraindications.
-    pub acknowledgements: Vec<AckDoc>,
-}
 
 /// A patient as the API returns it.
 #[derive(Serialize, Deserialize, ToSchema, Debug)]
@@ -156,66 +83,6 @@ fn not_in_future(field: &str, date: Date, state: &AppState) -> Result<Date, ApiE
         ));
     }
     Ok(date)
-}
-
-pub(crate) fn facts(doc: &PatientDoc) -> Result<PatientFacts, ApiError> {
-    let bad = |what: String| ApiError::Internal(format!("stored patient has {what}"));
-    let date = |s: &str| {
-        Date::parse(s, format_description!("[year]-[month]-[day]"))
-            .map_err(|_| bad(format!("a bad date {s}")))
-    };
-    Ok(PatientFacts {
-        date_of_birth: date(&doc.date_of_birth)?,
-        sex: doc.sex.parse::<Sex>().map_err(|e| bad(e.to_string()))?,
-        heights: doc
-            .heights
-            .iter()
-            .map(|d| {
-                Ok(Measurement {
-                    value: Centimetres::new(d.value).map_err(|e| bad(e.to_string()))?,
-                    on: date(&d.on)?,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?,
-        weights: doc
-            .weights
-            .iter()
-            .map(|d| {
-                Ok(Measurement {
-                    value: Kilograms::new(d.value).map_err(|e| bad(e.to_string()))?,
-                    on: date(&d.on)?,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?,
-        indications: doc
-            .indications
-            .iter()
-            .map(|i| i.code.parse::<Indication>().map_err(|e| bad(e.to_string())))
-            .collect::<Result<_, _>>()?,
-        medications: doc
-            .medications
-            .iter()
-            .map(|m| {
-                Ok(Medication {
-                    name: m.name.clone(),
-                    class: m
-                        .class
-                        .parse::<MedicationClass>()
-                        .map_err(|e| bad(e.to_string()))?,
-                    daily_dose_mg: m.daily_dose_mg,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?,
-        conditions: doc
-            .conditions
-            .iter()
-            .map(|c| c.parse::<Condition>().map_err(|e| bad(e.to_string())))
-            .collect::<Result<_, _>>()?,
-        baseline_bp: doc.baseline_bp.as_ref().map(|b| BloodPressure {
-            systolic_mmhg: b.systolic_mmhg,
-            diastolic_mmhg: b.diastolic_mmhg,
-        }),
-    })
 }
 
 fn label(doc: &PatientDoc) -> String {
@@ -664,18 +531,7 @@ pub(crate) fn indication_doc(indication: Indication) -> IndicationOut {
     }
 }
 
-/// An indication with its evidence.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct IndicationOut {
-    /// Code.
-    pub code: String,
-    /// Evidence grade.
-    pub evidence_grade: String,
-    /// Its source.
-    pub evidence_source: String,
-}
-
-fn screen(state: &AppState, doc: &PatientDoc) -> Result<EligibilityReport, ApiError> {
+fn screen(state: &AppState, id: Uuid, doc: &PatientDoc) -> Result<EligibilityReport, ApiError> {
     let acks: Vec<Acknowledgement> = doc
         .acknowledgements
         .iter()
@@ -685,7 +541,7 @@ fn screen(state: &AppState, doc: &PatientDoc) -> Result<EligibilityReport, ApiEr
             reason: a.reason.clone(),
         })
         .collect();
-    eligibility::screen(&facts(doc)?, state.settings.bp_threshold, &acks)
+    eligibility::screen(&doc.facts(id)?, state.settings.bp_threshold, &acks)
         .map_err(|e| ApiError::Internal(format!("stored acknowledgement: {e}")))
 }
 
@@ -724,7 +580,7 @@ pub async fn get_eligibility(
 ) -> Result<Json<EligibilityOut>, ApiError> {
     me.require(Action::ReadClinical)?;
     let doc = patient_out(load_patient(&state, id).await?)?.doc;
-    let report = screen(&state, &doc)?;
+    let report = screen(&state, id, &doc)?;
     Ok(Json(eligibility_out(&report, &doc)))
 }
 
@@ -771,19 +627,21 @@ pub async fn acknowledge(
                 reason: a.reason.clone(),
             })
             .collect();
-        eligibility::screen(&facts(doc)?, state_ref.settings.bp_threshold, &acks).map_err(|e| match e {
-            AcknowledgementError::ReasonTooShort { .. } => {
-                ApiError::field("reason", body.reason.clone(), "at least 10 characters")
-            }
-            AcknowledgementError::NotRelative { .. } => ApiError::Refused {
-                code: "not_relative",
-                message: e.to_string(),
+        eligibility::screen(&doc.facts(id)?, state_ref.settings.bp_threshold, &acks).map_err(
+            |e| match e {
+                AcknowledgementError::ReasonTooShort { .. } => {
+                    ApiError::field("reason", body.reason.clone(), "at least 10 characters")
+                }
+                AcknowledgementError::NotRelative { .. } => ApiError::Refused {
+                    code: "not_relative",
+                    message: e.to_string(),
+                },
             },
-        })?;
+        )?;
         Ok(())
     })
     .await?;
-    let report = screen(&state, &out.doc)?;
+    let report = screen(&state, id, &out.doc)?;
     Ok(Json(eligibility_out(&report, &out.doc)))
 }
 
@@ -803,126 +661,6 @@ pub struct PlanIn {
     pub last_session_on: Option<String>,
     /// A dose other than the protocol's (mg/kg, or mg/kg/h for rate protocols).
     pub adjusted_dose_per_kg: Option<f64>,
-}
-
-/// One limit evaluated.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct CheckOut {
-    /// Limit code.
-    pub limit: String,
-    /// The plan's value.
-    pub value: f64,
-    /// Unit.
-    pub unit: String,
-    /// Soft limit.
-    pub soft: f64,
-    /// Hard limit.
-    pub hard: f64,
-    /// True when the limit is a minimum.
-    pub is_minimum: bool,
-    /// within, soft_breach or hard_breach.
-    pub status: String,
-    /// Source.
-    pub source: String,
-    /// Whether the limit is a clinic setting.
-    pub clinic_setting: bool,
-}
-
-/// The predicted concentrations.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct PredictionOut {
-    /// PK model id.
-    pub model: String,
-    /// Minutes from the start, one per minute.
-    pub time_min: Vec<f64>,
-    /// Plasma concentration, µg/mL.
-    pub cp_ug_per_ml: Vec<f64>,
-    /// Effect-site concentration, µg/mL.
-    pub ce_ug_per_ml: Vec<f64>,
-    /// Peak Cp, µg/mL.
-    pub peak_cp_ug_per_ml: f64,
-    /// When, minutes.
-    pub peak_cp_at_min: f64,
-    /// Peak Ce, µg/mL.
-    pub peak_ce_ug_per_ml: f64,
-    /// When, minutes.
-    pub peak_ce_at_min: f64,
-    /// The protocol's recovery threshold, µg/mL.
-    pub recovery_threshold_ug_per_ml: f64,
-    /// Minutes from the start after which Ce stays below it (null: never above).
-    pub ce_below_threshold_from_min: Option<f64>,
-    /// Model warnings.
-    pub warnings: Vec<String>,
-}
-
-/// A soft-limit override.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct OverrideDoc {
-    /// Limit code.
-    pub limit: String,
-    /// Reason.
-    pub reason: String,
-}
-
-/// A dose plan record.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct PlanDoc {
-    /// draft or approved.
-    pub status: String,
-    /// Patient id.
-    pub patient_id: Uuid,
-    /// The request as given.
-    pub protocol_id: String,
-    /// Protocol version.
-    pub protocol_version: u32,
-    /// Library version.
-    pub library_version: String,
-    /// Session date.
-    pub planned_on: String,
-    /// Previous session's date.
-    pub last_session_on: Option<String>,
-    /// Adjusted dose per kg, if any.
-    pub adjusted_dose_per_kg: Option<f64>,
-    /// Who computed it.
-    pub created_by: String,
-    /// Total body weight, kg.
-    pub total_weight_kg: f64,
-    /// Dosing weight, kg.
-    pub dosing_weight_kg: f64,
-    /// Basis used (actual, ideal, adjusted).
-    pub weight_basis: String,
-    /// Dose, mg.
-    pub dose_mg: f64,
-    /// Dose per kg (or mg/kg/h for rate protocols) used.
-    pub dose_per_kg: f64,
-    /// Rate, mg/h.
-    pub rate_mg_per_h: f64,
-    /// Rate per kg, mg/kg/h.
-    pub rate_mg_per_kg_per_h: f64,
-    /// Concentration, mg/mL.
-    pub concentration_mg_per_ml: f64,
-    /// Pump rate, mL/h.
-    pub pump_ml_per_h: f64,
-    /// Volume, mL.
-    pub volume_ml: f64,
-    /// Duration, minutes.
-    pub duration_min: f64,
-    /// Limits evaluated.
-    pub checks: Vec<CheckOut>,
-    /// The prediction.
-    pub prediction: PredictionOut,
-    /// Warnings.
-    pub warnings: Vec<String>,
-    /// Who approved it (user id).
-    pub approved_by: Option<String>,
-    /// The approving physician's name as it was at approval ("Display Name (username)"); absent in
-    /// plans approved before names were kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved_by_name: Option<String>,
-    /// When (RFC 3339).
-    pub approved_at: Option<String>,
-    /// Soft-limit overrides with reasons.
-    pub overrides: Vec<OverrideDoc>,
 }
 
 /// A plan as the API returns it.
@@ -975,7 +713,12 @@ fn plan_error(e: PlanError) -> ApiError {
 }
 
 /// Computes the domain plan for a request against a patient document.
-pub(crate) fn compute(state: &AppState, doc: &PatientDoc, body: &PlanIn) -> Result<DosePlan, ApiError> {
+pub(crate) fn compute(
+    state: &AppState,
+    id: Uuid,
+    doc: &PatientDoc,
+    body: &PlanIn,
+) -> Result<DosePlan, ApiError> {
     let protocol = state.library.get(&body.protocol_id).ok_or_else(|| {
         ApiError::field(
             "protocol_id",
@@ -1011,7 +754,7 @@ pub(crate) fn compute(state: &AppState, doc: &PatientDoc, body: &PlanIn) -> Resu
             "a date on or before planned_on",
         ));
     }
-    let facts = facts(doc)?;
+    let facts = doc.facts(id)?;
     let request = PlanRequest {
         protocol,
         library_version: &state.library.version,
@@ -1101,7 +844,7 @@ pub async fn create_plan(
     me.require(Action::CreatePlan)?;
     let Json(body) = body.map_err(json_rejection)?;
     let patient = patient_out(load_patient(&state, id).await?)?;
-    let report = screen(&state, &patient.doc)?;
+    let report = screen(&state, id, &patient.doc)?;
     match report.status {
         EligibilityStatus::Eligible => {}
         EligibilityStatus::Ineligible => {
@@ -1126,7 +869,7 @@ pub async fn create_plan(
             });
         }
     }
-    let plan = compute(&state, &patient.doc, &body)?;
+    let plan = compute(&state, id, &patient.doc, &body)?;
     let doc = plan_doc(&plan, id, &body, &me.user.id.to_string());
     let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
     let new = NewRecord {
@@ -1242,7 +985,7 @@ pub async fn approve_plan(
         last_session_on: stored.last_session_on.clone(),
         adjusted_dose_per_kg: stored.adjusted_dose_per_kg,
     };
-    let plan = compute(&state, &patient.doc, &request)?;
+    let plan = compute(&state, stored.patient_id, &patient.doc, &request)?;
     let recomputed = plan_doc(&plan, stored.patient_id, &request, &stored.created_by);
     if recomputed.dose_mg != stored.dose_mg
         || recomputed.pump_ml_per_h != stored.pump_ml_per_h

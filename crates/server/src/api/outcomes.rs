@@ -28,7 +28,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::api::clinical;
-use crate::api::sessions::{SESSION, SessionDoc, publish, rfc3339, session_out};
+use crate::api::sessions::{SESSION, SessionDoc, rfc3339, session_out};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
@@ -538,7 +538,7 @@ pub async fn record_outcome(
     let (outcome, _, events) =
         store_outcome(&mut tx, &me.actor(), &patient, &name, doc, reasons, now).await?;
     tx.commit().await?;
-    publish(&state, events).await;
+    state.live.publish(events);
     Ok((StatusCode::CREATED, Json(outcome_out(outcome)?)))
 }
 
@@ -798,7 +798,7 @@ pub async fn follow_up(
         })
         .await?;
     tx.commit().await?;
-    publish(&state, vec![event]).await;
+    state.live.publish([event]);
     Ok(Json(alert_out(updated)?))
 }
 
@@ -1021,7 +1021,7 @@ pub async fn submit_link(
         events.extend(e);
     }
     tx.commit().await?;
-    publish(&state, events).await;
+    state.live.publish(events);
     Ok((
         StatusCode::CREATED,
         Json(LinkDoneOut {
@@ -1156,7 +1156,7 @@ pub async fn export_clinic(
     for record in patients {
         let pid = record.id;
         let p = clinical::patient_out(record)?;
-        let facts = clinical::facts(&p.doc)?;
+        let facts = p.doc.facts(pid)?;
         let key = hex::encode(
             &sha2::Sha256::new_with_prefix(salt)
                 .chain_update(pid.as_bytes())

@@ -320,10 +320,11 @@ async fn build(state: &AppState, id: Uuid, now: OffsetDateTime) -> Result<Sessio
     });
     let monitoring_min = start.map(|s| (end - s).as_seconds_f64() / 60.0);
     let ready_to_leave_min = match (start, doc.transitions.iter().any(|t| t.event == "stop")) {
-        (Some(s), true) => crate::api::discharge::assess(state, id, doc, now)
+        (Some(s), true) => state
+            .assess_discharge(id, doc, now)
             .await
             .ok()
-            .map(|a| (a.earliest_at - s).as_seconds_f64() / 60.0),
+            .map(|(a, _)| (a.earliest_at - s).as_seconds_f64() / 60.0),
         _ => None,
     };
     let rems = RemsSummary {

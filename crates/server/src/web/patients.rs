@@ -1056,7 +1056,7 @@ async fn load_chart(
     let now = state.now();
     let today = now.date().to_string();
     let doc = &patient.doc;
-    let age = clinical::facts(doc)?.age_on(now.date()).get();
+    let age = doc.facts(id)?.age_on(now.date()).get();
 
     let mut weights: Vec<_> = doc.weights.clone();
     weights.sort_by(|a, b| b.on.cmp(&a.on));
