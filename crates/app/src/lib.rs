@@ -10,6 +10,8 @@
 //! [`AppError`] values an edge maps to its own answer.
 #![deny(missing_docs)]
 
+pub mod alarms;
+pub mod board;
 pub mod error;
 pub mod live;
 pub mod policy;
@@ -93,6 +95,8 @@ pub struct App {
     pub live: LiveHub,
     /// Writes vital signs with group commit.
     pub ingest: VitalsIngest,
+    /// The board's predicted recovery times, kept per record versions.
+    pub recovery_cache: board::RecoveryCache,
 }
 
 impl std::fmt::Debug for App {
@@ -116,6 +120,7 @@ impl App {
             settings: Arc::new(settings),
             live,
             ingest,
+            recovery_cache: board::RecoveryCache::default(),
         }
     }
 

@@ -35,7 +35,7 @@ use crate::{App, AppError};
 
 // ---- Reading -------------------------------------------------------------------------------------
 
-/// A session with what was given so far (the state replayed, the dose integrated to now).
+/// A session as the API returns it.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct SessionOut {
     /// Id.
@@ -538,14 +538,29 @@ impl App {
         doc: &SessionDoc,
         now: OffsetDateTime,
     ) -> Result<Option<(OffsetDateTime, Prediction)>, AppError> {
+        if delivery(id, doc)?.first_started_at().is_none() {
+            return Ok(None);
+        }
+        let plan = self.load::<PlanDoc>(PLAN, doc.plan_id).await?;
+        let patient = self.load::<PatientDoc>(PATIENT, doc.patient_id).await?;
+        self.predict_with(id, doc, &plan.doc, &patient.doc, now)
+    }
+
+    /// [`App::predict_session`] with the plan and the patient already loaded.
+    pub fn predict_with(
+        &self,
+        id: Uuid,
+        doc: &SessionDoc,
+        plan: &PlanDoc,
+        patient: &PatientDoc,
+        now: OffsetDateTime,
+    ) -> Result<Option<(OffsetDateTime, Prediction)>, AppError> {
         let delivery = delivery(id, doc)?;
         let Some(origin) = delivery.first_started_at() else {
             return Ok(None);
         };
         let protocol = self.protocol_of(id, doc)?;
-        let plan = self.load::<PlanDoc>(PLAN, doc.plan_id).await?;
-        let patient = self.load::<PatientDoc>(PATIENT, doc.patient_id).await?;
-        let facts = patient.doc.facts(doc.patient_id)?;
+        let facts = patient.facts(doc.patient_id)?;
         let covariates = covariates_on(&facts, origin.date()).map_err(|e| AppError::Refused {
             code: "prediction_unavailable",
             message: e.to_string(),
@@ -557,7 +572,7 @@ impl App {
                     .infusing_seconds_until(now)
                     .map_err(|e| corrupt_session(id, e))?
                     .get();
-                let remaining = (plan.doc.duration_min * 60.0 - infused).max(0.0);
+                let remaining = (plan.duration_min * 60.0 - infused).max(0.0);
                 (now + time::Duration::seconds_f64(remaining), Some(remaining))
             }
         };

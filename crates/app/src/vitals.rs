@@ -380,6 +380,46 @@ pub struct ReadingsAuthor {
 pub const MAX_BATCH: usize = 500;
 
 impl crate::App {
+    /// Records readings a signed-in clinician typed or sent: [`App::record_vitals`] after the role
+    /// check, with the clinician as author.
+    ///
+    /// [`App::record_vitals`]: crate::App::record_vitals
+    pub async fn record_clinician_vitals(
+        &self,
+        caller: &crate::policy::Caller,
+        session_id: Uuid,
+        readings: Vec<ReadingDoc>,
+    ) -> Result<VitalsAck, AppError> {
+        caller.require(crate::policy::Action::RunSession)?;
+        let author = ReadingsAuthor {
+            actor: caller.actor(),
+            source: "manual",
+            recorded_by: caller.user.id.to_string(),
+        };
+        self.record_vitals(author, session_id, readings).await
+    }
+
+    /// Records readings a monitor streamed with a device token: it writes to its own session only.
+    pub async fn record_device_vitals(
+        &self,
+        token: &ketaflow_store::DeviceToken,
+        session_id: Uuid,
+        readings: Vec<ReadingDoc>,
+    ) -> Result<VitalsAck, AppError> {
+        if token.session_id != session_id {
+            return Err(AppError::Forbidden {
+                role: "device",
+                action: "write to a session other than its own",
+            });
+        }
+        let author = ReadingsAuthor {
+            actor: Actor::device(&token.token_hash, token.created_by),
+            source: "device",
+            recorded_by: format!("device:{}", token.label.clone().unwrap_or_default()),
+        };
+        self.record_vitals(author, session_id, readings).await
+    }
+
     /// Records a batch of readings for a session: every reading is checked first (an impossible
     /// value refuses the whole batch and stores nothing); each is stored once per idempotency key;
     /// the alarm rules and NEWS2 run on every new reading. Returns when everything is committed.

@@ -1532,3 +1532,23 @@ async fn every_rejection_is_the_uniform_json_error_body() {
         "too_large",
     );
 }
+
+/// The OpenAPI document is the API's contract: a redesign below the handlers must leave it as it
+/// was, and a change to it is made on purpose. The committed copy is `docs/openapi.json`; after an
+/// intended change, regenerate it with `KETAFLOW_BLESS_OPENAPI=1 cargo test -p ketaflow-server
+/// --test api the_openapi_document_is_the_committed_one` and review the diff.
+#[test]
+fn the_openapi_document_is_the_committed_one() {
+    use utoipa::OpenApi;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let now = ketaflow_server::ApiDoc::openapi().to_pretty_json().unwrap();
+    if std::env::var_os("KETAFLOW_BLESS_OPENAPI").is_some() {
+        std::fs::write(&path, &now).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap();
+    let parse = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    assert!(
+        parse(&committed) == parse(&now),
+        "the OpenAPI document differs from docs/openapi.json; if the change is intended, bless it (see this test's comment)"
+    );
+}

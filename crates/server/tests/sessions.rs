@@ -1101,3 +1101,90 @@ async fn the_board_reads_open_sessions_from_the_index_and_start_up_reconciles_ol
         .await;
     assert_eq!(all.as_array().unwrap().len(), 2);
 }
+
+/// The board's recovery prediction is kept per record versions: the same while nothing changes
+/// (the running rate's projected end does not move while it runs), recomputed after a rate change,
+/// equal to a fresh prediction each time (a pause is predicted from what was given, so it too stays
+/// put while paused), and dropped when the session leaves the board.
+#[tokio::test]
+async fn the_boards_recovery_prediction_is_kept_per_version_and_always_equals_a_fresh_one() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Chair 4").await;
+    let (s, _) = vitals(&app, &nurse, &sid, vec![normal("baseline")]).await;
+    assert_eq!(s, StatusCode::OK);
+    let checks: Value = serde_json::from_str(CHECKS).unwrap();
+    let (s, _) = event(&app, &nurse, &sid, json!({"event": "check_in", "checks": checks})).await;
+    assert_eq!(s, StatusCode::OK);
+    async fn board_at(app: &App, nurse: &str) -> Value {
+        let (s, b, _) = app.call("GET", "/api/v1/board", Some(nurse), None).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b["chairs"][0]["predicted_recovery_at"].clone()
+    }
+    async fn fresh_at(app: &App, sid: &str) -> Value {
+        let s = app.state.session(sid.parse().unwrap()).await.unwrap();
+        let at = app
+            .state
+            .predicted_recovery(s.id, &s.doc, app.now())
+            .await
+            .unwrap();
+        json!(at.map(ketaflow_server::api::sessions::rfc3339))
+    }
+    // Before the start there is nothing to predict, and nothing is kept.
+    assert_eq!(board_at(&app, &nurse).await, Value::Null);
+    assert_eq!(app.state.recovery_cache.len(), 0);
+
+    let (s, _) = event(&app, &nurse, &sid, json!({"event": "start"})).await;
+    assert_eq!(s, StatusCode::OK);
+    app.advance(10 * MIN);
+    let first = board_at(&app, &nurse).await;
+    assert!(first.is_string(), "{first}");
+    assert_eq!(first, fresh_at(&app, &sid).await);
+    assert_eq!(app.state.recovery_cache.len(), 1);
+    // Ten minutes on at the same rate: the kept value, and still the fresh one.
+    app.advance(10 * MIN);
+    assert_eq!(board_at(&app, &nurse).await, first);
+    assert_eq!(first, fresh_at(&app, &sid).await);
+
+    // A faster rate brings recovery later: recomputed, not the kept value.
+    let (s, r, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/rate"),
+            Some(&nurse),
+            Some(json!({"pump_ml_per_h": 60, "reason": "physician's order"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let faster = board_at(&app, &nurse).await;
+    assert_ne!(faster, first);
+    assert_eq!(faster, fresh_at(&app, &sid).await);
+
+    // Paused: predicted from what was given, so earlier than the running projection, and steady.
+    let (s, _) = event(&app, &nurse, &sid, json!({"event": "pause", "reason": "nausea"})).await;
+    assert_eq!(s, StatusCode::OK);
+    let paused = board_at(&app, &nurse).await;
+    assert!(
+        paused.as_str().unwrap() < faster.as_str().unwrap(),
+        "{paused} {faster}"
+    );
+    assert_eq!(paused, fresh_at(&app, &sid).await);
+    app.advance(5 * MIN);
+    assert_eq!(board_at(&app, &nurse).await, paused);
+    assert_eq!(paused, fresh_at(&app, &sid).await);
+
+    // Off the board, out of the cache.
+    let (s, _) = event(
+        &app,
+        &nurse,
+        &sid,
+        json!({"event": "abort", "reason": "patient asked to stop"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, b, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    assert_eq!(b["chairs"].as_array().unwrap().len(), 0);
+    assert_eq!(app.state.recovery_cache.len(), 0);
+}

@@ -276,7 +276,7 @@ pub async fn change_rate(
             doc: &doc,
             event_kind: "session.rate",
             event_data: event,
-            now: now,
+            now,
         })
         .await?;
     Ok(Json(RateOut {
@@ -403,7 +403,7 @@ pub async fn add_side_effect(
             doc: &doc,
             event_kind: "side_effect",
             event_data: data,
-            now: now,
+            now,
         })
         .await?;
     Ok((axum::http::StatusCode::CREATED, Json(session_out(updated, now)?)))
@@ -487,7 +487,7 @@ pub async fn add_assessment(
             doc: &doc,
             event_kind: "assessment",
             event_data: data,
-            now: now,
+            now,
         })
         .await?;
     Ok((axum::http::StatusCode::CREATED, Json(session_out(updated, now)?)))

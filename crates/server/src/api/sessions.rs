@@ -12,9 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use ketaflow_store::{
-    Actor, DeviceToken, NewAuditEntry, NewDeviceToken, NewEvent, NewRecord, Record, StoredVital, hash_token,
-};
+use ketaflow_store::{DeviceToken, NewAuditEntry, NewDeviceToken, NewEvent, NewRecord, Record, hash_token};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -26,6 +24,8 @@ use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
 
+pub use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut, vital_out};
+pub use ketaflow_app::board::{BoardOut, ChairOut, planned_dose_reached};
 pub use ketaflow_app::records::{
     BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, is_open, pre_checks,
     stored_reading,
@@ -40,13 +40,6 @@ pub use ketaflow_app::vitals::{
 pub const DEVICE_TOKEN_PREFIX: &str = "dev_";
 
 // ---- Documents -----------------------------------------------------------------------------------
-
-/// Whether an infusion still runs although the plan's dose has been given (to 0.1 mg: the pump
-/// stops at its volume to be infused, so a running session past it means a stop was not recorded
-/// or the infusion was extended).
-pub fn planned_dose_reached(s: &SessionOut, planned_dose_mg: f64) -> bool {
-    s.state == "infusing" && s.given_mg + 0.05 >= planned_dose_mg
-}
 
 // ---- Output --------------------------------------------------------------------------------------
 
@@ -283,10 +276,14 @@ pub async fn record_vitals(
     Path(id): Path<Uuid>,
     body: Result<Json<VitalsIn>, JsonRejection>,
 ) -> Result<Json<VitalsAck>, ApiError> {
-    let (actor, source, recorded_by) = match &writer {
+    let ack = match writer {
         VitalsWriter::User(me) => {
+            // The role is checked before the body is looked at.
             me.require(Action::RunSession)?;
-            (me.actor(), "manual", me.user.id.to_string())
+            let Json(body) = body.map_err(json_rejection)?;
+            state
+                .record_clinician_vitals(&me.caller(), id, body.readings)
+                .await?
         }
         VitalsWriter::Device(token) => {
             if token.session_id != id {
@@ -295,48 +292,11 @@ pub async fn record_vitals(
                     action: "write to a session other than its own",
                 });
             }
-            (
-                Actor::device(&token.token_hash, token.created_by),
-                "device",
-                format!("device:{}", token.label.clone().unwrap_or_default()),
-            )
+            let Json(body) = body.map_err(json_rejection)?;
+            state.record_device_vitals(&token, id, body.readings).await?
         }
     };
-    let Json(body) = body.map_err(json_rejection)?;
-    let author = ReadingsAuthor {
-        actor,
-        source,
-        recorded_by,
-    };
-    Ok(Json(state.record_vitals(author, id, body.readings).await?))
-}
-
-/// A stored reading.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct VitalOut {
-    /// Id.
-    pub id: i64,
-    /// manual or device.
-    pub source: String,
-    /// Who recorded it.
-    pub recorded_by: String,
-    /// When received.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub received_at: OffsetDateTime,
-    /// The reading (with its NEWS2 total when complete).
-    #[schema(value_type = Object)]
-    pub reading: serde_json::Value,
-}
-
-pub(crate) fn vital_out(v: StoredVital) -> VitalOut {
-    VitalOut {
-        id: v.id,
-        source: v.source,
-        recorded_by: v.recorded_by,
-        received_at: v.received_at,
-        reading: v.data,
-    }
+    Ok(Json(ack))
 }
 
 /// A session's readings in the order taken.
@@ -347,17 +307,7 @@ pub async fn list_vitals(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<VitalOut>>, ApiError> {
-    me.require(Action::ReadClinical)?;
-    load_session(&state, id).await?;
-    Ok(Json(
-        state
-            .store
-            .list_vitals(id)
-            .await?
-            .into_iter()
-            .map(vital_out)
-            .collect(),
-    ))
+    Ok(Json(state.vitals(&me.caller(), id).await?))
 }
 
 // ---- Device tokens -------------------------------------------------------------------------------
@@ -441,115 +391,7 @@ pub async fn list_alarms(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<AlarmOut>>, ApiError> {
-    me.require(Action::ReadClinical)?;
-    load_session(&state, id).await?;
-    Ok(Json(
-        state
-            .store
-            .list_alarms(Some(id), false)
-            .await?
-            .into_iter()
-            .map(alarm_out)
-            .collect(),
-    ))
-}
-
-/// Actions recorded when an alarm is resolved.
-pub const ALARM_ACTIONS: [&str; 7] = [
-    "none_needed",
-    "observation",
-    "pause",
-    "rate_reduction",
-    "medication_given",
-    "physician_called",
-    "infusion_stopped",
-];
-
-/// How an alarm was dealt with.
-#[derive(Debug, Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AlarmResolveIn {
-    /// One of none_needed, observation, pause, rate_reduction, medication_given, physician_called,
-    /// infusion_stopped.
-    pub action: String,
-    /// A note (required for medication_given: what and how much), ≤ 2000 characters.
-    #[serde(default)]
-    pub note: Option<String>,
-}
-
-async fn change_alarm(
-    state: &AppState,
-    me: &CurrentUser,
-    id: Uuid,
-    resolve: Option<AlarmResolveIn>,
-) -> Result<AlarmOut, ApiError> {
-    let now = state.now();
-    let mut tx = state.store.begin().await?;
-    let before = tx.get_alarm(id).await?;
-    let (changed, verb) = match &resolve {
-        None => (
-            tx.acknowledge_alarm(id, &me.user.id.to_string(), now).await,
-            "acknowledged",
-        ),
-        Some(r) => {
-            if !ALARM_ACTIONS.contains(&r.action.as_str()) {
-                return Err(ApiError::field(
-                    "action",
-                    r.action.clone(),
-                    ALARM_ACTIONS.join(", "),
-                ));
-            }
-            let note = r.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
-            if note.is_some_and(|n| n.chars().count() > 2000) {
-                return Err(ApiError::field("note", "(too long)", "at most 2000 characters"));
-            }
-            if r.action == "medication_given" && note.is_none() {
-                return Err(ApiError::field(
-                    "note",
-                    serde_json::Value::Null,
-                    "the medication and dose given",
-                ));
-            }
-            (
-                tx.resolve_alarm(id, &me.user.id.to_string(), now, &r.action, note)
-                    .await,
-                "resolved",
-            )
-        }
-    };
-    let changed = changed.map_err(|e| match e {
-        ketaflow_store::StoreError::Invalid { reason, .. } => ApiError::Conflict(reason),
-        other => other.into(),
-    })?;
-    let out = alarm_out(changed);
-    let data = serde_json::to_value(&out).map_err(|e| ApiError::Internal(e.to_string()))?;
-    tx.append_audit(
-        &NewAuditEntry::new(
-            now,
-            me.actor(),
-            format!("alarm.{}", &verb[..verb.len() - 1]),
-            "alarm",
-            id.to_string(),
-        )
-        .before(serde_json::to_value(alarm_out(before)).map_err(|e| ApiError::Internal(e.to_string()))?)
-        .after(data.clone()),
-    )
-    .await?;
-    let event = tx
-        .append_event(&NewEvent {
-            session_id: out.session_id,
-            kind: if verb == "acknowledged" {
-                "alarm.acknowledged"
-            } else {
-                "alarm.resolved"
-            },
-            at: now,
-            data: &data,
-        })
-        .await?;
-    tx.commit().await?;
-    state.live.publish([event]);
-    Ok(out)
+    Ok(Json(state.alarms(&me.caller(), id).await?))
 }
 
 /// Acknowledge an alarm (raised → acknowledged, recording who).
@@ -560,8 +402,7 @@ pub async fn acknowledge_alarm(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AlarmOut>, ApiError> {
-    me.require(Action::RunSession)?;
-    Ok(Json(change_alarm(&state, &me, id, None).await?))
+    Ok(Json(state.acknowledge_alarm(&me.caller(), id).await?))
 }
 
 /// Resolve an alarm with the action taken (raised or acknowledged → resolved).
@@ -573,100 +414,15 @@ pub async fn resolve_alarm(
     Path(id): Path<Uuid>,
     body: Result<Json<AlarmResolveIn>, JsonRejection>,
 ) -> Result<Json<AlarmOut>, ApiError> {
-    me.require(Action::RunSession)?;
     let Json(body) = body.map_err(json_rejection)?;
-    Ok(Json(change_alarm(&state, &me, id, Some(body)).await?))
+    Ok(Json(state.resolve_alarm(&me.caller(), id, body).await?))
 }
 
 // ---- The clinic board ----------------------------------------------------------------------------
-
-/// One chair on the board.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct ChairOut {
-    /// Session id.
-    pub session_id: Uuid,
-    /// Chair.
-    pub chair: String,
-    /// Patient.
-    pub patient_name: String,
-    /// State.
-    pub state: &'static str,
-    /// Minutes since the infusion first started (None before the start).
-    pub elapsed_min: Option<f64>,
-    /// Rate in force, mL/h.
-    pub pump_ml_per_h: f64,
-    /// Given so far, mg.
-    pub given_mg: f64,
-    /// The plan's dose for the session, mg.
-    pub planned_dose_mg: f64,
-    /// The plan's infusion time, minutes.
-    pub planned_duration_min: f64,
-    /// Whether the infusion is still running although the plan's dose has been given (the pump
-    /// should have finished: stop the infusion, or record why it continues).
-    pub planned_dose_reached: bool,
-    /// The latest reading.
-    #[schema(value_type = Option<Object>)]
-    pub latest_vitals: Option<serde_json::Value>,
-    /// Alarms not yet resolved.
-    pub active_alarms: Vec<AlarmOut>,
-    /// When Ce is predicted to stay below the protocol's recovery threshold (from what was given).
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub predicted_recovery_at: Option<OffsetDateTime>,
-}
-
-/// The clinic board: every active chair.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct BoardOut {
-    /// The last event id included: subscribe to `/api/v1/board/stream` with `Last-Event-ID` set to
-    /// it to receive every change after this snapshot.
-    pub last_event_id: i64,
-    /// Chairs, by chair name.
-    pub chairs: Vec<ChairOut>,
-}
 
 /// Every active session: state, latest vitals, active alarms, elapsed time, predicted recovery.
 #[utoipa::path(get, path = "/api/v1/board", tag = "sessions",
     responses((status = 200, body = BoardOut), (status = 403, body = ErrorBody)))]
 pub async fn board(State(state): State<AppState>, me: CurrentUser) -> Result<Json<BoardOut>, ApiError> {
-    me.require(Action::ReadClinical)?;
-    let last_event_id = state.store.last_event_id().await?;
-    let now = state.now();
-    let mut chairs = Vec::new();
-    let open_alarms = state.store.list_alarms(None, true).await?;
-    for record in state.store.list_in_progress(SESSION).await? {
-        let s = session_out(record, now)?;
-        if !is_open_state(s.state) {
-            continue;
-        }
-        let first_start = s.doc.rates.first().map(|r| r.at);
-        let latest = state.store.latest_vital(s.id).await?.map(|v| v.data);
-        let plan = clinical::plan_out(clinical::load_plan(&state, s.doc.plan_id).await?)?;
-        let predicted_recovery_at = state.predicted_recovery(s.id, &s.doc, now).await.ok().flatten();
-        chairs.push(ChairOut {
-            session_id: s.id,
-            chair: s.doc.chair.clone(),
-            patient_name: s.doc.patient_name.clone(),
-            state: s.state,
-            elapsed_min: first_start.map(|t| (now - t).as_seconds_f64() / 60.0),
-            pump_ml_per_h: s.doc.rates.last().map_or(0.0, |r| r.pump_ml_per_h),
-            given_mg: s.given_mg,
-            planned_dose_mg: plan.doc.dose_mg,
-            planned_duration_min: plan.doc.duration_min,
-            planned_dose_reached: planned_dose_reached(&s, plan.doc.dose_mg),
-            latest_vitals: latest,
-            active_alarms: open_alarms
-                .iter()
-                .filter(|a| a.session_id == s.id)
-                .cloned()
-                .map(alarm_out)
-                .collect(),
-            predicted_recovery_at,
-        });
-    }
-    chairs.sort_by(|a, b| a.chair.cmp(&b.chair));
-    Ok(Json(BoardOut {
-        last_event_id,
-        chairs,
-    }))
+    Ok(Json(state.board(&me.caller()).await?))
 }

@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::{Chrome, PageResult, WebUser, clock, fixed, page_err, render};
-use crate::api::sessions::{self, ChairOut};
+use crate::api::sessions::ChairOut;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -115,9 +115,10 @@ struct BoardChairs {
 }
 
 async fn load(state: &AppState, user: &WebUser) -> Result<(Vec<ChairTile>, i64), Response> {
-    let axum::Json(board) = sessions::board(State(state.clone()), user.me.clone())
+    let board = state
+        .board(&user.me.caller())
         .await
-        .map_err(page_err)?;
+        .map_err(|e| page_err(e.into()))?;
     Ok((board.chairs.into_iter().map(tile).collect(), board.last_event_id))
 }
 

@@ -20,7 +20,7 @@ use crate::api::clinical::OverrideDoc;
 use crate::api::discharge::{self, AldreteDoc, DischargeOut};
 use crate::api::sessions::{
     self, ALARM_ACTIONS, AlarmOut, AlarmResolveIn, PreChecksDoc, ReadingDoc, SessionOut, TransitionIn,
-    VitalOut, VitalsIn, VitalsWriter,
+    VitalOut,
 };
 use crate::error::ApiError;
 use crate::policy::Action;
@@ -231,25 +231,19 @@ fn vitals_chart(vitals: &[VitalOut]) -> String {
 }
 
 async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result<LivePanels, ApiError> {
-    let Json(alarms) =
-        sessions::list_alarms(State(state.clone()), user.me.clone(), crate::extract::Path(s.id)).await?;
-    let Json(vitals) =
-        sessions::list_vitals(State(state.clone()), user.me.clone(), crate::extract::Path(s.id)).await?;
+    let caller = user.me.caller();
+    let alarms = state.alarms(&caller, s.id).await?;
+    let vitals = state.vitals(&caller, s.id).await?;
     let discharge = if matches!(s.state, "stopped" | "recovering") {
-        let Json(d) =
-            discharge::get_discharge(State(state.clone()), user.me.clone(), crate::extract::Path(s.id))
-                .await?;
+        let (d, _) = state.assess_discharge(s.id, &s.doc, state.now()).await?;
         Some(discharge_view(d))
     } else {
         None
     };
     let last = s.doc.rates.last();
-    let Json(plan) = crate::api::clinical::get_plan(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(s.doc.plan_id),
-    )
-    .await?;
+    let plan = state
+        .load::<ketaflow_app::records::PlanDoc>(ketaflow_app::records::PLAN, s.doc.plan_id)
+        .await?;
     Ok(LivePanels {
         planned: format!(
             "{} mg over {} min ({} mg/kg, pump {} mL/h)",
@@ -574,14 +568,11 @@ async fn transition(State(state): State<AppState>, Path(id): Path<Uuid>, posted:
         expected_version: form.text("expected_version").parse().ok(),
         event: event.clone(),
     };
-    let result = sessions::transition(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
-    .map(|_| ());
+    let result = state
+        .transition(&user.me.caller(), id, body)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
     answer(&state, &user, id, &event, form, result).await
 }
 
@@ -604,14 +595,11 @@ fn reading(form: &FormData) -> Result<ReadingDoc, ApiError> {
 async fn record_vitals(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> PageResult {
     let Posted { user, form } = posted;
     let result = match reading(&form) {
-        Ok(r) => sessions::record_vitals(
-            State(state.clone()),
-            VitalsWriter::User(user.me.clone()),
-            crate::extract::Path(id),
-            Ok(Json(VitalsIn { readings: vec![r] })),
-        )
-        .await
-        .map(|_| ()),
+        Ok(r) => state
+            .record_clinician_vitals(&user.me.caller(), id, vec![r])
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     answer(&state, &user, id, "vitals", form, result).await
@@ -785,10 +773,11 @@ async fn acknowledge_alarm(
     posted: Posted,
 ) -> PageResult {
     let Posted { user, form } = posted;
-    let result =
-        sessions::acknowledge_alarm(State(state.clone()), user.me.clone(), crate::extract::Path(alarm))
-            .await
-            .map(|_| ());
+    let result = state
+        .acknowledge_alarm(&user.me.caller(), alarm)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
     answer(&state, &user, id, "alarm", form, result).await
 }
 
@@ -802,13 +791,10 @@ async fn resolve_alarm(
         action: form.text("action"),
         note: form.optional("note"),
     };
-    let result = sessions::resolve_alarm(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(alarm),
-        Ok(Json(body)),
-    )
-    .await
-    .map(|_| ());
+    let result = state
+        .resolve_alarm(&user.me.caller(), alarm, body)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
     answer(&state, &user, id, "alarm", form, result).await
 }

@@ -1,0 +1,180 @@
+//! A session's readings and alarms as read back, and the alarm lifecycle: raised → acknowledged
+//! (who) → resolved (who, and the action taken). Raising is the vital-sign writer's
+//! ([`crate::vitals`]).
+
+use ketaflow_store::{NewAuditEntry, NewEvent, StoredVital};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::policy::{Action, Caller};
+use crate::records::SESSION;
+use crate::vitals::{AlarmOut, alarm_out};
+use crate::{App, AppError};
+
+/// A stored reading.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct VitalOut {
+    /// Id.
+    pub id: i64,
+    /// manual or device.
+    pub source: String,
+    /// Who recorded it.
+    pub recorded_by: String,
+    /// When received.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: OffsetDateTime,
+    /// The reading (with its NEWS2 total when complete).
+    #[schema(value_type = Object)]
+    pub reading: serde_json::Value,
+}
+
+/// A stored reading as shown.
+pub fn vital_out(v: StoredVital) -> VitalOut {
+    VitalOut {
+        id: v.id,
+        source: v.source,
+        recorded_by: v.recorded_by,
+        received_at: v.received_at,
+        reading: v.data,
+    }
+}
+
+/// Actions recorded when an alarm is resolved.
+pub const ALARM_ACTIONS: [&str; 7] = [
+    "none_needed",
+    "observation",
+    "pause",
+    "rate_reduction",
+    "medication_given",
+    "physician_called",
+    "infusion_stopped",
+];
+
+/// How an alarm was dealt with.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmResolveIn {
+    /// One of none_needed, observation, pause, rate_reduction, medication_given, physician_called,
+    /// infusion_stopped.
+    pub action: String,
+    /// A note (required for medication_given: what and how much), ≤ 2000 characters.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+impl App {
+    /// A session's readings in the order taken.
+    pub async fn vitals(&self, caller: &Caller, session_id: Uuid) -> Result<Vec<VitalOut>, AppError> {
+        caller.require(Action::ReadClinical)?;
+        self.record(SESSION, session_id).await?;
+        Ok(self
+            .store
+            .list_vitals(session_id)
+            .await?
+            .into_iter()
+            .map(vital_out)
+            .collect())
+    }
+
+    /// A session's alarms, oldest first.
+    pub async fn alarms(&self, caller: &Caller, session_id: Uuid) -> Result<Vec<AlarmOut>, AppError> {
+        caller.require(Action::ReadClinical)?;
+        self.record(SESSION, session_id).await?;
+        Ok(self
+            .store
+            .list_alarms(Some(session_id), false)
+            .await?
+            .into_iter()
+            .map(alarm_out)
+            .collect())
+    }
+
+    /// Acknowledges an alarm (raised → acknowledged, recording who).
+    pub async fn acknowledge_alarm(&self, caller: &Caller, alarm_id: Uuid) -> Result<AlarmOut, AppError> {
+        caller.require(Action::RunSession)?;
+        self.change_alarm(caller, alarm_id, None).await
+    }
+
+    /// Resolves an alarm with the action taken (raised or acknowledged → resolved).
+    pub async fn resolve_alarm(
+        &self,
+        caller: &Caller,
+        alarm_id: Uuid,
+        resolution: AlarmResolveIn,
+    ) -> Result<AlarmOut, AppError> {
+        caller.require(Action::RunSession)?;
+        self.change_alarm(caller, alarm_id, Some(resolution)).await
+    }
+
+    async fn change_alarm(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        resolve: Option<AlarmResolveIn>,
+    ) -> Result<AlarmOut, AppError> {
+        let now = self.now();
+        let by = caller.user.id.to_string();
+        let mut tx = self.store.begin().await?;
+        let before = tx.get_alarm(id).await?;
+        let (changed, verb) = match &resolve {
+            None => (tx.acknowledge_alarm(id, &by, now).await, "acknowledged"),
+            Some(r) => {
+                if !ALARM_ACTIONS.contains(&r.action.as_str()) {
+                    return Err(AppError::field(
+                        "action",
+                        r.action.clone(),
+                        ALARM_ACTIONS.join(", "),
+                    ));
+                }
+                let note = r.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+                if note.is_some_and(|n| n.chars().count() > 2000) {
+                    return Err(AppError::field("note", "(too long)", "at most 2000 characters"));
+                }
+                if r.action == "medication_given" && note.is_none() {
+                    return Err(AppError::field(
+                        "note",
+                        serde_json::Value::Null,
+                        "the medication and dose given",
+                    ));
+                }
+                (tx.resolve_alarm(id, &by, now, &r.action, note).await, "resolved")
+            }
+        };
+        let changed = changed.map_err(|e| match e {
+            ketaflow_store::StoreError::Invalid { reason, .. } => AppError::Conflict(reason),
+            other => other.into(),
+        })?;
+        let out = alarm_out(changed);
+        let data = serde_json::to_value(&out)?;
+        tx.append_audit(
+            &NewAuditEntry::new(
+                now,
+                caller.actor(),
+                format!("alarm.{}", &verb[..verb.len() - 1]),
+                "alarm",
+                id.to_string(),
+            )
+            .before(serde_json::to_value(alarm_out(before))?)
+            .after(data.clone()),
+        )
+        .await?;
+        let event = tx
+            .append_event(&NewEvent {
+                session_id: out.session_id,
+                kind: if verb == "acknowledged" {
+                    "alarm.acknowledged"
+                } else {
+                    "alarm.resolved"
+                },
+                at: now,
+                data: &data,
+            })
+            .await?;
+        tx.commit().await?;
+        self.live.publish([event]);
+        Ok(out)
+    }
+}

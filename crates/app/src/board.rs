@@ -1,0 +1,205 @@
+//! The clinic board: every open session with its state, latest reading, open alarms, what was
+//! given against the plan, and the predicted recovery.
+//!
+//! The recovery prediction runs the PK model over the session's recorded rates, which is the one
+//! costly part of a board. It depends only on the session's record (its rates), the plan (its
+//! infusing time) and the patient (covariates), and not on the clock: a running rate is projected
+//! to the end of the planned infusing time, which does not move while it runs, and a paused or
+//! stopped infusion is predicted from what was given (`Delivery::ended_at`). So it is kept per
+//! (session, plan, patient) version and recomputed when any of them changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::policy::{Action, Caller};
+use crate::records::{PATIENT, PLAN, PatientDoc, PlanDoc, SESSION};
+use crate::sessions::{SessionOut, is_open_state, session_out};
+use crate::vitals::{AlarmOut, alarm_out};
+use crate::{App, AppError};
+
+/// One chair on the board.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct ChairOut {
+    /// Session id.
+    pub session_id: Uuid,
+    /// Chair.
+    pub chair: String,
+    /// Patient.
+    pub patient_name: String,
+    /// State.
+    pub state: &'static str,
+    /// Minutes since the infusion first started (None before the start).
+    pub elapsed_min: Option<f64>,
+    /// Rate in force, mL/h.
+    pub pump_ml_per_h: f64,
+    /// Given so far, mg.
+    pub given_mg: f64,
+    /// The plan's dose for the session, mg.
+    pub planned_dose_mg: f64,
+    /// The plan's infusion time, minutes.
+    pub planned_duration_min: f64,
+    /// Whether the infusion is still running although the plan's dose has been given (the pump
+    /// should have finished: stop the infusion, or record why it continues).
+    pub planned_dose_reached: bool,
+    /// The latest reading.
+    #[schema(value_type = Option<Object>)]
+    pub latest_vitals: Option<serde_json::Value>,
+    /// Alarms not yet resolved.
+    pub active_alarms: Vec<AlarmOut>,
+    /// When Ce is predicted to stay below the protocol's recovery threshold (from what was given).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub predicted_recovery_at: Option<OffsetDateTime>,
+}
+
+/// The clinic board: every active chair.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct BoardOut {
+    /// The last event id included: subscribe to `/api/v1/board/stream` with `Last-Event-ID` set to
+    /// it to receive every change after this snapshot.
+    pub last_event_id: i64,
+    /// Chairs, by chair name.
+    pub chairs: Vec<ChairOut>,
+}
+
+/// Whether an infusion still runs although the plan's dose has been given (to 0.1 mg: the pump
+/// stops at its volume to be infused, so a running session past it means a stop was not recorded
+/// or the infusion was extended).
+pub fn planned_dose_reached(s: &SessionOut, planned_dose_mg: f64) -> bool {
+    s.state == "infusing" && s.given_mg + 0.05 >= planned_dose_mg
+}
+
+/// The record versions a cached prediction was computed from.
+type PredictionKey = (i64, i64, i64);
+
+/// Per session: the versions a prediction was made from, and the predicted recovery.
+type KeptPredictions = HashMap<Uuid, (PredictionKey, Option<OffsetDateTime>)>;
+
+/// Predicted recovery times kept per session (see the module notes).
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryCache {
+    entries: Arc<Mutex<KeptPredictions>>,
+}
+
+impl RecoveryCache {
+    fn get(&self, session: Uuid, key: PredictionKey) -> Option<Option<OffsetDateTime>> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(&session).filter(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    fn put(&self, session: Uuid, key: PredictionKey, value: Option<OffsetDateTime>) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.insert(session, (key, value));
+    }
+
+    /// Forgets sessions no longer on the board.
+    fn keep_only(&self, open: &[Uuid]) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.retain(|id, _| open.contains(id));
+    }
+
+    /// How many sessions have a kept prediction (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl App {
+    /// Every open session: state, latest vitals, open alarms, elapsed time, predicted recovery.
+    pub async fn board(&self, caller: &Caller) -> Result<BoardOut, AppError> {
+        caller.require(Action::ReadClinical)?;
+        let last_event_id = self.store.last_event_id().await?;
+        let now = self.now();
+        let mut chairs = Vec::new();
+        let open_alarms = self.store.list_alarms(None, true).await?;
+        for record in self.store.list_in_progress(SESSION).await? {
+            let session_version = record.version;
+            let s = session_out(record, now)?;
+            if !is_open_state(s.state) {
+                continue;
+            }
+            let first_start = s.doc.rates.first().map(|r| r.at);
+            let latest = self.store.latest_vital(s.id).await?.map(|v| v.data);
+            let plan = self.load::<PlanDoc>(PLAN, s.doc.plan_id).await?;
+            let predicted_recovery_at = self.board_recovery(&s, session_version, &plan, now).await;
+            chairs.push(ChairOut {
+                session_id: s.id,
+                chair: s.doc.chair.clone(),
+                patient_name: s.doc.patient_name.clone(),
+                state: s.state,
+                elapsed_min: first_start.map(|t| (now - t).as_seconds_f64() / 60.0),
+                pump_ml_per_h: s.doc.rates.last().map_or(0.0, |r| r.pump_ml_per_h),
+                given_mg: s.given_mg,
+                planned_dose_mg: plan.doc.dose_mg,
+                planned_duration_min: plan.doc.duration_min,
+                planned_dose_reached: planned_dose_reached(&s, plan.doc.dose_mg),
+                latest_vitals: latest,
+                active_alarms: open_alarms
+                    .iter()
+                    .filter(|a| a.session_id == s.id)
+                    .cloned()
+                    .map(alarm_out)
+                    .collect(),
+                predicted_recovery_at,
+            });
+        }
+        self.recovery_cache
+            .keep_only(&chairs.iter().map(|c| c.session_id).collect::<Vec<_>>());
+        chairs.sort_by(|a, b| a.chair.cmp(&b.chair));
+        Ok(BoardOut {
+            last_event_id,
+            chairs,
+        })
+    }
+
+    /// The predicted recovery for a board tile: kept per record versions, and `None` when it cannot
+    /// be predicted (no start yet, or the model refuses the patient: the session page says why).
+    async fn board_recovery(
+        &self,
+        s: &SessionOut,
+        session_version: i64,
+        plan: &crate::records::Loaded<PlanDoc>,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
+        if s.doc.rates.is_empty() {
+            return None;
+        }
+        let patient = self.load::<PatientDoc>(PATIENT, s.doc.patient_id).await.ok()?;
+        let key = (session_version, plan.record.version, patient.record.version);
+        if let Some(kept) = self.recovery_cache.get(s.id, key) {
+            return kept;
+        }
+        let predicted = self
+            .predict_with(s.id, &s.doc, &plan.doc, &patient.doc, now)
+            .ok()
+            .flatten()
+            .and_then(|(origin, p)| {
+                p.ce_below_threshold_from_s
+                    .map(|secs| origin + time::Duration::seconds_f64(secs))
+            });
+        self.recovery_cache.put(s.id, key, predicted);
+        predicted
+    }
+}
