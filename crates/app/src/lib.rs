@@ -14,6 +14,7 @@ pub mod alarms;
 pub mod board;
 pub mod error;
 pub mod live;
+pub mod plans;
 pub mod policy;
 pub mod records;
 pub mod sessions;

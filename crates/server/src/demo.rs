@@ -1,12 +1,13 @@
 //! The demo clinic (`ketaflow serve --demo`): a user per role and patients with different
 //! indications and histories, so that a newcomer sees real data at once. Everything is written
-//! through the same validated, audited paths as the API (actor `system:demo`).
+//! through the same validated, audited use cases as the API (actor `system:demo`; the plans are
+//! created and approved by the demo physician, so `DosePlan::approve` checks their limits).
 
-use ketaflow_store::{Actor, NewRecord, NewUser, RecordChange, Role};
+use ketaflow_store::{Actor, NewRecord, NewUser, Role};
 use time::Date;
 
 use crate::api::clinical::{
-    AckDoc, BpDoc, Dated, MedicationDoc, PatientDoc, PlanIn, compute, indication_doc, plan_doc,
+    AckDoc, ApproveIn, BpDoc, Dated, MedicationDoc, PatientDoc, PlanIn, indication_doc,
 };
 use crate::auth::hash_password;
 use crate::error::ApiError;
@@ -230,8 +231,6 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
     let actor = Actor::system("demo");
     let now = state.now();
     let mut created = Vec::new();
-    let mut physician_id = String::new();
-    let mut physician_name = String::new();
     for account in demo_accounts() {
         if state
             .store
@@ -241,7 +240,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
         {
             continue;
         }
-        let user = state
+        state
             .store
             .create_user_audited(
                 &actor,
@@ -254,15 +253,20 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 now,
             )
             .await?;
-        if account.role == Role::Physician {
-            physician_id = user.id.to_string();
-            physician_name = crate::auth::person_name(&user.display_name, &user.username);
-        }
         created.push(account);
     }
     if has_patients(state).await? {
         return Ok(created);
     }
+    let physician = ketaflow_app::policy::Caller {
+        user: state
+            .store
+            .get_user_by_username("demo.physician")
+            .await?
+            .ok_or_else(|| ApiError::Internal("the demo physician's account is missing".into()))?,
+    };
+    let physician_id = physician.user.id.to_string();
+    let physician_name = physician.signature();
     let today: Date = now.date();
     let mut chairs: Vec<(ChairPlan, (f64, f64), &'static str, bool)> = Vec::new();
     let measured = (today - time::Duration::days(3)).to_string();
@@ -332,6 +336,8 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             )
             .await?;
         if let Some((protocol, concentration)) = p.plan {
+            // Plans go through the same use cases as a physician's: eligibility, the protocol's
+            // limits, and approval by `DosePlan::approve`, which never lets a hard limit pass.
             let request = PlanIn {
                 protocol_id: protocol.into(),
                 concentration_mg_per_ml: concentration,
@@ -339,55 +345,22 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 last_session_on: None,
                 adjusted_dose_per_kg: p.dose_per_kg,
             };
-            let plan = compute(state, record.id, &doc, &request)?;
-            let mut plan_doc = plan_doc(&plan, record.id, &request, &physician_id);
-            let approve = p.approved;
-            let data = serde_json::to_value(&plan_doc).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let stored = state
-                .store
-                .insert_record_audited(
-                    &actor,
-                    "plan.create",
-                    &NewRecord {
-                        kind: "plan",
-                        parent_id: Some(record.id),
-                        label: protocol,
-                        data: &data,
-                    },
-                    now,
-                )
-                .await?;
-            if approve {
-                plan_doc.status = "approved".into();
-                plan_doc.approved_by = Some(physician_id.clone());
-                plan_doc.approved_by_name = Some(physician_name.clone());
-                plan_doc.approved_at = Some(
-                    now.format(&time::format_description::well_known::Rfc3339)
-                        .map_err(|e| ApiError::Internal(e.to_string()))?,
-                );
-                let data = serde_json::to_value(&plan_doc).map_err(|e| ApiError::Internal(e.to_string()))?;
-                let change = RecordChange {
-                    kind: "plan",
-                    id: stored.id,
-                    expected_version: stored.version,
-                    label: protocol,
-                    data: &data,
-                    lock: true,
-                };
-                state
-                    .store
-                    .update_record_audited(&actor, "plan.approve", &change, now)
+            let draft = state.create_plan(&physician, record.id, request).await?;
+            if p.approved {
+                let approved = state
+                    .approve_plan(&physician, draft.id, ApproveIn { overrides: vec![] })
                     .await?;
                 if let Some((chair, running)) = p.chair {
                     chairs.push((
-                        (
-                            record.id,
-                            p.name.to_string(),
-                            stored.id,
-                            plan_doc.rate_mg_per_h,
-                            plan_doc.concentration_mg_per_ml,
-                            plan_doc.dosing_weight_kg,
-                        ),
+                        ChairPlan {
+                            patient_id: record.id,
+                            patient_name: p.name.to_string(),
+                            plan_id: approved.id,
+                            protocol_id: approved.doc.protocol_id.clone(),
+                            rate_mg_per_h: approved.doc.rate_mg_per_h,
+                            concentration_mg_per_ml: approved.doc.concentration_mg_per_ml,
+                            dosing_weight_kg: approved.doc.dosing_weight_kg,
+                        },
                         p.bp,
                         chair,
                         running,
@@ -402,8 +375,16 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
     Ok(created)
 }
 
-/// A booked chair: patient id and name, plan id, rate mg/h, concentration mg/mL, dosing weight kg.
-type ChairPlan = (uuid::Uuid, String, uuid::Uuid, f64, f64, f64);
+/// A booked chair's approved plan.
+struct ChairPlan {
+    patient_id: uuid::Uuid,
+    patient_name: String,
+    plan_id: uuid::Uuid,
+    protocol_id: String,
+    rate_mg_per_h: f64,
+    concentration_mg_per_ml: f64,
+    dosing_weight_kg: f64,
+}
 
 /// A session in a chair. Running: checked in 20 min ago and infusing for 15 min, with a monitor's
 /// readings every 5 min, so that the board and the session screen have something to show.
@@ -411,7 +392,15 @@ type ChairPlan = (uuid::Uuid, String, uuid::Uuid, f64, f64, f64);
 async fn seed_session(
     state: &AppState,
     actor: &Actor,
-    (patient_id, patient_name, plan_id, rate_mg_per_h, concentration, dosing_weight): ChairPlan,
+    ChairPlan {
+        patient_id,
+        patient_name,
+        plan_id,
+        protocol_id,
+        rate_mg_per_h,
+        concentration_mg_per_ml: concentration,
+        dosing_weight_kg: dosing_weight,
+    }: ChairPlan,
     (systolic, diastolic): (f64, f64),
     chair: &str,
     running: bool,
@@ -447,7 +436,7 @@ async fn seed_session(
         patient_id,
         patient_name: patient_name.clone(),
         plan_id,
-        protocol_id: "trd".into(),
+        protocol_id,
         chair: chair.into(),
         scheduled_for: if running { minutes(30) } else { now },
         created_by: by.clone(),

@@ -1188,3 +1188,78 @@ async fn the_boards_recovery_prediction_is_kept_per_version_and_always_equals_a_
     assert_eq!(b["chairs"].as_array().unwrap().len(), 0);
     assert_eq!(app.state.recovery_cache.len(), 0);
 }
+
+/// The demo clinic is seeded through the same use cases as a physician: every approved plan was
+/// approved by `DosePlan::approve` (locked, signed by the demo physician, its limits checked), a
+/// draft stays a draft, and each session carries its own plan's protocol.
+#[tokio::test]
+async fn the_demo_clinic_is_seeded_through_the_use_cases() {
+    let app = spawn_app().await;
+    let accounts = ketaflow_server::demo::seed(&app.state).await.unwrap();
+    assert_eq!(accounts.len(), 4);
+    let physician = app
+        .state
+        .store
+        .get_user_by_username("demo.physician")
+        .await
+        .unwrap()
+        .unwrap();
+    let plans = app
+        .state
+        .store
+        .list_records("plan", None, None, 500)
+        .await
+        .unwrap();
+    assert!(plans.len() >= 4, "{}", plans.len());
+    let mut approved = 0;
+    for plan in &plans {
+        let doc = &plan.data;
+        match doc["status"].as_str().unwrap() {
+            "approved" => {
+                approved += 1;
+                assert!(plan.locked, "{doc}");
+                assert_eq!(doc["approved_by"], physician.id.to_string());
+                assert_eq!(doc["approved_by_name"], "Demo physician (demo.physician)");
+                // No approved plan breaches a hard limit, and every soft breach has its override.
+                for check in doc["checks"].as_array().unwrap() {
+                    assert_ne!(check["status"], "hard_breach", "{check}");
+                    if check["status"] == "soft_breach" {
+                        let limit = check["limit"].as_str().unwrap();
+                        assert!(
+                            doc["overrides"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|o| o["limit"] == limit),
+                            "{check}"
+                        );
+                    }
+                }
+            }
+            "draft" => assert!(!plan.locked),
+            other => panic!("plan status {other}"),
+        }
+    }
+    assert_eq!(approved, 2);
+    let sessions = app.state.store.list_in_progress("session").await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    for s in sessions {
+        let plan = plans
+            .iter()
+            .find(|p| p.id.to_string() == s.data["plan_id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(s.data["protocol_id"], plan.data["protocol_id"]);
+        assert!(plan.locked);
+    }
+    // Seeding again adds nothing.
+    assert!(ketaflow_server::demo::seed(&app.state).await.unwrap().is_empty());
+    assert_eq!(
+        app.state
+            .store
+            .list_records("plan", None, None, 500)
+            .await
+            .unwrap()
+            .len(),
+        plans.len()
+    );
+}

@@ -10,18 +10,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use ketaflow_clinic::eligibility::{
-    self, Acknowledgement, AcknowledgementError, EligibilityReport, EligibilityStatus,
-};
+use ketaflow_clinic::eligibility::{self, Acknowledgement, AcknowledgementError, EligibilityReport};
 use ketaflow_clinic::patient::{Condition, Indication, MedicationClass, Sex};
-use ketaflow_clinic::plan::{
-    ApprovalError, Approver, DosePlan, LimitName, Override, PlanError, PlanRequest, compute_plan,
-};
 use ketaflow_store::{NewRecord, Record, RecordChange};
-use ketaflow_units::MgPerMl;
 use serde::{Deserialize, Serialize};
 use time::Date;
-use time::macros::format_description;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -30,6 +23,7 @@ use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
 
+pub use ketaflow_app::plans::{ApproveIn, PlanIn, PlanOut, parse_date, plan_doc, plan_out, prediction_out};
 pub use ketaflow_app::records::{
     AckDoc, BpDoc, CheckOut, Dated, IndicationOut, MedicationDoc, OverrideDoc, PATIENT, PLAN, PatientDoc,
     PlanDoc, PredictionOut,
@@ -60,11 +54,6 @@ pub(crate) fn patient_out(record: Record) -> Result<PatientOut, ApiError> {
 }
 
 // ---- Validation helpers ------------------------------------------------------------------------
-
-fn parse_date(field: &str, text: &str) -> Result<Date, ApiError> {
-    Date::parse(text, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| ApiError::field(field, text, "a date YYYY-MM-DD"))
-}
 
 fn check_range(field: &str, value: f64, min: f64, max: f64) -> Result<f64, ApiError> {
     if value.is_finite() && (min..=max).contains(&value) {
@@ -531,20 +520,6 @@ pub(crate) fn indication_doc(indication: Indication) -> IndicationOut {
     }
 }
 
-fn screen(state: &AppState, id: Uuid, doc: &PatientDoc) -> Result<EligibilityReport, ApiError> {
-    let acks: Vec<Acknowledgement> = doc
-        .acknowledgements
-        .iter()
-        .map(|a| Acknowledgement {
-            code: a.code.clone(),
-            physician: a.physician.clone(),
-            reason: a.reason.clone(),
-        })
-        .collect();
-    eligibility::screen(&doc.facts(id)?, state.settings.bp_threshold, &acks)
-        .map_err(|e| ApiError::Internal(format!("stored acknowledgement: {e}")))
-}
-
 fn eligibility_out(report: &EligibilityReport, doc: &PatientDoc) -> EligibilityOut {
     EligibilityOut {
         status: report.status.code().into(),
@@ -580,7 +555,7 @@ pub async fn get_eligibility(
 ) -> Result<Json<EligibilityOut>, ApiError> {
     me.require(Action::ReadClinical)?;
     let doc = patient_out(load_patient(&state, id).await?)?.doc;
-    let report = screen(&state, id, &doc)?;
+    let report = state.screen(id, &doc)?;
     Ok(Json(eligibility_out(&report, &doc)))
 }
 
@@ -641,195 +616,11 @@ pub async fn acknowledge(
         Ok(())
     })
     .await?;
-    let report = screen(&state, id, &out.doc)?;
+    let report = state.screen(id, &out.doc)?;
     Ok(Json(eligibility_out(&report, &out.doc)))
 }
 
 // ---- Dose plans ----------------------------------------------------------------------------------
-
-/// A plan request.
-#[derive(Debug, Deserialize, ToSchema, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct PlanIn {
-    /// Protocol id.
-    pub protocol_id: String,
-    /// Concentration, mg/mL (one of the protocol's standard concentrations).
-    pub concentration_mg_per_ml: f64,
-    /// Session date, YYYY-MM-DD.
-    pub planned_on: String,
-    /// Previous session's date, YYYY-MM-DD.
-    pub last_session_on: Option<String>,
-    /// A dose other than the protocol's (mg/kg, or mg/kg/h for rate protocols).
-    pub adjusted_dose_per_kg: Option<f64>,
-}
-
-/// A plan as the API returns it.
-#[derive(Serialize, Deserialize, ToSchema, Debug)]
-pub struct PlanOut {
-    /// Plan id.
-    pub id: Uuid,
-    /// Record version.
-    pub version: i64,
-    /// Whether it can still change (false once approved).
-    pub locked: bool,
-    /// The plan.
-    #[serde(flatten)]
-    pub doc: PlanDoc,
-}
-
-pub(crate) fn plan_out(record: Record) -> Result<PlanOut, ApiError> {
-    let doc: PlanDoc =
-        serde_json::from_value(record.data).map_err(|e| ApiError::Internal(format!("stored plan: {e}")))?;
-    Ok(PlanOut {
-        id: record.id,
-        version: record.version,
-        locked: record.locked,
-        doc,
-    })
-}
-
-fn plan_error(e: PlanError) -> ApiError {
-    match e {
-        PlanError::NonStandardConcentration {
-            given, ref allowed, ..
-        } => ApiError::field("concentration_mg_per_ml", given, format!("{allowed} mg/mL")),
-        PlanError::BadAdjustedDose(v) => {
-            ApiError::field("adjusted_dose_per_kg", v, "a finite number above 0")
-        }
-        PlanError::NoWeight { .. } => ApiError::Refused {
-            code: "weight_missing",
-            message: e.to_string(),
-        },
-        PlanError::DosingWeight(_) => ApiError::Refused {
-            code: "dosing_weight",
-            message: e.to_string(),
-        },
-        PlanError::OutOfRange(_) => ApiError::Refused {
-            code: "out_of_range",
-            message: e.to_string(),
-        },
-        PlanError::Prediction(_) => ApiError::Internal(e.to_string()),
-    }
-}
-
-/// Computes the domain plan for a request against a patient document.
-pub(crate) fn compute(
-    state: &AppState,
-    id: Uuid,
-    doc: &PatientDoc,
-    body: &PlanIn,
-) -> Result<DosePlan, ApiError> {
-    let protocol = state.library.get(&body.protocol_id).ok_or_else(|| {
-        ApiError::field(
-            "protocol_id",
-            body.protocol_id.clone(),
-            state
-                .library
-                .protocols
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })?;
-    let concentration = MgPerMl::new(body.concentration_mg_per_ml).map_err(|_| {
-        ApiError::field(
-            "concentration_mg_per_ml",
-            body.concentration_mg_per_ml,
-            "a concentration above 0 mg/mL",
-        )
-    })?;
-    let planned_on = parse_date("planned_on", &body.planned_on)?;
-    let last_session_on = body
-        .last_session_on
-        .as_deref()
-        .map(|d| parse_date("last_session_on", d))
-        .transpose()?;
-    if let Some(last) = last_session_on
-        && last > planned_on
-    {
-        return Err(ApiError::field(
-            "last_session_on",
-            last.to_string(),
-            "a date on or before planned_on",
-        ));
-    }
-    let facts = doc.facts(id)?;
-    let request = PlanRequest {
-        protocol,
-        library_version: &state.library.version,
-        facts: &facts,
-        concentration,
-        planned_on,
-        last_session_on,
-        adjusted_dose_per_kg: body.adjusted_dose_per_kg,
-    };
-    compute_plan(&request).map_err(plan_error)
-}
-
-/// The wire form of a prediction.
-pub(crate) fn prediction_out(p: &ketaflow_clinic::plan::Prediction) -> PredictionOut {
-    PredictionOut {
-        model: p.model.id().into(),
-        time_min: p.times_s.iter().map(|t| t / 60.0).collect(),
-        cp_ug_per_ml: p.cp.clone(),
-        ce_ug_per_ml: p.ce.clone(),
-        peak_cp_ug_per_ml: p.peak_cp.0,
-        peak_cp_at_min: p.peak_cp.1 / 60.0,
-        peak_ce_ug_per_ml: p.peak_ce.0,
-        peak_ce_at_min: p.peak_ce.1 / 60.0,
-        recovery_threshold_ug_per_ml: p.recovery_threshold_ug_per_ml,
-        ce_below_threshold_from_min: p.ce_below_threshold_from_s.map(|t| t / 60.0),
-        warnings: p.warnings.clone(),
-    }
-}
-
-pub(crate) fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &str) -> PlanDoc {
-    let p = &plan.prediction;
-    PlanDoc {
-        status: "draft".into(),
-        patient_id,
-        protocol_id: plan.protocol_id.clone(),
-        protocol_version: plan.protocol_version,
-        library_version: plan.library_version.clone(),
-        planned_on: plan.planned_on.to_string(),
-        last_session_on: body.last_session_on.clone(),
-        adjusted_dose_per_kg: body.adjusted_dose_per_kg,
-        created_by: created_by.into(),
-        total_weight_kg: plan.total_weight.get(),
-        dosing_weight_kg: plan.dosing_weight.weight.get(),
-        weight_basis: plan.dosing_weight.used.code().into(),
-        dose_mg: plan.dose.get(),
-        dose_per_kg: plan.dose_per_kg,
-        rate_mg_per_h: plan.rate.get(),
-        rate_mg_per_kg_per_h: plan.rate_per_kg.get(),
-        concentration_mg_per_ml: plan.concentration.get(),
-        pump_ml_per_h: plan.pump_rate.get(),
-        volume_ml: plan.volume.get(),
-        duration_min: plan.duration.get(),
-        checks: plan
-            .checks
-            .iter()
-            .map(|c| CheckOut {
-                limit: c.name.code().into(),
-                value: c.value,
-                unit: c.name.unit().into(),
-                soft: c.soft,
-                hard: c.hard,
-                is_minimum: c.is_minimum,
-                status: c.status.code().into(),
-                source: c.source.clone(),
-                clinic_setting: c.clinic_setting,
-            })
-            .collect(),
-        prediction: prediction_out(p),
-        warnings: plan.warnings.clone(),
-        approved_by: None,
-        approved_by_name: None,
-        approved_at: None,
-        overrides: vec![],
-    }
-}
 
 /// Compute and save a draft dose plan. The patient must be eligible (relative contraindications
 /// acknowledged, no absolute one).
@@ -841,48 +632,11 @@ pub async fn create_plan(
     Path(id): Path<Uuid>,
     body: Result<Json<PlanIn>, JsonRejection>,
 ) -> Result<(StatusCode, Json<PlanOut>), ApiError> {
-    me.require(Action::CreatePlan)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let patient = patient_out(load_patient(&state, id).await?)?;
-    let report = screen(&state, id, &patient.doc)?;
-    match report.status {
-        EligibilityStatus::Eligible => {}
-        EligibilityStatus::Ineligible => {
-            let blocking: Vec<_> = report
-                .findings
-                .iter()
-                .filter(|f| f.severity == eligibility::Severity::Absolute)
-                .map(|f| f.code.clone())
-                .collect();
-            return Err(ApiError::Refused {
-                code: "ineligible",
-                message: format!("the patient is ineligible: {}", blocking.join(", ")),
-            });
-        }
-        EligibilityStatus::NeedsAcknowledgement => {
-            return Err(ApiError::Refused {
-                code: "acknowledgement_needed",
-                message: format!(
-                    "a physician must first acknowledge: {}",
-                    report.unacknowledged.join(", ")
-                ),
-            });
-        }
-    }
-    let plan = compute(&state, id, &patient.doc, &body)?;
-    let doc = plan_doc(&plan, id, &body, &me.user.id.to_string());
-    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let new = NewRecord {
-        kind: PLAN,
-        parent_id: Some(id),
-        label: &doc.protocol_id,
-        data: &data,
-    };
-    let record = state
-        .store
-        .insert_record_audited(&me.actor(), "plan.create", &new, state.now())
-        .await?;
-    Ok((StatusCode::CREATED, Json(plan_out(record)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.create_plan(&me.caller(), id, body).await?),
+    ))
 }
 
 /// A patient's plans.
@@ -893,10 +647,7 @@ pub async fn list_plans(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<PlanOut>>, ApiError> {
-    me.require(Action::ReadClinical)?;
-    load_patient(&state, id).await?;
-    let records = state.store.list_records(PLAN, Some(id), None, 500).await?;
-    Ok(Json(records.into_iter().map(plan_out).collect::<Result<_, _>>()?))
+    Ok(Json(state.plans(&me.caller(), id).await?))
 }
 
 pub(crate) async fn load_plan(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
@@ -917,17 +668,7 @@ pub async fn get_plan(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<PlanOut>, ApiError> {
-    me.require(Action::ReadClinical)?;
-    Ok(Json(plan_out(load_plan(&state, id).await?)?))
-}
-
-/// An approval.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApproveIn {
-    /// One override with a reason for each soft-limit breach.
-    #[serde(default)]
-    pub overrides: Vec<OverrideDoc>,
+    Ok(Json(state.plan(&me.caller(), id).await?))
 }
 
 /// Approve a plan (physicians). Soft-limit breaches need an override each; hard limits never pass.
@@ -940,112 +681,6 @@ pub async fn approve_plan(
     Path(id): Path<Uuid>,
     body: Result<Json<ApproveIn>, JsonRejection>,
 ) -> Result<Json<PlanOut>, ApiError> {
-    me.require(Action::ApprovePlan)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let record = load_plan(&state, id).await?;
-    if record.locked {
-        return Err(ApiError::Conflict(
-            "the plan is already approved and cannot change".into(),
-        ));
-    }
-    let stored = plan_out(record.clone())?.doc;
-    if stored.library_version != state.library.version {
-        return Err(ApiError::Conflict(format!(
-            "the plan was computed with protocol library {} but {} is now in force; compute a new plan",
-            stored.library_version, state.library.version
-        )));
-    }
-    let overrides = body
-        .overrides
-        .iter()
-        .map(|o| {
-            let limit = LimitName::ALL
-                .into_iter()
-                .find(|l| l.code() == o.limit)
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "overrides.limit",
-                        o.limit.clone(),
-                        LimitName::ALL.map(LimitName::code).join(", "),
-                    )
-                })?;
-            Ok(Override {
-                limit,
-                reason: o.reason.trim().to_string(),
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    // Recompute from the stored request and the current patient record: the plan that is approved
-    // must be the plan that was shown.
-    let patient = patient_out(load_patient(&state, stored.patient_id).await?)?;
-    let request = PlanIn {
-        protocol_id: stored.protocol_id.clone(),
-        concentration_mg_per_ml: stored.concentration_mg_per_ml,
-        planned_on: stored.planned_on.clone(),
-        last_session_on: stored.last_session_on.clone(),
-        adjusted_dose_per_kg: stored.adjusted_dose_per_kg,
-    };
-    let plan = compute(&state, stored.patient_id, &patient.doc, &request)?;
-    let recomputed = plan_doc(&plan, stored.patient_id, &request, &stored.created_by);
-    if recomputed.dose_mg != stored.dose_mg
-        || recomputed.pump_ml_per_h != stored.pump_ml_per_h
-        || recomputed.checks != stored.checks
-    {
-        return Err(ApiError::Conflict(
-            "the patient's record changed since the plan was computed; compute a new plan".into(),
-        ));
-    }
-    let approver = Approver {
-        user_id: me.user.id.to_string(),
-        is_physician: me.user.role == ketaflow_store::Role::Physician,
-    };
-    let approved = plan.approve(&approver, overrides).map_err(|e| match e {
-        ApprovalError::NotPhysician => ApiError::Forbidden {
-            role: me.user.role.as_str(),
-            action: "approve a dose plan",
-        },
-        ApprovalError::HardLimit { .. } => ApiError::Refused {
-            code: "hard_limit",
-            message: e.to_string(),
-        },
-        ApprovalError::OverrideNeeded { .. } => ApiError::Refused {
-            code: "override_needed",
-            message: e.to_string(),
-        },
-        ApprovalError::NeedlessOverride { .. } => ApiError::Refused {
-            code: "needless_override",
-            message: e.to_string(),
-        },
-    })?;
-    let now = state.now();
-    let mut doc = stored;
-    doc.status = "approved".into();
-    doc.approved_by = Some(approved.approved_by().to_string());
-    doc.approved_by_name = Some(me.signature());
-    doc.approved_at = Some(
-        now.format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
-    );
-    doc.overrides = approved
-        .overrides()
-        .iter()
-        .map(|o| OverrideDoc {
-            limit: o.limit.code().into(),
-            reason: o.reason.clone(),
-        })
-        .collect();
-    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let change = RecordChange {
-        kind: PLAN,
-        id,
-        expected_version: record.version,
-        label: &doc.protocol_id,
-        data: &data,
-        lock: true,
-    };
-    let updated = state
-        .store
-        .update_record_audited(&me.actor(), "plan.approve", &change, now)
-        .await?;
-    Ok(Json(plan_out(updated)?))
+    Ok(Json(state.approve_plan(&me.caller(), id, body).await?))
 }

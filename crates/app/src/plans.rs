@@ -1,0 +1,420 @@
+//! Dose plans: computed from a protocol and the patient's record, checked against the protocol's
+//! limits, saved as a draft, and approved by a physician (soft-limit breaches each with a reasoned
+//! override, hard limits never). The approved plan is locked and never changes. The dosing and
+//! the limits are `ketaflow_clinic::plan`'s; this module loads their inputs and saves the result.
+
+use ketaflow_clinic::eligibility::{self, Acknowledgement, EligibilityReport, EligibilityStatus};
+use ketaflow_clinic::plan::{
+    ApprovalError, Approver, DosePlan, LimitName, Override, PlanError, PlanRequest, compute_plan,
+};
+use ketaflow_store::{NewRecord, Record, RecordChange};
+use ketaflow_units::MgPerMl;
+use serde::{Deserialize, Serialize};
+use time::Date;
+use time::macros::format_description;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::policy::{Action, Caller};
+use crate::records::{CheckOut, OverrideDoc, PATIENT, PLAN, PatientDoc, PlanDoc, PredictionOut};
+use crate::{App, AppError};
+
+/// A plan request.
+#[derive(Debug, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PlanIn {
+    /// Protocol id.
+    pub protocol_id: String,
+    /// Concentration, mg/mL (one of the protocol's standard concentrations).
+    pub concentration_mg_per_ml: f64,
+    /// Session date, YYYY-MM-DD.
+    pub planned_on: String,
+    /// Previous session's date, YYYY-MM-DD.
+    pub last_session_on: Option<String>,
+    /// A dose other than the protocol's (mg/kg, or mg/kg/h for rate protocols).
+    pub adjusted_dose_per_kg: Option<f64>,
+}
+
+/// A plan as the API returns it.
+#[derive(Serialize, Deserialize, ToSchema, Debug)]
+pub struct PlanOut {
+    /// Plan id.
+    pub id: Uuid,
+    /// Record version.
+    pub version: i64,
+    /// Whether it can still change (false once approved).
+    pub locked: bool,
+    /// The plan.
+    #[serde(flatten)]
+    pub doc: PlanDoc,
+}
+
+/// An approval.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveIn {
+    /// One override with a reason for each soft-limit breach.
+    #[serde(default)]
+    pub overrides: Vec<OverrideDoc>,
+}
+
+/// A stored plan as shown.
+pub fn plan_out(record: Record) -> Result<PlanOut, AppError> {
+    let doc: PlanDoc = crate::records::parse(PLAN, &record)?;
+    Ok(PlanOut {
+        id: record.id,
+        version: record.version,
+        locked: record.locked,
+        doc,
+    })
+}
+
+/// A date field, YYYY-MM-DD.
+pub fn parse_date(field: &str, text: &str) -> Result<Date, AppError> {
+    Date::parse(text, format_description!("[year]-[month]-[day]"))
+        .map_err(|_| AppError::field(field, text, "a date YYYY-MM-DD"))
+}
+
+fn plan_error(e: PlanError) -> AppError {
+    match e {
+        PlanError::NonStandardConcentration {
+            given, ref allowed, ..
+        } => AppError::field("concentration_mg_per_ml", given, format!("{allowed} mg/mL")),
+        PlanError::BadAdjustedDose(v) => {
+            AppError::field("adjusted_dose_per_kg", v, "a finite number above 0")
+        }
+        PlanError::NoWeight { .. } => AppError::Refused {
+            code: "weight_missing",
+            message: e.to_string(),
+        },
+        PlanError::DosingWeight(_) => AppError::Refused {
+            code: "dosing_weight",
+            message: e.to_string(),
+        },
+        PlanError::OutOfRange(_) => AppError::Refused {
+            code: "out_of_range",
+            message: e.to_string(),
+        },
+        PlanError::Prediction(_) => AppError::Internal(e.to_string()),
+    }
+}
+
+/// The wire form of a prediction.
+pub fn prediction_out(p: &ketaflow_clinic::plan::Prediction) -> PredictionOut {
+    PredictionOut {
+        model: p.model.id().into(),
+        time_min: p.times_s.iter().map(|t| t / 60.0).collect(),
+        cp_ug_per_ml: p.cp.clone(),
+        ce_ug_per_ml: p.ce.clone(),
+        peak_cp_ug_per_ml: p.peak_cp.0,
+        peak_cp_at_min: p.peak_cp.1 / 60.0,
+        peak_ce_ug_per_ml: p.peak_ce.0,
+        peak_ce_at_min: p.peak_ce.1 / 60.0,
+        recovery_threshold_ug_per_ml: p.recovery_threshold_ug_per_ml,
+        ce_below_threshold_from_min: p.ce_below_threshold_from_s.map(|t| t / 60.0),
+        warnings: p.warnings.clone(),
+    }
+}
+
+/// A computed plan as stored: a draft until a physician approves it.
+pub fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &str) -> PlanDoc {
+    let p = &plan.prediction;
+    PlanDoc {
+        status: "draft".into(),
+        patient_id,
+        protocol_id: plan.protocol_id.clone(),
+        protocol_version: plan.protocol_version,
+        library_version: plan.library_version.clone(),
+        planned_on: plan.planned_on.to_string(),
+        last_session_on: body.last_session_on.clone(),
+        adjusted_dose_per_kg: body.adjusted_dose_per_kg,
+        created_by: created_by.into(),
+        total_weight_kg: plan.total_weight.get(),
+        dosing_weight_kg: plan.dosing_weight.weight.get(),
+        weight_basis: plan.dosing_weight.used.code().into(),
+        dose_mg: plan.dose.get(),
+        dose_per_kg: plan.dose_per_kg,
+        rate_mg_per_h: plan.rate.get(),
+        rate_mg_per_kg_per_h: plan.rate_per_kg.get(),
+        concentration_mg_per_ml: plan.concentration.get(),
+        pump_ml_per_h: plan.pump_rate.get(),
+        volume_ml: plan.volume.get(),
+        duration_min: plan.duration.get(),
+        checks: plan
+            .checks
+            .iter()
+            .map(|c| CheckOut {
+                limit: c.name.code().into(),
+                value: c.value,
+                unit: c.name.unit().into(),
+                soft: c.soft,
+                hard: c.hard,
+                is_minimum: c.is_minimum,
+                status: c.status.code().into(),
+                source: c.source.clone(),
+                clinic_setting: c.clinic_setting,
+            })
+            .collect(),
+        prediction: prediction_out(p),
+        warnings: plan.warnings.clone(),
+        approved_by: None,
+        approved_by_name: None,
+        approved_at: None,
+        overrides: vec![],
+    }
+}
+
+impl App {
+    /// Computes the domain plan for a request against patient `id`'s record (nothing is saved).
+    pub fn compute_plan(&self, id: Uuid, doc: &PatientDoc, body: &PlanIn) -> Result<DosePlan, AppError> {
+        let state = self;
+        let protocol = state.library.get(&body.protocol_id).ok_or_else(|| {
+            AppError::field(
+                "protocol_id",
+                body.protocol_id.clone(),
+                state
+                    .library
+                    .protocols
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        })?;
+        let concentration = MgPerMl::new(body.concentration_mg_per_ml).map_err(|_| {
+            AppError::field(
+                "concentration_mg_per_ml",
+                body.concentration_mg_per_ml,
+                "a concentration above 0 mg/mL",
+            )
+        })?;
+        let planned_on = parse_date("planned_on", &body.planned_on)?;
+        let last_session_on = body
+            .last_session_on
+            .as_deref()
+            .map(|d| parse_date("last_session_on", d))
+            .transpose()?;
+        if let Some(last) = last_session_on
+            && last > planned_on
+        {
+            return Err(AppError::field(
+                "last_session_on",
+                last.to_string(),
+                "a date on or before planned_on",
+            ));
+        }
+        let facts = doc.facts(id)?;
+        let request = PlanRequest {
+            protocol,
+            library_version: &state.library.version,
+            facts: &facts,
+            concentration,
+            planned_on,
+            last_session_on,
+            adjusted_dose_per_kg: body.adjusted_dose_per_kg,
+        };
+        compute_plan(&request).map_err(plan_error)
+    }
+
+    /// The patient's eligibility screen from the stored record and acknowledgements.
+    pub fn screen(&self, id: Uuid, doc: &PatientDoc) -> Result<EligibilityReport, AppError> {
+        let state = self;
+        let acks: Vec<Acknowledgement> = doc
+            .acknowledgements
+            .iter()
+            .map(|a| Acknowledgement {
+                code: a.code.clone(),
+                physician: a.physician.clone(),
+                reason: a.reason.clone(),
+            })
+            .collect();
+        eligibility::screen(&doc.facts(id)?, state.settings.bp_threshold, &acks).map_err(|e| {
+            AppError::CorruptRecord {
+                kind: PATIENT,
+                id: id.to_string(),
+                reason: format!("a stored acknowledgement: {e}"),
+            }
+        })
+    }
+}
+
+impl App {
+    /// Computes and saves a draft dose plan. The patient must be eligible (relative
+    /// contraindications acknowledged, no absolute one).
+    pub async fn create_plan(
+        &self,
+        caller: &Caller,
+        patient_id: Uuid,
+        body: PlanIn,
+    ) -> Result<PlanOut, AppError> {
+        caller.require(Action::CreatePlan)?;
+        let patient = self.load::<PatientDoc>(PATIENT, patient_id).await?;
+        let report = self.screen(patient_id, &patient.doc)?;
+        match report.status {
+            EligibilityStatus::Eligible => {}
+            EligibilityStatus::Ineligible => {
+                let blocking: Vec<_> = report
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity == eligibility::Severity::Absolute)
+                    .map(|f| f.code.clone())
+                    .collect();
+                return Err(AppError::Refused {
+                    code: "ineligible",
+                    message: format!("the patient is ineligible: {}", blocking.join(", ")),
+                });
+            }
+            EligibilityStatus::NeedsAcknowledgement => {
+                return Err(AppError::Refused {
+                    code: "acknowledgement_needed",
+                    message: format!(
+                        "a physician must first acknowledge: {}",
+                        report.unacknowledged.join(", ")
+                    ),
+                });
+            }
+        }
+        let plan = self.compute_plan(patient_id, &patient.doc, &body)?;
+        let doc = plan_doc(&plan, patient_id, &body, &caller.user.id.to_string());
+        let data = serde_json::to_value(&doc)?;
+        let new = NewRecord {
+            kind: PLAN,
+            parent_id: Some(patient_id),
+            label: &doc.protocol_id,
+            data: &data,
+        };
+        let record = self
+            .store
+            .insert_record_audited(&caller.actor(), "plan.create", &new, self.now())
+            .await?;
+        plan_out(record)
+    }
+
+    /// A patient's plans.
+    pub async fn plans(&self, caller: &Caller, patient_id: Uuid) -> Result<Vec<PlanOut>, AppError> {
+        caller.require(Action::ReadClinical)?;
+        self.record(PATIENT, patient_id).await?;
+        let records = self.store.list_records(PLAN, Some(patient_id), None, 500).await?;
+        records.into_iter().map(plan_out).collect()
+    }
+
+    /// One plan.
+    pub async fn plan(&self, caller: &Caller, id: Uuid) -> Result<PlanOut, AppError> {
+        caller.require(Action::ReadClinical)?;
+        plan_out(self.record(PLAN, id).await?)
+    }
+
+    /// Approves a plan (physicians). It is recomputed from the stored request and the current
+    /// patient record first, so the plan approved is the plan that was shown; soft-limit breaches
+    /// need an override each, hard limits never pass (`DosePlan::approve`). The approved plan is
+    /// locked and never changes.
+    pub async fn approve_plan(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        body: ApproveIn,
+    ) -> Result<PlanOut, AppError> {
+        caller.require(Action::ApprovePlan)?;
+        let record = self.record(PLAN, id).await?;
+        if record.locked {
+            return Err(AppError::Conflict(
+                "the plan is already approved and cannot change".into(),
+            ));
+        }
+        let stored = plan_out(record.clone())?.doc;
+        if stored.library_version != self.library.version {
+            return Err(AppError::Conflict(format!(
+                "the plan was computed with protocol library {} but {} is now in force; compute a new plan",
+                stored.library_version, self.library.version
+            )));
+        }
+        let overrides = body
+            .overrides
+            .iter()
+            .map(|o| {
+                let limit = LimitName::ALL
+                    .into_iter()
+                    .find(|l| l.code() == o.limit)
+                    .ok_or_else(|| {
+                        AppError::field(
+                            "overrides.limit",
+                            o.limit.clone(),
+                            LimitName::ALL.map(LimitName::code).join(", "),
+                        )
+                    })?;
+                Ok(Override {
+                    limit,
+                    reason: o.reason.trim().to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        let patient = self.load::<PatientDoc>(PATIENT, stored.patient_id).await?;
+        let request = PlanIn {
+            protocol_id: stored.protocol_id.clone(),
+            concentration_mg_per_ml: stored.concentration_mg_per_ml,
+            planned_on: stored.planned_on.clone(),
+            last_session_on: stored.last_session_on.clone(),
+            adjusted_dose_per_kg: stored.adjusted_dose_per_kg,
+        };
+        let plan = self.compute_plan(stored.patient_id, &patient.doc, &request)?;
+        let recomputed = plan_doc(&plan, stored.patient_id, &request, &stored.created_by);
+        if recomputed.dose_mg != stored.dose_mg
+            || recomputed.pump_ml_per_h != stored.pump_ml_per_h
+            || recomputed.checks != stored.checks
+        {
+            return Err(AppError::Conflict(
+                "the patient's record changed since the plan was computed; compute a new plan".into(),
+            ));
+        }
+        let approver = Approver {
+            user_id: caller.user.id.to_string(),
+            is_physician: caller.user.role == ketaflow_store::Role::Physician,
+        };
+        let approved = plan.approve(&approver, overrides).map_err(|e| match e {
+            ApprovalError::NotPhysician => AppError::Forbidden {
+                role: caller.user.role.as_str(),
+                action: "approve a dose plan",
+            },
+            ApprovalError::HardLimit { .. } => AppError::Refused {
+                code: "hard_limit",
+                message: e.to_string(),
+            },
+            ApprovalError::OverrideNeeded { .. } => AppError::Refused {
+                code: "override_needed",
+                message: e.to_string(),
+            },
+            ApprovalError::NeedlessOverride { .. } => AppError::Refused {
+                code: "needless_override",
+                message: e.to_string(),
+            },
+        })?;
+        let now = self.now();
+        let mut doc = stored;
+        doc.status = "approved".into();
+        doc.approved_by = Some(approved.approved_by().to_string());
+        doc.approved_by_name = Some(caller.signature());
+        doc.approved_at = Some(crate::vitals::rfc3339(now));
+        doc.overrides = approved
+            .overrides()
+            .iter()
+            .map(|o| OverrideDoc {
+                limit: o.limit.code().into(),
+                reason: o.reason.clone(),
+            })
+            .collect();
+        let data = serde_json::to_value(&doc)?;
+        let change = RecordChange {
+            kind: PLAN,
+            id,
+            expected_version: record.version,
+            label: &doc.protocol_id,
+            data: &data,
+            lock: true,
+        };
+        let updated = self
+            .store
+            .update_record_audited(&caller.actor(), "plan.approve", &change, now)
+            .await?;
+        plan_out(updated)
+    }
+}
