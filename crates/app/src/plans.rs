@@ -3,7 +3,7 @@
 //! override, hard limits never). The approved plan is locked and never changes. The dosing and
 //! the limits are `ketaflow_clinic::plan`'s; this module loads their inputs and saves the result.
 
-use ketaflow_clinic::eligibility::{self, Acknowledgement, EligibilityReport, EligibilityStatus};
+use ketaflow_clinic::eligibility::{self, EligibilityReport, EligibilityStatus};
 use ketaflow_clinic::plan::{
     ApprovalError, Approver, DosePlan, LimitName, Override, PlanError, PlanRequest, compute_plan,
 };
@@ -116,6 +116,21 @@ pub fn prediction_out(p: &ketaflow_clinic::plan::Prediction) -> PredictionOut {
     }
 }
 
+/// A limit check as stored and shown.
+pub fn check_out(c: &ketaflow_clinic::plan::LimitCheck) -> CheckOut {
+    CheckOut {
+        limit: c.name.code().into(),
+        value: c.value,
+        unit: c.name.unit().into(),
+        soft: c.soft,
+        hard: c.hard,
+        is_minimum: c.is_minimum,
+        status: c.status.code().into(),
+        source: c.source.clone(),
+        clinic_setting: c.clinic_setting,
+    }
+}
+
 /// A computed plan as stored: a draft until a physician approves it.
 pub fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &str) -> PlanDoc {
     let p = &plan.prediction;
@@ -140,21 +155,7 @@ pub fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &s
         pump_ml_per_h: plan.pump_rate.get(),
         volume_ml: plan.volume.get(),
         duration_min: plan.duration.get(),
-        checks: plan
-            .checks
-            .iter()
-            .map(|c| CheckOut {
-                limit: c.name.code().into(),
-                value: c.value,
-                unit: c.name.unit().into(),
-                soft: c.soft,
-                hard: c.hard,
-                is_minimum: c.is_minimum,
-                status: c.status.code().into(),
-                source: c.source.clone(),
-                clinic_setting: c.clinic_setting,
-            })
-            .collect(),
+        checks: plan.checks.iter().map(check_out).collect(),
         prediction: prediction_out(p),
         warnings: plan.warnings.clone(),
         approved_by: None,
@@ -218,22 +219,15 @@ impl App {
 
     /// The patient's eligibility screen from the stored record and acknowledgements.
     pub fn screen(&self, id: Uuid, doc: &PatientDoc) -> Result<EligibilityReport, AppError> {
-        let state = self;
-        let acks: Vec<Acknowledgement> = doc
-            .acknowledgements
-            .iter()
-            .map(|a| Acknowledgement {
-                code: a.code.clone(),
-                physician: a.physician.clone(),
-                reason: a.reason.clone(),
-            })
-            .collect();
-        eligibility::screen(&doc.facts(id)?, state.settings.bp_threshold, &acks).map_err(|e| {
-            AppError::CorruptRecord {
-                kind: PATIENT,
-                id: id.to_string(),
-                reason: format!("a stored acknowledgement: {e}"),
-            }
+        eligibility::screen(
+            &doc.facts(id)?,
+            self.settings.bp_threshold,
+            &doc.acknowledgements(),
+        )
+        .map_err(|e| AppError::CorruptRecord {
+            kind: PATIENT,
+            id: id.to_string(),
+            reason: format!("a stored acknowledgement: {e}"),
         })
     }
 }

@@ -566,6 +566,18 @@ impl ReadingDoc {
 }
 
 impl PatientDoc {
+    /// The physicians' acknowledgements of relative contraindications, as the screen takes them.
+    pub fn acknowledgements(&self) -> Vec<ketaflow_clinic::eligibility::Acknowledgement> {
+        self.acknowledgements
+            .iter()
+            .map(|a| ketaflow_clinic::eligibility::Acknowledgement {
+                code: a.code.clone(),
+                physician: a.physician.clone(),
+                reason: a.reason.clone(),
+            })
+            .collect()
+    }
+
     /// The clinic's facts about the patient (for eligibility, dosing and prediction); stored data
     /// that cannot be read is an error naming the patient record `id`.
     pub fn facts(&self, id: Uuid) -> Result<PatientFacts, AppError> {

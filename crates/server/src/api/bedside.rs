@@ -24,6 +24,7 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::plans::check_out;
 use ketaflow_app::sessions::SessionChange;
 
 pub use ketaflow_app::records::SideEffectDoc;
@@ -56,20 +57,6 @@ pub struct RateOut {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub predicted_recovery_at: Option<OffsetDateTime>,
-}
-
-fn check_out(c: &ketaflow_clinic::plan::LimitCheck) -> CheckOut {
-    CheckOut {
-        limit: c.name.code().into(),
-        value: c.value,
-        unit: c.name.unit().into(),
-        soft: c.soft,
-        hard: c.hard,
-        is_minimum: c.is_minimum,
-        status: c.status.code().into(),
-        source: c.source.clone(),
-        clinic_setting: c.clinic_setting,
-    }
 }
 
 /// A proposed rate, evaluated against the protocol's limits (nothing is written).

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
-use ketaflow_clinic::eligibility::{self, Acknowledgement, AcknowledgementError, EligibilityReport};
+use ketaflow_clinic::eligibility::{self, AcknowledgementError, EligibilityReport};
 use ketaflow_clinic::patient::{Condition, Indication, MedicationClass, Sex};
 use ketaflow_store::{NewRecord, Record, RecordChange};
 use serde::{Deserialize, Serialize};
@@ -593,26 +593,20 @@ pub async fn acknowledge(
             reason: body.reason.trim().to_string(),
         });
         // Validate with the domain rules before anything is stored.
-        let acks: Vec<Acknowledgement> = doc
-            .acknowledgements
-            .iter()
-            .map(|a| Acknowledgement {
-                code: a.code.clone(),
-                physician: a.physician.clone(),
-                reason: a.reason.clone(),
-            })
-            .collect();
-        eligibility::screen(&doc.facts(id)?, state_ref.settings.bp_threshold, &acks).map_err(
-            |e| match e {
-                AcknowledgementError::ReasonTooShort { .. } => {
-                    ApiError::field("reason", body.reason.clone(), "at least 10 characters")
-                }
-                AcknowledgementError::NotRelative { .. } => ApiError::Refused {
-                    code: "not_relative",
-                    message: e.to_string(),
-                },
+        eligibility::screen(
+            &doc.facts(id)?,
+            state_ref.settings.bp_threshold,
+            &doc.acknowledgements(),
+        )
+        .map_err(|e| match e {
+            AcknowledgementError::ReasonTooShort { .. } => {
+                ApiError::field("reason", body.reason.clone(), "at least 10 characters")
+            }
+            AcknowledgementError::NotRelative { .. } => ApiError::Refused {
+                code: "not_relative",
+                message: e.to_string(),
             },
-        )?;
+        })?;
         Ok(())
     })
     .await?;
