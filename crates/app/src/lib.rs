@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod alarms;
+pub mod bedside;
 pub mod board;
 pub mod error;
 pub mod live;

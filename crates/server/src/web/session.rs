@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::board::vitals_summary;
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, fixed, hhmm, page_err};
 use super::{render_with_status, see_other};
-use crate::api::bedside::{self, AssessmentIn, RateIn, SideEffectIn};
+use crate::api::bedside::{AssessmentIn, RateIn, SideEffectIn};
 use crate::api::clinical::OverrideDoc;
 use crate::api::discharge::{self, AldreteDoc, DischargeOut};
 use crate::api::sessions::{
@@ -25,6 +25,7 @@ use crate::api::sessions::{
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::bedside;
 use ketaflow_charts::{Chart, Curve, Level};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -629,14 +630,10 @@ async fn change_rate(State(state): State<AppState>, Path(id): Path<Uuid>, posted
         (Err(e), _) | (_, Err(e)) => return answer(&state, &user, id, "rate", form, Err(e)).await,
     };
     let preview = bedside::preview_rate(&state, id, &body).await;
-    let result = bedside::change_rate(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
-    .map(|_| ());
+    let result = bedside::change_rate(&state, &user.me.caller(), id, body)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
     match result {
         Err(
             e @ ApiError::Refused {
@@ -708,14 +705,10 @@ async fn add_side_effect(State(state): State<AppState>, Path(id): Path<Uuid>, po
         })
     })();
     let result = match parsed {
-        Ok(body) => bedside::add_side_effect(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await
-        .map(|_| ()),
+        Ok(body) => bedside::add_side_effect(&state, &user.me.caller(), id, body)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     answer(&state, &user, id, "side_effect", form, result).await
@@ -754,14 +747,10 @@ async fn add_assessment(State(state): State<AppState>, Path(id): Path<Uuid>, pos
         })
     })();
     let result = match parsed {
-        Ok(body) => bedside::add_assessment(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await
-        .map(|_| ()),
+        Ok(body) => bedside::add_assessment(&state, &user.me.caller(), id, body)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     answer(&state, &user, id, "assessment", form, result).await
