@@ -107,7 +107,8 @@ pub fn is_open_state(state: &str) -> bool {
 
 impl App {
     /// A session, read with its state and what was given so far.
-    pub async fn session(&self, id: Uuid) -> Result<SessionOut, AppError> {
+    pub async fn session(&self, caller: &Caller, id: Uuid) -> Result<SessionOut, AppError> {
+        caller.require(Action::ReadClinical)?;
         session_out(self.record(SESSION, id).await?, self.now())
     }
 

@@ -1124,7 +1124,8 @@ async fn the_boards_recovery_prediction_is_kept_per_version_and_always_equals_a_
         b["chairs"][0]["predicted_recovery_at"].clone()
     }
     async fn fresh_at(app: &App, sid: &str) -> Value {
-        let s = app.state.session(sid.parse().unwrap()).await.unwrap();
+        let record = app.state.record("session", sid.parse().unwrap()).await.unwrap();
+        let s = ketaflow_server::api::sessions::session_out(record, app.now()).unwrap();
         let at = app
             .state
             .predicted_recovery(s.id, &s.doc, app.now())

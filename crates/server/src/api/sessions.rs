@@ -202,8 +202,7 @@ pub async fn get_session(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<SessionOut>, ApiError> {
-    me.require(Action::ReadClinical)?;
-    Ok(Json(session_out(load_session(&state, id).await?, state.now())?))
+    Ok(Json(state.session(&me.caller(), id).await?))
 }
 
 // ---- Transitions ---------------------------------------------------------------------------------

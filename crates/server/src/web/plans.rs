@@ -217,13 +217,7 @@ async fn create(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Pos
             last_session_on: form.optional("last_session_on"),
             adjusted_dose_per_kg: form.number("adjusted_dose_per_kg")?,
         };
-        let (_, Json(plan)) = clinical::create_plan(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        let plan = state.create_plan(&user.me.caller(), id, body).await?;
         Ok::<_, ApiError>(plan.id)
     }
     .await;
@@ -397,8 +391,7 @@ async fn show_plan(
     status: StatusCode,
 ) -> Response {
     let load = async {
-        let Json(plan) =
-            clinical::get_plan(State(state.clone()), user.me.clone(), crate::extract::Path(id)).await?;
+        let plan = state.plan(&user.me.caller(), id).await?;
         let Json(patient) = clinical::get_patient(
             State(state.clone()),
             user.me.clone(),
@@ -566,18 +559,11 @@ fn overrides(form: &FormData, plan: &PlanOut) -> Vec<OverrideDoc> {
 async fn approve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> Response {
     let Posted { user, form } = posted;
     let result = async {
-        let Json(plan) =
-            clinical::get_plan(State(state.clone()), user.me.clone(), crate::extract::Path(id)).await?;
+        let plan = state.plan(&user.me.caller(), id).await?;
         let body = ApproveIn {
             overrides: overrides(&form, &plan),
         };
-        let _ = clinical::approve_plan(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        state.approve_plan(&user.me.caller(), id, body).await?;
         Ok::<_, ApiError>(())
     }
     .await;

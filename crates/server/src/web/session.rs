@@ -437,9 +437,10 @@ async fn page(
     soft_breaches: Vec<String>,
     status: StatusCode,
 ) -> PageResult {
-    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), crate::extract::Path(id))
+    let s = state
+        .session(&user.me.caller(), id)
         .await
-        .map_err(page_err)?;
+        .map_err(|e| page_err(e.into()))?;
     let live = live_panels(state, user, &s).await.map_err(page_err)?;
     let (prediction_svg, predicted_recovery) = prediction_chart(state, user, id).await;
     let rates = s
@@ -519,9 +520,10 @@ async fn back(Path(id): Path<Uuid>) -> axum::response::Response {
 }
 
 async fn session_live(State(state): State<AppState>, user: WebUser, Path(id): Path<Uuid>) -> PageResult {
-    let Json(s) = sessions::get_session(State(state.clone()), user.me.clone(), crate::extract::Path(id))
+    let s = state
+        .session(&user.me.caller(), id)
         .await
-        .map_err(page_err)?;
+        .map_err(|e| page_err(e.into()))?;
     let live = live_panels(&state, &user, &s).await.map_err(page_err)?;
     Ok(super::render(&LiveFragment { live }))
 }
