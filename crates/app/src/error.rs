@@ -29,6 +29,21 @@ pub enum AppError {
         /// What was attempted.
         action: &'static str,
     },
+    /// No valid credentials.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong username or password (never says which).
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// The account is locked after repeated failed logins.
+    #[error("the account is locked until {until} after repeated failed logins")]
+    AccountLocked {
+        /// When the lock ends.
+        until: String,
+    },
+    /// Too many password attempts for this username in the last minute.
+    #[error("too many login attempts; wait a minute and try again")]
+    Throttled,
     /// The caller's password was set by someone else and must be changed first.
     #[error("change your password first")]
     PasswordChangeRequired,

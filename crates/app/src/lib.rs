@@ -10,14 +10,22 @@
 //! [`AppError`] values an edge maps to its own answer.
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod alarms;
 pub mod bedside;
 pub mod board;
+pub mod booking;
 pub mod error;
+pub mod intake;
+pub mod ledger;
+pub mod library;
 pub mod live;
+pub mod outcomes;
 pub mod plans;
 pub mod policy;
 pub mod records;
+pub mod safety;
+pub mod session_record;
 pub mod sessions;
 pub mod vitals;
 
@@ -31,6 +39,15 @@ use time::OffsetDateTime;
 pub use error::AppError;
 pub use live::LiveHub;
 pub use vitals::VitalsIngest;
+
+/// A fresh secret token: 32 random bytes from the operating system's generator, as 64 hex digits
+/// (questionnaire links, API tokens, browser sessions; only its SHA-256 is stored).
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
 
 /// The time source. The binary passes the system clock; tests pass a fixed or stepping one.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -99,6 +116,8 @@ pub struct App {
     pub ingest: VitalsIngest,
     /// The board's predicted recovery times, kept per record versions.
     pub recovery_cache: board::RecoveryCache,
+    /// Password attempts per username and minute (logins and ledger witnesses alike).
+    pub password_attempts: Arc<accounts::PasswordThrottle>,
 }
 
 impl std::fmt::Debug for App {
@@ -123,6 +142,7 @@ impl App {
             live,
             ingest,
             recovery_cache: board::RecoveryCache::default(),
+            password_attempts: Arc::new(accounts::password_throttle()),
         }
     }
 

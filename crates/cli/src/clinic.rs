@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use ketaflow_app::accounts;
 use ketaflow_clinic::protocol::ProtocolLibrary;
-use ketaflow_server::{AppState, Settings, auth, demo};
-use ketaflow_store::{Actor, NewUser, Role, Store};
+use ketaflow_server::{AppState, Settings, demo};
+use ketaflow_store::{Actor, Store};
 use time::OffsetDateTime;
 
 /// The default database: a SQLite file in the working directory.
@@ -153,29 +154,15 @@ fn load_library(dir: Option<&Path>) -> Result<ProtocolLibrary> {
     Ok(ProtocolLibrary::from_files(&library, files)?)
 }
 
-fn generated_password() -> String {
-    // 24 hex digits = 96 random bits.
-    auth::new_token()[..24].to_string()
-}
-
 /// Creates the first administrator on an empty database and prints the one-time password.
 async fn ensure_administrator(store: &Store) -> Result<()> {
-    if store.count_users().await? > 0 {
-        return Ok(());
+    if let Some(password) = accounts::ensure_administrator(store, now())
+        .await
+        .map_err(app_error)?
+    {
+        println!("created the first administrator: username admin, one-time password {password}");
+        println!("it must be changed at the first login (POST /api/v1/auth/password)");
     }
-    let password = generated_password();
-    let new = NewUser {
-        username: "admin".into(),
-        display_name: "Administrator".into(),
-        role: Role::Administrator,
-        password_hash: auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?,
-    };
-    let admin = store
-        .create_user_audited(&Actor::system("cli"), &new, now())
-        .await?;
-    store.set_must_change_password(admin.id, true).await?;
-    println!("created the first administrator: username admin, one-time password {password}");
-    println!("it must be changed at the first login (POST /api/v1/auth/password)");
     Ok(())
 }
 
@@ -273,8 +260,6 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
                 db,
             } => {
                 let store = connect(db).await?;
-                auth_check(ketaflow_server::api::accounts::check_username(username))?;
-                let role = auth_check(ketaflow_server::api::accounts::parse_role(role))?;
                 let (password, show) = if *password_stdin {
                     let mut line = String::new();
                     std::io::stdin()
@@ -282,18 +267,19 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
                         .context("could not read the password from standard input")?;
                     (line.trim_end_matches(['\r', '\n']).to_string(), false)
                 } else {
-                    (generated_password(), true)
+                    (accounts::one_time_password(), true)
                 };
-                auth_check(auth::check_new_password(&password))?;
-                let new = NewUser {
+                let body = accounts::UserIn {
                     username: username.clone(),
                     display_name: display_name.clone().unwrap_or_else(|| username.clone()),
-                    role,
-                    password_hash: auth_check(auth::hash_password(&password))?,
+                    role: role.clone(),
+                    password: password.clone(),
                 };
-                let user = store.create_user_audited(&actor, &new, now()).await?;
                 // Someone other than the user chose this password: the user replaces it at first login.
-                store.set_must_change_password(user.id, true).await?;
+                let user = accounts::add_user(&store, &actor, body, now())
+                    .await
+                    .map_err(app_error)?;
+                let role = user.role;
                 if show {
                     println!("created {username} ({role}); one-time password {password}");
                 } else {
@@ -326,8 +312,9 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
                     .get_user_by_username(username)
                     .await?
                     .with_context(|| format!("no user {username}"))?;
-                store.set_disabled_audited(&actor, user.id, true, now()).await?;
-                let revoked = store.revoke_all_for_user(user.id, now()).await?;
+                let (_, revoked) = accounts::set_user_disabled(&store, &actor, user.id, true, now())
+                    .await
+                    .map_err(app_error)?;
                 println!("disabled {username}; revoked {revoked} session(s) and token(s)");
             }
             UserCommand::ResetPassword { username, db } => {
@@ -336,17 +323,10 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
                     .get_user_by_username(username)
                     .await?
                     .with_context(|| format!("no user {username}"))?;
-                let password = generated_password();
-                store
-                    .set_password_hash_audited(
-                        &actor,
-                        user.id,
-                        &auth_check(auth::hash_password(&password))?,
-                        now(),
-                    )
-                    .await?;
-                store.set_must_change_password(user.id, true).await?;
-                store.revoke_all_for_user(user.id, now()).await?;
+                let password = accounts::one_time_password();
+                accounts::reset_user_password(&store, &actor, user.id, &password, now())
+                    .await
+                    .map_err(app_error)?;
                 println!("new one-time password for {username}: {password}");
             }
         }
@@ -354,8 +334,8 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
     })
 }
 
-fn auth_check<T>(result: Result<T, ketaflow_server::error::ApiError>) -> Result<T> {
-    result.map_err(|e| anyhow::anyhow!("{e}"))
+fn app_error(e: ketaflow_app::AppError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 pub(crate) fn backup(args: &BackupArgs) -> Result<()> {

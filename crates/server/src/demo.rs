@@ -1,18 +1,19 @@
 //! The demo clinic (`ketaflow serve --demo`): a user per role and patients with different
-//! indications and histories, so that a newcomer sees real data at once. Everything is written
-//! through the same validated, audited use cases as the API (actor `system:demo`; the plans are
-//! created and approved by the demo physician, so `DosePlan::approve` checks their limits).
+//! indications and histories, so that a newcomer sees real data at once. Patients and plans are
+//! written through the same validated, audited use cases as the chart: the demo nurse records the
+//! intake, the demo physician acknowledges contraindications and creates and approves the plans
+//! (so `DosePlan::approve` checks their limits). The accounts and the sessions in the chairs, with
+//! their recent past, are written directly as system `demo`.
 
 use ketaflow_store::{Actor, NewRecord, NewUser, Role};
 use time::Date;
 
-use crate::api::clinical::{
-    AckDoc, ApproveIn, BpDoc, Dated, MedicationDoc, PatientDoc, PlanIn, indication_doc,
-};
-use crate::auth::hash_password;
 use crate::error::ApiError;
 use crate::state::AppState;
-use ketaflow_clinic::patient::Indication;
+use ketaflow_app::accounts::hash_password;
+use ketaflow_app::intake::{AcknowledgeIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, WeightIn};
+use ketaflow_app::plans::{ApproveIn, PlanIn};
+use ketaflow_app::policy::Caller;
 
 /// A demo account and its password (printed once by the CLI).
 #[derive(Debug, Clone)]
@@ -258,83 +259,85 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
     if has_patients(state).await? {
         return Ok(created);
     }
-    let physician = ketaflow_app::policy::Caller {
-        user: state
+    let caller = |username: &'static str| async move {
+        let user = state
             .store
-            .get_user_by_username("demo.physician")
+            .get_user_by_username(username)
             .await?
-            .ok_or_else(|| ApiError::Internal("the demo physician's account is missing".into()))?,
+            .ok_or_else(|| ApiError::Internal(format!("the demo account {username} is missing")))?;
+        Ok::<_, ApiError>(Caller { user })
     };
-    let physician_id = physician.user.id.to_string();
-    let physician_name = physician.signature();
+    let (nurse, physician) = (caller("demo.nurse").await?, caller("demo.physician").await?);
     let today: Date = now.date();
     let mut chairs: Vec<(ChairPlan, (f64, f64), &'static str, bool)> = Vec::new();
     let measured = (today - time::Duration::days(3)).to_string();
     for p in &PATIENTS {
-        let doc = PatientDoc {
-            display_name: p.name.into(),
-            mrn: Some(p.mrn.into()),
-            date_of_birth: p.dob.into(),
-            sex: p.sex.into(),
-            heights: vec![Dated {
-                value: p.height_cm,
-                on: measured.clone(),
-            }],
-            weights: vec![Dated {
-                value: p.weight_kg,
-                on: measured.clone(),
-            }],
-            indications: p
-                .indications
-                .iter()
-                .map(|code| {
-                    code.parse::<Indication>()
-                        .map(indication_doc)
-                        .map_err(|e| ApiError::Internal(e.to_string()))
-                })
-                .collect::<Result<_, _>>()?,
-            medications: p
-                .medications
-                .iter()
-                .map(|(name, class, dose)| MedicationDoc {
-                    name: name.to_string(),
-                    class: class.to_string(),
-                    daily_dose_mg: *dose,
-                })
-                .collect(),
-            conditions: p.conditions.iter().map(|s| s.to_string()).collect(),
-            baseline_bp: Some(BpDoc {
-                systolic_mmhg: p.bp.0,
-                diastolic_mmhg: p.bp.1,
-                on: measured.clone(),
-            }),
-            acknowledgements: p
-                .acknowledge
-                .iter()
-                .map(|(code, reason)| AckDoc {
-                    code: code.to_string(),
-                    physician: physician_id.clone(),
-                    physician_name: Some(physician_name.clone()),
-                    reason: reason.to_string(),
-                })
-                .collect(),
-        };
-        let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let label = format!("{} {}", p.name, p.mrn);
-        let record = state
-            .store
-            .insert_record_audited(
-                &actor,
-                "patient.create",
-                &NewRecord {
-                    kind: "patient",
-                    parent_id: None,
-                    label: &label,
-                    data: &data,
+        // The intake a nurse would type, then the physician's acknowledgements: each a use case,
+        // validated and audited as from the chart.
+        let patient = state
+            .create_patient(
+                &nurse,
+                PatientIn {
+                    display_name: p.name.into(),
+                    mrn: Some(p.mrn.into()),
+                    date_of_birth: p.dob.into(),
+                    sex: p.sex.into(),
                 },
-                now,
             )
             .await?;
+        let id = patient.id;
+        let on = || measured.clone();
+        state
+            .add_height(
+                &nurse,
+                id,
+                HeightIn {
+                    height_cm: p.height_cm,
+                    on: on(),
+                },
+            )
+            .await?;
+        state
+            .add_weight(
+                &nurse,
+                id,
+                WeightIn {
+                    weight_kg: p.weight_kg,
+                    on: on(),
+                },
+            )
+            .await?;
+        for code in p.indications {
+            state
+                .add_indication(&nurse, id, CodeIn { code: (*code).into() })
+                .await?;
+        }
+        for (name, class, dose) in p.medications {
+            let medication = MedicationIn {
+                name: (*name).into(),
+                class: (*class).into(),
+                daily_dose_mg: *dose,
+            };
+            state.add_medication(&nurse, id, medication).await?;
+        }
+        for code in p.conditions {
+            state
+                .add_condition(&nurse, id, CodeIn { code: (*code).into() })
+                .await?;
+        }
+        let bp = BpIn {
+            systolic_mmhg: p.bp.0,
+            diastolic_mmhg: p.bp.1,
+            on: on(),
+        };
+        state.set_baseline_bp(&nurse, id, bp).await?;
+        for (code, reason) in p.acknowledge {
+            let ack = AcknowledgeIn {
+                code: (*code).into(),
+                reason: (*reason).into(),
+            };
+            state.acknowledge(&physician, id, ack).await?;
+        }
         if let Some((protocol, concentration)) = p.plan {
             // Plans go through the same use cases as a physician's: eligibility, the protocol's
             // limits, and approval by `DosePlan::approve`, which never lets a hard limit pass.
@@ -345,7 +348,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 last_session_on: None,
                 adjusted_dose_per_kg: p.dose_per_kg,
             };
-            let draft = state.create_plan(&physician, record.id, request).await?;
+            let draft = state.create_plan(&physician, id, request).await?;
             if p.approved {
                 let approved = state
                     .approve_plan(&physician, draft.id, ApproveIn { overrides: vec![] })
@@ -353,7 +356,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 if let Some((chair, running)) = p.chair {
                     chairs.push((
                         ChairPlan {
-                            patient_id: record.id,
+                            patient_id: id,
                             patient_name: p.name.to_string(),
                             plan_id: approved.id,
                             protocol_id: approved.doc.protocol_id.clone(),
@@ -405,10 +408,10 @@ async fn seed_session(
     chair: &str,
     running: bool,
 ) -> Result<(), ApiError> {
-    use crate::api::sessions::{
-        BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, VitalsJob,
-        write_vitals,
+    use ketaflow_app::records::{
+        BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc,
     };
+    use ketaflow_app::vitals::{VitalsJob, write_vitals};
     use ketaflow_store::{NewAuditEntry, NewEvent};
     let now = state.now();
     let minutes = |m: i64| now - time::Duration::minutes(m);

@@ -241,6 +241,10 @@ impl From<AppError> for ApiError {
             AppError::BadInput(message) => ApiError::BadBody(message),
             AppError::Forbidden { role, action } => ApiError::Forbidden { role, action },
             AppError::PasswordChangeRequired => ApiError::PasswordChangeRequired,
+            AppError::Unauthenticated => ApiError::Unauthenticated,
+            AppError::BadCredentials => ApiError::BadCredentials,
+            AppError::Throttled => ApiError::Throttled,
+            AppError::AccountLocked { until } => ApiError::Locked { until },
             AppError::NotFound { what, id } => ApiError::NotFound { what, id },
             AppError::Conflict(message) => ApiError::Conflict(message),
             AppError::StaleVersion {

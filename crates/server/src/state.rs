@@ -1,8 +1,7 @@
 //! What every handler shares: the application ([`App`]: store, protocol library, clock, settings,
-//! live hub, vital-sign writer) and the HTTP edge's own login throttle.
+//! live hub, vital-sign writer, password throttle).
 
 use std::ops::Deref;
-use std::sync::Arc;
 
 use ketaflow_app::App;
 use ketaflow_clinic::protocol::ProtocolLibrary;
@@ -10,20 +9,11 @@ use ketaflow_store::Store;
 
 pub use ketaflow_app::{Clock, Settings};
 
-/// Login attempts per username and minute before further attempts are refused with 429 (a clinic
-/// setting; it slows password guessing further before the account lockout applies).
-pub const LOGIN_ATTEMPTS_PER_MINUTE: u32 = 10;
-
-/// A rate limiter keyed by username.
-pub type LoginLimiter = governor::DefaultKeyedRateLimiter<String>;
-
 /// Shared state of the server: the application, and what only the HTTP edge needs.
 #[derive(Clone)]
 pub struct AppState {
     /// The clinic's use cases; every front door goes through it.
     pub app: App,
-    /// Throttles login attempts per username.
-    pub login_limiter: Arc<LoginLimiter>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -43,7 +33,7 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// State with a fresh login throttle. Starts the vital-sign writer task, so call it inside a
+    /// State over a new application. Starts the vital-sign writer task, so call it inside a
     /// Tokio runtime.
     pub fn new(store: Store, library: ProtocolLibrary, clock: Clock, settings: Settings) -> AppState {
         AppState::over(App::new(store, library, clock, settings))
@@ -51,13 +41,6 @@ impl AppState {
 
     /// The HTTP edge over an application already running.
     pub fn over(app: App) -> AppState {
-        let per_minute =
-            std::num::NonZeroU32::new(LOGIN_ATTEMPTS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
-        AppState {
-            app,
-            login_limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
-                per_minute,
-            ))),
-        }
+        AppState { app }
     }
 }

@@ -1,591 +1,49 @@
-//! The controlled-substance ledger over HTTP (`/api/v1/ledger/...`): vials received, draws for a
-//! session, administration checked against the session's recorded dose, witnessed waste and
-//! destruction, physical counts with discrepancies, the biennial inventory report, and the ledger
-//! as CSV for an inspector. Ketamine is DEA Schedule III; each rule names its source in
-//! `shared/domain/clinical.md` §9, and unconfirmed ones are marked UNVERIFIED.
-//!
-//! The store keeps the ledger's invariants (exact decimal balances that never go negative,
-//! race-free under concurrent use, witnesses distinct from the actor, append-only, every entry
-//! audited in its transaction: see `ketaflow_store` `ledger`). This module adds who may do what,
-//! the proof that a witness is who they say (their own password, in the same request), and the
-//! link between an administration and the infusion session's recorded dose.
-//!
-//! # Decisions
-//!
-//! - **Quantities on the wire are decimal strings** (`"35.5"`), mg of ketamine base, at most 3
-//!   fraction digits; JSON numbers are refused, because most clients parse them as binary floating
-//!   point. Volumes (mL) in answers are derived from the vial's strength and rounded to 0.001 mL;
-//!   the mg figures are the record.
-//! - **Who** ([`crate::policy`]): nurses and physicians draw, record administration and waste
-//!   (`WriteLedger`); receipts, destruction, counts and discrepancy resolutions are the
-//!   physician's (`ManageLedger`: the practitioner is the DEA registrant who answers for the
-//!   records, 21 CFR 1304.22(c) / 1304.04); administrators and the two clinical roles read the ledger
-//!   and export it for an inspector (`ReadLedger`); viewers do not see it.
-//! - **Witnesses** re-authenticate: each names their username and enters their password in the
-//!   same request body. A witness must be an active nurse or physician, not the actor, not locked,
-//!   with no one-time password pending; a wrong password counts as a failed login for that
-//!   account (lockout and throttle apply as at login). Waste has one witness (standard practice;
-//!   a federal requirement is UNVERIFIED, §9), destruction two (DEA Form 41).
-//! - **Administration ↔ session.** A draw is for a session that has not finished its infusion;
-//!   administration is recorded once the pump has stopped (session stopped, recovering,
-//!   discharged or aborted), so the session's recorded dose given (the exact integral of its
-//!   recorded rates, rounded to 0.001 mg) is final. Every administration entry stores that dose and
-//!   the difference of the session's total administered (this entry included) from it. A total
-//!   more than [`ADMINISTRATION_TOLERANCE_MG`] above the recorded dose is refused (422
-//!   `administered_exceeds_given`) unless the request gives a `difference_reason`, which is
-//!   stored. A total below it is stored with its (negative) difference: another draw may still
-//!   be administered for the same session, and `GET /ledger/sessions/{id}` shows whether the
-//!   session is reconciled.
-//! - **Counts.** A physical count enters counted mg per vial; a count that differs from the book
-//!   opens a discrepancy that a physician resolves with a note (adjusting the book when it was
-//!   wrong). While a vial has an open discrepancy nothing is drawn from it. A significant loss or
-//!   theft is also reported to the DEA on Form 106 (the one-business-day deadline of 21 CFR
-//!   1301.76(b) is UNVERIFIED); the resolution note is where the clinic records that it did.
-//! - **Retention.** Ledger records are kept at least 2 years (21 CFR 1304.04); Ketaflow has no
-//!   delete for any of them, and the database refuses deletion and change of entries.
+//! The controlled-substance ledger over HTTP (`/api/v1/ledger/...`): the edge over
+//! `ketaflow_app::ledger`, where the rules, their sources and the decisions are described.
 
 use crate::extract::{Path, Query};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use ketaflow_store::{
-    BusinessTime, CountKind, CountLine, Discrepancy, DiscrepancyResolution, DiscrepancyStatus, EntryKind,
-    LedgerCount, LedgerEntry, LedgerFilter, LedgerPerson, NewAdministration, NewAuditEntry, NewCount,
-    NewDestruction, NewDraw, NewVial, NewWaste, User, Vial, VialStatus, canonical, check_quantity, iso_date,
-    parse_quantity, round_mg,
-};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime};
-use utoipa::{IntoParams, ToSchema};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::api::sessions::{load_session, rfc3339, session_out};
-use crate::auth::{self, CurrentUser};
+use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
-use crate::policy::{Action, allowed};
+use crate::policy::Action;
 use crate::state::AppState;
 
-/// How far a session's total administered may exceed its recorded dose given before the
-/// administration needs a stated reason: 0.1 mg. A clinic setting (no source: the recorded dose is
-/// the exact integral of the recorded rates, so this only absorbs rounding to 0.1 mg when a nurse
-/// reads a pump or a syringe).
-pub const ADMINISTRATION_TOLERANCE_MG: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
+pub use ketaflow_app::ledger::{
+    ADMINISTRATION_TOLERANCE_MG, AdministrationIn, CountIn, CountLineIn, CountOut, DestructionIn,
+    DiscrepancyOut, DrawIn, EXPORT_COLUMNS, EntryOut, INVENTORY_DUE_SOON_DAYS, InventoryReportOut, PersonOut,
+    ReceiptIn, ResolveIn, ResolveOut, SessionLedgerOut, SupplierDoc, VialDetailOut, VialOut, WasteIn,
+    WitnessIn,
+};
 
-/// Days before the biennial inventory is due from which the report says it is due soon (a clinic
-/// setting).
-pub const INVENTORY_DUE_SOON_DAYS: i64 = 30;
-
-/// Session states in which drug may be drawn for it (the infusion has not finished).
-const DRAW_STATES: [&str; 4] = ["scheduled", "checked_in", "infusing", "paused"];
-
-/// Session states in which the pump has stopped for good, so the dose given is final.
-const ADMINISTER_STATES: [&str; 4] = ["stopped", "recovering", "discharged", "aborted"];
-
-const RETENTION: &str = "Controlled-substance records are kept at least 2 years from the date of the record or \
-     inventory, unless state law requires longer (21 CFR 1304.04; DEA Practitioner's Manual, App. C). \
-     Ketaflow never deletes ledger records.";
-
-const INVENTORY_RULE: &str = "An initial inventory, then a new complete inventory at least every 2 years \
-     (biennial), noting whether it was taken at the opening or close of business; an estimated count is \
-     allowed for an opened Schedule III–V container (21 U.S.C. 827(a); current 21 CFR 1304.11 wording \
-     UNVERIFIED).";
-
-// ---- Wire types ----------------------------------------------------------------------------------
-
-/// A person named in the ledger.
-#[derive(Serialize, ToSchema, Debug, Clone)]
-pub struct PersonOut {
-    /// User id.
-    pub id: Uuid,
-    /// Name as printed in the ledger ("Display Name (username)").
-    pub name: String,
+/// Which vials to list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VialQuery {
+    /// Only vials with this status: sealed, open, empty or destroyed.
+    pub status: Option<String>,
 }
 
-fn person_out(p: &LedgerPerson) -> PersonOut {
-    PersonOut {
-        id: p.id,
-        name: p.name.clone(),
-    }
+/// Which discrepancies to list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DiscrepancyQuery {
+    /// Only open ones (default false).
+    pub open: Option<bool>,
 }
 
-/// The supplier of a receipt (21 CFR 1304.22(c): name, address and DEA registration number).
-#[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct SupplierDoc {
-    /// Name, 1–200 characters.
-    pub name: String,
-    /// Address, 1–500 characters.
-    pub address: String,
-    /// DEA registration number: 2 letters and 7 digits (shape only; the check digit is not
-    /// verified).
-    pub dea_number: String,
-}
-
-/// A vial as the API shows it. Quantities are decimal strings.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct VialOut {
-    /// Id.
-    pub id: Uuid,
-    /// National Drug Code.
-    pub ndc: String,
-    /// Product name.
-    pub product_name: String,
-    /// mg of ketamine base per mL.
-    pub strength_mg_per_ml: String,
-    /// mL per container.
-    pub volume_ml: String,
-    /// Content when received, mg.
-    pub content_mg: String,
-    /// Lot.
-    pub lot: String,
-    /// Expiry date (YYYY-MM-DD).
-    pub expiry: String,
-    /// Past its expiry date today.
-    pub expired: bool,
-    /// Supplier.
-    pub supplier: SupplierDoc,
-    /// Invoice number.
-    pub invoice_number: String,
-    /// When received.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub received_at: OffsetDateTime,
-    /// Who received it.
-    pub received_by: PersonOut,
-    /// sealed, open, empty or destroyed.
-    pub status: &'static str,
-    /// The perpetual balance, mg.
-    pub balance_mg: String,
-    /// The balance as volume, mL (derived, rounded to 0.001 mL).
-    pub balance_ml: String,
-    /// Number of ledger entries.
-    pub entry_count: i64,
-}
-
-fn ml(mg: Decimal, strength: Decimal) -> String {
-    if strength.is_zero() {
-        return String::new();
-    }
-    canonical(round_mg(mg / strength))
-}
-
-fn vial_out(v: &Vial, today: Date) -> VialOut {
-    VialOut {
-        id: v.id,
-        ndc: v.ndc.clone(),
-        product_name: v.product_name.clone(),
-        strength_mg_per_ml: canonical(v.strength_mg_per_ml),
-        volume_ml: canonical(v.volume_ml),
-        content_mg: canonical(v.content_mg),
-        lot: v.lot.clone(),
-        expiry: iso_date(v.expiry),
-        expired: today > v.expiry,
-        supplier: SupplierDoc {
-            name: v.supplier_name.clone(),
-            address: v.supplier_address.clone(),
-            dea_number: v.supplier_dea_number.clone(),
-        },
-        invoice_number: v.invoice_number.clone(),
-        received_at: v.received_at,
-        received_by: person_out(&v.received_by),
-        status: v.status.as_str(),
-        balance_mg: canonical(v.balance_mg),
-        balance_ml: ml(v.balance_mg, v.strength_mg_per_ml),
-        entry_count: v.entry_count,
-    }
-}
-
-/// A ledger entry as the API shows it.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct EntryOut {
-    /// Id (gap-free across the ledger, in commit order).
-    pub id: i64,
-    /// The vial.
-    pub vial_id: Uuid,
-    /// The entry's position among the vial's entries (1 = receipt).
-    pub vial_seq: i64,
-    /// receipt, draw, administration, waste, destruction, count or adjustment.
-    pub kind: &'static str,
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: OffsetDateTime,
-    /// Who made the entry.
-    pub by: PersonOut,
-    /// The quantity recorded, mg (a count: what was counted).
-    pub quantity_mg: String,
-    /// The same as volume of the vial's solution, mL (derived, rounded to 0.001 mL).
-    pub quantity_ml: String,
-    /// The change of the vial's balance, mg.
-    pub balance_change_mg: String,
-    /// The vial's balance after the entry, mg.
-    pub balance_after_mg: String,
-    /// The draw an administration or waste accounts for.
-    pub draw_id: Option<i64>,
-    /// Draw: amount drawn; administration/waste: what is left of the draw after it, mg.
-    pub draw_outstanding_mg: Option<String>,
-    /// The infusion session.
-    pub session_id: Option<Uuid>,
-    /// The patient.
-    pub patient_id: Option<Uuid>,
-    /// The patient's name.
-    pub patient_name: Option<String>,
-    /// Administration: the session's recorded dose given, mg.
-    pub session_given_mg: Option<String>,
-    /// Administration: session total administered − given; count: counted − book, mg.
-    pub difference_mg: Option<String>,
-    /// Witnesses.
-    pub witnesses: Vec<PersonOut>,
-    /// Reason.
-    pub reason: Option<String>,
-    /// Destruction method.
-    pub method: Option<String>,
-    /// Destruction location.
-    pub location: Option<String>,
-    /// The count.
-    pub count_id: Option<Uuid>,
-    /// A count line that is an estimate.
-    pub estimated: bool,
-}
-
-fn entry_out(e: &LedgerEntry, strength: Decimal) -> EntryOut {
-    EntryOut {
-        id: e.id,
-        vial_id: e.vial_id,
-        vial_seq: e.vial_seq,
-        kind: e.kind.as_str(),
-        at: e.at,
-        by: person_out(&e.actor),
-        quantity_mg: canonical(e.quantity_mg),
-        quantity_ml: ml(e.quantity_mg, strength),
-        balance_change_mg: canonical(e.balance_change_mg),
-        balance_after_mg: canonical(e.balance_after_mg),
-        draw_id: e.draw_id,
-        draw_outstanding_mg: e.draw_outstanding_mg.map(canonical),
-        session_id: e.session_id,
-        patient_id: e.patient_id,
-        patient_name: e.patient_name.clone(),
-        session_given_mg: e.session_given_mg.map(canonical),
-        difference_mg: e.difference_mg.map(canonical),
-        witnesses: e.witnesses.iter().map(person_out).collect(),
-        reason: e.reason.clone(),
-        method: e.method.clone(),
-        location: e.location.clone(),
-        count_id: e.count_id,
-        estimated: e.estimated,
-    }
-}
-
-/// A vial with its entries.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct VialDetailOut {
-    /// The vial.
-    pub vial: VialOut,
-    /// Its entries in order: the running balance.
-    pub entries: Vec<EntryOut>,
-}
-
-/// A count discrepancy.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct DiscrepancyOut {
-    /// Id.
-    pub id: Uuid,
-    /// The count that found it.
-    pub count_id: Uuid,
-    /// The vial.
-    pub vial_id: Uuid,
-    /// The count's ledger entry.
-    pub count_entry_id: i64,
-    /// Book balance at the count, mg.
-    pub book_mg: String,
-    /// Counted, mg.
-    pub counted_mg: String,
-    /// counted − book, mg.
-    pub variance_mg: String,
-    /// When found.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub opened_at: OffsetDateTime,
-    /// open or resolved.
-    pub status: &'static str,
-    /// When resolved.
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub resolved_at: Option<OffsetDateTime>,
-    /// Who resolved it.
-    pub resolved_by: Option<PersonOut>,
-    /// The resolution note.
-    pub resolution_note: Option<String>,
-    /// The adjustment entry, when the book was corrected.
-    pub adjustment_entry_id: Option<i64>,
-}
-
-fn discrepancy_out(d: &Discrepancy) -> DiscrepancyOut {
-    DiscrepancyOut {
-        id: d.id,
-        count_id: d.count_id,
-        vial_id: d.vial_id,
-        count_entry_id: d.count_entry_id,
-        book_mg: canonical(d.book_mg),
-        counted_mg: canonical(d.counted_mg),
-        variance_mg: canonical(d.variance_mg),
-        opened_at: d.opened_at,
-        status: match d.status {
-            DiscrepancyStatus::Open => "open",
-            DiscrepancyStatus::Resolved => "resolved",
-        },
-        resolved_at: d.resolved_at,
-        resolved_by: d.resolved_by.as_ref().map(person_out),
-        resolution_note: d.resolution_note.clone(),
-        adjustment_entry_id: d.adjustment_entry_id,
-    }
-}
-
-/// A count or inventory.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct CountOut {
-    /// Id.
-    pub id: Uuid,
-    /// count or inventory.
-    pub kind: &'static str,
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub taken_at: OffsetDateTime,
-    /// Who.
-    pub taken_by: PersonOut,
-    /// opening or close (of business).
-    pub business_time: Option<&'static str>,
-    /// Note.
-    pub note: Option<String>,
-    /// One count entry per vial (empty when listed without them).
-    pub entries: Vec<EntryOut>,
-    /// The discrepancies it opened.
-    pub discrepancies: Vec<DiscrepancyOut>,
-}
-
-fn count_out(c: &LedgerCount) -> CountOut {
-    CountOut {
-        id: c.id,
-        kind: c.kind.as_str(),
-        taken_at: c.taken_at,
-        taken_by: person_out(&c.taken_by),
-        business_time: c.business_time.map(BusinessTime::as_str),
-        note: c.note.clone(),
-        entries: vec![],
-        discrepancies: vec![],
-    }
-}
-
-// ---- Input checks ----------------------------------------------------------------------------------
-
-const QUANTITY_ALLOWED: &str = "a decimal string with at most 3 fraction digits, more than 0 and at most \
-     1000000 (e.g. \"35.5\"; JSON numbers are not accepted)";
-
-fn quantity(field: &str, text: &str, zero_ok: bool) -> Result<Decimal, ApiError> {
-    parse_quantity(text)
-        .and_then(|q| check_quantity("quantity", q, zero_ok).ok())
-        .ok_or_else(|| {
-            ApiError::field(
-                field,
-                text,
-                if zero_ok {
-                    QUANTITY_ALLOWED.replace("more than 0", "0 or more")
-                } else {
-                    QUANTITY_ALLOWED.to_string()
-                },
-            )
-        })
-}
-
-fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let t = value.trim();
-    if t.is_empty() || t.chars().count() > max || t.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::field(field, value, format!("1–{max} characters")));
-    }
-    Ok(t.to_string())
-}
-
-fn opt_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
-    match value.map(str::trim).filter(|t| !t.is_empty()) {
-        Some(t) => text(field, t, max).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// NDC shape: 10 digits as 4-4-2, 5-3-2 or 5-4-1, or the 11-digit 5-4-2 form, with hyphens.
-/// UNVERIFIED: the FDA's NDC format as generally published; not in shared/domain/clinical.md.
-fn check_ndc(ndc: &str) -> Result<String, ApiError> {
-    let t = ndc.trim();
-    let parts: Vec<&str> = t.split('-').collect();
-    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
-    let ok = parts
-        .iter()
-        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && matches!(lens.as_slice(), [4, 4, 2] | [5, 3, 2] | [5, 4, 1] | [5, 4, 2]);
-    if !ok {
-        return Err(ApiError::field(
-            "ndc",
-            ndc,
-            "an NDC with hyphens: 4-4-2, 5-3-2, 5-4-1 or 5-4-2 digits (e.g. 0409-2051-05)",
-        ));
-    }
-    Ok(t.to_string())
-}
-
-/// DEA registration number shape: 2 letters and 7 digits. UNVERIFIED: the shape and its check
-/// digit are not in shared/domain/clinical.md, so only the shape is checked.
-fn check_dea(dea: &str) -> Result<String, ApiError> {
-    let t = dea.trim().to_ascii_uppercase();
-    let b = t.as_bytes();
-    let ok =
-        b.len() == 9 && b[..2].iter().all(u8::is_ascii_uppercase) && b[2..].iter().all(u8::is_ascii_digit);
-    if !ok {
-        return Err(ApiError::field(
-            "supplier.dea_number",
-            dea,
-            "a DEA registration number: 2 letters and 7 digits",
-        ));
-    }
-    Ok(t)
-}
-
-fn parse_date(field: &str, value: &str) -> Result<Date, ApiError> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(value.trim(), &format).map_err(|_| ApiError::field(field, value, "a date YYYY-MM-DD"))
-}
-
-fn ledger_person(user: &User) -> LedgerPerson {
-    LedgerPerson {
-        id: user.id,
-        name: crate::auth::person_name(&user.display_name, &user.username),
-    }
-}
-
-/// A witness's confirmation: their username and their own password.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WitnessIn {
-    /// The witness's username.
-    pub username: String,
-    /// The witness's password (checked like a login; never stored).
-    pub password: String,
-}
-
-impl std::fmt::Debug for WitnessIn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WitnessIn")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-/// Confirms a witness by their own credentials. Call before opening the write transaction (a
-/// failed password is recorded in its own transaction, and Argon2 should not run under the lock).
-async fn confirm_witness(
-    state: &AppState,
-    me: &CurrentUser,
-    w: &WitnessIn,
-) -> Result<LedgerPerson, ApiError> {
-    let username = w.username.trim();
-    if username == me.user.username {
-        return Err(ApiError::Refused {
-            code: "witness_is_actor",
-            message: "you cannot witness your own entry; a witness is another user".into(),
-        });
-    }
-    if state.login_limiter.check_key(&username.to_string()).is_err() {
-        return Err(ApiError::Throttled);
-    }
-    let not_confirmed = || ApiError::Refused {
-        code: "witness_not_confirmed",
-        message: format!("witness {username} could not be confirmed: wrong username or password"),
-    };
-    let now = state.now();
-    let Some(user) = state.store.get_user_by_username(username).await? else {
-        // Same work as a real check, so timing does not reveal whether the username exists.
-        auth::verify_password(&w.password, auth::dummy_hash());
-        return Err(not_confirmed());
-    };
-    if user.is_locked(now) {
-        return Err(ApiError::Refused {
-            code: "witness_locked",
-            message: format!("witness {username}'s account is locked after repeated failed passwords"),
-        });
-    }
-    if user.disabled || !auth::verify_password(&w.password, &user.password_hash) {
-        if !user.disabled {
-            state
-                .store
-                .record_login_failure(user.id, now, state.settings.lockout)
-                .await?;
-        }
-        return Err(not_confirmed());
-    }
-    state.store.record_login_success(user.id).await?;
-    if user.must_change_password {
-        return Err(ApiError::Refused {
-            code: "witness_password_change_required",
-            message: format!("witness {username} must change their one-time password before witnessing"),
-        });
-    }
-    if !allowed(user.role, Action::WriteLedger) {
-        return Err(ApiError::Refused {
-            code: "witness_not_authorised",
-            message: format!(
-                "witness {username} has the role {}; a witness is a nurse or physician who may record controlled-substance entries",
-                user.role.as_str()
-            ),
-        });
-    }
-    Ok(ledger_person(&user))
-}
-
-async fn strength_of(state: &AppState, vial_id: Uuid) -> Result<Decimal, ApiError> {
-    Ok(state.store.get_vial(vial_id).await?.strength_mg_per_ml)
-}
-
-async fn load_draw(state: &AppState, id: i64) -> Result<LedgerEntry, ApiError> {
-    let not_found = || ApiError::NotFound {
-        what: "draw".into(),
-        id: id.to_string(),
-    };
-    match state.store.get_ledger_entry(id).await {
-        Ok(e) if e.kind == EntryKind::Draw => Ok(e),
-        Ok(_) | Err(ketaflow_store::StoreError::NotFound { .. }) => Err(not_found()),
-        Err(other) => Err(other.into()),
-    }
-}
-
-// ---- Receipt -----------------------------------------------------------------------------------------
-
-/// Vials received on one invoice.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiptIn {
-    /// National Drug Code with hyphens, e.g. "0409-2051-05".
-    pub ndc: String,
-    /// Product name, 1–200 characters.
-    pub product_name: String,
-    /// Strength, mg of ketamine base per mL, as a decimal string (e.g. "50").
-    pub strength_mg_per_ml: String,
-    /// Volume per container, mL, as a decimal string (e.g. "10").
-    pub volume_ml: String,
-    /// Lot number, 1–40 characters.
-    pub lot: String,
-    /// Expiry date, YYYY-MM-DD.
-    pub expiry: String,
-    /// The supplier.
-    pub supplier: SupplierDoc,
-    /// Invoice number (the Schedule III receiving record), 1–60 characters.
-    pub invoice_number: String,
-    /// Number of identical containers received (1–50; default 1): one vial each.
-    #[serde(default)]
-    pub containers: Option<u32>,
+/// The period to export.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ExportQuery {
+    /// First day included (YYYY-MM-DD, UTC); default: the beginning.
+    pub from: Option<String>,
+    /// Last day included (YYYY-MM-DD, UTC); default: today.
+    pub to: Option<String>,
 }
 
 /// Receive vials: one vial and one receipt entry per container, audited (21 CFR 1304.22(c)).
@@ -598,62 +56,10 @@ pub async fn receive_vials(
 ) -> Result<(StatusCode, Json<Vec<VialOut>>), ApiError> {
     me.require(Action::ManageLedger)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let ndc = check_ndc(&body.ndc)?;
-    let product_name = text("product_name", &body.product_name, 200)?;
-    let strength = quantity("strength_mg_per_ml", &body.strength_mg_per_ml, false)?;
-    let volume = quantity("volume_ml", &body.volume_ml, false)?;
-    if (strength * volume).normalize().scale() > ketaflow_store::MAX_FRACTION_DIGITS {
-        return Err(ApiError::field(
-            "volume_ml",
-            body.volume_ml.clone(),
-            "a volume whose content (strength × volume) has at most 3 fraction digits of mg",
-        ));
-    }
-    let lot = text("lot", &body.lot, 40)?;
-    let expiry = parse_date("expiry", &body.expiry)?;
-    let supplier_name = text("supplier.name", &body.supplier.name, 200)?;
-    let supplier_address = text("supplier.address", &body.supplier.address, 500)?;
-    let dea = check_dea(&body.supplier.dea_number)?;
-    let invoice = text("invoice_number", &body.invoice_number, 60)?;
-    let containers = body.containers.unwrap_or(1);
-    if !(1..=50).contains(&containers) {
-        return Err(ApiError::field("containers", containers, "1–50"));
-    }
-    let now = state.now();
-    let by = ledger_person(&me.user);
-    let mut tx = state.store.begin().await?;
-    let mut vials = Vec::new();
-    for _ in 0..containers {
-        let (vial, _) = tx
-            .receive_vial(
-                &me.actor(),
-                &NewVial {
-                    ndc: &ndc,
-                    product_name: &product_name,
-                    strength_mg_per_ml: strength,
-                    volume_ml: volume,
-                    lot: &lot,
-                    expiry,
-                    supplier_name: &supplier_name,
-                    supplier_address: &supplier_address,
-                    supplier_dea_number: &dea,
-                    invoice_number: &invoice,
-                    at: now,
-                    by: &by,
-                },
-            )
-            .await?;
-        vials.push(vial_out(&vial, now.date()));
-    }
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(vials)))
-}
-
-/// Which vials to list.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct VialQuery {
-    /// Only vials with this status: sealed, open, empty or destroyed.
-    pub status: Option<String>,
+    Ok((
+        StatusCode::CREATED,
+        Json(state.receive_vials(&me.caller(), body).await?),
+    ))
 }
 
 /// Vials in the order received, with their balances.
@@ -664,24 +70,7 @@ pub async fn list_vials(
     me: CurrentUser,
     Query(q): Query<VialQuery>,
 ) -> Result<Json<Vec<VialOut>>, ApiError> {
-    me.require(Action::ReadLedger)?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(
-            VialStatus::parse(s)
-                .ok_or_else(|| ApiError::field("status", s, "sealed, open, empty or destroyed"))?,
-        ),
-    };
-    let today = state.now().date();
-    Ok(Json(
-        state
-            .store
-            .list_vials(status)
-            .await?
-            .iter()
-            .map(|v| vial_out(v, today))
-            .collect(),
-    ))
+    Ok(Json(state.vials(&me.caller(), q.status.as_deref()).await?))
 }
 
 /// One vial with every entry: its running balance.
@@ -692,34 +81,7 @@ pub async fn get_vial(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<VialDetailOut>, ApiError> {
-    me.require(Action::ReadLedger)?;
-    let vial = state.store.get_vial(id).await?;
-    let entries = state
-        .store
-        .all_ledger_entries(&LedgerFilter {
-            vial_id: Some(id),
-            ..LedgerFilter::default()
-        })
-        .await?;
-    Ok(Json(VialDetailOut {
-        vial: vial_out(&vial, state.now().date()),
-        entries: entries
-            .iter()
-            .map(|e| entry_out(e, vial.strength_mg_per_ml))
-            .collect(),
-    }))
-}
-
-// ---- Draw, administration, waste -------------------------------------------------------------------
-
-/// A draw from a vial for an infusion session.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DrawIn {
-    /// The session the drug is for (its infusion must not have finished).
-    pub session_id: Uuid,
-    /// mg of ketamine base, as a decimal string (e.g. "35.5").
-    pub quantity_mg: String,
+    Ok(Json(state.vial(&me.caller(), id).await?))
 }
 
 /// Draw from a vial for a session. More than the balance is a 422 (`insufficient_balance`) and
@@ -735,48 +97,10 @@ pub async fn draw(
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::WriteLedger)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let q = quantity("quantity_mg", &body.quantity_mg, false)?;
-    let now = state.now();
-    let session = session_out(load_session(&state, body.session_id).await?, now)?;
-    if !DRAW_STATES.contains(&session.state) {
-        return Err(ApiError::Conflict(format!(
-            "session {} is {}; drug is drawn for a session whose infusion has not finished ({})",
-            session.id,
-            session.state,
-            DRAW_STATES.join(", ")
-        )));
-    }
-    let by = ledger_person(&me.user);
-    let mut tx = state.store.begin().await?;
-    let entry = tx
-        .draw_from_vial(
-            &me.actor(),
-            &NewDraw {
-                vial_id,
-                quantity_mg: q,
-                session_id: session.id,
-                patient_id: Some(session.doc.patient_id),
-                patient_name: Some(&session.doc.patient_name),
-                at: now,
-                by: &by,
-            },
-        )
-        .await?;
-    tx.commit().await?;
-    let strength = strength_of(&state, vial_id).await?;
-    Ok((StatusCode::CREATED, Json(entry_out(&entry, strength))))
-}
-
-/// Drawn drug given to the session's patient.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AdministrationIn {
-    /// mg of ketamine base, as a decimal string.
-    pub quantity_mg: String,
-    /// Why the session's total administered exceeds its recorded dose given by more than 0.1 mg
-    /// (required then; 3–1000 characters).
-    #[serde(default)]
-    pub difference_reason: Option<String>,
+    Ok((
+        StatusCode::CREATED,
+        Json(state.draw(&me.caller(), vial_id, body).await?),
+    ))
 }
 
 /// Record drawn drug as administered, once the session's pump has stopped. The entry stores the
@@ -793,87 +117,10 @@ pub async fn administer(
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::WriteLedger)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let q = quantity("quantity_mg", &body.quantity_mg, false)?;
-    let reason = match body
-        .difference_reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-    {
-        Some(r) if (3..=1000).contains(&r.chars().count()) => Some(r.to_string()),
-        Some(r) => {
-            return Err(ApiError::field(
-                "difference_reason",
-                r,
-                "a reason of 3–1000 characters",
-            ));
-        }
-        None => None,
-    };
-    let draw = load_draw(&state, draw_id).await?;
-    let session_id = draw
-        .session_id
-        .ok_or_else(|| ApiError::Internal(format!("draw {draw_id} has no session")))?;
-    let now = state.now();
-    let session = session_out(load_session(&state, session_id).await?, now)?;
-    if !ADMINISTER_STATES.contains(&session.state) {
-        return Err(ApiError::Conflict(format!(
-            "session {session_id} is {}; administration is recorded once the pump has stopped ({}), so that the dose given is final",
-            session.state,
-            ADMINISTER_STATES.join(", ")
-        )));
-    }
-    let given = Decimal::from_f64_retain(session.given_mg)
-        .map(round_mg)
-        .ok_or_else(|| ApiError::Internal(format!("session {session_id} dose given is not finite")))?;
-    let by = ledger_person(&me.user);
-    let mut tx = state.store.begin().await?;
-    // Read under the ledger lock: a concurrent administration for the same session waits.
-    let before = tx.session_administered_mg(session_id).await?;
-    let excess = before + q - given;
-    if excess > ADMINISTRATION_TOLERANCE_MG && reason.is_none() {
-        return Err(ApiError::Refused {
-            code: "administered_exceeds_given",
-            message: format!(
-                "session {session_id}'s pump record says {} mg was given; {} mg already recorded as administered plus {} mg \
-                 makes {} mg, {} mg more (tolerance {ADMINISTRATION_TOLERANCE_MG} mg); check the amount, or give a difference_reason",
-                canonical(given),
-                canonical(before),
-                canonical(q),
-                canonical(before + q),
-                canonical(excess)
-            ),
-        });
-    }
-    let entry = tx
-        .record_administration(
-            &me.actor(),
-            &NewAdministration {
-                draw_id,
-                quantity_mg: q,
-                session_given_mg: given,
-                reason: reason.as_deref(),
-                at: now,
-                by: &by,
-            },
-        )
-        .await?;
-    tx.commit().await?;
-    let strength = strength_of(&state, entry.vial_id).await?;
-    Ok((StatusCode::CREATED, Json(entry_out(&entry, strength))))
-}
-
-/// Drawn drug wasted, with a witness.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WasteIn {
-    /// mg of ketamine base, as a decimal string.
-    pub quantity_mg: String,
-    /// The witness: another nurse or physician, confirming with their own password.
-    pub witness: WitnessIn,
-    /// How or why (e.g. "unused remainder of the bag"), ≤ 1000 characters.
-    #[serde(default)]
-    pub reason: Option<String>,
+    Ok((
+        StatusCode::CREATED,
+        Json(state.administer(&me.caller(), draw_id, body).await?),
+    ))
 }
 
 /// Record drawn drug as wasted (the unused remainder of a dose: not destruction of inventory, so
@@ -889,47 +136,10 @@ pub async fn waste(
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::WriteLedger)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let q = quantity("quantity_mg", &body.quantity_mg, false)?;
-    let reason = opt_text("reason", body.reason.as_deref(), 1000)?;
-    load_draw(&state, draw_id).await?;
-    let witness = confirm_witness(&state, &me, &body.witness).await?;
-    let by = ledger_person(&me.user);
-    let mut tx = state.store.begin().await?;
-    let entry = tx
-        .record_waste(
-            &me.actor(),
-            &NewWaste {
-                draw_id,
-                quantity_mg: q,
-                witness: &witness,
-                reason: reason.as_deref(),
-                at: state.now(),
-                by: &by,
-            },
-        )
-        .await?;
-    tx.commit().await?;
-    let strength = strength_of(&state, entry.vial_id).await?;
-    Ok((StatusCode::CREATED, Json(entry_out(&entry, strength))))
-}
-
-// ---- Destruction -------------------------------------------------------------------------------------
-
-/// Destruction of a vial's remaining content.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DestructionIn {
-    /// The whole remaining balance, mg, as a decimal string (it must equal the book balance).
-    pub quantity_mg: String,
-    /// Method of destruction, 1–200 characters.
-    pub method: String,
-    /// Why (expired, damaged, …), 1–500 characters.
-    pub reason: String,
-    /// Where, 1–200 characters.
-    pub location: String,
-    /// Exactly two witnesses, different users from you and each other, each confirming with their
-    /// own password.
-    pub witnesses: Vec<WitnessIn>,
+    Ok((
+        StatusCode::CREATED,
+        Json(state.waste(&me.caller(), draw_id, body).await?),
+    ))
 }
 
 /// Destroy a vial's remaining content (DEA Form 41: NDC, name, strength, form, quantity, date,
@@ -944,84 +154,10 @@ pub async fn destroy(
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::ManageLedger)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let q = quantity("quantity_mg", &body.quantity_mg, false)?;
-    let method = text("method", &body.method, 200)?;
-    let reason = text("reason", &body.reason, 500)?;
-    let location = text("location", &body.location, 200)?;
-    let [w1, w2] = body.witnesses.as_slice() else {
-        return Err(ApiError::field(
-            "witnesses",
-            format!("{} witnesses", body.witnesses.len()),
-            "exactly 2 witnesses (DEA Form 41)",
-        ));
-    };
-    if w1.username.trim() == w2.username.trim() {
-        return Err(ApiError::Refused {
-            code: "witnesses_not_distinct",
-            message: format!(
-                "{} is named twice; the two witnesses must be different users",
-                w1.username.trim()
-            ),
-        });
-    }
-    let vial = state.store.get_vial(vial_id).await?;
-    let witnesses = [
-        confirm_witness(&state, &me, w1).await?,
-        confirm_witness(&state, &me, w2).await?,
-    ];
-    let by = ledger_person(&me.user);
-    let mut tx = state.store.begin().await?;
-    let entry = tx
-        .destroy_vial(
-            &me.actor(),
-            &NewDestruction {
-                vial_id,
-                quantity_mg: q,
-                witnesses: [&witnesses[0], &witnesses[1]],
-                method: &method,
-                reason: &reason,
-                location: &location,
-                at: state.now(),
-                by: &by,
-            },
-        )
-        .await?;
-    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(entry_out(&entry, vial.strength_mg_per_ml)),
+        Json(state.destroy(&me.caller(), vial_id, body).await?),
     ))
-}
-
-// ---- Counts and discrepancies ------------------------------------------------------------------------
-
-/// One vial counted.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CountLineIn {
-    /// The vial.
-    pub vial_id: Uuid,
-    /// What was found, mg, as a decimal string ("0" allowed).
-    pub counted_mg: String,
-    /// An estimate (allowed for an opened container only, 21 U.S.C. 827(a)).
-    #[serde(default)]
-    pub estimated: bool,
-}
-
-/// A physical count or a complete inventory.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CountIn {
-    /// count (some vials) or inventory (every vial on hand; initial or biennial).
-    pub kind: String,
-    /// opening or close (of business); required for an inventory.
-    #[serde(default)]
-    pub business_time: Option<String>,
-    /// A note, ≤ 1000 characters.
-    #[serde(default)]
-    pub note: Option<String>,
-    /// One line per vial (1–500).
-    pub vials: Vec<CountLineIn>,
 }
 
 /// Record a physical count or inventory. A vial whose count differs from its book balance gets a
@@ -1035,70 +171,10 @@ pub async fn record_count(
 ) -> Result<(StatusCode, Json<CountOut>), ApiError> {
     me.require(Action::ManageLedger)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let kind = match body.kind.as_str() {
-        "count" => CountKind::Count,
-        "inventory" => CountKind::Inventory,
-        other => return Err(ApiError::field("kind", other, "count or inventory")),
-    };
-    let business_time = match body.business_time.as_deref() {
-        None => None,
-        Some("opening") => Some(BusinessTime::Opening),
-        Some("close") => Some(BusinessTime::Close),
-        Some(other) => return Err(ApiError::field("business_time", other, "opening or close")),
-    };
-    if kind == CountKind::Inventory && business_time.is_none() {
-        return Err(ApiError::field(
-            "business_time",
-            serde_json::Value::Null,
-            "opening or close: an inventory says when it was taken (21 U.S.C. 827(a))",
-        ));
-    }
-    let note = opt_text("note", body.note.as_deref(), 1000)?;
-    if body.vials.is_empty() || body.vials.len() > 500 {
-        return Err(ApiError::field(
-            "vials",
-            format!("{} lines", body.vials.len()),
-            "1–500 vials",
-        ));
-    }
-    let mut lines = Vec::with_capacity(body.vials.len());
-    for (i, l) in body.vials.iter().enumerate() {
-        lines.push(CountLine {
-            vial_id: l.vial_id,
-            counted_mg: quantity(&format!("vials[{i}].counted_mg"), &l.counted_mg, true)?,
-            estimated: l.estimated,
-        });
-    }
-    let by = ledger_person(&me.user);
-    let mut tx = state.store.begin().await?;
-    let recorded = tx
-        .record_count(
-            &me.actor(),
-            &NewCount {
-                kind,
-                business_time,
-                note: note.as_deref(),
-                lines: &lines,
-                at: state.now(),
-                by: &by,
-            },
-        )
-        .await?;
-    tx.commit().await?;
-    let mut out = count_out(&recorded.count);
-    for e in &recorded.entries {
-        let strength = strength_of(&state, e.vial_id).await?;
-        out.entries.push(entry_out(e, strength));
-    }
-    out.discrepancies = recorded.discrepancies.iter().map(discrepancy_out).collect();
-    Ok((StatusCode::CREATED, Json(out)))
-}
-
-/// Which discrepancies to list.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct DiscrepancyQuery {
-    /// Only open ones (default false).
-    pub open: Option<bool>,
+    Ok((
+        StatusCode::CREATED,
+        Json(state.record_count(&me.caller(), body).await?),
+    ))
 }
 
 /// Count discrepancies, oldest first.
@@ -1109,36 +185,9 @@ pub async fn list_discrepancies(
     me: CurrentUser,
     Query(q): Query<DiscrepancyQuery>,
 ) -> Result<Json<Vec<DiscrepancyOut>>, ApiError> {
-    me.require(Action::ReadLedger)?;
     Ok(Json(
-        state
-            .store
-            .list_discrepancies(q.open.unwrap_or(false))
-            .await?
-            .iter()
-            .map(discrepancy_out)
-            .collect(),
+        state.discrepancies(&me.caller(), q.open.unwrap_or(false)).await?,
     ))
-}
-
-/// How a discrepancy was resolved.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveIn {
-    /// What was found (3–1000 characters), including whether a significant loss was reported on
-    /// DEA Form 106.
-    pub note: String,
-    /// The book was wrong: move the balance to what was counted with an adjustment entry.
-    pub adjust: bool,
-}
-
-/// A resolved discrepancy and its adjustment entry, if any.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct ResolveOut {
-    /// The discrepancy.
-    pub discrepancy: DiscrepancyOut,
-    /// The adjustment entry.
-    pub adjustment: Option<EntryOut>,
 }
 
 /// Resolve a count discrepancy with a note (and, with `adjust`, correct the book balance by the
@@ -1153,74 +202,7 @@ pub async fn resolve_discrepancy(
 ) -> Result<Json<ResolveOut>, ApiError> {
     me.require(Action::ManageLedger)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let note = body.note.trim();
-    if !(3..=1000).contains(&note.chars().count()) {
-        return Err(ApiError::field("note", note, "a note of 3–1000 characters"));
-    }
-    let by = ledger_person(&me.user);
-    let mut tx = state.store.begin().await?;
-    let (discrepancy, adjustment) = tx
-        .resolve_discrepancy(
-            &me.actor(),
-            &DiscrepancyResolution {
-                id,
-                note,
-                adjust: body.adjust,
-                at: state.now(),
-                by: &by,
-            },
-        )
-        .await?;
-    tx.commit().await?;
-    let adjustment = match adjustment {
-        Some(e) => Some(entry_out(&e, strength_of(&state, e.vial_id).await?)),
-        None => None,
-    };
-    Ok(Json(ResolveOut {
-        discrepancy: discrepancy_out(&discrepancy),
-        adjustment,
-    }))
-}
-
-// ---- Reports -------------------------------------------------------------------------------------------
-
-/// The biennial inventory report.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct InventoryReportOut {
-    /// The rule and its source.
-    pub rule: &'static str,
-    /// The last complete inventory, if any.
-    pub last_inventory: Option<CountOut>,
-    /// The date by which the next inventory must be taken (2 years after the last).
-    pub next_due_by: Option<String>,
-    /// An inventory is due now: none was ever taken (the initial inventory), or 2 years have
-    /// passed since the last.
-    pub due: bool,
-    /// Due within the next 30 days (a clinic setting).
-    pub due_soon: bool,
-    /// Days until `next_due_by` (negative when overdue).
-    pub days_until_due: Option<i64>,
-    /// The report in words.
-    pub message: String,
-    /// Vials on hand (sealed or open).
-    pub on_hand: Vec<VialOut>,
-    /// Their total balance, mg.
-    pub on_hand_mg: String,
-    /// Count discrepancies still open.
-    pub open_discrepancies: usize,
-    /// Every vial's balance recomputed from its entries agrees.
-    pub ledger_consistent: bool,
-    /// What disagrees, if anything.
-    pub ledger_problems: Vec<String>,
-    /// The retention rule and its source.
-    pub retention: &'static str,
-}
-
-fn two_years_after(d: Date) -> Date {
-    d.replace_year(d.year() + 2)
-        // 29 February → 28 February.
-        .or_else(|_| d.replace_day(28).and_then(|d| d.replace_year(d.year() + 2)))
-        .unwrap_or(d)
+    Ok(Json(state.resolve_discrepancy(&me.caller(), id, body).await?))
 }
 
 /// When the last inventory was and whether one is due (21 U.S.C. 827(a): initial, then at least
@@ -1232,84 +214,7 @@ pub async fn inventory_report(
     State(state): State<AppState>,
     me: CurrentUser,
 ) -> Result<Json<InventoryReportOut>, ApiError> {
-    me.require(Action::ReadLedger)?;
-    let now = state.now();
-    let today = now.date();
-    let last = state
-        .store
-        .list_counts(Some(CountKind::Inventory))
-        .await?
-        .into_iter()
-        .next();
-    let next_due_by = last.as_ref().map(|c| two_years_after(c.taken_at.date()));
-    let days_until_due = next_due_by.map(|d| (d - today).whole_days());
-    let due = days_until_due.is_none_or(|d| d <= 0);
-    let due_soon = days_until_due.is_some_and(|d| d <= INVENTORY_DUE_SOON_DAYS);
-    let message = match (&last, next_due_by, days_until_due) {
-        (Some(c), Some(by), Some(days)) if days > 0 => format!(
-            "last inventory {} at the {} of business by {}; the next is due by {} ({days} days)",
-            iso_date(c.taken_at.date()),
-            c.business_time.map_or("(unrecorded)", BusinessTime::as_str),
-            c.taken_by.name,
-            iso_date(by)
-        ),
-        (Some(c), Some(by), _) => format!(
-            "last inventory {}; the biennial inventory was due by {}: take one now",
-            iso_date(c.taken_at.date()),
-            iso_date(by)
-        ),
-        _ => "no inventory has been taken: take the initial inventory now".to_string(),
-    };
-    let on_hand: Vec<Vial> = state
-        .store
-        .list_vials(None)
-        .await?
-        .into_iter()
-        .filter(|v| v.status.on_hand())
-        .collect();
-    let on_hand_mg: Decimal = on_hand.iter().map(|v| v.balance_mg).sum();
-    let open_discrepancies = state.store.list_discrepancies(true).await?.len();
-    let report = state.store.verify_ledger().await?;
-    Ok(Json(InventoryReportOut {
-        rule: INVENTORY_RULE,
-        last_inventory: last.as_ref().map(count_out),
-        next_due_by: next_due_by.map(iso_date),
-        due,
-        due_soon,
-        days_until_due,
-        message,
-        on_hand: on_hand.iter().map(|v| vial_out(v, today)).collect(),
-        on_hand_mg: canonical(on_hand_mg),
-        open_discrepancies,
-        ledger_consistent: report.problems.is_empty(),
-        ledger_problems: report.problems,
-        retention: RETENTION,
-    }))
-}
-
-/// A session's controlled-substance account.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct SessionLedgerOut {
-    /// The session.
-    pub session_id: Uuid,
-    /// Its state.
-    pub state: &'static str,
-    /// The dose its pump record says was given so far, mg (rounded to 0.001 mg).
-    pub given_mg: String,
-    /// Drawn for it, mg.
-    pub drawn_mg: String,
-    /// Recorded as administered, mg.
-    pub administered_mg: String,
-    /// Wasted, mg.
-    pub wasted_mg: String,
-    /// Drawn but not yet administered or wasted, mg.
-    pub outstanding_mg: String,
-    /// administered − given, mg.
-    pub difference_mg: String,
-    /// Every draw is accounted for and administered is within 0.1 mg of given.
-    pub reconciled: bool,
-    /// The session's entries.
-    pub entries: Vec<EntryOut>,
+    Ok(Json(state.inventory_report(&me.caller()).await?))
 }
 
 /// What was drawn, administered and wasted for a session, against its recorded dose.
@@ -1320,97 +225,8 @@ pub async fn session_ledger(
     me: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<SessionLedgerOut>, ApiError> {
-    me.require(Action::ReadLedger)?;
-    let now = state.now();
-    let session = session_out(load_session(&state, id).await?, now)?;
-    let given = Decimal::from_f64_retain(session.given_mg)
-        .map(round_mg)
-        .unwrap_or_default();
-    let entries = state
-        .store
-        .all_ledger_entries(&LedgerFilter {
-            session_id: Some(id),
-            ..LedgerFilter::default()
-        })
-        .await?;
-    let sum = |kind: EntryKind| -> Decimal {
-        entries
-            .iter()
-            .filter(|e| e.kind == kind)
-            .map(|e| e.quantity_mg)
-            .sum()
-    };
-    let (drawn, administered, wasted) = (
-        sum(EntryKind::Draw),
-        sum(EntryKind::Administration),
-        sum(EntryKind::Waste),
-    );
-    let outstanding = drawn - administered - wasted;
-    let difference = administered - given;
-    let mut out = Vec::with_capacity(entries.len());
-    for e in &entries {
-        out.push(entry_out(e, strength_of(&state, e.vial_id).await?));
-    }
-    Ok(Json(SessionLedgerOut {
-        session_id: id,
-        state: session.state,
-        given_mg: canonical(given),
-        drawn_mg: canonical(drawn),
-        administered_mg: canonical(administered),
-        wasted_mg: canonical(wasted),
-        outstanding_mg: canonical(outstanding),
-        difference_mg: canonical(difference),
-        reconciled: outstanding.is_zero()
-            && difference.abs() <= ADMINISTRATION_TOLERANCE_MG
-            && ADMINISTER_STATES.contains(&session.state),
-        entries: out,
-    }))
+    Ok(Json(state.session_ledger(&me.caller(), id).await?))
 }
-
-/// The period to export.
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ExportQuery {
-    /// First day included (YYYY-MM-DD, UTC); default: the beginning.
-    pub from: Option<String>,
-    /// Last day included (YYYY-MM-DD, UTC); default: today.
-    pub to: Option<String>,
-}
-
-/// The CSV header of the inspector's export.
-pub const EXPORT_COLUMNS: [&str; 32] = [
-    "entry_id",
-    "at",
-    "kind",
-    "vial_id",
-    "vial_seq",
-    "ndc",
-    "product",
-    "strength_mg_per_ml",
-    "container_volume_ml",
-    "lot",
-    "expiry",
-    "quantity_mg",
-    "quantity_ml",
-    "balance_change_mg",
-    "balance_after_mg",
-    "draw_id",
-    "draw_outstanding_mg",
-    "session_id",
-    "patient",
-    "session_given_mg",
-    "difference_mg",
-    "by",
-    "witness_1",
-    "witness_2",
-    "reason",
-    "method",
-    "location",
-    "supplier",
-    "supplier_address",
-    "supplier_dea_number",
-    "invoice_number",
-    "count_estimated",
-];
 
 /// The ledger for an inspector, as CSV: every entry in order with its vial's NDC, product,
 /// strength, lot and expiry, the quantities and running balance, who made it and who witnessed
@@ -1422,109 +238,8 @@ pub async fn export(
     me: CurrentUser,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    me.require(Action::ReadLedger)?;
-    let now = state.now();
-    let from = q.from.as_deref().map(|f| parse_date("from", f)).transpose()?;
-    let to = match q.to.as_deref() {
-        Some(t) => parse_date("to", t)?,
-        None => now.date(),
-    };
-    if from.is_some_and(|f| f > to) {
-        return Err(ApiError::field(
-            "from",
-            q.from.clone().unwrap_or_default(),
-            "a date on or before `to`",
-        ));
-    }
-    let vials: std::collections::HashMap<Uuid, Vial> = state
-        .store
-        .list_vials(None)
-        .await?
-        .into_iter()
-        .map(|v| (v.id, v))
-        .collect();
-    let entries: Vec<LedgerEntry> = state
-        .store
-        .all_ledger_entries(&LedgerFilter::default())
-        .await?
-        .into_iter()
-        .filter(|e| from.is_none_or(|f| e.at.date() >= f) && e.at.date() <= to)
-        .collect();
-    let failed = |e: csv::Error| ApiError::Internal(e.to_string());
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(EXPORT_COLUMNS).map_err(failed)?;
-    let opt = |d: Option<Decimal>| d.map(canonical).unwrap_or_default();
-    for e in &entries {
-        let v = vials
-            .get(&e.vial_id)
-            .ok_or_else(|| ApiError::Internal(format!("entry {} names unknown vial {}", e.id, e.vial_id)))?;
-        let receipt = e.kind == EntryKind::Receipt;
-        let on_receipt = |s: &str| if receipt { s.to_string() } else { String::new() };
-        let witness = |i: usize| e.witnesses.get(i).map(|p| p.name.clone()).unwrap_or_default();
-        w.write_record([
-            e.id.to_string(),
-            rfc3339(e.at),
-            e.kind.as_str().to_string(),
-            e.vial_id.to_string(),
-            e.vial_seq.to_string(),
-            v.ndc.clone(),
-            v.product_name.clone(),
-            canonical(v.strength_mg_per_ml),
-            canonical(v.volume_ml),
-            v.lot.clone(),
-            iso_date(v.expiry),
-            canonical(e.quantity_mg),
-            ml(e.quantity_mg, v.strength_mg_per_ml),
-            canonical(e.balance_change_mg),
-            canonical(e.balance_after_mg),
-            e.draw_id.map(|d| d.to_string()).unwrap_or_default(),
-            opt(e.draw_outstanding_mg),
-            e.session_id.map(|s| s.to_string()).unwrap_or_default(),
-            e.patient_name.clone().unwrap_or_default(),
-            opt(e.session_given_mg),
-            opt(e.difference_mg),
-            e.actor.name.clone(),
-            witness(0),
-            witness(1),
-            e.reason.clone().unwrap_or_default(),
-            e.method.clone().unwrap_or_default(),
-            e.location.clone().unwrap_or_default(),
-            on_receipt(&v.supplier_name),
-            on_receipt(&v.supplier_address),
-            on_receipt(&v.supplier_dea_number),
-            on_receipt(&v.invoice_number),
-            if e.kind == EntryKind::Count {
-                e.estimated.to_string()
-            } else {
-                String::new()
-            },
-        ])
-        .map_err(failed)?;
-    }
-    let bytes = w.into_inner().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let body = String::from_utf8(bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state
-        .store
-        .append_audit(
-            &NewAuditEntry::new(now, me.actor(), "ledger.export", "ledger", "export").after(
-                serde_json::json!({
-                    "format": "csv",
-                    "from": from.map(iso_date),
-                    "to": iso_date(to),
-                    "entries": entries.len(),
-                }),
-            ),
-        )
+    let export = state
+        .export_ledger(&me.caller(), q.from.as_deref(), q.to.as_deref())
         .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"ledger-{}.csv\"", iso_date(to)),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(crate::api::outcomes::csv_response(&export.filename, export.csv))
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::api::sessions::{load_session, rfc3339};
+use crate::api::sessions::{SESSION, rfc3339};
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::policy::Action;
@@ -76,7 +76,7 @@ pub async fn session_stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     me.require(Action::ReadClinical)?;
-    load_session(&state, id).await?;
+    state.record(SESSION, id).await?;
     open(state, me, &headers, query, Some(id)).await
 }
 

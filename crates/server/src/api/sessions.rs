@@ -12,13 +12,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use ketaflow_store::{DeviceToken, NewAuditEntry, NewDeviceToken, NewEvent, NewRecord, Record, hash_token};
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use ketaflow_store::DeviceToken;
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::api::clinical::{self, PlanOut};
 use crate::auth::{CurrentUser, presented_token};
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
@@ -26,6 +24,7 @@ use crate::state::AppState;
 
 pub use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut, vital_out};
 pub use ketaflow_app::board::{BoardOut, ChairOut, planned_dose_reached};
+pub use ketaflow_app::booking::{DEVICE_TOKEN_PREFIX, DeviceTokenIn, DeviceTokenOut, SessionIn};
 pub use ketaflow_app::records::{
     BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, is_open, pre_checks,
     stored_reading,
@@ -36,43 +35,13 @@ pub use ketaflow_app::vitals::{
     write_vitals,
 };
 
-/// Device tokens start with this, so neither kind of token can be mistaken for the other.
-pub const DEVICE_TOKEN_PREFIX: &str = "dev_";
-
 // ---- Documents -----------------------------------------------------------------------------------
 
 // ---- Output --------------------------------------------------------------------------------------
 
-pub(crate) async fn load_session(state: &AppState, id: Uuid) -> Result<Record, ApiError> {
-    state.store.get_record(SESSION, id).await.map_err(|e| match e {
-        ketaflow_store::StoreError::NotFound { .. } => ApiError::NotFound {
-            what: "session".into(),
-            id: id.to_string(),
-        },
-        other => other.into(),
-    })
-}
-
-fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
-    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| ApiError::field(field, text, "an RFC 3339 date-time, e.g. 2026-11-27T09:30:00Z"))
-}
-
 // ---- Writing a session with its audit entry and live events -------------------------------------
 
 // ---- Scheduling ----------------------------------------------------------------------------------
-
-/// A session to book.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SessionIn {
-    /// The dose plan (the patient's; it must be approved before the infusion can start).
-    pub plan_id: Uuid,
-    /// Chair or bay, 1–40 characters.
-    pub chair: String,
-    /// When (RFC 3339).
-    pub scheduled_for: String,
-}
 
 /// Book a session for a patient with one of their plans.
 #[utoipa::path(post, path = "/api/v1/patients/{id}/sessions", tag = "sessions", request_body = SessionIn, params(("id" = Uuid, Path, description = "patient id")),
@@ -85,70 +54,10 @@ pub async fn create_session(
 ) -> Result<(StatusCode, Json<SessionOut>), ApiError> {
     me.require(Action::RunSession)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let chair = body.chair.trim();
-    if chair.is_empty() || chair.chars().count() > 40 {
-        return Err(ApiError::field("chair", chair, "1–40 characters"));
-    }
-    let scheduled_for = parse_time("scheduled_for", &body.scheduled_for)?;
-    let patient = clinical::patient_out(clinical::load_patient(&state, patient_id).await?)?;
-    let plan: PlanOut = clinical::plan_out(clinical::load_plan(&state, body.plan_id).await?)?;
-    if plan.doc.patient_id != patient_id {
-        return Err(ApiError::field(
-            "plan_id",
-            body.plan_id.to_string(),
-            "a plan of this patient",
-        ));
-    }
-    let doc = SessionDoc {
-        patient_id,
-        patient_name: patient.doc.display_name.clone(),
-        plan_id: body.plan_id,
-        protocol_id: plan.doc.protocol_id.clone(),
-        chair: chair.to_string(),
-        scheduled_for,
-        created_by: me.user.id.to_string(),
-        baseline: patient.doc.baseline_bp.as_ref().map(|b| BaselineDoc {
-            systolic_mmhg: b.systolic_mmhg,
-            diastolic_mmhg: b.diastolic_mmhg,
-            heart_rate_per_min: None,
-            origin: "intake".into(),
-        }),
-        transitions: vec![],
-        rates: vec![],
-        side_effects: vec![],
-        assessments: vec![],
-    };
-    let now = state.now();
-    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let label = format!("{} {}", doc.chair, doc.patient_name);
-    let mut tx = state.store.begin().await?;
-    let record = tx
-        .insert_record(
-            &NewRecord {
-                kind: SESSION,
-                parent_id: Some(patient_id),
-                label: &label,
-                data: &data,
-            },
-            now,
-        )
-        .await?;
-    tx.append_audit(
-        &NewAuditEntry::new(now, me.actor(), "session.create", SESSION, record.id.to_string()).after(data),
-    )
-    .await?;
-    tx.set_in_progress(SESSION, record.id, true).await?;
-    let event = tx
-        .append_event(&NewEvent {
-            session_id: record.id,
-            kind: "session.created",
-            at: now,
-            data: &serde_json::json!({ "chair": doc.chair, "state": "scheduled" }),
-        })
-        .await?;
-    tx.commit().await?;
-    state.live.publish([event]);
-    Ok((StatusCode::CREATED, Json(session_out(record, now)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.book_session(&me.caller(), patient_id, body).await?),
+    ))
 }
 
 /// Which sessions to list.
@@ -168,30 +77,10 @@ pub async fn list_sessions(
     me: CurrentUser,
     Query(q): Query<SessionQuery>,
 ) -> Result<Json<Vec<SessionOut>>, ApiError> {
-    me.require(Action::ReadClinical)?;
-    let now = state.now();
-    let active = q.active.unwrap_or(true);
-    // Open sessions come from the in-progress index, all of them; closed ones are paged.
-    let records = if active {
-        let mut open = state.store.list_in_progress(SESSION).await?;
-        open.retain(|r| q.patient_id.is_none() || r.parent_id == q.patient_id);
-        open.reverse();
-        open
-    } else {
-        state
-            .store
-            .list_records(SESSION, q.patient_id, None, ketaflow_store::MAX_RECORD_PAGE)
-            .await?
-    };
-    let mut out = Vec::new();
-    for r in records {
-        let s = session_out(r, now)?;
-        if active && !is_open_state(s.state) {
-            continue;
-        }
-        out.push(s);
-    }
-    Ok(Json(out))
+    let sessions = state
+        .sessions(&me.caller(), q.active.unwrap_or(true), q.patient_id)
+        .await?;
+    Ok(Json(sessions))
 }
 
 /// One session.
@@ -246,16 +135,8 @@ impl FromRequestParts<AppState> for VitalsWriter {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<VitalsWriter, ApiError> {
         let raw = presented_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-        if let Some(device) = raw.strip_prefix(DEVICE_TOKEN_PREFIX) {
-            if device.len() != 64 || !device.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ApiError::Unauthenticated);
-            }
-            let token = state
-                .store
-                .find_device_token(&hash_token(&raw), state.now())
-                .await?
-                .ok_or(ApiError::Unauthenticated)?;
-            return Ok(VitalsWriter::Device(token));
+        if raw.starts_with(DEVICE_TOKEN_PREFIX) {
+            return Ok(VitalsWriter::Device(state.authenticate_device(&raw).await?));
         }
         Ok(VitalsWriter::User(
             CurrentUser::from_request_parts(parts, state).await?,
@@ -311,26 +192,6 @@ pub async fn list_vitals(
 
 // ---- Device tokens -------------------------------------------------------------------------------
 
-/// A monitor to connect.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceTokenIn {
-    /// A name for the monitor (1–80 characters), e.g. its serial number.
-    pub label: String,
-}
-
-/// A new device token: shown once.
-#[derive(Serialize, ToSchema, Debug)]
-pub struct DeviceTokenOut {
-    /// Send as `Authorization: Bearer <token>` to `POST /api/v1/sessions/{id}/vitals`. It works
-    /// for this session only and ends when the session closes (12 h at most).
-    pub token: String,
-    /// When it expires.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub expires_at: OffsetDateTime,
-}
-
 /// Issue a token a monitor uses to stream this session's vital signs (and nothing else).
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/device-tokens", tag = "sessions", request_body = DeviceTokenIn, params(("id" = Uuid, Path, description = "session id")),
     responses((status = 201, body = DeviceTokenOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -342,41 +203,9 @@ pub async fn create_device_token(
 ) -> Result<(StatusCode, Json<DeviceTokenOut>), ApiError> {
     me.require(Action::RunSession)?;
     let Json(body) = body.map_err(json_rejection)?;
-    let label = body.label.trim();
-    if label.is_empty() || label.chars().count() > 80 {
-        return Err(ApiError::field("label", label, "1–80 characters"));
-    }
-    let record = load_session(&state, id).await?;
-    let session = session_out(record, state.now())?;
-    if matches!(session.state, "discharged" | "aborted") {
-        return Err(ApiError::Conflict(format!("the session is {}", session.state)));
-    }
-    let raw = format!("{DEVICE_TOKEN_PREFIX}{}", crate::auth::new_token());
-    let now = state.now();
-    // A clinic day: a monitor token never outlives a shift, and ends earlier when the session closes.
-    let expires_at = now + time::Duration::hours(12);
-    let mut tx = state.store.begin().await?;
-    tx.insert_device_token(&NewDeviceToken {
-        token_hash: hash_token(&raw),
-        session_id: id,
-        created_by: me.user.id,
-        label: Some(label.to_string()),
-        created_at: now,
-        expires_at,
-    })
-    .await?;
-    tx.append_audit(
-        &NewAuditEntry::new(now, me.actor(), "session.device_token", SESSION, id.to_string())
-            .after(serde_json::json!({ "label": label, "expires_at": rfc3339(expires_at) })),
-    )
-    .await?;
-    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(DeviceTokenOut {
-            token: raw,
-            expires_at,
-        }),
+        Json(state.issue_device_token(&me.caller(), id, body).await?),
     ))
 }
 

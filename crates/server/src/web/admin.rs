@@ -5,26 +5,26 @@
 //! (with a one-time password), disables and re-enables them, and resets passwords. `/audit` pages
 //! through the hash-chained audit log newest first (time, actor, action, kind of record, record id:
 //! never the before/after documents, which hold clinical data) and verifies the whole chain on
-//! request. Every write goes through the API's handlers in [`crate::api::accounts`] and
-//! [`crate::api::library`], so the rules and the audit entries are the API's.
+//! request. Every write is a use case of [`ketaflow_app::accounts`] and [`ketaflow_app::library`],
+//! the ones the JSON API calls, so the rules and the audit entries are the same.
 
 use std::collections::HashMap;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, page_err};
 use super::{render_with_status, see_other};
-use crate::api::accounts::{self, DisableIn, PasswordIn, UserIn, UserOut};
-use crate::api::library::{self, AuditOut, AuditQuery, VerifyOut};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::accounts::{Account, DisableIn, PasswordIn, UserIn};
+use ketaflow_app::library::{AuditOut, AuditSelection, VerifyOut};
 
 /// Audit entries per page.
 const AUDIT_PAGE: i64 = 50;
@@ -81,32 +81,25 @@ fn without_passwords(mut form: FormData) -> FormData {
 }
 
 async fn users_view(state: &AppState, user: &WebUser, form: FormState, status: StatusCode) -> PageResult {
-    let Json(list) = accounts::list_users(State(state.clone()), user.me.clone())
-        .await
-        .map_err(page_err)?;
-    // The lockout is not part of the API's user view; read it for the accounts just listed.
-    let now = state.now();
-    let locks: HashMap<Uuid, Option<time::OffsetDateTime>> = state
-        .store
-        .list_users()
-        .await
-        .map_err(|e| page_err(e.into()))?
-        .into_iter()
-        .map(|u| (u.id, u.locked_until.filter(|until| *until > now)))
-        .collect();
+    let list = state.accounts(&user.me.caller()).await.map_err(page_err)?;
     let users = list
         .into_iter()
-        .map(|u: UserOut| UserRow {
-            id: u.id.to_string(),
-            locked_until: locks.get(&u.id).copied().flatten().map(clock),
-            is_me: u.id == user.me.user.id,
-            form: format!("user-{}", u.id),
-            username: u.username,
-            display_name: u.display_name,
-            role: u.role,
-            disabled: u.disabled,
-            must_change_password: u.must_change_password,
-        })
+        .map(
+            |Account {
+                 user: u,
+                 locked_until,
+             }| UserRow {
+                id: u.id.to_string(),
+                locked_until: locked_until.map(clock),
+                is_me: u.id == user.me.user.id,
+                form: format!("user-{}", u.id),
+                username: u.username,
+                display_name: u.display_name,
+                role: u.role,
+                disabled: u.disabled,
+                must_change_password: u.must_change_password,
+            },
+        )
         .collect();
     Ok(render_with_status(
         status,
@@ -132,7 +125,11 @@ async fn create_user(State(state): State<AppState>, posted: Posted) -> PageResul
         // A password is taken as typed: spaces may be part of it.
         password: form.0.get("password").cloned().unwrap_or_default(),
     };
-    match accounts::create_user(State(state.clone()), user.me.clone(), Ok(Json(body))).await {
+    match state
+        .create_user(&user.me.caller(), body)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => Ok(see_other("/users")),
         Err(e) => {
             let refused = FormState::refused_named("create", without_passwords(form), &e);
@@ -149,14 +146,11 @@ async fn set_disabled(State(state): State<AppState>, Path(id): Path<Uuid>, poste
         other => Err(ApiError::field("disabled", other, "true or false")),
     };
     let result = match disabled {
-        Ok(disabled) => accounts::set_disabled(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(DisableIn { disabled })),
-        )
-        .await
-        .map(|_| ()),
+        Ok(disabled) => state
+            .set_disabled(&user.me.caller(), id, DisableIn { disabled })
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match result {
@@ -173,13 +167,10 @@ async fn reset_password(State(state): State<AppState>, Path(id): Path<Uuid>, pos
     let body = PasswordIn {
         password: form.0.get("password").cloned().unwrap_or_default(),
     };
-    match accounts::reset_password(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
+    match state
+        .reset_password(&user.me.caller(), id, body)
+        .await
+        .map_err(ApiError::from)
     {
         Ok(_) => Ok(see_other(&format!("/users#user-{id}"))),
         Err(e) => {
@@ -239,18 +230,12 @@ async fn audit_entries(
     after_seq: i64,
     limit: u32,
 ) -> Result<Vec<AuditOut>, ApiError> {
-    let Json(entries) = library::list_audit(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Query(AuditQuery {
-            record_type: None,
-            record_id: None,
-            after_seq: Some(after_seq),
-            limit: Some(limit),
-        }),
-    )
-    .await?;
-    Ok(entries)
+    let selection = AuditSelection {
+        after_seq: Some(after_seq),
+        limit: Some(limit),
+        ..AuditSelection::default()
+    };
+    Ok(state.audit_entries(&user.me.caller(), selection).await?)
 }
 
 /// The highest sequence number in the log (0 when empty). Sequence numbers are gap-free from 1,
@@ -324,10 +309,10 @@ async fn audit_view(
     };
     // Names for user ids, where this role may list users; otherwise the id is shown.
     let names: HashMap<String, String> = if user.may(Action::ManageUsers) {
-        accounts::list_users(State(state.clone()), user.me.clone())
+        state
+            .users(&user.me.caller())
             .await
             .map_err(page_err)?
-            .0
             .into_iter()
             .map(|u| {
                 (
@@ -377,8 +362,6 @@ async fn audit_page(
 
 async fn verify_chain(State(state): State<AppState>, posted: Posted) -> PageResult {
     let user = posted.user;
-    let Json(result) = library::verify_audit(State(state.clone()), user.me.clone())
-        .await
-        .map_err(page_err)?;
+    let result = state.verify_audit(&user.me.caller()).await.map_err(page_err)?;
     audit_view(&state, &user, None, Some(verification(result))).await
 }

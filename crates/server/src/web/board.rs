@@ -7,8 +7,8 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::{Chrome, PageResult, WebUser, clock, fixed, page_err, render};
-use crate::api::sessions::ChairOut;
 use crate::state::AppState;
+use ketaflow_app::board::ChairOut;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -115,10 +115,7 @@ struct BoardChairs {
 }
 
 async fn load(state: &AppState, user: &WebUser) -> Result<(Vec<ChairTile>, i64), Response> {
-    let board = state
-        .board(&user.me.caller())
-        .await
-        .map_err(|e| page_err(e.into()))?;
+    let board = state.board(&user.me.caller()).await.map_err(page_err)?;
     Ok((board.chairs.into_iter().map(tile).collect(), board.last_event_id))
 }
 

@@ -4,32 +4,31 @@
 //! report, and the inspector's CSV.
 //!
 //! Every figure is the API's exact decimal string with its unit (mg of ketamine base; mL derived
-//! from the vial's strength, rounded to 0.001 mL as the API rounds it). Every write is a call to a
-//! handler in [`crate::api::ledger`], so the balance checks, the witnesses' re-authentication and
-//! the audit entries are the API's; a form is shown only to a role that may use it and the handler
-//! checks again. Witness passwords are never written back into a page.
+//! from the vial's strength, rounded to 0.001 mL as the API rounds it). Every write is a use case of
+//! [`ketaflow_app::ledger`], the one the JSON API calls, so the balance checks, the witnesses'
+//! re-authentication and the audit entries are the same; a form is shown only to a role that may
+//! use it and the use case checks again. Witness passwords are never written back into a page.
 
 use std::collections::HashMap;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use ketaflow_store::{canonical, parse_quantity, round_mg};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, page_err};
 use super::{render_with_status, see_other};
-use crate::api::ledger::{
-    self, AdministrationIn, CountIn, CountLineIn, DestructionIn, DiscrepancyOut, DiscrepancyQuery, DrawIn,
-    EntryOut, ReceiptIn, ResolveIn, SupplierDoc, VialOut, VialQuery, WasteIn, WitnessIn,
-};
-use crate::api::sessions::{self, SessionQuery};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::ledger::{
+    AdministrationIn, CountIn, CountLineIn, DestructionIn, DiscrepancyOut, DrawIn, EntryOut, ReceiptIn,
+    ResolveIn, SupplierDoc, VialOut, WasteIn, WitnessIn,
+};
 
 /// Session states in which a draw may be made (the API decides; this only fills the select).
 const DRAW_STATES: [&str; 4] = ["scheduled", "checked_in", "infusing", "paused"];
@@ -151,12 +150,7 @@ fn vial_row(v: VialOut) -> VialRow {
 }
 
 async fn vials(state: &AppState, user: &WebUser) -> Result<Vec<VialRow>, ApiError> {
-    let Json(list) = ledger::list_vials(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Query(VialQuery { status: None }),
-    )
-    .await?;
+    let list = state.vials(&user.me.caller(), None).await?;
     Ok(list.into_iter().map(vial_row).collect())
 }
 
@@ -242,13 +236,10 @@ fn discrepancy_row(d: DiscrepancyOut, labels: &HashMap<String, (String, String)>
 
 async fn ledger_view(state: &AppState, user: &WebUser, form: FormState, status: StatusCode) -> PageResult {
     let vials = vials(state, user).await.map_err(page_err)?;
-    let Json(discrepancies) = ledger::list_discrepancies(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Query(DiscrepancyQuery { open: Some(false) }),
-    )
-    .await
-    .map_err(page_err)?;
+    let discrepancies = state
+        .discrepancies(&user.me.caller(), false)
+        .await
+        .map_err(page_err)?;
     let labels: HashMap<String, (String, String)> = vials
         .iter()
         .map(|v| {
@@ -327,9 +318,11 @@ async fn receive(State(state): State<AppState>, posted: Posted) -> PageResult {
                 invoice_number: form.text("invoice_number"),
                 containers,
             };
-            ledger::receive_vials(State(state.clone()), user.me.clone(), Ok(Json(body)))
+            state
+                .receive_vials(&user.me.caller(), body)
                 .await
                 .map(|_| ())
+                .map_err(ApiError::from)
         }
         Err(e) => Err(e),
     };
@@ -380,9 +373,11 @@ async fn count(State(state): State<AppState>, posted: Posted) -> PageResult {
                 note: form.optional("note"),
                 vials: lines,
             };
-            ledger::record_count(State(state.clone()), user.me.clone(), Ok(Json(body)))
+            state
+                .record_count(&user.me.caller(), body)
                 .await
                 .map(|_| ())
+                .map_err(ApiError::from)
         }
     };
     match result {
@@ -429,13 +424,10 @@ async fn resolve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
         note: form.text("note"),
         adjust: form.checked("adjust"),
     };
-    match ledger::resolve_discrepancy(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
+    match state
+        .resolve_discrepancy(&user.me.caller(), id, body)
+        .await
+        .map_err(ApiError::from)
     {
         Ok(_) => Ok(see_other("/ledger")),
         Err(e) => {
@@ -599,24 +591,16 @@ async fn vial_view(
     form: FormState,
     status: StatusCode,
 ) -> PageResult {
-    let Json(detail) = ledger::get_vial(State(state.clone()), user.me.clone(), crate::extract::Path(id))
-        .await
-        .map_err(page_err)?;
+    let detail = state.vial(&user.me.caller(), id).await.map_err(page_err)?;
     let v = vial_row(detail.vial);
     let entries: Vec<EntryRow> = detail.entries.into_iter().map(entry_row).collect();
     let draws = outstanding_draws(&entries, &v.strength_mg_per_ml);
     let can_write = user.may(Action::WriteLedger);
     let sessions = if can_write && v.on_hand && !v.expired {
-        let Json(list) = sessions::list_sessions(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Query(SessionQuery {
-                active: Some(true),
-                patient_id: None,
-            }),
-        )
-        .await
-        .map_err(page_err)?;
+        let list = state
+            .sessions(&user.me.caller(), true, None)
+            .await
+            .map_err(page_err)?;
         list.into_iter()
             .filter(|s| DRAW_STATES.contains(&s.state))
             .map(|s| {
@@ -682,13 +666,10 @@ async fn draw(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Poste
                 session_id,
                 quantity_mg: form.text("quantity_mg"),
             };
-            ledger::draw(
-                State(state.clone()),
-                user.me.clone(),
-                crate::extract::Path(id),
-                Ok(Json(body)),
-            )
-            .await
+            state
+                .draw(&user.me.caller(), id, body)
+                .await
+                .map_err(ApiError::from)
         }
         Err(_) => Err(ApiError::field(
             "session_id",
@@ -709,13 +690,10 @@ async fn administer(
         quantity_mg: form.text("quantity_mg"),
         difference_reason: form.optional("difference_reason"),
     };
-    let result = ledger::administer(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(draw),
-        Ok(Json(body)),
-    )
-    .await;
+    let result = state
+        .administer(&user.me.caller(), draw, body)
+        .await
+        .map_err(ApiError::from);
     vial_answer(
         &state,
         &user,
@@ -752,13 +730,10 @@ async fn waste(
         witness: witness(&form, "witness"),
         reason: form.optional("reason"),
     };
-    let result = ledger::waste(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(draw),
-        Ok(Json(body)),
-    )
-    .await;
+    let result = state
+        .waste(&user.me.caller(), draw, body)
+        .await
+        .map_err(ApiError::from);
     vial_answer(
         &state,
         &user,
@@ -780,13 +755,10 @@ async fn destroy(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
         location: form.text("location"),
         witnesses: vec![witness(&form, "witnesses[0]"), witness(&form, "witnesses[1]")],
     };
-    let result = ledger::destroy(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await;
+    let result = state
+        .destroy(&user.me.caller(), id, body)
+        .await
+        .map_err(ApiError::from);
     let fields = ["witnesses[0].username", "witnesses[1].username"];
     vial_answer(&state, &user, id, "destroy", form, &fields, result).await
 }
@@ -815,7 +787,8 @@ struct InventoryPage {
 }
 
 async fn inventory_page(State(state): State<AppState>, user: WebUser) -> PageResult {
-    let Json(r) = ledger::inventory_report(State(state.clone()), user.me.clone())
+    let r = state
+        .inventory_report(&user.me.caller())
         .await
         .map_err(page_err)?;
     Ok(render_with_status(

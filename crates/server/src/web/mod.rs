@@ -1,7 +1,8 @@
-//! The web application: server-rendered pages for every workflow, on top of the JSON API.
+//! The web application: server-rendered pages for every workflow, an edge beside the JSON API.
 //!
-//! Pages call the API's own handler functions, so a rule enforced for an API client is enforced
-//! for a browser in the same place, and the audit trail is the same. What this module adds is the
+//! Pages call the application layer (`ketaflow_app`), as the JSON handlers do and never through
+//! them, so a rule enforced for an API client is enforced for a browser in the same place, and the
+//! audit trail is the same. What this module adds is the
 //! browser's concerns: the login cookie, a CSRF token on every form, redirect-after-post, forms that
 //! keep what was typed when the server refuses them and say what is wrong next to the field.
 //!
@@ -28,12 +29,12 @@ use axum::routing::{get, post};
 use ketaflow_store::Role;
 use sha2::{Digest, Sha256};
 
-use crate::api::accounts::{self, LoginIn};
 use crate::auth::{CurrentUser, presented_token};
 use crate::error::ApiError;
 use crate::policy::{Action, allowed};
 use crate::state::AppState;
 pub use forms::{FormData, FormState, Posted};
+use ketaflow_app::accounts::{ChangePasswordIn, LoggedIn, LoginIn};
 
 /// Every page route.
 pub fn router() -> Router<AppState> {
@@ -212,8 +213,8 @@ pub fn message_page(status: StatusCode, message: String) -> Response {
 pub type PageResult = Result<Response, Response>;
 
 /// Turns an API error into its error page (for `?`).
-pub fn page_err(error: ApiError) -> Response {
-    error_page(&error)
+pub fn page_err(error: impl Into<ApiError>) -> Response {
+    error_page(&error.into())
 }
 
 /// 303 See Other: the answer to a successful form post.
@@ -282,11 +283,11 @@ async fn login_submit(
         username: username.clone(),
         password: form.text("password"),
     };
-    match accounts::login(State(state), Ok(axum::Json(body))).await {
-        Ok(api) => {
+    match state.login(body).await.map_err(ApiError::from) {
+        Ok(LoggedIn { token, ttl, .. }) => {
             let mut response = see_other("/board");
-            if let Some(cookie) = api.headers().get(header::SET_COOKIE) {
-                response.headers_mut().insert(header::SET_COOKIE, cookie.clone());
+            if let Ok(cookie) = HeaderValue::from_str(&crate::auth::session_cookie(&token, ttl)) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
             }
             // The form token has served its purpose.
             let spent =
@@ -302,7 +303,8 @@ async fn login_submit(
 
 async fn logout(State(state): State<AppState>, posted: Posted) -> Response {
     // A logout without a valid token still clears the cookie.
-    let _ = accounts::logout(State(state), posted.user.me).await;
+    let me = &posted.user.me;
+    let _ = state.logout(&me.caller(), &me.token_hash).await;
     let mut response = see_other("/login");
     if let Ok(v) = HeaderValue::from_str(&crate::auth::clear_cookie()) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -328,11 +330,15 @@ async fn password_page(user: WebUser) -> Response {
 
 async fn password_submit(State(state): State<AppState>, posted: Posted) -> Response {
     let Posted { user, form } = posted;
-    let body = accounts::ChangePasswordIn {
+    let body = ChangePasswordIn {
         current_password: form.text("current_password"),
         new_password: form.text("new_password"),
     };
-    match accounts::change_password(State(state), user.me.clone(), Ok(axum::Json(body))).await {
+    match state
+        .change_password(&user.me.caller(), body)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(_) => see_other("/board"),
         Err(e) => render_with_status(
             e.status(),

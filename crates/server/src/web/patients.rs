@@ -2,12 +2,11 @@
 //! eligibility with physicians' acknowledgements, plans, sessions, outcomes with their course,
 //! long-term safety and opioid use, and the crisis information while a suicide-risk alert is open).
 //!
-//! Every write goes through the JSON API's own handler, so the rules and the audit trail are the
-//! API's. A refused form is shown again with what was typed and the error next to its field; form
+//! Every write is a use case of the application layer, the one the JSON API calls, so the rules
+//! and the audit trail are the same. A refused form is shown again with what was typed and the error next to its field; form
 //! fields are named as the API's JSON fields so that the API's field errors land beside them.
 
 use askama::Template;
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,15 +20,15 @@ use uuid::Uuid;
 
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, error_page, fixed, page_err};
 use super::{render, render_with_status, see_other};
-use crate::api::clinical::{
-    self, AcknowledgeIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, PatientOut, PatientQuery, WeightIn,
-};
-use crate::api::outcomes::{self, AlertQuery, CRISIS_INFORMATION, LinkIn, MeasurementOut, OutcomeIn};
-use crate::api::safety::{self, OpioidDoseDoc, OpioidUseIn};
-use crate::api::sessions::{self, SessionIn, SessionQuery};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::booking::SessionIn;
+use ketaflow_app::intake::{
+    AcknowledgeIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, PatientOut, WeightIn,
+};
+use ketaflow_app::outcomes::{self, CRISIS_INFORMATION, LinkIn, MeasurementOut, OutcomeIn};
+use ketaflow_app::safety::{OpioidDoseDoc, OpioidUseIn};
 use ketaflow_charts::{Chart, Curve, Level, TimeAxis};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -296,20 +295,19 @@ struct ListPage {
 async fn list(state: AppState, user: WebUser, search: Option<String>) -> Response {
     let searched = search.is_some();
     let term = search.unwrap_or_default();
-    let query = PatientQuery {
-        search: Some(term.clone()).filter(|s| !s.is_empty()),
-        limit: Some(200),
+    let (status, patients, message) = match state
+        .patients(&user.me.caller(), Some(term.as_str()), 200)
+        .await
+        .map_err(ApiError::from)
+    {
+        Ok(found) => (
+            StatusCode::OK,
+            found.iter().map(patient_row).collect(),
+            String::new(),
+        ),
+        Err(e) if matches!(e, ApiError::InvalidField { .. }) => (e.status(), vec![], e.to_string()),
+        Err(e) => return error_page(&e),
     };
-    let (status, patients, message) =
-        match clinical::list_patients(State(state), user.me.clone(), crate::extract::Query(query)).await {
-            Ok(Json(found)) => (
-                StatusCode::OK,
-                found.iter().map(patient_row).collect(),
-                String::new(),
-            ),
-            Err(e) if matches!(e, ApiError::InvalidField { .. }) => (e.status(), vec![], e.to_string()),
-            Err(e) => return error_page(&e),
-        };
     render_with_status(
         status,
         &ListPage {
@@ -388,8 +386,12 @@ async fn create(State(state): State<AppState>, posted: Posted) -> Response {
         date_of_birth: form.text("date_of_birth"),
         sex: form.text("sex"),
     };
-    match clinical::create_patient(State(state.clone()), user.me.clone(), Ok(Json(body))).await {
-        Ok((_, Json(p))) => see_other(&format!("/patients/{}", p.id)),
+    match state
+        .create_patient(&user.me.caller(), body)
+        .await
+        .map_err(ApiError::from)
+    {
+        Ok(p) => see_other(&format!("/patients/{}", p.id)),
         Err(e) if is_page_error(&e) => error_page(&e),
         Err(e) => render_with_status(
             e.status(),
@@ -1031,27 +1033,15 @@ async fn load_chart(
     id: Uuid,
     form: FormState,
 ) -> Result<ChartPage, ApiError> {
-    let me = || user.me.clone();
-    let Json(patient) = clinical::get_patient(State(state.clone()), me(), crate::extract::Path(id)).await?;
-    let Json(eligibility) =
-        clinical::get_eligibility(State(state.clone()), me(), crate::extract::Path(id)).await?;
-    let Json(plans) = clinical::list_plans(State(state.clone()), me(), crate::extract::Path(id)).await?;
-    let query = SessionQuery {
-        active: Some(false),
-        patient_id: Some(id),
-    };
-    let Json(session_list) =
-        sessions::list_sessions(State(state.clone()), me(), crate::extract::Query(query)).await?;
-    let Json(outcome_list) =
-        outcomes::list_outcomes(State(state.clone()), me(), crate::extract::Path(id)).await?;
-    let Json(schedule) = outcomes::get_schedule(State(state.clone()), me(), crate::extract::Path(id)).await?;
-    let Json(safety_out) = safety::get_safety(State(state.clone()), me(), crate::extract::Path(id)).await?;
-    let Json(alerts) = outcomes::list_risk_alerts(
-        State(state.clone()),
-        me(),
-        crate::extract::Query(AlertQuery { open: Some(true) }),
-    )
-    .await?;
+    let caller = user.me.caller();
+    let patient = state.patient(&caller, id).await?;
+    let eligibility = state.eligibility(&caller, id).await?;
+    let plans = state.plans(&caller, id).await?;
+    let session_list = state.sessions(&caller, false, Some(id)).await?;
+    let outcome_list = state.outcomes(&caller, id).await?;
+    let schedule = state.schedule(&caller, id).await?;
+    let safety_out = state.safety(&caller, id).await?;
+    let alerts = state.risk_alerts(&caller, true).await?;
 
     let now = state.now();
     let today = now.date().to_string();
@@ -1355,13 +1345,7 @@ async fn add_weight(State(state): State<AppState>, Path(id): Path<Uuid>, posted:
             weight_kg: form.required_number("weight_kg")?,
             on: form.text("on"),
         };
-        let _ = clinical::add_weight(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        state.add_weight(&user.me.caller(), id, body).await?;
         Ok(())
     }
     .await;
@@ -1375,13 +1359,7 @@ async fn add_height(State(state): State<AppState>, Path(id): Path<Uuid>, posted:
             height_cm: form.required_number("height_cm")?,
             on: form.text("on"),
         };
-        let _ = clinical::add_height(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        state.add_height(&user.me.caller(), id, body).await?;
         Ok(())
     }
     .await;
@@ -1393,14 +1371,11 @@ async fn add_indication(State(state): State<AppState>, Path(id): Path<Uuid>, pos
     let body = CodeIn {
         code: form.text("code"),
     };
-    let result = clinical::add_indication(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
-    .map(|_| ());
+    let result = state
+        .add_indication(&user.me.caller(), id, body)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
     answer(&state, &user, id, "indication", "intake", form, result).await
 }
 
@@ -1412,13 +1387,7 @@ async fn add_medication(State(state): State<AppState>, Path(id): Path<Uuid>, pos
             class: form.text("class"),
             daily_dose_mg: form.number("daily_dose_mg")?,
         };
-        let _ = clinical::add_medication(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        state.add_medication(&user.me.caller(), id, body).await?;
         Ok(())
     }
     .await;
@@ -1430,14 +1399,11 @@ async fn add_condition(State(state): State<AppState>, Path(id): Path<Uuid>, post
     let body = CodeIn {
         code: form.text("code"),
     };
-    let result = clinical::add_condition(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
-    .map(|_| ());
+    let result = state
+        .add_condition(&user.me.caller(), id, body)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
     answer(&state, &user, id, "condition", "intake", form, result).await
 }
 
@@ -1449,13 +1415,7 @@ async fn set_baseline_bp(State(state): State<AppState>, Path(id): Path<Uuid>, po
             diastolic_mmhg: form.required_number("diastolic_mmhg")?,
             on: form.text("on"),
         };
-        let _ = clinical::set_baseline_bp(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        state.set_baseline_bp(&user.me.caller(), id, body).await?;
         Ok(())
     }
     .await;
@@ -1469,14 +1429,11 @@ async fn acknowledge(State(state): State<AppState>, Path(id): Path<Uuid>, posted
         code: code.clone(),
         reason: form.text("reason"),
     };
-    let result = clinical::acknowledge(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
-    .map(|_| ());
+    let result = state
+        .acknowledge(&user.me.caller(), id, body)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
     answer(
         &state,
         &user,
@@ -1515,13 +1472,7 @@ async fn record_outcome(State(state): State<AppState>, Path(id): Path<Uuid>, pos
             answered_at: form.optional("answered_at").map(|t| rfc3339_from_form(&t)),
             session_id: None,
         };
-        let _ = outcomes::record_outcome(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        state.record_outcome(&user.me.caller(), id, body).await?;
         Ok(())
     }
     .await;
@@ -1545,15 +1496,12 @@ async fn send_link(State(state): State<AppState>, Path(id): Path<Uuid>, posted: 
         instruments: vec![form.text("instrument")],
         expires_in_hours: None,
     };
-    match outcomes::create_link(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
+    match state
+        .create_link(&user.me.caller(), id, body)
+        .await
+        .map_err(ApiError::from)
     {
-        Ok((_, Json(link))) => match load_chart(&state, &user, id, FormState::default()).await {
+        Ok(link) => match load_chart(&state, &user, id, FormState::default()).await {
             Ok(mut page) => {
                 // The patient's page is the API path without its prefix (web::risk serves it).
                 let path = link.path.replacen("/api/v1", "", 1);
@@ -1594,13 +1542,7 @@ async fn add_opioid_use(State(state): State<AppState>, Path(id): Path<Uuid>, pos
             on: form.text("on"),
             doses,
         };
-        let _ = safety::add_opioid_use(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        state.add_opioid_use(&user.me.caller(), id, body).await?;
         Ok(())
     }
     .await;
@@ -1618,13 +1560,7 @@ async fn book_session(State(state): State<AppState>, Path(id): Path<Uuid>, poste
             chair: form.text("chair"),
             scheduled_for: rfc3339_from_form(&form.text("scheduled_for")),
         };
-        let (_, Json(session)) = sessions::create_session(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(id),
-            Ok(Json(body)),
-        )
-        .await?;
+        let session = state.book_session(&user.me.caller(), id, body).await?;
         Ok(session.id)
     }
     .await;

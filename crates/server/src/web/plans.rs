@@ -4,7 +4,6 @@
 //! reason per soft-limit breach. Hard limits never pass: the API refuses and the page says why.
 
 use askama::Template;
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,11 +14,12 @@ use uuid::Uuid;
 use super::patients::{Builder, Field, FormView, is_page_error, num};
 use super::{Chrome, FormData, FormState, Posted, WebUser, clock, error_page};
 use super::{render_with_status, see_other};
-use crate::api::clinical::{self, ApproveIn, OverrideDoc, PlanIn, PlanOut};
-use crate::api::library::{self, ProtocolOut};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::library::ProtocolOut;
+use ketaflow_app::plans::{ApproveIn, PlanIn, PlanOut};
+use ketaflow_app::records::OverrideDoc;
 use ketaflow_charts::{Chart, Curve, Level};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -150,19 +150,10 @@ async fn new_plan_page(
     status: StatusCode,
 ) -> Response {
     let load = async {
-        let Json(patient) = clinical::get_patient(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(patient_id),
-        )
-        .await?;
-        let Json(eligibility) = clinical::get_eligibility(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(patient_id),
-        )
-        .await?;
-        let Json(protocols) = library::list_protocols(State(state.clone()), user.me.clone()).await?;
+        let caller = user.me.caller();
+        let patient = state.patient(&caller, patient_id).await?;
+        let eligibility = state.eligibility(&caller, patient_id).await?;
+        let protocols = state.protocols(&caller)?;
         Ok::<_, ApiError>((patient, eligibility, protocols))
     };
     let (patient, eligibility, protocols) = match load.await {
@@ -392,12 +383,7 @@ async fn show_plan(
 ) -> Response {
     let load = async {
         let plan = state.plan(&user.me.caller(), id).await?;
-        let Json(patient) = clinical::get_patient(
-            State(state.clone()),
-            user.me.clone(),
-            crate::extract::Path(plan.doc.patient_id),
-        )
-        .await?;
+        let patient = state.patient(&user.me.caller(), plan.doc.patient_id).await?;
         Ok::<_, ApiError>((plan, patient))
     };
     let (plan, patient) = match load.await {

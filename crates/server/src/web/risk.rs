@@ -2,34 +2,33 @@
 //!
 //! `/risk-alerts` lists the open alerts, oldest first and styled as urgent, each with its patient,
 //! what raised it and the documented follow-up form that closes it (the API's
-//! [`outcomes::follow_up`]); recently closed alerts are listed with their follow-up.
+//! [`App::follow_up`](ketaflow_app::App::follow_up)); recently closed alerts are listed with their follow-up.
 //!
 //! `/q/{token}` is the page a patient opens from home, with no account: the single-use, expiring
 //! token in the path is the credential, so these two routes take no login and no CSRF token (there
-//! is no session to ride on). It asks what the link is for ([`outcomes::open_link`]), one labelled
-//! input per item with its allowed range, and submits through [`outcomes::submit_link`]. When an
+//! is no session to ride on). It asks what the link is for ([`App::open_link`](ketaflow_app::App::open_link)), one labelled
+//! input per item with its allowed range, and submits through [`App::submit_link`](ketaflow_app::App::submit_link). When an
 //! answer shows suicide risk the API says so and the answer page shows its crisis information
 //! first and prominently. The page sends no referrer, so the token does not leak to a link the
 //! patient follows.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, page_err};
 use super::{render_with_status, see_other};
-use crate::api::outcomes::{
-    self, AlertQuery, AnswersIn, CRISIS_INFORMATION, CssrsIn, FOLLOW_UP_ACTIONS, FollowUpIn, LinkAnswersIn,
-    RiskAlertOut,
-};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::outcomes::{
+    AnswersIn, CRISIS_INFORMATION, CssrsIn, FOLLOW_UP_ACTIONS, FollowUpIn, LinkAnswersIn, RiskAlertOut,
+};
 
 /// Closed alerts listed under the open ones.
 const RECENTLY_CLOSED: usize = 20;
@@ -104,13 +103,10 @@ struct AlertsPage {
 }
 
 async fn alerts_view(state: &AppState, user: &WebUser, form: FormState, status: StatusCode) -> PageResult {
-    let Json(all) = outcomes::list_risk_alerts(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Query(AlertQuery { open: Some(false) }),
-    )
-    .await
-    .map_err(page_err)?;
+    let all = state
+        .risk_alerts(&user.me.caller(), false)
+        .await
+        .map_err(page_err)?;
     let now = state.now();
     let (open, mut closed): (Vec<RiskAlertOut>, Vec<RiskAlertOut>) =
         all.into_iter().partition(|a| a.doc.state == "open");
@@ -167,13 +163,10 @@ async fn follow_up(State(state): State<AppState>, Path(id): Path<Uuid>, posted: 
         action: form.text("action"),
         note: form.text("note"),
     };
-    match outcomes::follow_up(
-        State(state.clone()),
-        user.me.clone(),
-        crate::extract::Path(id),
-        Ok(Json(body)),
-    )
-    .await
+    match state
+        .follow_up(&user.me.caller(), id, body)
+        .await
+        .map_err(ApiError::from)
     {
         Ok(_) => Ok(see_other("/risk-alerts")),
         Err(e) => {
@@ -201,9 +194,10 @@ struct DuePage {
 }
 
 /// Every due or overdue questionnaire across patients with an open course, oldest first
-/// ([`outcomes::list_due`]); each links to the patient's chart, where the link is created.
+/// ([`App::due_measurements`](ketaflow_app::App::due_measurements)); each links to the patient's chart, where the link is created.
 async fn due_page(State(state): State<AppState>, user: WebUser) -> PageResult {
-    let Json(due) = outcomes::list_due(State(state.clone()), user.me.clone())
+    let due = state
+        .due_measurements(&user.me.caller())
         .await
         .map_err(page_err)?;
     Ok(render_with_status(
@@ -429,8 +423,8 @@ fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<Q
 }
 
 async fn questionnaire_view(state: &AppState, token: &str, form: FormState, status: StatusCode) -> Response {
-    match outcomes::open_link(State(state.clone()), crate::extract::Path(token.to_string())).await {
-        Ok(Json(link)) => patient_page(
+    match state.open_link(token).await.map_err(ApiError::from) {
+        Ok(link) => patient_page(
             status,
             &QuestionnairePage {
                 token: token.to_string(),
@@ -510,8 +504,8 @@ async fn questionnaire_submit(
 ) -> Response {
     let form = form.0;
     // What the link asks (and whether it can still be used) decides which fields are answers.
-    let link = match outcomes::open_link(State(state.clone()), crate::extract::Path(token.clone())).await {
-        Ok(Json(link)) => link,
+    let link = match state.open_link(&token).await.map_err(ApiError::from) {
+        Ok(link) => link,
         Err(e) => return gone(&e),
     };
     let answers = match answers(&link.instruments, &form) {
@@ -533,14 +527,8 @@ async fn questionnaire_submit(
         }
     };
     let body = LinkAnswersIn { answers };
-    match outcomes::submit_link(
-        State(state.clone()),
-        crate::extract::Path(token.clone()),
-        Ok(Json(body)),
-    )
-    .await
-    {
-        Ok((_, Json(done))) => patient_page(
+    match state.submit_link(&token, body).await.map_err(ApiError::from) {
+        Ok(done) => patient_page(
             StatusCode::OK,
             &DonePage {
                 message: done.message,

@@ -4,7 +4,6 @@
 //! refresh live over server-sent events; the forms do not, so nothing typed is lost.
 
 use askama::Template;
-use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,17 +14,16 @@ use uuid::Uuid;
 use super::board::vitals_summary;
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, fixed, hhmm, page_err};
 use super::{render_with_status, see_other};
-use crate::api::bedside::{AssessmentIn, RateIn, SideEffectIn};
-use crate::api::clinical::OverrideDoc;
-use crate::api::discharge::{self, AldreteDoc, DischargeOut};
-use crate::api::sessions::{
-    self, ALARM_ACTIONS, AlarmOut, AlarmResolveIn, PreChecksDoc, ReadingDoc, SessionOut, TransitionIn,
-    VitalOut,
-};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut};
 use ketaflow_app::bedside;
+use ketaflow_app::bedside::{AssessmentIn, RateIn, SideEffectIn};
+use ketaflow_app::board::planned_dose_reached;
+use ketaflow_app::records::{AldreteDoc, OverrideDoc, PreChecksDoc, ReadingDoc};
+use ketaflow_app::sessions::{DischargeOut, SessionOut, TransitionIn};
+use ketaflow_app::vitals::AlarmOut;
 use ketaflow_charts::{Chart, Curve, Level};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -253,7 +251,7 @@ async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result
             fixed(plan.doc.dose_per_kg, 3),
             fixed(plan.doc.pump_ml_per_h, 1)
         ),
-        planned_dose_reached: sessions::planned_dose_reached(s, plan.doc.dose_mg),
+        planned_dose_reached: planned_dose_reached(s, plan.doc.dose_mg),
         id: s.id.to_string(),
         state: s.state,
         state_since: s.state_since.map(clock).unwrap_or_default(),
@@ -383,9 +381,7 @@ struct LiveFragment {
 
 async fn prediction_chart(state: &AppState, user: &WebUser, id: Uuid) -> (String, String) {
     // Before the start there is nothing given to predict from; the plan page shows the planned curve.
-    let Ok(Json(p)) =
-        discharge::get_prediction(State(state.clone()), user.me.clone(), crate::extract::Path(id)).await
-    else {
+    let Ok(p) = state.session_prediction(&user.me.caller(), id).await else {
         return (String::new(), "—".into());
     };
     let times_s: Vec<f64> = p.prediction.time_min.iter().map(|m| m * 60.0).collect();
@@ -437,10 +433,7 @@ async fn page(
     soft_breaches: Vec<String>,
     status: StatusCode,
 ) -> PageResult {
-    let s = state
-        .session(&user.me.caller(), id)
-        .await
-        .map_err(|e| page_err(e.into()))?;
+    let s = state.session(&user.me.caller(), id).await.map_err(page_err)?;
     let live = live_panels(state, user, &s).await.map_err(page_err)?;
     let (prediction_svg, predicted_recovery) = prediction_chart(state, user, id).await;
     let rates = s
@@ -520,10 +513,7 @@ async fn back(Path(id): Path<Uuid>) -> axum::response::Response {
 }
 
 async fn session_live(State(state): State<AppState>, user: WebUser, Path(id): Path<Uuid>) -> PageResult {
-    let s = state
-        .session(&user.me.caller(), id)
-        .await
-        .map_err(|e| page_err(e.into()))?;
+    let s = state.session(&user.me.caller(), id).await.map_err(page_err)?;
     let live = live_panels(&state, &user, &s).await.map_err(page_err)?;
     Ok(super::render(&LiveFragment { live }))
 }

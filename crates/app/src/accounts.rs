@@ -1,0 +1,593 @@
+//! Accounts: Argon2id password hashes, logging in and out, API tokens, and user administration.
+//! The signed-in use cases are `App` methods; the operator's (the command line's `user` commands,
+//! the first administrator at start-up) are functions over the store with a system actor, since
+//! they run without a clinic loaded.
+//!
+//! Tokens are 256 random bits, hex encoded; the store keeps only their SHA-256. Password attempts
+//! are throttled per username in this process, and an account locks after repeated failures (in
+//! the store).
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use ketaflow_store::{Actor, NewToken, NewUser, Role, Store, TokenKind, User, hash_token};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::policy::{Action, Caller};
+use crate::{App, AppError};
+
+/// Password attempts per username and minute before further attempts are refused (a clinic
+/// setting; it slows password guessing further before the account lockout applies).
+pub const PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 10;
+
+/// A rate limiter of password attempts keyed by username.
+pub type PasswordThrottle = governor::DefaultKeyedRateLimiter<String>;
+
+/// A fresh throttle allowing [`PASSWORD_ATTEMPTS_PER_MINUTE`] per username.
+pub fn password_throttle() -> PasswordThrottle {
+    let per_minute =
+        std::num::NonZeroU32::new(PASSWORD_ATTEMPTS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute))
+}
+
+/// Minimum password length for new passwords (NIST SP 800-63B §5.1.1.2: at least 8; the clinic
+/// uses 12 as its setting).
+pub const MIN_PASSWORD_LENGTH: usize = 12;
+
+/// Hashes a password with Argon2id (default parameters: 19 MiB, 2 passes, 1 lane, per RFC 9106's
+/// second recommended option as adopted by the argon2 crate) and a random salt; PHC string.
+pub fn hash_password(password: &str) -> Result<String, AppError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
+}
+
+/// Checks a password against a PHC string in constant time.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// A PHC hash of a password nobody knows, verified when the username does not exist so that the
+/// response time does not reveal which usernames exist.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("no such user; this hash only evens out timing").unwrap_or_default())
+}
+
+/// Checks a new password's length.
+pub fn check_new_password(password: &str) -> Result<(), AppError> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_LENGTH..=256).contains(&n) {
+        return Err(AppError::field(
+            "password",
+            format!("{n} characters"),
+            format!("{MIN_PASSWORD_LENGTH}–256 characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a username's shape.
+pub fn check_username(username: &str) -> Result<(), AppError> {
+    let ok = (3..=40).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::field(
+            "username",
+            username,
+            "3–40 characters: a-z, 0-9, '.', '-', '_'",
+        ))
+    }
+}
+
+/// Parses a role name.
+pub fn parse_role(role: &str) -> Result<Role, AppError> {
+    role.parse::<Role>()
+        .map_err(|_| AppError::field("role", role, "administrator, physician, nurse, viewer"))
+}
+
+/// A one-time password for a new or reset account: 24 hex digits, 96 random bits.
+pub fn one_time_password() -> String {
+    crate::new_token()[..24].to_string()
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Serialize, Deserialize, ToSchema, Debug, PartialEq, Clone)]
+pub struct UserOut {
+    /// User id.
+    pub id: Uuid,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// administrator, physician, nurse or viewer.
+    pub role: String,
+    /// Whether the account is disabled.
+    pub disabled: bool,
+    /// The password was set by someone else and must be changed before anything else.
+    pub must_change_password: bool,
+}
+
+impl From<&User> for UserOut {
+    fn from(u: &User) -> UserOut {
+        UserOut {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            role: u.role.as_str().into(),
+            disabled: u.disabled,
+            must_change_password: u.must_change_password,
+        }
+    }
+}
+
+/// An account as its administrator sees it: the user and, while it lasts, the lockout after
+/// repeated failed passwords.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The user.
+    pub user: UserOut,
+    /// Locked until then (only while the lock lasts).
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// Login request.
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    /// Login name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// A successful login: the user and the raw browser-session token (shown once, set as a cookie).
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// Who.
+    pub user: UserOut,
+    /// The raw token.
+    pub token: String,
+    /// How long it lasts.
+    pub ttl: time::Duration,
+}
+
+/// A request for an API token.
+#[derive(Debug, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIn {
+    /// A name for the token, e.g. "monitor bridge".
+    pub label: String,
+    /// Lifetime in days (1–365; default 90).
+    pub days: Option<i64>,
+}
+
+/// A new API token; the raw token is shown only here.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenOut {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// When it expires (RFC 3339).
+    pub expires_at: String,
+}
+
+/// A new user.
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct UserIn {
+    /// Login name: 3–40 lowercase letters, digits, dots, dashes, underscores.
+    pub username: String,
+    /// Display name, 1–120 characters.
+    pub display_name: String,
+    /// administrator, physician, nurse or viewer.
+    pub role: String,
+    /// Initial password, at least 12 characters.
+    pub password: String,
+}
+
+/// Disabled or not.
+#[derive(Debug, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DisableIn {
+    /// true to disable, false to enable.
+    pub disabled: bool,
+}
+
+/// A new password.
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordIn {
+    /// At least 12 characters.
+    pub password: String,
+}
+
+/// A change of one's own password.
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordIn {
+    /// The current password.
+    pub current_password: String,
+    /// The new password, at least 12 characters, different from the current one.
+    pub new_password: String,
+}
+
+// Inputs carrying a password print it redacted, so that no log line can ever contain one.
+macro_rules! redacted_debug {
+    ($($ty:ident),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty)).field("password", &"<redacted>").finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+redacted_debug!(LoginIn, UserIn, PasswordIn, ChangePasswordIn);
+
+/// Issues a token for `user` and stores its hash, audited (who, which token by its hash's prefix).
+pub async fn issue_token(
+    store: &Store,
+    user: &User,
+    kind: TokenKind,
+    now: OffsetDateTime,
+    ttl: time::Duration,
+    label: Option<String>,
+) -> Result<String, AppError> {
+    let raw = crate::new_token();
+    let action = match kind {
+        TokenKind::Browser => "auth.login",
+        TokenKind::Api => "auth.token.create",
+    };
+    store
+        .insert_token_audited(
+            &Actor::user(user.id, user.role),
+            action,
+            &NewToken {
+                token_hash: hash_token(&raw),
+                user_id: user.id,
+                kind,
+                created_at: now,
+                expires_at: now + ttl,
+                label,
+            },
+        )
+        .await?;
+    Ok(raw)
+}
+
+/// Creates an account whose password someone other than its owner chose, so the owner must
+/// replace it at the first login. `actor` is an administrator or the command line.
+pub async fn add_user(
+    store: &Store,
+    actor: &Actor,
+    body: UserIn,
+    now: OffsetDateTime,
+) -> Result<User, AppError> {
+    check_username(&body.username)?;
+    let display = body.display_name.trim();
+    if display.is_empty() || display.chars().count() > 120 {
+        return Err(AppError::field(
+            "display_name",
+            body.display_name.clone(),
+            "1–120 characters",
+        ));
+    }
+    let role = parse_role(&body.role)?;
+    check_new_password(&body.password)?;
+    let new = NewUser {
+        username: body.username,
+        display_name: display.to_string(),
+        role,
+        password_hash: hash_password(&body.password)?,
+    };
+    let mut user = store.create_user_audited(actor, &new, now).await?;
+    store.set_must_change_password(user.id, true).await?;
+    user.must_change_password = true;
+    Ok(user)
+}
+
+/// Disables or enables an account; disabling revokes its sessions and tokens. Returns the user and
+/// how many sessions and tokens were revoked.
+pub async fn set_user_disabled(
+    store: &Store,
+    actor: &Actor,
+    id: Uuid,
+    disabled: bool,
+    now: OffsetDateTime,
+) -> Result<(User, u64), AppError> {
+    let user = store.set_disabled_audited(actor, id, disabled, now).await?;
+    let revoked = if disabled {
+        store.revoke_all_for_user(id, now).await?
+    } else {
+        0
+    };
+    Ok((user, revoked))
+}
+
+/// Sets a one-time password chosen by someone else: the owner must change it at the next login,
+/// and every session and token of theirs is revoked.
+pub async fn reset_user_password(
+    store: &Store,
+    actor: &Actor,
+    id: Uuid,
+    password: &str,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    check_new_password(password)?;
+    store
+        .set_password_hash_audited(actor, id, &hash_password(password)?, now)
+        .await?;
+    store.set_must_change_password(id, true).await?;
+    store.revoke_all_for_user(id, now).await?;
+    Ok(())
+}
+
+/// On an empty database, creates the first administrator (`admin`) with a one-time password and
+/// returns that password; `None` when there are users already.
+pub async fn ensure_administrator(store: &Store, now: OffsetDateTime) -> Result<Option<String>, AppError> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let password = one_time_password();
+    let body = UserIn {
+        username: "admin".into(),
+        display_name: "Administrator".into(),
+        role: Role::Administrator.as_str().into(),
+        password: password.clone(),
+    };
+    add_user(store, &Actor::system("cli"), body, now).await?;
+    Ok(Some(password))
+}
+
+/// Who a presented token belongs to.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The user, as use cases take them.
+    pub caller: Caller,
+    /// Which kind of token it is.
+    pub kind: TokenKind,
+    /// The token's hash (to revoke it at logout).
+    pub token_hash: String,
+}
+
+/// Whether `raw` has the shape of a token this clinic issues: 64 hex digits.
+fn token_shaped(raw: &str) -> bool {
+    raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl App {
+    /// The signed-in user a browser-session or API token belongs to, while it is active.
+    pub async fn authenticate(&self, raw: &str) -> Result<Authenticated, AppError> {
+        // Anything that is not 64 hex digits cannot be one of our tokens: no lookup.
+        if !token_shaped(raw) {
+            return Err(AppError::Unauthenticated);
+        }
+        let token_hash = hash_token(raw);
+        let active = self
+            .store
+            .find_active_token(&token_hash, self.now())
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        Ok(Authenticated {
+            caller: Caller { user: active.user },
+            kind: active.token.kind,
+            token_hash,
+        })
+    }
+
+    /// The monitor a device token (`dev_` and 64 hex digits) belongs to, while it is active.
+    pub async fn authenticate_device(&self, raw: &str) -> Result<ketaflow_store::DeviceToken, AppError> {
+        let shaped = raw
+            .strip_prefix(crate::booking::DEVICE_TOKEN_PREFIX)
+            .is_some_and(token_shaped);
+        if !shaped {
+            return Err(AppError::Unauthenticated);
+        }
+        self.store
+            .find_device_token(&hash_token(raw), self.now())
+            .await?
+            .ok_or(AppError::Unauthenticated)
+    }
+
+    /// Checks a username and password. A wrong password counts towards the account's lockout;
+    /// an unknown username costs the same time as a known one.
+    pub async fn login(&self, body: LoginIn) -> Result<LoggedIn, AppError> {
+        if self.password_attempts.check_key(&body.username).is_err() {
+            return Err(AppError::Throttled);
+        }
+        let now = self.now();
+        let Some(user) = self.store.get_user_by_username(&body.username).await? else {
+            verify_password(&body.password, dummy_hash());
+            return Err(AppError::BadCredentials);
+        };
+        let locked_until = |u: &User| u.locked_until.map(|t| t.to_string()).unwrap_or_default();
+        if user.is_locked(now) {
+            return Err(AppError::AccountLocked {
+                until: locked_until(&user),
+            });
+        }
+        if user.disabled || !verify_password(&body.password, &user.password_hash) {
+            if !user.disabled {
+                let after = self
+                    .store
+                    .record_login_failure(user.id, now, self.settings.lockout)
+                    .await?;
+                if after.is_locked(now) {
+                    return Err(AppError::AccountLocked {
+                        until: locked_until(&after),
+                    });
+                }
+            }
+            return Err(AppError::BadCredentials);
+        }
+        self.store.record_login_success(user.id).await?;
+        let ttl = self.settings.session_ttl;
+        let token = issue_token(&self.store, &user, TokenKind::Browser, now, ttl, None).await?;
+        Ok(LoggedIn {
+            user: UserOut::from(&user),
+            token,
+            ttl,
+        })
+    }
+
+    /// Revokes the session or token (by its hash) the caller signed in with.
+    pub async fn logout(&self, caller: &Caller, token_hash: &str) -> Result<(), AppError> {
+        self.store
+            .revoke_token_audited(
+                &caller.actor(),
+                "auth.logout",
+                caller.user.id,
+                token_hash,
+                self.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates an API bearer token for the caller.
+    pub async fn create_api_token(&self, caller: &Caller, body: TokenIn) -> Result<TokenOut, AppError> {
+        let label = body.label.trim();
+        if label.is_empty() || label.chars().count() > 80 {
+            return Err(AppError::field("label", body.label.clone(), "1–80 characters"));
+        }
+        let ttl = match body.days {
+            None => self.settings.api_token_ttl,
+            Some(d) if (1..=365).contains(&d) => time::Duration::days(d),
+            Some(d) => return Err(AppError::field("days", d, "1–365")),
+        };
+        let now = self.now();
+        let token = issue_token(
+            &self.store,
+            &caller.user,
+            TokenKind::Api,
+            now,
+            ttl,
+            Some(label.to_string()),
+        )
+        .await?;
+        Ok(TokenOut {
+            token,
+            expires_at: crate::vitals::rfc3339(now + ttl),
+        })
+    }
+
+    /// Every account.
+    pub async fn users(&self, caller: &Caller) -> Result<Vec<UserOut>, AppError> {
+        Ok(self.accounts(caller).await?.into_iter().map(|a| a.user).collect())
+    }
+
+    /// Every account with its lockout, for the administrator's page.
+    pub async fn accounts(&self, caller: &Caller) -> Result<Vec<Account>, AppError> {
+        caller.require(Action::ManageUsers)?;
+        let now = self.now();
+        Ok(self
+            .store
+            .list_users()
+            .await?
+            .iter()
+            .map(|u| Account {
+                user: UserOut::from(u),
+                locked_until: u.locked_until.filter(|until| *until > now),
+            })
+            .collect())
+    }
+
+    /// Creates an account with a one-time password.
+    pub async fn create_user(&self, caller: &Caller, body: UserIn) -> Result<UserOut, AppError> {
+        caller.require(Action::ManageUsers)?;
+        let user = add_user(&self.store, &caller.actor(), body, self.now()).await?;
+        Ok(UserOut::from(&user))
+    }
+
+    /// Disables or enables an account (never one's own); disabling revokes its sessions and tokens.
+    pub async fn set_disabled(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        body: DisableIn,
+    ) -> Result<UserOut, AppError> {
+        caller.require(Action::ManageUsers)?;
+        if id == caller.user.id && body.disabled {
+            return Err(AppError::Conflict("you cannot disable your own account".into()));
+        }
+        let (user, _) =
+            set_user_disabled(&self.store, &caller.actor(), id, body.disabled, self.now()).await?;
+        Ok(UserOut::from(&user))
+    }
+
+    /// Resets an account's password to a one-time one; revokes its sessions and tokens.
+    pub async fn reset_password(&self, caller: &Caller, id: Uuid, body: PasswordIn) -> Result<(), AppError> {
+        caller.require(Action::ManageUsers)?;
+        reset_user_password(&self.store, &caller.actor(), id, &body.password, self.now()).await
+    }
+
+    /// Changes the caller's own password (required after a one-time password).
+    pub async fn change_password(&self, caller: &Caller, body: ChangePasswordIn) -> Result<(), AppError> {
+        if !verify_password(&body.current_password, &caller.user.password_hash) {
+            return Err(AppError::BadCredentials);
+        }
+        check_new_password(&body.new_password)?;
+        if body.new_password == body.current_password {
+            return Err(AppError::field(
+                "new_password",
+                "(not shown)",
+                "a password different from the current one",
+            ));
+        }
+        let hash = hash_password(&body.new_password)?;
+        self.store
+            .set_password_hash_audited(&caller.actor(), caller.user.id, &hash, self.now())
+            .await?;
+        self.store.set_must_change_password(caller.user.id, false).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let h = hash_password("correct horse battery staple").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery staple", &h));
+        assert!(!verify_password("Correct horse battery staple", &h));
+        assert!(!verify_password("x", "not a phc string"));
+    }
+
+    #[test]
+    fn tokens_are_random_64_hex_digits_and_only_that_shape_is_looked_up() {
+        let (a, b) = (crate::new_token(), crate::new_token());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert!(token_shaped(&a));
+        assert!(!token_shaped(&a[..63]));
+        assert!(!token_shaped(&format!("{}g", &a[..63])));
+    }
+
+    #[test]
+    fn usernames_and_new_passwords_say_what_is_allowed() {
+        assert!(check_username("nurse.kim-2").is_ok());
+        for bad in ["ab", "Nurse", "a b", &"x".repeat(41)] {
+            let e = check_username(bad).unwrap_err().to_string();
+            assert!(e.contains("3–40 characters"), "{bad}: {e}");
+        }
+        assert!(check_new_password(&"x".repeat(MIN_PASSWORD_LENGTH)).is_ok());
+        let e = check_new_password("short").unwrap_err().to_string();
+        assert_eq!(e, "password 5 characters is outside 12–256 characters");
+        assert_eq!(parse_role("nurse").unwrap(), Role::Nurse);
+        assert!(parse_role("surgeon").is_err());
+    }
+}
