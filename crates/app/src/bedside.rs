@@ -180,8 +180,9 @@ pub async fn change_rate(app: &App, caller: &Caller, id: Uuid, body: RateIn) -> 
     if !soft.is_empty() {
         caller.require(Action::OverrideSession)?;
         for limit in &soft {
-            let o = body.overrides.iter().find(|o| o.limit == limit.code()).ok_or_else(|| AppError::Refused {
+            let o = body.overrides.iter().find(|o| o.limit == limit.code()).ok_or_else(|| AppError::RefusedAt {
                 code: "override_needed",
+                field: format!("overrides.{}", limit.code()),
                 message: format!(
                     "the new rate breaches the soft limit {}; a physician's override with a reason is needed for each of: {}",
                     limit.code(),

@@ -77,6 +77,18 @@ pub enum AppError {
         /// Why.
         message: String,
     },
+    /// The clinical rules refuse the request because of one thing in it, named by `field` so
+    /// that a front door can put the message beside it: a witness (`witness.username`,
+    /// `witnesses[1].username`) or a limit whose override is missing (`overrides.<limit>`).
+    #[error("{message}")]
+    RefusedAt {
+        /// Stable code, e.g. `witness_locked`.
+        code: &'static str,
+        /// Why.
+        message: String,
+        /// What in the request it is about.
+        field: String,
+    },
     /// A stored record cannot be read as what it should be; the record is named, its data is not
     /// repeated.
     #[error("stored {kind} {id} cannot be read: {reason}")]

@@ -47,8 +47,7 @@
 use ketaflow_store::{
     BusinessTime, CountKind, CountLine, Discrepancy, DiscrepancyResolution, DiscrepancyStatus, EntryKind,
     LedgerCount, LedgerEntry, LedgerFilter, LedgerPerson, NewAdministration, NewAuditEntry, NewCount,
-    NewDestruction, NewDraw, NewVial, NewWaste, User, Vial, VialStatus, canonical, check_quantity, iso_date,
-    parse_quantity, round_mg,
+    NewDestruction, NewDraw, NewVial, NewWaste, User, Vial, VialStatus, canonical, iso_date, round_mg,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -63,21 +62,10 @@ use crate::sessions::session_out;
 use crate::vitals::rfc3339;
 use crate::{App, AppError};
 
-/// How far a session's total administered may exceed its recorded dose given before the
-/// administration needs a stated reason: 0.1 mg. A clinic setting (no source: the recorded dose is
-/// the exact integral of the recorded rates, so this only absorbs rounding to 0.1 mg when a nurse
-/// reads a pump or a syringe).
-pub const ADMINISTRATION_TOLERANCE_MG: Decimal = Decimal::from_parts(1, 0, 0, false, 1);
-
-/// Days before the biennial inventory is due from which the report says it is due soon (a clinic
-/// setting).
-pub const INVENTORY_DUE_SOON_DAYS: i64 = 30;
-
-/// Session states in which drug may be drawn for it (the infusion has not finished).
-const DRAW_STATES: [&str; 4] = ["scheduled", "checked_in", "infusing", "paused"];
-
-/// Session states in which the pump has stopped for good, so the dose given is final.
-const ADMINISTER_STATES: [&str; 4] = ["stopped", "recovering", "discharged", "aborted"];
+use ketaflow_clinic::controlled::{
+    self as rules, ADMINISTER_STATES, DRAW_STATES, WitnessCandidate, WitnessRefusal,
+};
+pub use ketaflow_clinic::controlled::{ADMINISTRATION_TOLERANCE_MG, INVENTORY_DUE_SOON_DAYS};
 
 const RETENTION: &str = "Controlled-substance records are kept at least 2 years from the date of the record or \
      inventory, unless state law requires longer (21 CFR 1304.04; DEA Practitioner's Manual, App. C). \
@@ -377,23 +365,9 @@ fn count_out(c: &LedgerCount) -> CountOut {
 
 // ---- Input checks ----------------------------------------------------------------------------------
 
-const QUANTITY_ALLOWED: &str = "a decimal string with at most 3 fraction digits, more than 0 and at most \
-     1000000 (e.g. \"35.5\"; JSON numbers are not accepted)";
-
 fn quantity(field: &str, text: &str, zero_ok: bool) -> Result<Decimal, AppError> {
-    parse_quantity(text)
-        .and_then(|q| check_quantity("quantity", q, zero_ok).ok())
-        .ok_or_else(|| {
-            AppError::field(
-                field,
-                text,
-                if zero_ok {
-                    QUANTITY_ALLOWED.replace("more than 0", "0 or more")
-                } else {
-                    QUANTITY_ALLOWED.to_string()
-                },
-            )
-        })
+    rules::parse_quantity(text, zero_ok)
+        .map_err(|_| AppError::field(field, text, rules::quantity_allowed(zero_ok)))
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
@@ -411,41 +385,24 @@ fn opt_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<Strin
     }
 }
 
-/// NDC shape: 10 digits as 4-4-2, 5-3-2 or 5-4-1, or the 11-digit 5-4-2 form, with hyphens.
-/// UNVERIFIED: the FDA's NDC format as generally published; not in shared/domain/clinical.md.
 fn check_ndc(ndc: &str) -> Result<String, AppError> {
-    let t = ndc.trim();
-    let parts: Vec<&str> = t.split('-').collect();
-    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
-    let ok = parts
-        .iter()
-        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        && matches!(lens.as_slice(), [4, 4, 2] | [5, 3, 2] | [5, 4, 1] | [5, 4, 2]);
-    if !ok {
-        return Err(AppError::field(
+    rules::ndc(ndc).ok_or_else(|| {
+        AppError::field(
             "ndc",
             ndc,
             "an NDC with hyphens: 4-4-2, 5-3-2, 5-4-1 or 5-4-2 digits (e.g. 0409-2051-05)",
-        ));
-    }
-    Ok(t.to_string())
+        )
+    })
 }
 
-/// DEA registration number shape: 2 letters and 7 digits. UNVERIFIED: the shape and its check
-/// digit are not in shared/domain/clinical.md, so only the shape is checked.
 fn check_dea(dea: &str) -> Result<String, AppError> {
-    let t = dea.trim().to_ascii_uppercase();
-    let b = t.as_bytes();
-    let ok =
-        b.len() == 9 && b[..2].iter().all(u8::is_ascii_uppercase) && b[2..].iter().all(u8::is_ascii_digit);
-    if !ok {
-        return Err(AppError::field(
+    rules::dea_number(dea).ok_or_else(|| {
+        AppError::field(
             "supplier.dea_number",
             dea,
             "a DEA registration number: 2 letters and 7 digits",
-        ));
-    }
-    Ok(t)
+        )
+    })
 }
 
 fn parse_date(field: &str, value: &str) -> Result<Date, AppError> {
@@ -479,22 +436,46 @@ impl std::fmt::Debug for WitnessIn {
     }
 }
 
-/// Confirms a witness by their own credentials. Call before opening the write transaction (a
-/// failed password is recorded in its own transaction, and Argon2 should not run under the lock).
-async fn confirm_witness(state: &App, caller: &Caller, w: &WitnessIn) -> Result<LedgerPerson, AppError> {
-    let username = w.username.trim();
-    if username == caller.user.username {
-        return Err(AppError::Refused {
-            code: "witness_is_actor",
-            message: "you cannot witness your own entry; a witness is another user".into(),
-        });
+/// A witness refusal, placed on the witness's field.
+fn witness_refused(field: &str, refusal: WitnessRefusal) -> AppError {
+    AppError::RefusedAt {
+        code: refusal.code(),
+        message: refusal.to_string(),
+        field: field.to_string(),
     }
+}
+
+/// Checks the witnesses named for an entry (none is the caller, none twice: `clinic`'s rule), then
+/// confirms each by their own credentials, in order. `field` names witness `i`'s username field.
+/// Call before opening the write transaction (a failed password is recorded in its own
+/// transaction, and Argon2 should not run under the lock).
+async fn confirm_witnesses(
+    state: &App,
+    caller: &Caller,
+    witnesses: &[&WitnessIn],
+    field: impl Fn(usize) -> String,
+) -> Result<Vec<LedgerPerson>, AppError> {
+    let names: Vec<&str> = witnesses.iter().map(|w| w.username.trim()).collect();
+    rules::check_witness_names(&caller.user.username, &names)
+        .map_err(|(i, refusal)| witness_refused(&field(i), refusal))?;
+    let mut confirmed = Vec::with_capacity(witnesses.len());
+    for (i, w) in witnesses.iter().enumerate() {
+        confirmed.push(confirm_witness(state, w, &field(i)).await?);
+    }
+    Ok(confirmed)
+}
+
+/// Confirms one witness by their own username and password, as a login would (the throttle and
+/// the lockout apply), then applies `clinic`'s rule on who may witness.
+async fn confirm_witness(state: &App, w: &WitnessIn, field: &str) -> Result<LedgerPerson, AppError> {
+    let username = w.username.trim();
     if state.password_attempts.check_key(&username.to_string()).is_err() {
         return Err(AppError::Throttled);
     }
-    let not_confirmed = || AppError::Refused {
+    let not_confirmed = || AppError::RefusedAt {
         code: "witness_not_confirmed",
         message: format!("witness {username} could not be confirmed: wrong username or password"),
+        field: field.to_string(),
     };
     let now = state.now();
     let Some(user) = state.store.get_user_by_username(username).await? else {
@@ -502,11 +483,16 @@ async fn confirm_witness(state: &App, caller: &Caller, w: &WitnessIn) -> Result<
         verify_password(&w.password, dummy_hash());
         return Err(not_confirmed());
     };
-    if user.is_locked(now) {
-        return Err(AppError::Refused {
-            code: "witness_locked",
-            message: format!("witness {username}'s account is locked after repeated failed passwords"),
-        });
+    let candidate = WitnessCandidate {
+        username: username.to_string(),
+        disabled: user.disabled,
+        locked: user.is_locked(now),
+        must_change_password: user.must_change_password,
+        may_record_ledger: allowed(user.role, Action::WriteLedger),
+    };
+    // A locked account's password is not tried (it would only extend the lock).
+    if candidate.locked {
+        return Err(witness_refused(field, WitnessRefusal::Locked(candidate.username)));
     }
     if user.disabled || !verify_password(&w.password, &user.password_hash) {
         if !user.disabled {
@@ -518,21 +504,7 @@ async fn confirm_witness(state: &App, caller: &Caller, w: &WitnessIn) -> Result<
         return Err(not_confirmed());
     }
     state.store.record_login_success(user.id).await?;
-    if user.must_change_password {
-        return Err(AppError::Refused {
-            code: "witness_password_change_required",
-            message: format!("witness {username} must change their one-time password before witnessing"),
-        });
-    }
-    if !allowed(user.role, Action::WriteLedger) {
-        return Err(AppError::Refused {
-            code: "witness_not_authorised",
-            message: format!(
-                "witness {username} has the role {}; a witness is a nurse or physician who may record controlled-substance entries",
-                user.role.as_str()
-            ),
-        });
-    }
+    rules::check_witness(&candidate, user.role.as_str()).map_err(|r| witness_refused(field, r))?;
     Ok(ledger_person(&user))
 }
 
@@ -704,7 +676,7 @@ impl App {
         let q = quantity("quantity_mg", &body.quantity_mg, false)?;
         let now = state.now();
         let session = session_out(state.record(SESSION, body.session_id).await?, now)?;
-        if !DRAW_STATES.contains(&session.state) {
+        if !rules::may_draw_for(session.doc.replay()?.state()) {
             return Err(AppError::Conflict(format!(
                 "session {} is {}; drug is drawn for a session whose infusion has not finished ({})",
                 session.id,
@@ -782,7 +754,7 @@ impl App {
             .ok_or_else(|| AppError::Internal(format!("draw {draw_id} has no session")))?;
         let now = state.now();
         let session = session_out(state.record(SESSION, session_id).await?, now)?;
-        if !ADMINISTER_STATES.contains(&session.state) {
+        if !rules::may_record_administration_for(session.doc.replay()?.state()) {
             return Err(AppError::Conflict(format!(
                 "session {session_id} is {}; administration is recorded once the pump has stopped ({}), so that the dose given is final",
                 session.state,
@@ -796,18 +768,17 @@ impl App {
         let mut tx = state.store.begin().await?;
         // Read under the ledger lock: a concurrent administration for the same session waits.
         let before = tx.session_administered_mg(session_id).await?;
-        let excess = before + q - given;
-        if excess > ADMINISTRATION_TOLERANCE_MG && reason.is_none() {
+        if let Err(e) = rules::check_administration(given, before, q, reason.is_some()) {
             return Err(AppError::Refused {
                 code: "administered_exceeds_given",
                 message: format!(
                     "session {session_id}'s pump record says {} mg was given; {} mg already recorded as administered plus {} mg \
                  makes {} mg, {} mg more (tolerance {ADMINISTRATION_TOLERANCE_MG} mg); check the amount, or give a difference_reason",
-                    canonical(given),
-                    canonical(before),
-                    canonical(q),
-                    canonical(before + q),
-                    canonical(excess)
+                    canonical(e.given_mg),
+                    canonical(e.before_mg),
+                    canonical(e.this_mg),
+                    canonical(e.before_mg + e.this_mg),
+                    canonical(e.excess_mg)
                 ),
             });
         }
@@ -853,7 +824,9 @@ impl App {
         let q = quantity("quantity_mg", &body.quantity_mg, false)?;
         let reason = opt_text("reason", body.reason.as_deref(), 1000)?;
         load_draw(state, draw_id).await?;
-        let witness = confirm_witness(state, caller, &body.witness).await?;
+        let witness = confirm_witnesses(state, caller, &[&body.witness], |_| "witness.username".into())
+            .await?
+            .remove(0);
         let by = ledger_person(&caller.user);
         let mut tx = state.store.begin().await?;
         let entry = tx
@@ -909,27 +882,18 @@ impl App {
         let method = text("method", &body.method, 200)?;
         let reason = text("reason", &body.reason, 500)?;
         let location = text("location", &body.location, 200)?;
-        let [w1, w2] = body.witnesses.as_slice() else {
+        let needed = rules::Witnessed::Destruction.witnesses_needed();
+        if body.witnesses.len() != needed {
             return Err(AppError::field(
                 "witnesses",
                 format!("{} witnesses", body.witnesses.len()),
-                "exactly 2 witnesses (DEA Form 41)",
+                format!("exactly {needed} witnesses (DEA Form 41)"),
             ));
-        };
-        if w1.username.trim() == w2.username.trim() {
-            return Err(AppError::Refused {
-                code: "witnesses_not_distinct",
-                message: format!(
-                    "{} is named twice; the two witnesses must be different users",
-                    w1.username.trim()
-                ),
-            });
         }
         let vial = state.store.get_vial(vial_id).await?;
-        let witnesses = [
-            confirm_witness(state, caller, w1).await?,
-            confirm_witness(state, caller, w2).await?,
-        ];
+        let named: Vec<&WitnessIn> = body.witnesses.iter().collect();
+        let witnesses =
+            confirm_witnesses(state, caller, &named, |i| format!("witnesses[{i}].username")).await?;
         let by = ledger_person(&caller.user);
         let mut tx = state.store.begin().await?;
         let entry = tx
@@ -1163,13 +1127,6 @@ pub struct InventoryReportOut {
     pub retention: &'static str,
 }
 
-fn two_years_after(d: Date) -> Date {
-    d.replace_year(d.year() + 2)
-        // 29 February → 28 February.
-        .or_else(|_| d.replace_day(28).and_then(|d| d.replace_year(d.year() + 2)))
-        .unwrap_or(d)
-}
-
 impl App {
     /// When the last inventory was and whether one is due (21 U.S.C. 827(a): initial, then at least
     /// every 2 years), the stock on hand, open discrepancies, and whether the ledger's balances
@@ -1185,10 +1142,12 @@ impl App {
             .await?
             .into_iter()
             .next();
-        let next_due_by = last.as_ref().map(|c| two_years_after(c.taken_at.date()));
-        let days_until_due = next_due_by.map(|d| (d - today).whole_days());
-        let due = days_until_due.is_none_or(|d| d <= 0);
-        let due_soon = days_until_due.is_some_and(|d| d <= INVENTORY_DUE_SOON_DAYS);
+        let rules::InventoryDue {
+            next_due_by,
+            days_until_due,
+            due,
+            due_soon,
+        } = rules::inventory_due(last.as_ref().map(|c| c.taken_at.date()), today);
         let message = match (&last, next_due_by, days_until_due) {
             (Some(c), Some(by), Some(days)) if days > 0 => format!(
                 "last inventory {} at the {} of business by {}; the next is due by {} ({days} days)",
@@ -1301,9 +1260,7 @@ impl App {
             wasted_mg: canonical(wasted),
             outstanding_mg: canonical(outstanding),
             difference_mg: canonical(difference),
-            reconciled: outstanding.is_zero()
-                && difference.abs() <= ADMINISTRATION_TOLERANCE_MG
-                && ADMINISTER_STATES.contains(&session.state),
+            reconciled: rules::reconciled(outstanding, difference, session.doc.replay()?.state()),
             entries: out,
         })
     }

@@ -373,9 +373,10 @@ impl App {
                 code: "hard_limit",
                 message: e.to_string(),
             },
-            ApprovalError::OverrideNeeded { .. } => AppError::Refused {
+            ApprovalError::OverrideNeeded { limit, .. } => AppError::RefusedAt {
                 code: "override_needed",
                 message: e.to_string(),
+                field: format!("overrides.{limit}"),
             },
             ApprovalError::NeedlessOverride { .. } => AppError::Refused {
                 code: "needless_override",

@@ -17,6 +17,7 @@
 //! number used here names its source beside it, in this crate or in the protocol files it embeds.
 #![deny(missing_docs)]
 
+pub mod controlled;
 pub mod delivery;
 pub mod discharge;
 pub mod eligibility;

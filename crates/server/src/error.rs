@@ -85,6 +85,17 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
+    /// 422: the clinical rules refuse the request because of one thing in it, which the body
+    /// names in `field` (a witness, or the limit whose override is missing).
+    #[error("{message}")]
+    RefusedAt {
+        /// Stable code, e.g. `witness_locked`.
+        code: &'static str,
+        /// Why.
+        message: String,
+        /// What in the request it is about.
+        field: String,
+    },
     /// 404: no route answers this path under `/api/v1`.
     #[error("no such endpoint; the API's paths are listed in /api/v1/openapi.json")]
     NoRoute,
@@ -172,7 +183,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::StaleVersion { .. } => (StatusCode::CONFLICT, "stale_version"),
             ApiError::RecordLocked(_) => (StatusCode::CONFLICT, "locked"),
-            ApiError::Refused { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Refused { code, .. } | ApiError::RefusedAt { code, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code)
+            }
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
@@ -199,6 +212,7 @@ impl IntoResponse for ApiError {
                 value,
                 allowed,
             } => (Some(field.clone()), Some(value.clone()), Some(allowed.clone())),
+            ApiError::RefusedAt { field, .. } => (Some(field.clone()), None, None),
             _ => (None, None, None),
         };
         let current_version = match &self {
@@ -256,6 +270,7 @@ impl From<AppError> for ApiError {
             },
             AppError::Locked(message) => ApiError::RecordLocked(message),
             AppError::Refused { code, message } => ApiError::Refused { code, message },
+            AppError::RefusedAt { code, message, field } => ApiError::RefusedAt { code, message, field },
             AppError::CorruptRecord { kind, id, reason } => ApiError::CorruptRecord { kind, id, reason },
             AppError::Internal(cause) => ApiError::Internal(cause),
         }

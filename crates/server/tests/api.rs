@@ -172,6 +172,8 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["error"]["code"], "override_needed");
+    // The refusal names the limit whose override is missing (the first breached, in check order).
+    assert_eq!(err["error"]["field"], "overrides.dose_mg_per_kg", "{err}");
     let overrides = json!({"overrides": [
         {"limit": "dose_mg_per_kg", "reason": "partial response at 0.5 mg/kg after six sessions"},
         {"limit": "rate_mg_per_kg_per_h", "reason": "same 40-minute duration, tolerated before"},

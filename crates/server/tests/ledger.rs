@@ -408,9 +408,15 @@ async fn a_witness_is_another_active_clinician_who_confirms_with_their_own_passw
         destruction(vec![witness("nurse"), witness("nurse")], "100"),
     )
     .await;
+    // The refusal names the witness to change (the second naming), so a page puts it there.
     assert_eq!(
-        (s, error_code(&b)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "witnesses_not_distinct")
+        (s, error_code(&b), &b["error"]["field"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "witnesses_not_distinct",
+            &json!("witnesses[1].username")
+        ),
+        "{b}"
     );
     let (s, b) = post(
         &app,
@@ -420,8 +426,13 @@ async fn a_witness_is_another_active_clinician_who_confirms_with_their_own_passw
     )
     .await;
     assert_eq!(
-        (s, error_code(&b)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "witness_is_actor")
+        (s, error_code(&b), &b["error"]["field"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "witness_is_actor",
+            &json!("witnesses[1].username")
+        ),
+        "{b}"
     );
     // A second nurse whose password the administrator chose must change it before witnessing.
     let (s, b) = post(

@@ -70,30 +70,15 @@ fn without_passwords(mut form: FormData) -> FormData {
 /// A refused ledger form: what was typed (no passwords), the error by its field under its full
 /// name as well as its leaf (`vials[2].counted_mg`, `witnesses[1].username`), and a witness who
 /// could not be confirmed next to that witness's username.
-fn refused(name: &str, form: FormData, e: &ApiError, witness_fields: &[&str], me: &str) -> FormState {
-    let mut state = FormState::refused_named(name, without_passwords(form.clone()), e);
+fn refused(name: &str, form: FormData, e: &ApiError, witness_fields: &[&str]) -> FormState {
+    let mut state = FormState::refused_named(name, without_passwords(form), e);
     match e {
         ApiError::InvalidField { field, allowed, .. } => {
             state.errors.insert(field.clone(), format!("allowed: {allowed}"));
         }
-        ApiError::Refused { code, message } if code.starts_with("witness") => {
-            let named = |f: &&&str| {
-                let u = form.text(f);
-                !u.is_empty()
-                    && (message.contains(&format!("witness {u} "))
-                        || message.contains(&format!("witness {u}'"))
-                        || message.starts_with(&format!("{u} is named twice"))
-                        || (*code == "witness_is_actor" && u == me))
-            };
-            // Named twice: the second naming is the one to change.
-            let target = if *code == "witnesses_not_distinct" {
-                witness_fields.iter().rev().find(named)
-            } else {
-                witness_fields.iter().find(named)
-            };
-            if let Some(field) = target.or(witness_fields.first()) {
-                state.errors.insert((*field).to_string(), message.clone());
-            }
+        // The refusal names the witness it is about: put it beside that witness's username.
+        ApiError::RefusedAt { field, message, .. } => {
+            state.errors.insert(field.clone(), message.clone());
         }
         ApiError::Throttled => {
             if let Some(field) = witness_fields.first() {
@@ -329,7 +314,7 @@ async fn receive(State(state): State<AppState>, posted: Posted) -> PageResult {
     match result {
         Ok(()) => Ok(see_other("/ledger")),
         Err(e) => {
-            let refused = refused("receive", form, &e, &[], "");
+            let refused = refused("receive", form, &e, &[]);
             ledger_view(&state, &user, refused, e.status()).await
         }
     }
@@ -398,7 +383,7 @@ async fn count(State(state): State<AppState>, posted: Posted) -> PageResult {
                 }
                 other => other,
             };
-            let refused = refused("count", form, &e, &[], "");
+            let refused = refused("count", form, &e, &[]);
             ledger_view(&state, &user, refused, e.status()).await
         }
     }
@@ -431,7 +416,7 @@ async fn resolve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
     {
         Ok(_) => Ok(see_other("/ledger")),
         Err(e) => {
-            let refused = refused(&format!("resolve-{id}"), form, &e, &[], "");
+            let refused = refused(&format!("resolve-{id}"), form, &e, &[]);
             ledger_view(&state, &user, refused, e.status()).await
         }
     }
@@ -651,7 +636,7 @@ async fn vial_answer<T>(
     match result {
         Ok(_) => Ok(see_other(&format!("/ledger/vials/{vial}"))),
         Err(e) => {
-            let refused = refused(name, form, &e, witness_fields, &user.me.user.username);
+            let refused = refused(name, form, &e, witness_fields);
             vial_view(state, user, vial, refused, e.status()).await
         }
     }

@@ -561,11 +561,12 @@ async fn approve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
             let mut refused = FormState::refused_named("approve", form, &e);
             // The domain names the limit whose override is missing or too short: put the message
             // beside that limit's reason.
-            if let ApiError::Refused {
+            if let ApiError::RefusedAt {
                 code: "override_needed",
                 message,
+                field,
             } = &e
-                && let Some(limit) = message.split_whitespace().next()
+                && let Some(limit) = field.strip_prefix("overrides.")
             {
                 refused.errors.insert(reason_field(limit), message.clone());
             }

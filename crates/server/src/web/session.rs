@@ -628,7 +628,7 @@ async fn change_rate(State(state): State<AppState>, Path(id): Path<Uuid>, posted
         .map_err(ApiError::from);
     match result {
         Err(
-            e @ ApiError::Refused {
+            e @ ApiError::RefusedAt {
                 code: "override_needed",
                 ..
             },
