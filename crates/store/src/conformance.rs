@@ -71,6 +71,7 @@ macro_rules! conformance_tests {
             events_gap_free_in_commit_order,
             events_concurrent_appends_stay_contiguous,
             vitals_idempotent_by_session_and_key,
+            vitals_recent_and_trend_are_bounded_and_keep_extremes,
             batch_writes_match_single_writes,
             alarms_lifecycle_and_repeats,
             device_tokens_scope_expiry_revocation,
@@ -1984,6 +1985,85 @@ pub async fn vitals_idempotent_by_session_and_key(store: Store) {
     assert_eq!(listed, vec![first.clone()]);
     assert_eq!(listed[0].data, data);
     assert_eq!(store.latest_vital(a).await.unwrap(), Some(first));
+}
+
+/// The latest readings come newest first; the trend groups any number of readings into at most the
+/// buckets asked for, with exact counts, times, minimum, mean and maximum, and keeps a single
+/// extreme reading visible.
+pub async fn vitals_recent_and_trend_are_bounded_and_keep_extremes(store: Store) {
+    let session = Uuid::now_v7();
+    let keys: Vec<String> = (0..100).map(|i| format!("k{i:03}")).collect();
+    // SpO2 97 % throughout except one reading of 84 % (index 41); heart rate 60 + i; reading 7 has
+    // no heart rate.
+    let data: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            let mut v = serde_json::json!({ "spo2_percent": if i == 41 { 84.0 } else { 97.0 } });
+            if i != 7 {
+                v["heart_rate_per_min"] = serde_json::json!(60 + i);
+            }
+            v
+        })
+        .collect();
+    let batch: Vec<NewVital> = (0..100)
+        .map(|i| NewVital {
+            session_id: session,
+            idempotency_key: &keys[i],
+            taken_at: T0 + Duration::seconds(i as i64),
+            received_at: T0 + Duration::seconds(i as i64),
+            source: "device",
+            recorded_by: "monitor 7",
+            data: &data[i],
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_vitals(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let recent = store.recent_vitals(session, 3).await.unwrap();
+    let keys_seen: Vec<&str> = recent.iter().map(|v| v.idempotency_key.as_str()).collect();
+    assert_eq!(keys_seen, ["k099", "k098", "k097"]);
+
+    let fields = ["spo2_percent", "heart_rate_per_min"];
+    let trend = store.vitals_trend(session, 10, &fields).await.unwrap();
+    assert_eq!(trend.len(), 10);
+    assert!(trend.iter().all(|b| b.readings == 10));
+    assert_eq!(trend[0].first_at, T0);
+    assert_eq!(trend[0].last_at, T0 + Duration::seconds(9));
+    assert_eq!(trend[9].last_at, T0 + Duration::seconds(99));
+    // The desaturation is in bucket 4 (readings 40–49) and nowhere else.
+    assert_eq!(trend[4].min[0], Some(84.0));
+    assert_eq!(trend[4].max[0], Some(97.0));
+    assert!((trend[4].mean[0].unwrap() - (9.0 * 97.0 + 84.0) / 10.0).abs() < 1e-9);
+    assert!(
+        trend
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.min[0] == Some(97.0))
+    );
+    // Heart rate: bucket 0 lacks reading 7 (mean of 60..69 without 67), the last is 150..159.
+    assert_eq!((trend[0].min[1], trend[0].max[1]), (Some(60.0), Some(69.0)));
+    assert!((trend[0].mean[1].unwrap() - (645.0 - 67.0) / 9.0).abs() < 1e-9);
+    assert_eq!((trend[9].min[1], trend[9].max[1]), (Some(150.0), Some(159.0)));
+    // More buckets than readings: one reading each; none: nothing.
+    let fine = store.vitals_trend(session, 500, &fields).await.unwrap();
+    assert_eq!(fine.len(), 100);
+    assert_eq!(fine[7].mean[1], None);
+    assert_eq!(
+        store.vitals_trend(Uuid::now_v7(), 10, &fields).await.unwrap(),
+        vec![]
+    );
+    // Field names go into the SQL, so only plain identifiers are taken.
+    assert!(matches!(
+        store
+            .vitals_trend(session, 10, &["spo2'); DROP TABLE vital_signs; --"])
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    // Each is one store operation.
+    let before = store.operations();
+    store.recent_vitals(session, 12).await.unwrap();
+    store.vitals_trend(session, 240, &fields).await.unwrap();
+    assert_eq!(store.operations() - before, 2);
 }
 
 /// raised → acknowledged → resolved; repeats count on the open alarm; a resolved rule raises anew.

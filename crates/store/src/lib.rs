@@ -81,7 +81,7 @@ pub use links::{NewQuestionnaireLink, QuestionnaireLink};
 pub use records::{MAX_RECORD_PAGE, NewRecord, Record, RecordChange};
 pub use sessions::{
     AlarmRaise, AlarmState, DeviceToken, MAX_EVENT_PAGE, MAX_IDEMPOTENCY_KEY_LEN, NewAlarm, NewDeviceToken,
-    NewEvent, NewVital, ROWS_PER_STATEMENT, StoredAlarm, StoredEvent, StoredVital, VitalInsert,
+    NewEvent, NewVital, ROWS_PER_STATEMENT, StoredAlarm, StoredEvent, StoredVital, VitalInsert, VitalsBucket,
 };
 pub use store::{Store, StoreOptions, Tx};
 pub use tokens::{ActiveToken, AuthToken, NewToken, TokenKind, hash_token};

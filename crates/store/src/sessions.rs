@@ -352,6 +352,23 @@ impl TryFrom<DeviceTokenRow> for DeviceToken {
 }
 
 const EVENT_COLUMNS: &str = "SELECT id, session_id, kind, at, data FROM session_events";
+/// A group of consecutive readings as [`Store::vitals_trend`] summarises it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VitalsBucket {
+    /// When the group's first reading was taken.
+    pub first_at: OffsetDateTime,
+    /// When its last reading was taken.
+    pub last_at: OffsetDateTime,
+    /// How many readings it holds.
+    pub readings: i64,
+    /// Per field asked for, in that order: the lowest value.
+    pub min: Vec<Option<f64>>,
+    /// The mean.
+    pub mean: Vec<Option<f64>>,
+    /// The highest value.
+    pub max: Vec<Option<f64>>,
+}
+
 const VITAL_COLUMNS: &str = "SELECT id, session_id, idempotency_key, taken_at, received_at, source, \
      recorded_by, data FROM vital_signs";
 const ALARM_COLUMNS: &str = "SELECT id, session_id, code, level, state, raised_at, last_seen_at, \
@@ -891,6 +908,91 @@ impl Store {
                 None => sqlx::query_scalar("SELECT COUNT(*) FROM vital_signs").fetch_one(&mut *c).await?,
             }
         }))
+    }
+
+    /// The `limit` latest readings of a session, newest first.
+    pub async fn recent_vitals(&self, session_id: Uuid, limit: u32) -> Result<Vec<StoredVital>, StoreError> {
+        let sql = format!("{VITAL_COLUMNS} WHERE session_id = $1 ORDER BY taken_at DESC, id DESC LIMIT $2");
+        let mut pooled = self.acquire().await?;
+        let rows: Vec<VitalRow> = with_conn!(pooled.conn(), c => {
+            sqlx::query_as(&sql).bind(session_id.to_string()).bind(i64::from(limit)).fetch_all(&mut *c).await?
+        });
+        rows.into_iter().map(StoredVital::try_from).collect()
+    }
+
+    /// A session's readings summarised in at most `buckets` consecutive groups of equal count, in
+    /// time order: per group its first and last time, how many readings, and the minimum, mean and
+    /// maximum of each numeric field of the readings' JSON named in `fields` (`None` where no
+    /// reading of the group has it). One query; what it returns is bounded by `buckets`, however
+    /// long the session. The extremes are kept, so a short desaturation still shows in a long
+    /// session's history.
+    pub async fn vitals_trend(
+        &self,
+        session_id: Uuid,
+        buckets: u32,
+        fields: &[&str],
+    ) -> Result<Vec<VitalsBucket>, StoreError> {
+        if buckets == 0 || fields.is_empty() {
+            return Ok(vec![]);
+        }
+        if let Some(bad) = fields.iter().find(|f| {
+            f.is_empty()
+                || !f
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            // The names are written into the SQL (a JSON path cannot be bound), so only plain ones.
+            return Err(StoreError::Invalid {
+                what: "vital-sign field name",
+                reason: format!("{bad:?} is not a lower-case identifier"),
+            });
+        }
+        let value = |f: &str| match self.backend() {
+            Backend::Sqlite => format!("CAST(json_extract(data, '$.{f}') AS REAL)"),
+            Backend::Postgres => format!("(data::jsonb ->> '{f}')::float8"),
+        };
+        let aggregates: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                let v = value(f);
+                format!("MIN({v}), AVG({v}), MAX({v})")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT MIN(taken_at) AS first_at, MAX(taken_at) AS last_at, COUNT(*) AS readings, {} \
+             FROM (SELECT taken_at, data, \
+                          ((ROW_NUMBER() OVER (ORDER BY taken_at, id) - 1) * $2) / COUNT(*) OVER () AS bucket \
+                   FROM vital_signs WHERE session_id = $1) grouped \
+             GROUP BY bucket ORDER BY bucket",
+            aggregates.join(", ")
+        );
+        let mut pooled = self.acquire().await?;
+        let buckets = i64::from(buckets);
+        let n = fields.len();
+        let out = with_conn!(pooled.conn(), c => {
+            let rows = sqlx::query(&sql).bind(session_id.to_string()).bind(buckets).fetch_all(&mut *c).await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                use sqlx::Row;
+                let at = |i: usize| -> Result<Option<f64>, StoreError> { Ok(row.try_get::<Option<f64>, _>(i)?) };
+                let (mut min, mut mean, mut max) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                for k in 0..n {
+                    min.push(at(3 + 3 * k)?);
+                    mean.push(at(4 + 3 * k)?);
+                    max.push(at(5 + 3 * k)?);
+                }
+                out.push(VitalsBucket {
+                    first_at: row.try_get::<OffsetDateTime, _>(0)?,
+                    last_at: row.try_get::<OffsetDateTime, _>(1)?,
+                    readings: row.try_get::<i64, _>(2)?,
+                    min,
+                    mean,
+                    max,
+                });
+            }
+            out
+        });
+        Ok(out)
     }
 
     /// The latest reading of a session (by time taken).

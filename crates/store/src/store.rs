@@ -20,6 +20,9 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Connections and transactions taken from the pool since connecting: a store operation's
+    /// round trips to the database, counted so that a test can show what a read costs.
+    operations: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone, Debug)]
@@ -129,6 +132,7 @@ impl Store {
         SQLITE_MIGRATIONS.run(&pool).await?;
         Ok(Store {
             pool: Pool::Sqlite(pool),
+            operations: Default::default(),
         })
     }
 
@@ -160,7 +164,19 @@ impl Store {
         POSTGRES_MIGRATIONS.run(&pool).await?;
         Ok(Store {
             pool: Pool::Postgres(pool),
+            operations: Default::default(),
         })
+    }
+
+    fn count_operation(&self) {
+        self.operations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many store operations (a pooled connection or a transaction each) this store and its
+    /// clones have run since connecting. Tests compare it before and after a use case to show what
+    /// the use case costs.
+    pub fn operations(&self) -> u64 {
+        self.operations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Which engine this store talks to.
@@ -178,6 +194,7 @@ impl Store {
     /// both read and then fail to upgrade. While a `Tx` is open, do not write through the
     /// `Store` from the same task: that write would wait for the lock the `Tx` holds.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
+        self.count_operation();
         let inner = match &self.pool {
             Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
@@ -190,6 +207,7 @@ impl Store {
 
     /// A read-only transaction that sees one consistent snapshot (verification, backup).
     pub(crate) async fn begin_snapshot(&self) -> Result<Tx, StoreError> {
+        self.count_operation();
         let inner = match &self.pool {
             // A deferred transaction reads one WAL snapshot from its first read to its end.
             Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
@@ -206,6 +224,7 @@ impl Store {
 
     /// A pooled connection for reads and single-statement writes.
     pub(crate) async fn acquire(&self) -> Result<Pooled, StoreError> {
+        self.count_operation();
         Ok(match &self.pool {
             Pool::Sqlite(pool) => Pooled::Sqlite(pool.acquire().await?),
             Pool::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
