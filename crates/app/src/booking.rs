@@ -253,16 +253,28 @@ impl App {
         caller.require(Action::ReadClinical)?;
         let now = self.now();
         let doc = session_out(self.record(SESSION, id).await?, now)?.doc;
-        let (origin, p) = self.predict_session(id, &doc, now).await?.ok_or_else(|| {
+        self.prediction_of(id, &doc, now).await?.ok_or_else(|| {
             AppError::Conflict("the infusion has not started; the plan holds the prediction".into())
-        })?;
-        Ok(SessionPredictionOut {
-            origin,
-            ce_below_threshold_at: p
-                .ce_below_threshold_from_s
-                .map(|s| origin + time::Duration::seconds_f64(s)),
-            prediction: prediction_out(&p),
         })
+    }
+
+    /// The prediction of a loaded session, or `None` before its infusion has started.
+    pub async fn prediction_of(
+        &self,
+        id: Uuid,
+        doc: &SessionDoc,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionPredictionOut>, AppError> {
+        Ok(self
+            .predict_session(id, doc, now)
+            .await?
+            .map(|(origin, p)| SessionPredictionOut {
+                origin,
+                ce_below_threshold_at: p
+                    .ce_below_threshold_from_s
+                    .map(|s| origin + time::Duration::seconds_f64(s)),
+                prediction: prediction_out(&p),
+            }))
     }
 
     /// Which discharge criteria are met, which are not, and the PK-predicted earliest time.

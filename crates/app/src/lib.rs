@@ -25,6 +25,7 @@ pub mod plans;
 pub mod policy;
 pub mod records;
 pub mod safety;
+pub mod screen;
 pub mod session_record;
 pub mod sessions;
 pub mod vitals;

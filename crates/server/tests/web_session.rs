@@ -450,3 +450,134 @@ async fn viewers_see_no_forms_forged_posts_change_nothing_and_strangers_go_to_th
     )));
     assert!(page.shows(r#"data-live-stream="/api/v1/board/stream?after="#));
 }
+
+/// Stores readings `from..to` of a session at 1 Hz from `start`, shaped as the API stores one
+/// (`template`), straight into the store: four hours of a monitor without four hours of requests.
+async fn monitor_readings(
+    app: &App,
+    sid: &str,
+    start: time::OffsetDateTime,
+    template: &Value,
+    from: usize,
+    to: usize,
+) {
+    let session = uuid::Uuid::parse_str(sid).unwrap();
+    let keys: Vec<String> = (from..to).map(|i| format!("monitor-{i}")).collect();
+    let data: Vec<Value> = (from..to)
+        .map(|i| {
+            let at = start + time::Duration::seconds(i as i64);
+            let mut d = template.clone();
+            d["idempotency_key"] = json!(keys[i - from]);
+            d["taken_at"] = json!(at.format(&time::format_description::well_known::Rfc3339).unwrap());
+            // A slow drift, and one desaturation to 85 % at reading 9,000 (2.5 h in).
+            d["heart_rate_per_min"] = json!(70 + (i % 600) / 60);
+            d["spo2_percent"] = json!(if i == 9_000 { 85 } else { 97 });
+            d
+        })
+        .collect();
+    for chunk in (0..keys.len()).collect::<Vec<_>>().chunks(2_000) {
+        let batch: Vec<ketaflow_store::NewVital> = chunk
+            .iter()
+            .map(|&k| ketaflow_store::NewVital {
+                session_id: session,
+                idempotency_key: &keys[k],
+                taken_at: start + time::Duration::seconds((from + k) as i64),
+                received_at: start + time::Duration::seconds((from + k) as i64),
+                source: "device",
+                recorded_by: "bedside monitor",
+                data: &data[k],
+            })
+            .collect();
+        let mut tx = app.state.store.begin().await.unwrap();
+        tx.insert_vitals(&batch).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+/// The live fragment (refreshed on every event) reads the same number of times and answers in a
+/// bounded size however long the session: 100 readings, 1 h and 4 h at 1 Hz. The history chart
+/// keeps a single desaturation of a 4-hour session visible.
+#[tokio::test]
+async fn the_live_fragment_costs_the_same_with_100_readings_as_with_4_hours_at_1_hz() {
+    let app = spawn_app().await;
+    let sid = booked(&app).await;
+    let nurse = app.browser("nurse").await;
+    // A baseline reading typed by the nurse, then check-in and start.
+    assert_eq!(
+        reading(&nurse, &sid, "typed", &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let checks = [
+        ("event", "check_in"),
+        ("fasting_confirmed", "on"),
+        ("escort_confirmed", "on"),
+        ("consent_on_file", "on"),
+        ("questionnaire_answered", "on"),
+    ];
+    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        event(&nurse, &sid, &[("event", "start")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let start = app.now() + time::Duration::seconds(1);
+    let template = api(&app, &format!("/api/v1/sessions/{sid}/vitals")).await[0]["reading"].clone();
+    let live = format!("/sessions/{sid}/live");
+    let store = app.state.store.clone();
+    let mut measured = Vec::new();
+    let mut stored = 1;
+    for total in [100, 3_600, 14_400] {
+        monitor_readings(&app, &sid, start, &template, stored, total).await;
+        stored = total;
+        let before = store.operations();
+        let page = nurse.get(&live).await;
+        let operations = store.operations() - before;
+        assert_eq!(page.status, StatusCode::OK);
+        measured.push((total, operations, page.html.len(), page.html));
+    }
+    let (ops, sizes): (Vec<u64>, Vec<usize>) = measured.iter().map(|m| (m.1, m.2)).unzip();
+    eprintln!(
+        "live fragment: readings, store operations, bytes: {:?}",
+        measured.iter().map(|m| (m.0, m.1, m.2)).collect::<Vec<_>>()
+    );
+    assert!(
+        ops.iter().all(|o| *o == ops[0]),
+        "store operations per refresh: {ops:?}"
+    );
+    // Past 120 readings the history is 120 groups with their ranges shaded, so 1 h and 4 h answer
+    // in the same size (to within the digits of the numbers); 100 readings are charted one by one,
+    // without ranges, so they answer in less.
+    let (hour, four_hours) = (sizes[1] as f64, sizes[2] as f64);
+    assert!((four_hours - hour).abs() / hour < 0.01, "sizes {sizes:?}");
+    assert!(sizes[2] < 3 * sizes[0], "sizes {sizes:?}");
+    let html = &measured[2].3;
+    assert!(html.contains("14400 readings in 120 groups"), "{html}");
+    assert!(html.contains("SpO₂ range"), "{html}");
+    // The 12 latest readings are listed in full.
+    assert_eq!(html.matches("<td>device</td>").count(), 12, "{html}");
+    // The desaturation survives the grouping: one group's lowest SpO2 is 85 %, every other's 97 %.
+    let doc = app
+        .state
+        .store
+        .get_user_by_username("doc")
+        .await
+        .unwrap()
+        .unwrap();
+    let screen = app
+        .state
+        .session_screen(
+            &ketaflow_app::policy::Caller { user: doc },
+            sid.parse().unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
+    let spo2 = ketaflow_app::screen::CHARTED_VITALS
+        .iter()
+        .position(|f| *f == "spo2_percent")
+        .unwrap();
+    let lows: Vec<f64> = screen.history.iter().filter_map(|b| b.min[spo2]).collect();
+    assert_eq!(lows.len(), 120);
+    assert_eq!(lows.iter().filter(|l| **l == 85.0).count(), 1, "{lows:?}");
+    assert!(lows.iter().all(|l| *l == 85.0 || *l == 97.0), "{lows:?}");
+    assert_eq!(screen.history.iter().map(|b| b.readings).sum::<i64>(), 14_400);
+}

@@ -21,10 +21,13 @@ use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut};
 use ketaflow_app::bedside;
 use ketaflow_app::bedside::{AssessmentIn, RateIn, SideEffectIn};
 use ketaflow_app::board::planned_dose_reached;
+use ketaflow_app::booking::SessionPredictionOut;
 use ketaflow_app::records::{AldreteDoc, OverrideDoc, PreChecksDoc, ReadingDoc};
-use ketaflow_app::sessions::{DischargeOut, SessionOut, TransitionIn};
+use ketaflow_app::screen::SessionScreen;
+use ketaflow_app::sessions::{DischargeOut, TransitionIn};
 use ketaflow_app::vitals::AlarmOut;
-use ketaflow_charts::{Chart, Curve, Level};
+use ketaflow_charts::{Band, Chart, Curve, Level};
+use ketaflow_store::VitalsBucket;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -186,72 +189,85 @@ fn taken(v: &VitalOut) -> time::OffsetDateTime {
         .unwrap_or(v.received_at)
 }
 
-fn vitals_chart(vitals: &[VitalOut]) -> String {
-    let Some(first) = vitals.first() else {
+/// The vital-sign history chart: each vital's mean per group of readings, with its lowest and
+/// highest value shaded where a group holds more than one reading (so an extreme reading in a long
+/// session stays visible).
+fn vitals_chart(history: &[VitalsBucket]) -> String {
+    let Some(first) = history.first() else {
         return String::new();
     };
-    let origin = taken(first);
-    let series = |key: &str| -> Vec<f64> {
-        vitals
-            .iter()
-            .map(|v| {
-                v.reading
-                    .get(key)
-                    .and_then(serde_json::Value::as_f64)
-                    .unwrap_or(f64::NAN)
-            })
-            .collect()
-    };
-    let curve = |label: &str, colour, key: &str, dashed| Curve {
-        label: label.into(),
-        colour,
-        dashed,
-        points: vitals.len() < 30,
-        values: series(key),
-    };
+    let origin = first.first_at;
+    let grouped = history.iter().any(|b| b.readings > 1);
+    let value = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    let styles = [
+        ("systolic BP (mmHg)", "#b3261e", false),
+        ("diastolic BP (mmHg)", "#b3261e", true),
+        ("heart rate (/min)", "#1f5fa8", false),
+        ("SpO₂ (%)", "#1e7a3c", false),
+        ("resp. rate (/min)", "#7a4fb5", false),
+    ];
+    let curves = styles
+        .iter()
+        .enumerate()
+        .map(|(k, (label, colour, dashed))| Curve {
+            label: (*label).into(),
+            colour,
+            dashed: *dashed,
+            points: history.len() < 30,
+            values: history.iter().map(|b| value(b.mean[k])).collect(),
+        })
+        .collect();
+    // A band needs both edges at every point; a vital missing from some group gets none.
+    let bands = styles
+        .iter()
+        .enumerate()
+        .filter(|_| grouped)
+        .filter(|(k, _)| history.iter().all(|b| b.min[*k].is_some() && b.max[*k].is_some()))
+        .map(|(k, (label, colour, _))| Band {
+            label: format!("{} range", label.split(" (").next().unwrap_or(label)),
+            colour,
+            lower: history.iter().map(|b| value(b.min[k])).collect(),
+            upper: history.iter().map(|b| value(b.max[k])).collect(),
+        })
+        .collect();
+    let readings: i64 = history.iter().map(|b| b.readings).sum();
     Chart {
         title: "Vital signs".into(),
-        subtitle: format!("from {} (UTC)", hhmm(origin)),
+        subtitle: if grouped {
+            format!(
+                "from {} (UTC); {readings} readings in {} groups: mean, shaded from lowest to highest",
+                hhmm(origin),
+                history.len()
+            )
+        } else {
+            format!("from {} (UTC)", hhmm(origin))
+        },
         y_label: "mmHg · /min · %".into(),
-        times_s: vitals
+        times_s: history
             .iter()
-            .map(|v| (taken(v) - origin).as_seconds_f64())
+            .map(|b| (b.first_at - origin).as_seconds_f64())
             .collect(),
-        curves: vec![
-            curve("systolic BP (mmHg)", "#b3261e", "systolic_mmhg", false),
-            curve("diastolic BP (mmHg)", "#b3261e", "diastolic_mmhg", true),
-            curve("heart rate (/min)", "#1f5fa8", "heart_rate_per_min", false),
-            curve("SpO₂ (%)", "#1e7a3c", "spo2_percent", false),
-            curve("resp. rate (/min)", "#7a4fb5", "respiratory_rate_per_min", false),
-        ],
+        curves,
+        bands,
         ..Chart::default()
     }
     .to_svg()
 }
 
-async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result<LivePanels, ApiError> {
-    let caller = user.me.caller();
-    let alarms = state.alarms(&caller, s.id).await?;
-    let vitals = state.vitals(&caller, s.id).await?;
-    let discharge = if matches!(s.state, "stopped" | "recovering") {
-        let (d, _) = state.assess_discharge(s.id, &s.doc, state.now()).await?;
-        Some(discharge_view(d))
-    } else {
-        None
-    };
+/// The live panels from the screen's one read.
+fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> LivePanels {
+    let s = &screen.session;
+    let plan = &screen.plan;
     let last = s.doc.rates.last();
-    let plan = state
-        .load::<ketaflow_app::records::PlanDoc>(ketaflow_app::records::PLAN, s.doc.plan_id)
-        .await?;
-    Ok(LivePanels {
+    LivePanels {
         planned: format!(
             "{} mg over {} min ({} mg/kg, pump {} mL/h)",
-            fixed(plan.doc.dose_mg, 1),
-            fixed(plan.doc.duration_min, 0),
-            fixed(plan.doc.dose_per_kg, 3),
-            fixed(plan.doc.pump_ml_per_h, 1)
+            fixed(plan.dose_mg, 1),
+            fixed(plan.duration_min, 0),
+            fixed(plan.dose_per_kg, 3),
+            fixed(plan.pump_ml_per_h, 1)
         ),
-        planned_dose_reached: planned_dose_reached(s, plan.doc.dose_mg),
+        planned_dose_reached: planned_dose_reached(s, plan.dose_mg),
         id: s.id.to_string(),
         state: s.state,
         state_since: s.state_since.map(clock).unwrap_or_default(),
@@ -281,27 +297,22 @@ async fn live_panels(state: &AppState, user: &WebUser, s: &SessionOut) -> Result
         ),
         given_mg: fixed(s.given_mg, 1),
         infusing_min: fixed(s.infusing_min, 0),
-        alarms: alarms
+        alarms: screen.open_alarms.iter().map(alarm_row).collect(),
+        vitals_svg: vitals_chart(&screen.history),
+        vitals: screen
+            .recent
             .iter()
-            .filter(|a| a.state != "resolved")
-            .map(alarm_row)
-            .collect(),
-        vitals_svg: vitals_chart(&vitals),
-        vitals: vitals
-            .iter()
-            .rev()
-            .take(12)
             .map(|v| VitalRow {
                 at: hhmm(taken(v)),
                 source: v.source.clone(),
                 values: vitals_summary(Some(&v.reading)),
             })
             .collect(),
-        discharge,
+        discharge: screen.discharge.clone().map(discharge_view),
         can_run: user.may(Action::RunSession),
         csrf: user.csrf.clone(),
         alarm_actions: ALARM_ACTIONS.to_vec(),
-    })
+    }
 }
 
 /// A side-effect entry as the screen lists it.
@@ -379,9 +390,9 @@ struct LiveFragment {
     live: LivePanels,
 }
 
-async fn prediction_chart(state: &AppState, user: &WebUser, id: Uuid) -> (String, String) {
+fn prediction_chart(prediction: Option<&SessionPredictionOut>) -> (String, String) {
     // Before the start there is nothing given to predict from; the plan page shows the planned curve.
-    let Ok(p) = state.session_prediction(&user.me.caller(), id).await else {
+    let Some(p) = prediction else {
         return (String::new(), "—".into());
     };
     let times_s: Vec<f64> = p.prediction.time_min.iter().map(|m| m * 60.0).collect();
@@ -433,9 +444,13 @@ async fn page(
     soft_breaches: Vec<String>,
     status: StatusCode,
 ) -> PageResult {
-    let s = state.session(&user.me.caller(), id).await.map_err(page_err)?;
-    let live = live_panels(state, user, &s).await.map_err(page_err)?;
-    let (prediction_svg, predicted_recovery) = prediction_chart(state, user, id).await;
+    let screen = state
+        .session_screen(&user.me.caller(), id, true)
+        .await
+        .map_err(page_err)?;
+    let live = live_panels(state, user, &screen);
+    let (prediction_svg, predicted_recovery) = prediction_chart(screen.prediction.as_ref());
+    let s = &screen.session;
     let rates = s
         .doc
         .rates
@@ -513,9 +528,13 @@ async fn back(Path(id): Path<Uuid>) -> axum::response::Response {
 }
 
 async fn session_live(State(state): State<AppState>, user: WebUser, Path(id): Path<Uuid>) -> PageResult {
-    let s = state.session(&user.me.caller(), id).await.map_err(page_err)?;
-    let live = live_panels(&state, &user, &s).await.map_err(page_err)?;
-    Ok(super::render(&LiveFragment { live }))
+    let screen = state
+        .session_screen(&user.me.caller(), id, false)
+        .await
+        .map_err(page_err)?;
+    Ok(super::render(&LiveFragment {
+        live: live_panels(&state, &user, &screen),
+    }))
 }
 
 /// After a form: back to the screen on success; the screen with the form as typed on refusal.

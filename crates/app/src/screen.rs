@@ -1,0 +1,107 @@
+//! The session screen's read model: everything the bedside screen and its live fragment show, in
+//! a fixed number of store operations and a bounded size, however long the session has run. The
+//! last readings come in full; the rest of the session's history comes summarised into a bounded
+//! number of groups that keep each vital sign's lowest and highest value, so a short desaturation
+//! in hour three is still on the chart.
+
+use ketaflow_store::VitalsBucket;
+use uuid::Uuid;
+
+use crate::alarms::{VitalOut, vital_out};
+use crate::booking::SessionPredictionOut;
+use crate::policy::{Action, Caller};
+use crate::records::{PLAN, PlanDoc, SESSION};
+use crate::sessions::{DischargeOut, SessionOut, session_out};
+use crate::vitals::{AlarmOut, alarm_out};
+use crate::{App, AppError};
+
+/// How many of the latest readings the screen lists in full (a nurse's glance back: an hour of
+/// 5-minute readings; a clinic setting).
+pub const RECENT_READINGS: u32 = 12;
+
+/// At most this many points in the vital-sign history chart: two minutes apart in a 4-hour session,
+/// about one per 6 px of the chart (a clinic setting).
+pub const HISTORY_POINTS: u32 = 120;
+
+/// The vital signs charted, as named in a stored reading.
+pub const CHARTED_VITALS: [&str; 5] = [
+    "systolic_mmhg",
+    "diastolic_mmhg",
+    "heart_rate_per_min",
+    "spo2_percent",
+    "respiratory_rate_per_min",
+];
+
+/// What the session screen shows.
+#[derive(Debug)]
+pub struct SessionScreen {
+    /// The session.
+    pub session: SessionOut,
+    /// Its plan.
+    pub plan: PlanDoc,
+    /// Alarms not yet resolved, oldest first.
+    pub open_alarms: Vec<AlarmOut>,
+    /// The latest readings, newest first, at most [`RECENT_READINGS`].
+    pub recent: Vec<VitalOut>,
+    /// The whole session's readings in at most [`HISTORY_POINTS`] groups, in time order; per
+    /// group the minimum, mean and maximum of each of [`CHARTED_VITALS`], in that order.
+    pub history: Vec<VitalsBucket>,
+    /// The discharge criteria, once the infusion has stopped.
+    pub discharge: Option<DischargeOut>,
+    /// Cp and Ce from what was given, when asked for and the infusion has started.
+    pub prediction: Option<SessionPredictionOut>,
+}
+
+impl App {
+    /// The session screen in one read: the session, its plan, its open alarms, its latest
+    /// readings, a bounded summary of the rest, the discharge criteria after the infusion, and
+    /// (with `with_prediction`, for the full screen rather than its live refresh) the prediction.
+    pub async fn session_screen(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        with_prediction: bool,
+    ) -> Result<SessionScreen, AppError> {
+        caller.require(Action::ReadClinical)?;
+        let now = self.now();
+        let session = session_out(self.record(SESSION, id).await?, now)?;
+        let plan = self.load::<PlanDoc>(PLAN, session.doc.plan_id).await?.doc;
+        let open_alarms = self
+            .store
+            .list_alarms(Some(id), true)
+            .await?
+            .into_iter()
+            .map(alarm_out)
+            .collect();
+        let recent = self
+            .store
+            .recent_vitals(id, RECENT_READINGS)
+            .await?
+            .into_iter()
+            .map(vital_out)
+            .collect();
+        let history = self
+            .store
+            .vitals_trend(id, HISTORY_POINTS, &CHARTED_VITALS)
+            .await?;
+        let discharge = if matches!(session.state, "stopped" | "recovering") {
+            Some(self.assess_discharge(id, &session.doc, now).await?.0)
+        } else {
+            None
+        };
+        let prediction = if with_prediction {
+            self.prediction_of(id, &session.doc, now).await?
+        } else {
+            None
+        };
+        Ok(SessionScreen {
+            session,
+            plan,
+            open_alarms,
+            recent,
+            history,
+            discharge,
+            prediction,
+        })
+    }
+}
