@@ -139,12 +139,13 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// Human-readable message naming the value and what is allowed.
     pub message: String,
-    /// The offending field, if any.
+    /// The offending field, if any; for a refusal about one thing in the request, that thing (a
+    /// witness as `witnesses[1].username`, a missing override as `overrides.<limit>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// The offending value, if any.
+    /// The offending value as it was sent, if any: any JSON value (a number, a text, null, …).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub value: Option<serde_json::Value>,
     /// What is allowed, if relevant.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,6 +13,8 @@ use crate::auth::{self, CurrentUser};
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::accounts::{
     ChangePasswordIn, DisableIn, LoggedIn, LoginIn, PasswordIn, TokenIn, TokenOut, UserIn, UserOut,
@@ -20,7 +22,7 @@ pub use ketaflow_app::accounts::{
 };
 
 /// Log in: sets the HttpOnly session cookie.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginIn,
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginIn,
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -36,7 +38,7 @@ pub async fn login(
 }
 
 /// Log out: revokes this session or token and clears the cookie.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, me: CurrentUser) -> Result<Response, ApiError> {
     state.app.logout(&me.caller(), &me.token_hash).await?;
     Ok((
@@ -47,13 +49,13 @@ pub async fn logout(State(state): State<AppState>, me: CurrentUser) -> Result<Re
 }
 
 /// Who am I.
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/auth/me", tag = "auth", responses((status = 200, body = UserOut), (status = 401, body = ErrorBody)))]
 pub async fn me(me: CurrentUser) -> Json<UserOut> {
     Json(UserOut::from(&me.user))
 }
 
 /// Create an API bearer token for the caller.
-#[utoipa::path(post, path = "/api/v1/auth/tokens", tag = "auth", request_body = TokenIn,
+#[utoipa::path(post, path = "/auth/tokens", tag = "auth", request_body = TokenIn,
     responses((status = 201, body = TokenOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn create_token(
     State(state): State<AppState>,
@@ -68,7 +70,7 @@ pub async fn create_token(
 }
 
 /// List users.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = [UserOut]), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/users", tag = "users", responses((status = 200, body = [UserOut]), (status = 403, body = ErrorBody)))]
 pub async fn list_users(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -77,7 +79,7 @@ pub async fn list_users(
 }
 
 /// Create a user.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserIn,
+#[utoipa::path(post, path = "/users", tag = "users", request_body = UserIn,
     responses((status = 201, body = UserOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -93,7 +95,7 @@ pub async fn create_user(
 }
 
 /// Disable or enable a user; disabling revokes their sessions and tokens.
-#[utoipa::path(post, path = "/api/v1/users/{id}/disabled", tag = "users", request_body = DisableIn,
+#[utoipa::path(post, path = "/users/{id}/disabled", tag = "users", request_body = DisableIn,
     params(("id" = Uuid, Path, description = "user id")),
     responses((status = 200, body = UserOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_disabled(
@@ -108,7 +110,7 @@ pub async fn set_disabled(
 }
 
 /// Reset a user's password; revokes their sessions and tokens.
-#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", request_body = PasswordIn,
+#[utoipa::path(post, path = "/users/{id}/password", tag = "users", request_body = PasswordIn,
     params(("id" = Uuid, Path, description = "user id")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn reset_password(
@@ -124,7 +126,7 @@ pub async fn reset_password(
 }
 
 /// Change your own password (required after a one-time password).
-#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordIn,
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = ChangePasswordIn,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -134,4 +136,17 @@ pub async fn change_password(
     let Json(body) = body.map_err(json_rejection)?;
     state.app.change_password(&me.caller(), body).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(create_token))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(set_disabled))
+        .routes(routes!(reset_password))
+        .routes(routes!(change_password))
 }

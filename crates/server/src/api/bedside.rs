@@ -14,6 +14,8 @@ use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
 use ketaflow_app::bedside;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::bedside::{AssessmentIn, RateIn, RateOut, SideEffectIn};
 pub use ketaflow_app::records::SideEffectDoc;
@@ -22,7 +24,7 @@ pub use ketaflow_app::records::SideEffectDoc;
 /// exactly as the plan was (rate, pump rate, and the projected session dose if it runs for the rest
 /// of the planned time): beyond a hard limit it is refused; beyond a soft limit only a physician may
 /// set it, with a reason per limit. Cp/Ce are re-predicted from what was actually given.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/rate", tag = "sessions", request_body = RateIn, params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(post, path = "/sessions/{id}/rate", tag = "sessions", request_body = RateIn, params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = RateOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn change_rate(
     State(state): State<AppState>,
@@ -37,7 +39,7 @@ pub async fn change_rate(
 }
 
 /// Record a side effect during or after the infusion, with its severity and the action taken.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/side-effects", tag = "sessions", request_body = SideEffectIn, params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(post, path = "/sessions/{id}/side-effects", tag = "sessions", request_body = SideEffectIn, params(("id" = Uuid, Path, description = "session id")),
     responses((status = 201, body = SessionOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_side_effect(
     State(state): State<AppState>,
@@ -55,7 +57,7 @@ pub async fn add_side_effect(
 }
 
 /// Record a post-infusion assessment (modified Aldrete, MOAA/S, escort present).
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/assessments", tag = "sessions", request_body = AssessmentIn, params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(post, path = "/sessions/{id}/assessments", tag = "sessions", request_body = AssessmentIn, params(("id" = Uuid, Path, description = "session id")),
     responses((status = 201, body = SessionOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn add_assessment(
     State(state): State<AppState>,
@@ -70,4 +72,12 @@ pub async fn add_assessment(
         StatusCode::CREATED,
         Json(bedside::add_assessment(&state, &me.caller(), id, body).await?),
     ))
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(change_rate))
+        .routes(routes!(add_side_effect))
+        .routes(routes!(add_assessment))
 }

@@ -18,6 +18,8 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::plans::{ApproveIn, PlanIn, PlanOut, parse_date, plan_doc, plan_out, prediction_out};
 pub use ketaflow_app::records::{
@@ -33,7 +35,7 @@ pub use ketaflow_app::intake::{
 // ---- Patients ------------------------------------------------------------------------------------
 
 /// Register a patient.
-#[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = PatientIn,
+#[utoipa::path(post, path = "/patients", tag = "patients", request_body = PatientIn,
     responses((status = 201, body = PatientOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_patient(
     State(state): State<AppState>,
@@ -50,6 +52,7 @@ pub async fn create_patient(
 
 /// Patient search.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PatientQuery {
     /// Part of the name or MRN.
     pub search: Option<String>,
@@ -58,7 +61,7 @@ pub struct PatientQuery {
 }
 
 /// List or search patients.
-#[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(PatientQuery),
+#[utoipa::path(get, path = "/patients", tag = "patients", params(PatientQuery),
     responses((status = 200, body = [PatientOut]), (status = 401, body = ErrorBody)))]
 pub async fn list_patients(
     State(state): State<AppState>,
@@ -72,7 +75,7 @@ pub async fn list_patients(
 }
 
 /// One patient.
-#[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(get, path = "/patients/{id}", tag = "patients", params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = PatientOut), (status = 404, body = ErrorBody)))]
 pub async fn get_patient(
     State(state): State<AppState>,
@@ -83,7 +86,7 @@ pub async fn get_patient(
 }
 
 /// Record a weight.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/weights", tag = "patients", request_body = WeightIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/weights", tag = "patients", request_body = WeightIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_weight(
     State(state): State<AppState>,
@@ -97,7 +100,7 @@ pub async fn add_weight(
 }
 
 /// Record a height.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/heights", tag = "patients", request_body = HeightIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/heights", tag = "patients", request_body = HeightIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_height(
     State(state): State<AppState>,
@@ -111,7 +114,7 @@ pub async fn add_height(
 }
 
 /// Add an indication (with its evidence grade, shown on the patient).
-#[utoipa::path(post, path = "/api/v1/patients/{id}/indications", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/indications", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_indication(
     State(state): State<AppState>,
@@ -125,7 +128,7 @@ pub async fn add_indication(
 }
 
 /// Add a current medication.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/medications", tag = "patients", request_body = MedicationIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/medications", tag = "patients", request_body = MedicationIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_medication(
     State(state): State<AppState>,
@@ -139,7 +142,7 @@ pub async fn add_medication(
 }
 
 /// Add a history condition.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/conditions", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/conditions", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_condition(
     State(state): State<AppState>,
@@ -153,7 +156,7 @@ pub async fn add_condition(
 }
 
 /// Set the baseline blood pressure.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/baseline-bp", tag = "patients", request_body = BpIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/baseline-bp", tag = "patients", request_body = BpIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn set_baseline_bp(
     State(state): State<AppState>,
@@ -169,7 +172,7 @@ pub async fn set_baseline_bp(
 // ---- Eligibility ---------------------------------------------------------------------------------
 
 /// Screen the patient.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/eligibility", tag = "patients", params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(get, path = "/patients/{id}/eligibility", tag = "patients", params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = EligibilityOut), (status = 404, body = ErrorBody)))]
 pub async fn get_eligibility(
     State(state): State<AppState>,
@@ -180,7 +183,7 @@ pub async fn get_eligibility(
 }
 
 /// Acknowledge a relative contraindication (physicians).
-#[utoipa::path(post, path = "/api/v1/patients/{id}/eligibility/acknowledgements", tag = "patients", request_body = AcknowledgeIn,
+#[utoipa::path(post, path = "/patients/{id}/eligibility/acknowledgements", tag = "patients", request_body = AcknowledgeIn,
     params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = EligibilityOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn acknowledge(
@@ -198,7 +201,7 @@ pub async fn acknowledge(
 
 /// Compute and save a draft dose plan. The patient must be eligible (relative contraindications
 /// acknowledged, no absolute one).
-#[utoipa::path(post, path = "/api/v1/patients/{id}/plans", tag = "plans", request_body = PlanIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/plans", tag = "plans", request_body = PlanIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 201, body = PlanOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_plan(
     State(state): State<AppState>,
@@ -214,7 +217,7 @@ pub async fn create_plan(
 }
 
 /// A patient's plans.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/plans", tag = "plans", params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(get, path = "/patients/{id}/plans", tag = "plans", params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = [PlanOut]), (status = 404, body = ErrorBody)))]
 pub async fn list_plans(
     State(state): State<AppState>,
@@ -225,7 +228,7 @@ pub async fn list_plans(
 }
 
 /// One plan.
-#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans", params(("id" = Uuid, Path, description = "plan id")),
+#[utoipa::path(get, path = "/plans/{id}", tag = "plans", params(("id" = Uuid, Path, description = "plan id")),
     responses((status = 200, body = PlanOut), (status = 404, body = ErrorBody)))]
 pub async fn get_plan(
     State(state): State<AppState>,
@@ -237,7 +240,7 @@ pub async fn get_plan(
 
 /// Approve a plan (physicians). Soft-limit breaches need an override each; hard limits never pass.
 /// The approved plan is locked and never changes.
-#[utoipa::path(post, path = "/api/v1/plans/{id}/approve", tag = "plans", request_body = ApproveIn, params(("id" = Uuid, Path, description = "plan id")),
+#[utoipa::path(post, path = "/plans/{id}/approve", tag = "plans", request_body = ApproveIn, params(("id" = Uuid, Path, description = "plan id")),
     responses((status = 200, body = PlanOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn approve_plan(
     State(state): State<AppState>,
@@ -247,4 +250,22 @@ pub async fn approve_plan(
 ) -> Result<Json<PlanOut>, ApiError> {
     let Json(body) = body.map_err(json_rejection)?;
     Ok(Json(state.approve_plan(&me.caller(), id, body).await?))
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_patient, list_patients))
+        .routes(routes!(get_patient))
+        .routes(routes!(add_weight))
+        .routes(routes!(add_height))
+        .routes(routes!(add_indication))
+        .routes(routes!(add_medication))
+        .routes(routes!(add_condition))
+        .routes(routes!(set_baseline_bp))
+        .routes(routes!(get_eligibility))
+        .routes(routes!(acknowledge))
+        .routes(routes!(create_plan, list_plans))
+        .routes(routes!(get_plan))
+        .routes(routes!(approve_plan))
 }

@@ -10,13 +10,15 @@ use uuid::Uuid;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::booking::SessionPredictionOut;
 pub use ketaflow_app::records::{AldreteDoc, AssessmentDoc};
 pub use ketaflow_app::sessions::{CriterionOut, DischargeOut};
 
 /// Cp and Ce re-predicted from the rates actually given (pauses and rate changes included).
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/prediction", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(get, path = "/sessions/{id}/prediction", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = SessionPredictionOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn get_prediction(
     State(state): State<AppState>,
@@ -27,7 +29,7 @@ pub async fn get_prediction(
 }
 
 /// Which discharge criteria are met, which are not, and the PK-predicted earliest time.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/discharge", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(get, path = "/sessions/{id}/discharge", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = DischargeOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn get_discharge(
     State(state): State<AppState>,
@@ -35,4 +37,11 @@ pub async fn get_discharge(
     Path(id): Path<Uuid>,
 ) -> Result<Json<DischargeOut>, ApiError> {
     Ok(Json(state.discharge(&me.caller(), id).await?))
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_prediction))
+        .routes(routes!(get_discharge))
 }

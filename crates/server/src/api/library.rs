@@ -10,11 +10,13 @@ use utoipa::IntoParams;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::library::{AuditOut, AuditSelection, LimitOut, ProtocolOut, VerifyOut, protocol_out};
 
 /// The protocol library.
-#[utoipa::path(get, path = "/api/v1/protocols", tag = "protocols", responses((status = 200, body = [ProtocolOut]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/protocols", tag = "protocols", responses((status = 200, body = [ProtocolOut]), (status = 401, body = ErrorBody)))]
 pub async fn list_protocols(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -23,7 +25,7 @@ pub async fn list_protocols(
 }
 
 /// One protocol.
-#[utoipa::path(get, path = "/api/v1/protocols/{id}", tag = "protocols", params(("id" = String, Path, description = "protocol id")),
+#[utoipa::path(get, path = "/protocols/{id}", tag = "protocols", params(("id" = String, Path, description = "protocol id")),
     responses((status = 200, body = ProtocolOut), (status = 404, body = ErrorBody)))]
 pub async fn get_protocol(
     State(state): State<AppState>,
@@ -35,6 +37,7 @@ pub async fn get_protocol(
 
 /// Audit listing filter.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this record type.
     pub record_type: Option<String>,
@@ -47,7 +50,7 @@ pub struct AuditQuery {
 }
 
 /// List audit entries.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = [AuditOut]), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = [AuditOut]), (status = 403, body = ErrorBody)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -63,10 +66,19 @@ pub async fn list_audit(
 }
 
 /// Verify the whole audit chain.
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = VerifyOut), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/audit/verify", tag = "audit", responses((status = 200, body = VerifyOut), (status = 403, body = ErrorBody)))]
 pub async fn verify_audit(
     State(state): State<AppState>,
     me: CurrentUser,
 ) -> Result<Json<VerifyOut>, ApiError> {
     Ok(Json(state.verify_audit(&me.caller()).await?))
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_protocols))
+        .routes(routes!(get_protocol))
+        .routes(routes!(list_audit))
+        .routes(routes!(verify_audit))
 }

@@ -22,9 +22,12 @@ use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Where to resume.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this event id (the `Last-Event-ID` header takes precedence).
     pub after: Option<i64>,
@@ -66,7 +69,7 @@ async fn open(
 
 /// Server-sent events of one session: state changes, rates, readings, alarms, side effects,
 /// assessments. Resume with `Last-Event-ID`.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/stream", tag = "sessions", params(("id" = Uuid, Path, description = "session id"), StreamQuery),
+#[utoipa::path(get, path = "/sessions/{id}/stream", tag = "sessions", params(("id" = Uuid, Path, description = "session id"), StreamQuery),
     responses((status = 200, description = "text/event-stream"), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn session_stream(
     State(state): State<AppState>,
@@ -82,7 +85,7 @@ pub async fn session_stream(
 
 /// Server-sent events of every session, for the clinic board. Take `GET /api/v1/board` first and
 /// pass its `last_event_id` as `Last-Event-ID` (or `?after=`) to miss nothing in between.
-#[utoipa::path(get, path = "/api/v1/board/stream", tag = "sessions", params(StreamQuery),
+#[utoipa::path(get, path = "/board/stream", tag = "sessions", params(StreamQuery),
     responses((status = 200, description = "text/event-stream"), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn board_stream(
     State(state): State<AppState>,
@@ -92,4 +95,11 @@ pub async fn board_stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     me.require(Action::ReadClinical)?;
     open(state, me, &headers, query, None).await
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(session_stream))
+        .routes(routes!(board_stream))
 }

@@ -15,6 +15,8 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::outcomes::{
     AnswersIn, CONTEXTS, CRISIS_INFORMATION, CssrsIn, DueOut, FOLLOW_UP_ACTIONS, FollowUpDoc, FollowUpIn,
@@ -24,6 +26,7 @@ pub use ketaflow_app::outcomes::{
 
 /// Which alerts.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// Only open alerts (default true).
     pub open: Option<bool>,
@@ -49,7 +52,7 @@ pub(crate) fn csv_response(filename: &str, body: String) -> axum::response::Resp
 }
 
 /// Record a questionnaire: scored exactly; a suicide-risk answer raises an urgent alert at once.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/outcomes", tag = "outcomes", request_body = OutcomeIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/outcomes", tag = "outcomes", request_body = OutcomeIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 201, body = OutcomeOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn record_outcome(
     State(state): State<AppState>,
@@ -66,7 +69,7 @@ pub async fn record_outcome(
 }
 
 /// A patient's questionnaires and their course: response, remission, rapid relief.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/outcomes", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(get, path = "/patients/{id}/outcomes", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = OutcomesOut), (status = 404, body = ErrorBody)))]
 pub async fn list_outcomes(
     State(state): State<AppState>,
@@ -77,7 +80,7 @@ pub async fn list_outcomes(
 }
 
 /// Suicide-risk alerts across the clinic, oldest open first.
-#[utoipa::path(get, path = "/api/v1/risk-alerts", tag = "outcomes", params(AlertQuery),
+#[utoipa::path(get, path = "/risk-alerts", tag = "outcomes", params(AlertQuery),
     responses((status = 200, body = [RiskAlertOut]), (status = 403, body = ErrorBody)))]
 pub async fn list_risk_alerts(
     State(state): State<AppState>,
@@ -90,7 +93,7 @@ pub async fn list_risk_alerts(
 }
 
 /// Document the follow-up of a suicide-risk alert; it closes the alert.
-#[utoipa::path(post, path = "/api/v1/risk-alerts/{id}/follow-up", tag = "outcomes", request_body = FollowUpIn, params(("id" = Uuid, Path, description = "alert id")),
+#[utoipa::path(post, path = "/risk-alerts/{id}/follow-up", tag = "outcomes", request_body = FollowUpIn, params(("id" = Uuid, Path, description = "alert id")),
     responses((status = 200, body = RiskAlertOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn follow_up(
     State(state): State<AppState>,
@@ -104,7 +107,7 @@ pub async fn follow_up(
 }
 
 /// Create a single-use, expiring link through which the patient answers from home, no account.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/questionnaire-links", tag = "outcomes", request_body = LinkIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/questionnaire-links", tag = "outcomes", request_body = LinkIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 201, body = LinkOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_link(
     State(state): State<AppState>,
@@ -121,7 +124,7 @@ pub async fn create_link(
 }
 
 /// What the link asks (no account needed).
-#[utoipa::path(get, path = "/api/v1/q/{token}", tag = "outcomes", params(("token" = String, Path, description = "the link's token")),
+#[utoipa::path(get, path = "/q/{token}", tag = "outcomes", params(("token" = String, Path, description = "the link's token")),
     responses((status = 200, body = LinkFormOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn open_link(
     State(state): State<AppState>,
@@ -132,7 +135,7 @@ pub async fn open_link(
 
 /// Send the answers (once). Scores are stored for the care team; a suicide-risk answer alerts them
 /// at once and shows the patient crisis information.
-#[utoipa::path(post, path = "/api/v1/q/{token}", tag = "outcomes", request_body = LinkAnswersIn, params(("token" = String, Path, description = "the link's token")),
+#[utoipa::path(post, path = "/q/{token}", tag = "outcomes", request_body = LinkAnswersIn, params(("token" = String, Path, description = "the link's token")),
     responses((status = 201, body = LinkDoneOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn submit_link(
     State(state): State<AppState>,
@@ -144,7 +147,7 @@ pub async fn submit_link(
 }
 
 /// One patient's questionnaire history as CSV (identified: for the chart). Audited.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/outcomes/export", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(get, path = "/patients/{id}/outcomes/export", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, description = "text/csv"), (status = 404, body = ErrorBody)))]
 pub async fn export_patient(
     State(state): State<AppState>,
@@ -159,7 +162,7 @@ pub async fn export_patient(
 /// names, record numbers, ids or dates. Patients appear under a key that is stable within this
 /// export only (a hash with a fresh random salt), ages in 10-year bands (90 and over together),
 /// and time as days since the patient's first infusion. Audited.
-#[utoipa::path(get, path = "/api/v1/outcomes/export", tag = "outcomes",
+#[utoipa::path(get, path = "/outcomes/export", tag = "outcomes",
     responses((status = 200, description = "text/csv"), (status = 403, body = ErrorBody)))]
 pub async fn export_clinic(
     State(state): State<AppState>,
@@ -172,7 +175,7 @@ pub async fn export_clinic(
 /// A patient's measurement schedule: baseline, before each infusion (started or booked) and the
 /// follow-ups after the last, each with its window and status (done with the questionnaire that
 /// satisfied it, due, overdue, upcoming or missed), from the protocol of the course.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/outcomes/schedule", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(get, path = "/patients/{id}/outcomes/schedule", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = ScheduleOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_schedule(
     State(state): State<AppState>,
@@ -194,8 +197,22 @@ pub async fn get_schedule(
 /// follow-up), then, for each patient with an open course, three reads (the patient, their
 /// sessions, their questionnaires): 2 + 3 × patients queries, bounded by the clinic's activity
 /// over the horizon, not by the size of its history, and no patient is dropped by a page limit.
-#[utoipa::path(get, path = "/api/v1/outcomes/due", tag = "outcomes",
+#[utoipa::path(get, path = "/outcomes/due", tag = "outcomes",
     responses((status = 200, body = [DueOut]), (status = 403, body = ErrorBody)))]
 pub async fn list_due(State(state): State<AppState>, me: CurrentUser) -> Result<Json<Vec<DueOut>>, ApiError> {
     Ok(Json(state.due_measurements(&me.caller()).await?))
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record_outcome, list_outcomes))
+        .routes(routes!(list_risk_alerts))
+        .routes(routes!(follow_up))
+        .routes(routes!(create_link))
+        .routes(routes!(open_link, submit_link))
+        .routes(routes!(export_patient))
+        .routes(routes!(export_clinic))
+        .routes(routes!(get_schedule))
+        .routes(routes!(list_due))
 }

@@ -13,11 +13,14 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::session_record::{RemsSummary, SessionRecordOut, TimedBp, TimelineRow};
 
 /// json (default) or csv.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecordQuery {
     /// json or csv.
     pub format: Option<String>,
@@ -25,7 +28,7 @@ pub struct RecordQuery {
 
 /// The session record: timeline, total dose, REMS-style summary; `?format=csv` for a spreadsheet.
 /// Every export is audited.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/record", tag = "sessions", params(("id" = Uuid, Path, description = "session id"), RecordQuery),
+#[utoipa::path(get, path = "/sessions/{id}/record", tag = "sessions", params(("id" = Uuid, Path, description = "session id"), RecordQuery),
     responses((status = 200, body = SessionRecordOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_record(
     State(state): State<AppState>,
@@ -39,4 +42,9 @@ pub async fn get_record(
         RecordExport::Csv(csv) => crate::api::outcomes::csv_response(&format!("session-{id}.csv"), csv),
         RecordExport::Json(record) => axum::Json(*record).into_response(),
     })
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_record))
 }

@@ -11,13 +11,15 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::safety::{
     ExposureOut, FlagOut, MmeTrendOut, OpioidDoseDoc, OpioidUseDoc, OpioidUseIn, SafetyCheckDoc, SafetyOut,
 };
 
 /// Record a safety check.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/safety-checks", tag = "outcomes", request_body = SafetyCheckDoc, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/safety-checks", tag = "outcomes", request_body = SafetyCheckDoc, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 201, body = SafetyCheckDoc), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_safety_check(
     State(state): State<AppState>,
@@ -34,7 +36,7 @@ pub async fn add_safety_check(
 }
 
 /// Record opioid use; the MME per day is computed and stored with the table's name.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/opioid-use", tag = "outcomes", request_body = OpioidUseIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/opioid-use", tag = "outcomes", request_body = OpioidUseIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 201, body = OpioidUseDoc), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_opioid_use(
     State(state): State<AppState>,
@@ -51,7 +53,7 @@ pub async fn add_opioid_use(
 }
 
 /// Cumulative ketamine, surveillance flags with due dates, and opioid MME over the course.
-#[utoipa::path(get, path = "/api/v1/patients/{id}/safety", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(get, path = "/patients/{id}/safety", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 200, body = SafetyOut), (status = 404, body = ErrorBody)))]
 pub async fn get_safety(
     State(state): State<AppState>,
@@ -59,4 +61,12 @@ pub async fn get_safety(
     Path(id): Path<Uuid>,
 ) -> Result<Json<SafetyOut>, ApiError> {
     Ok(Json(state.safety(&me.caller(), id).await?))
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(add_safety_check))
+        .routes(routes!(add_opioid_use))
+        .routes(routes!(get_safety))
 }

@@ -21,6 +21,8 @@ use crate::auth::{CurrentUser, presented_token};
 use crate::error::{ApiError, ErrorBody, json_rejection};
 use crate::policy::Action;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut, vital_out};
 pub use ketaflow_app::board::{BoardOut, ChairOut, planned_dose_reached};
@@ -44,7 +46,7 @@ pub use ketaflow_app::vitals::{
 // ---- Scheduling ----------------------------------------------------------------------------------
 
 /// Book a session for a patient with one of their plans.
-#[utoipa::path(post, path = "/api/v1/patients/{id}/sessions", tag = "sessions", request_body = SessionIn, params(("id" = Uuid, Path, description = "patient id")),
+#[utoipa::path(post, path = "/patients/{id}/sessions", tag = "sessions", request_body = SessionIn, params(("id" = Uuid, Path, description = "patient id")),
     responses((status = 201, body = SessionOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn create_session(
     State(state): State<AppState>,
@@ -62,6 +64,7 @@ pub async fn create_session(
 
 /// Which sessions to list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionQuery {
     /// Only sessions not yet discharged or aborted (default true).
     pub active: Option<bool>,
@@ -70,7 +73,7 @@ pub struct SessionQuery {
 }
 
 /// Sessions, newest first.
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionQuery),
+#[utoipa::path(get, path = "/sessions", tag = "sessions", params(SessionQuery),
     responses((status = 200, body = [SessionOut]), (status = 403, body = ErrorBody)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
@@ -84,7 +87,7 @@ pub async fn list_sessions(
 }
 
 /// One session.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = SessionOut), (status = 404, body = ErrorBody)))]
 pub async fn get_session(
     State(state): State<AppState>,
@@ -99,7 +102,7 @@ pub async fn get_session(
 /// Apply one event to the session's state machine. An event that is not legal now is a 409 that
 /// lists the legal ones; an event whose content is refused (missing checks, no reason, plan not
 /// approved, discharge criteria unmet) is a 422 that says why. Nothing changes on refusal.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/transitions", tag = "sessions", request_body = TransitionIn, params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(post, path = "/sessions/{id}/transitions", tag = "sessions", request_body = TransitionIn, params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = SessionOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn transition(
     State(state): State<AppState>,
@@ -148,7 +151,7 @@ impl FromRequestParts<AppState> for VitalsWriter {
 /// device token for this session. Every reading is checked first (an impossible value refuses the
 /// whole batch and stores nothing); each is stored once per idempotency key; alarm rules and NEWS2
 /// run on every new reading. The response is sent only after everything is committed.
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/vitals", tag = "sessions", request_body = VitalsIn, params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(post, path = "/sessions/{id}/vitals", tag = "sessions", request_body = VitalsIn, params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = VitalsAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn record_vitals(
     State(state): State<AppState>,
@@ -180,7 +183,7 @@ pub async fn record_vitals(
 }
 
 /// A session's readings in the order taken.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/vitals", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(get, path = "/sessions/{id}/vitals", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = [VitalOut]), (status = 404, body = ErrorBody)))]
 pub async fn list_vitals(
     State(state): State<AppState>,
@@ -193,7 +196,7 @@ pub async fn list_vitals(
 // ---- Device tokens -------------------------------------------------------------------------------
 
 /// Issue a token a monitor uses to stream this session's vital signs (and nothing else).
-#[utoipa::path(post, path = "/api/v1/sessions/{id}/device-tokens", tag = "sessions", request_body = DeviceTokenIn, params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(post, path = "/sessions/{id}/device-tokens", tag = "sessions", request_body = DeviceTokenIn, params(("id" = Uuid, Path, description = "session id")),
     responses((status = 201, body = DeviceTokenOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_device_token(
     State(state): State<AppState>,
@@ -212,7 +215,7 @@ pub async fn create_device_token(
 // ---- Alarms --------------------------------------------------------------------------------------
 
 /// A session's alarms, oldest first.
-#[utoipa::path(get, path = "/api/v1/sessions/{id}/alarms", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
+#[utoipa::path(get, path = "/sessions/{id}/alarms", tag = "sessions", params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = [AlarmOut]), (status = 404, body = ErrorBody)))]
 pub async fn list_alarms(
     State(state): State<AppState>,
@@ -223,7 +226,7 @@ pub async fn list_alarms(
 }
 
 /// Acknowledge an alarm (raised → acknowledged, recording who).
-#[utoipa::path(post, path = "/api/v1/alarms/{id}/acknowledge", tag = "sessions", params(("id" = Uuid, Path, description = "alarm id")),
+#[utoipa::path(post, path = "/alarms/{id}/acknowledge", tag = "sessions", params(("id" = Uuid, Path, description = "alarm id")),
     responses((status = 200, body = AlarmOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn acknowledge_alarm(
     State(state): State<AppState>,
@@ -234,7 +237,7 @@ pub async fn acknowledge_alarm(
 }
 
 /// Resolve an alarm with the action taken (raised or acknowledged → resolved).
-#[utoipa::path(post, path = "/api/v1/alarms/{id}/resolve", tag = "sessions", request_body = AlarmResolveIn, params(("id" = Uuid, Path, description = "alarm id")),
+#[utoipa::path(post, path = "/alarms/{id}/resolve", tag = "sessions", request_body = AlarmResolveIn, params(("id" = Uuid, Path, description = "alarm id")),
     responses((status = 200, body = AlarmOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn resolve_alarm(
     State(state): State<AppState>,
@@ -249,8 +252,23 @@ pub async fn resolve_alarm(
 // ---- The clinic board ----------------------------------------------------------------------------
 
 /// Every active session: state, latest vitals, active alarms, elapsed time, predicted recovery.
-#[utoipa::path(get, path = "/api/v1/board", tag = "sessions",
+#[utoipa::path(get, path = "/board", tag = "sessions",
     responses((status = 200, body = BoardOut), (status = 403, body = ErrorBody)))]
 pub async fn board(State(state): State<AppState>, me: CurrentUser) -> Result<Json<BoardOut>, ApiError> {
     Ok(Json(state.board(&me.caller()).await?))
+}
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_session))
+        .routes(routes!(list_sessions))
+        .routes(routes!(get_session))
+        .routes(routes!(transition))
+        .routes(routes!(record_vitals, list_vitals))
+        .routes(routes!(create_device_token))
+        .routes(routes!(list_alarms))
+        .routes(routes!(acknowledge_alarm))
+        .routes(routes!(resolve_alarm))
+        .routes(routes!(board))
 }
