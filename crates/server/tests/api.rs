@@ -2,7 +2,7 @@
 //! eligibility → plan → approval, the role matrix, bad input on every endpoint, login lockout.
 //! Runs on PostgreSQL too when `KETAFLOW_TEST_POSTGRES_URL` is set (see `spawn_app`).
 
-mod common;
+use ketaflow_test_support as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

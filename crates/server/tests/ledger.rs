@@ -4,15 +4,13 @@
 //! password, roles, overdraws that write nothing, concurrent draws, counts and discrepancies, the
 //! biennial inventory report, and the inspector's CSV.
 
-mod common;
+use ketaflow_test_support as common;
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use common::{App, spawn_app};
+use common::{App, error_code, get, post, spawn_app, witness};
 use serde_json::{Value, json};
-
-const MIN: i64 = 60;
 
 fn receipt(containers: u32) -> Value {
     json!({
@@ -45,53 +43,11 @@ async fn receive(app: &App, doc: &str, containers: u32) -> Vec<String> {
         .collect()
 }
 
-async fn transition(app: &App, nurse: &str, sid: &str, body: Value) {
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/transitions"),
-            Some(nurse),
-            Some(body),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-}
-
 /// Baseline vitals, check-in, start, 40 minutes at the plan's 52.5 mg/h, stop: 35 mg given.
 async fn infuse_and_stop(app: &App, nurse: &str, sid: &str) {
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/vitals"),
-            Some(nurse),
-            Some(
-                json!({"readings": [{"idempotency_key": format!("baseline-{sid}"), "systolic_mmhg": 128,
-                "diastolic_mmhg": 80, "heart_rate_per_min": 72, "spo2_percent": 98,
-                "respiratory_rate_per_min": 14, "temperature_c": 36.7, "consciousness": "alert",
-                "on_oxygen": false, "moaas": 5}]}),
-            ),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let checks = json!({"fasting_confirmed": true, "escort_confirmed": true, "consent_on_file": true, "questionnaire_answered": true});
-    transition(app, nurse, sid, json!({"event": "check_in", "checks": checks})).await;
-    transition(app, nurse, sid, json!({"event": "start"})).await;
-    app.advance(40 * MIN);
-    transition(app, nurse, sid, json!({"event": "stop"})).await;
-    let (_, session, _) = app
-        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(nurse), None)
-        .await;
+    common::infuse_and_stop(app, nurse, sid).await;
+    let (_, session) = get(app, nurse, &format!("/api/v1/sessions/{sid}")).await;
     assert_eq!(session["given_mg"], 35.0);
-}
-
-async fn post(app: &App, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let (s, b, _) = app.call("POST", path, Some(token), Some(body)).await;
-    (s, b)
-}
-
-async fn get(app: &App, token: &str, path: &str) -> (StatusCode, Value) {
-    let (s, b, _) = app.call("GET", path, Some(token), None).await;
-    (s, b)
 }
 
 async fn draw(app: &App, nurse: &str, vial: &str, sid: &str, mg: &str) -> (StatusCode, Value) {
@@ -102,10 +58,6 @@ async fn draw(app: &App, nurse: &str, vial: &str, sid: &str, mg: &str) -> (Statu
         json!({"session_id": sid, "quantity_mg": mg}),
     )
     .await
-}
-
-fn witness(username: &str) -> Value {
-    json!({"username": username, "password": format!("{username}-secret-pass")})
 }
 
 async fn vial(app: &App, token: &str, id: &str) -> Value {
@@ -121,10 +73,6 @@ async fn ledger_entry_count(app: &App) -> usize {
         .await
         .unwrap()
         .len()
-}
-
-fn error_code(b: &Value) -> &str {
-    b["error"]["code"].as_str().unwrap_or_default()
 }
 
 #[tokio::test]

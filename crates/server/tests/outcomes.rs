@@ -2,7 +2,7 @@
 //! (response, remission, rapid relief), suicide-risk alerts raised live and closed only by a
 //! documented follow-up, and single-use expiring links for answering from home.
 
-mod common;
+use ketaflow_test_support as common;
 
 use std::time::Duration;
 

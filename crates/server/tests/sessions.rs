@@ -3,13 +3,13 @@
 //! booking to discharge, illegal transitions, monitors' idempotent batches, alarms, overrides by
 //! role, and server-sent events with catch-up.
 
-mod common;
+use ketaflow_test_support as common;
 
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{App, T0, spawn_app};
+use common::{App, CHECKS, MIN, T0, approved_plan, book, event, normal, spawn_app, vitals};
 use http_body_util::BodyExt;
 use ketaflow_server::router;
 use ketaflow_store::NewEvent;
@@ -18,92 +18,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tower::ServiceExt;
 
-const MIN: i64 = 60;
-
 fn parse(t: &Value) -> OffsetDateTime {
     OffsetDateTime::parse(t.as_str().unwrap(), &Rfc3339).unwrap()
 }
-
-fn normal(key: &str) -> Value {
-    json!({"idempotency_key": key, "systolic_mmhg": 128, "diastolic_mmhg": 80, "heart_rate_per_min": 72,
-           "spo2_percent": 98, "respiratory_rate_per_min": 14, "temperature_c": 36.7,
-           "consciousness": "alert", "on_oxygen": false, "moaas": 5})
-}
-
-/// A patient with an approved plan of `protocol`; returns (patient id, plan).
-async fn approved_plan(
-    app: &App,
-    nurse: &str,
-    doc: &str,
-    weight: f64,
-    indication: &str,
-    protocol: &str,
-) -> (String, Value) {
-    let pid = app.patient_with(nurse, weight, indication).await;
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/plans"),
-            Some(nurse),
-            Some(
-                json!({"protocol_id": protocol, "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-            ),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{plan}");
-    let plan_id = plan["id"].as_str().unwrap().to_string();
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(doc),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{plan}");
-    (pid, plan)
-}
-
-async fn book(app: &App, nurse: &str, pid: &str, plan_id: &str, chair: &str) -> String {
-    let (s, session, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/sessions"),
-            Some(nurse),
-            Some(json!({"plan_id": plan_id, "chair": chair, "scheduled_for": "2026-11-26T10:00:00Z"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{session}");
-    assert_eq!(session["state"], "scheduled");
-    assert_eq!(session["legal_events"], json!(["check_in", "abort"]));
-    session["id"].as_str().unwrap().to_string()
-}
-
-async fn event(app: &App, token: &str, sid: &str, body: Value) -> (StatusCode, Value) {
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/transitions"),
-            Some(token),
-            Some(body),
-        )
-        .await;
-    (s, b)
-}
-
-async fn vitals(app: &App, token: &str, sid: &str, readings: Vec<Value>) -> (StatusCode, Value) {
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/vitals"),
-            Some(token),
-            Some(json!({"readings": readings})),
-        )
-        .await;
-    (s, b)
-}
-
-const CHECKS: &str = r#"{"fasting_confirmed": true, "escort_confirmed": true, "consent_on_file": true, "questionnaire_answered": true}"#;
 
 #[tokio::test]
 async fn a_whole_depression_session_from_booking_to_discharge() {

@@ -3,7 +3,7 @@
 //! error beside the field, a form without its CSRF token changes nothing, and the patient's
 //! questionnaire link works without an account, once.
 
-mod common;
+use ketaflow_test_support as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

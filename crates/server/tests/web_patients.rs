@@ -1,7 +1,7 @@
 //! The patient and dose-plan pages, driven as a browser drives them: forms posted with the CSRF
 //! token, redirects followed by hand, and the HTML checked for the values the API holds.
 
-mod common;
+use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
 use common::{App, Browser, Page, spawn_app};

@@ -1,7 +1,7 @@
 //! The session screen and the board, driven as a browser drives them: forms posted with the
 //! session cookie and CSRF token, answers read from the HTML and checked against the JSON API.
 
-mod common;
+use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
 use common::{App, Browser, spawn_app};

@@ -1,7 +1,9 @@
-//! What the HTTP test files share: a fresh server over SQLite (or a fresh PostgreSQL schema when
-//! `KETAFLOW_TEST_BACKEND=postgres` and `KETAFLOW_TEST_POSTGRES_URL` are set), four users, a clock
-//! the test moves, and request helpers.
-#![allow(dead_code, unreachable_pub)]
+//! What Ketaflow's HTTP and page tests share: a fresh server over SQLite (or a fresh PostgreSQL
+//! schema when `KETAFLOW_TEST_BACKEND=postgres` and `KETAFLOW_TEST_POSTGRES_URL` are set) with a
+//! user per role (`admin`, `doc`, `nurse`, `viewer`, each with the password `<name>-secret-pass`),
+//! a clock the test moves, JSON request helpers, a browser with a session cookie and its CSRF
+//! token, and builders for the records most tests need: a patient, an approved plan, a booked
+//! session, a normal reading, the check-in checks, a ledger witness.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -20,11 +22,22 @@ use tower::ServiceExt;
 /// The test clock starts here.
 pub const T0: OffsetDateTime = datetime!(2026-11-26 10:00 UTC);
 
+/// A server under test.
 pub struct App {
     pub state: AppState,
     /// Seconds the clock has been moved past [`T0`].
     pub offset_s: Arc<AtomicI64>,
+    /// The server's routes over `state`, built once (building them generates the OpenAPI document).
+    routes: axum::Router,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("offset_s", &self.offset_s)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A fresh server: SQLite in a temporary directory, or a fresh PostgreSQL schema when
@@ -79,6 +92,7 @@ pub async fn spawn_app() -> App {
             .unwrap();
     }
     App {
+        routes: router(state.clone()),
         state,
         offset_s,
         _dir: dir,
@@ -108,7 +122,7 @@ impl App {
     }
 
     pub async fn raw(&self, request: Request<Body>) -> (StatusCode, Value, Option<String>) {
-        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        let response = self.routes.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let cookie = response
             .headers()
@@ -258,6 +272,7 @@ impl App {
 }
 
 /// A browser for the HTML pages: holds the session cookie and reads the CSRF token off pages.
+#[derive(Debug)]
 pub struct Browser<'a> {
     pub app: &'a App,
     pub token: String,
@@ -278,7 +293,7 @@ impl App {
     /// (`ketaflow_login=…`).
     pub async fn login_form(&self) -> (String, String) {
         let request = Request::builder().uri("/login").body(Body::empty()).unwrap();
-        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        let response = self.routes.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let cookie = response.headers()[header::SET_COOKIE]
             .to_str()
@@ -303,7 +318,8 @@ impl App {
         if let Some(cookie) = cookie {
             request = request.header(header::COOKIE, cookie);
         }
-        router(self.state.clone())
+        self.routes
+            .clone()
             .oneshot(request.body(Body::from(body)).unwrap())
             .await
             .unwrap()
@@ -344,7 +360,7 @@ impl App {
 
 impl Browser<'_> {
     async fn send(&self, request: Request<Body>) -> Page {
-        let response = router(self.app.state.clone()).oneshot(request).await.unwrap();
+        let response = self.app.routes.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let location = response
             .headers()
@@ -415,4 +431,104 @@ pub fn form_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+// ---- Builders shared by the API tests --------------------------------------------------------------
+
+/// Ten minutes, an hour: test-clock steps in seconds.
+pub const MIN: i64 = 60;
+
+/// The pre-checks a check-in needs, all confirmed (JSON text, for `json!` bodies).
+pub const CHECKS: &str = r#"{"fasting_confirmed": true, "escort_confirmed": true, "consent_on_file": true, "questionnaire_answered": true}"#;
+
+/// A normal adult reading (NEWS2 0) with its idempotency key.
+pub fn normal(key: &str) -> Value {
+    json!({"idempotency_key": key, "systolic_mmhg": 128, "diastolic_mmhg": 80, "heart_rate_per_min": 72,
+           "spo2_percent": 98, "respiratory_rate_per_min": 14, "temperature_c": 36.7,
+           "consciousness": "alert", "on_oxygen": false, "moaas": 5})
+}
+
+/// A ledger witness confirming with their own (test) password.
+pub fn witness(username: &str) -> Value {
+    json!({"username": username, "password": format!("{username}-secret-pass")})
+}
+
+/// The code of an error body (`""` when it is not one).
+pub fn error_code(b: &Value) -> &str {
+    b["error"]["code"].as_str().unwrap_or_default()
+}
+
+/// POST JSON with a bearer token.
+pub async fn post(app: &App, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let (s, b, _) = app.call("POST", path, Some(token), Some(body)).await;
+    (s, b)
+}
+
+/// GET with a bearer token.
+pub async fn get(app: &App, token: &str, path: &str) -> (StatusCode, Value) {
+    let (s, b, _) = app.call("GET", path, Some(token), None).await;
+    (s, b)
+}
+
+/// A patient (by `nurse`) with an approved plan of `protocol` (by `doc`) at 1 mg/mL; returns the
+/// patient id and the plan.
+pub async fn approved_plan(
+    app: &App,
+    nurse: &str,
+    doc: &str,
+    weight: f64,
+    indication: &str,
+    protocol: &str,
+) -> (String, Value) {
+    let pid = app.patient_with(nurse, weight, indication).await;
+    let body = json!({"protocol_id": protocol, "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"});
+    let (s, plan) = post(app, nurse, &format!("/api/v1/patients/{pid}/plans"), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+    let (s, plan) = post(app, doc, &format!("/api/v1/plans/{plan_id}/approve"), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{plan}");
+    (pid, plan)
+}
+
+/// Books a session for the patient's plan in `chair` at the test clock's start; returns its id.
+pub async fn book(app: &App, nurse: &str, pid: &str, plan_id: &str, chair: &str) -> String {
+    let body = json!({"plan_id": plan_id, "chair": chair, "scheduled_for": "2026-11-26T10:00:00Z"});
+    let (s, session) = post(app, nurse, &format!("/api/v1/patients/{pid}/sessions"), body).await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    assert_eq!(session["state"], "scheduled");
+    assert_eq!(session["legal_events"], json!(["check_in", "abort"]));
+    session["id"].as_str().unwrap().to_string()
+}
+
+/// Posts one event to a session's state machine.
+pub async fn event(app: &App, token: &str, sid: &str, body: Value) -> (StatusCode, Value) {
+    post(app, token, &format!("/api/v1/sessions/{sid}/transitions"), body).await
+}
+
+/// Posts a batch of readings to a session.
+pub async fn vitals(app: &App, token: &str, sid: &str, readings: Vec<Value>) -> (StatusCode, Value) {
+    post(
+        app,
+        token,
+        &format!("/api/v1/sessions/{sid}/vitals"),
+        json!({"readings": readings}),
+    )
+    .await
+}
+
+/// Baseline vitals, check-in, start, 40 minutes of infusion, stop (a 70-kg TRD session gives 35 mg).
+pub async fn infuse_and_stop(app: &App, nurse: &str, sid: &str) {
+    let (s, b) = vitals(app, nurse, sid, vec![normal(&format!("baseline-{sid}"))]).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let checks: Value = serde_json::from_str(CHECKS).unwrap();
+    for body in [
+        json!({"event": "check_in", "checks": checks}),
+        json!({"event": "start"}),
+    ] {
+        let (s, b) = event(app, nurse, sid, body).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    app.advance(40 * MIN);
+    let (s, b) = event(app, nurse, sid, json!({"event": "stop"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
 }
