@@ -161,6 +161,7 @@ impl From<StoreError> for AppError {
                 current_version: found,
             },
             StoreError::Locked { .. } => AppError::Locked(e.to_string()),
+            StoreError::UnstorableText => AppError::BadInput(e.to_string()),
             other => AppError::internal(&other),
         }
     }

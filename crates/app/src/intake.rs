@@ -328,6 +328,14 @@ impl App {
             return Err(AppError::field("limit", limit, "1–500"));
         }
         let search = search.filter(|s| !s.is_empty());
+        // SQLite's LIKE stops reading a pattern at a NUL, so such a search matched everyone.
+        if let Some(text) = search.filter(|s| s.contains('\0')) {
+            return Err(AppError::field(
+                "search",
+                text.replace('\0', "␀"),
+                "text without NUL (U+0000) characters",
+            ));
+        }
         let records = self.store.list_records(PATIENT, None, search, limit).await?;
         records.into_iter().map(patient_out).collect()
     }

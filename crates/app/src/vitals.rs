@@ -379,6 +379,19 @@ pub struct ReadingsAuthor {
 /// The most readings one batch takes.
 pub const MAX_BATCH: usize = 500;
 
+/// A device token writes to its own session only. Doors may ask before they read the body, so a
+/// device pointed at the wrong chair learns nothing else; `record_device_vitals` asks again.
+pub fn device_may_write(token: &ketaflow_store::DeviceToken, session_id: Uuid) -> Result<(), AppError> {
+    if token.session_id == session_id {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden {
+            role: "device",
+            action: "write to a session other than its own",
+        })
+    }
+}
+
 impl crate::App {
     /// Records readings a signed-in clinician typed or sent: [`App::record_vitals`] after the role
     /// check, with the clinician as author.
@@ -406,12 +419,7 @@ impl crate::App {
         session_id: Uuid,
         readings: Vec<ReadingDoc>,
     ) -> Result<VitalsAck, AppError> {
-        if token.session_id != session_id {
-            return Err(AppError::Forbidden {
-                role: "device",
-                action: "write to a session other than its own",
-            });
-        }
+        device_may_write(token, session_id)?;
         let author = ReadingsAuthor {
             actor: Actor::device(&token.token_hash, token.created_by),
             source: "device",

@@ -36,9 +36,11 @@ pub struct ApiDoc;
 
 /// The API's routes under `/api/v1` and its OpenAPI document, generated together.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::routes())
-        .split_for_parts()
+        .split_for_parts();
+    api::document_common_answers(&mut document);
+    (router, document)
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.

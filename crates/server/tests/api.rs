@@ -1524,6 +1524,29 @@ async fn every_rejection_is_the_uniform_json_error_body() {
         .raw(request("application/json", "{\"weight_kg\": 70,".into()))
         .await;
     check("malformed JSON", s, &body, StatusCode::BAD_REQUEST, "bad_body");
+    let (s, body, _) = app
+        .call(
+            "POST",
+            "/api/v1/ledger/draws/abc/waste",
+            Some(&doc),
+            Some(json!({})),
+        )
+        .await;
+    check(
+        "bad draw number",
+        s,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    assert_eq!(body["error"]["field"], "id");
+    assert!(
+        body["error"]["allowed"]
+            .as_str()
+            .unwrap()
+            .contains("whole number"),
+        "a draw is numbered, not a UUID: {body}"
+    );
     let oversized = format!("{{\"padding\": \"{}\"}}", "x".repeat(40_000));
     let (s, body, _) = app.raw(request("application/json", oversized)).await;
     check(
@@ -1532,6 +1555,83 @@ async fn every_rejection_is_the_uniform_json_error_body() {
         &body,
         StatusCode::PAYLOAD_TOO_LARGE,
         "too_large",
+    );
+}
+
+/// PostgreSQL's text and jsonb cannot hold U+0000, and SQLite's LIKE stops reading a pattern at
+/// it (a search for it matched every patient): wherever text enters, a NUL is a 400 naming the
+/// field, on both backends, and nothing is stored.
+#[tokio::test]
+async fn text_holding_a_nul_is_refused_naming_the_field_and_stores_nothing() {
+    let app = spawn_app().await;
+    let doc = app.login("doc").await;
+    let id = app.patient(&doc, 70.0).await;
+    let refused = |what: &str, s: StatusCode, body: &Value, field: &str| {
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{what}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_field", "{what}: {body}");
+        assert_eq!(body["error"]["field"], field, "{what}: {body}");
+        assert!(
+            body["error"]["allowed"].as_str().unwrap().contains("U+0000"),
+            "{what}: {body}"
+        );
+    };
+    let (s, body, _) = app
+        .call(
+            "POST",
+            "/api/v1/patients",
+            Some(&doc),
+            Some(json!({"display_name": "Ann\u{0}Smith", "mrn": "N-1", "date_of_birth": "1986-01-01", "sex": "female"})),
+        )
+        .await;
+    refused("patient name", s, &body, "display_name");
+    let (s, body, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/medications"),
+            Some(&doc),
+            Some(json!({"name": "sertraline", "class": "ssri\u{0}"})),
+        )
+        .await;
+    refused("medication class", s, &body, "class");
+    let (s, body, _) = app
+        .call("GET", "/api/v1/patients?search=%00", Some(&doc), None)
+        .await;
+    refused("search", s, &body, "search");
+    let (s, body, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/tokens",
+            Some(&doc),
+            Some(json!({"label": "\u{0}", "days": 1})),
+        )
+        .await;
+    refused("token label", s, &body, "label");
+    let (s, body, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "doc\u{0}", "password": "x"})),
+        )
+        .await;
+    refused("login", s, &body, "username");
+    // Nothing was stored: the one patient, and a search for her still finds only her.
+    let (s, body, _) = app.call("GET", "/api/v1/patients", Some(&doc), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
+    // The app refuses it too, for doors that do not read JSON (the pages, soon HL7).
+    let user = app
+        .state
+        .store
+        .get_user_by_username("doc")
+        .await
+        .unwrap()
+        .unwrap();
+    let caller = ketaflow_app::policy::Caller { user };
+    let err = app.state.patients(&caller, Some("\0"), 10).await.unwrap_err();
+    assert!(
+        matches!(&err, ketaflow_app::AppError::InvalidField { field, .. } if field == "search"),
+        "{err:?}"
     );
 }
 

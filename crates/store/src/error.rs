@@ -89,14 +89,30 @@ pub enum StoreError {
         /// What was refused and why, naming the values.
         message: String,
     },
+    /// Text the database cannot hold: PostgreSQL's `text` and `jsonb` refuse U+0000 (SQLSTATE
+    /// 22021 and 22P05). The doors refuse it first with the field's name; this is the net under
+    /// every door, so such text is a refusal of the input, never a server error.
+    #[error("text contains a character the database cannot store (U+0000, NUL); remove it")]
+    UnstorableText,
     /// Any other database error.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> StoreError {
+        if let sqlx::Error::Database(db) = &err
+            && matches!(db.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return StoreError::UnstorableText;
+        }
+        StoreError::Database(err)
+    }
 }
 
 impl StoreError {
     /// Maps a unique-constraint violation to [`StoreError::Conflict`], a foreign-key violation to
-    /// [`StoreError::NotFound`] of `parent`, anything else to [`StoreError::Database`].
+    /// [`StoreError::NotFound`] of `parent`, anything else as [`From<sqlx::Error>`] does.
     pub(crate) fn from_write(
         err: sqlx::Error,
         what: &'static str,
@@ -112,6 +128,6 @@ impl StoreError {
                 return StoreError::NotFound { what, id };
             }
         }
-        StoreError::Database(err)
+        StoreError::from(err)
     }
 }

@@ -1,16 +1,15 @@
 //! `/auth/*` and `/users/*` over HTTP: the edge over `ketaflow_app::accounts` (it adds the
 //! session cookie and the per-username login throttle).
 
-use crate::extract::Path;
+use crate::extract::{JsonBody, Path};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use crate::auth::{self, CurrentUser};
-use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,11 +23,8 @@ pub use ketaflow_app::accounts::{
 /// Log in: sets the HttpOnly session cookie.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginIn,
     responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(
-    State(state): State<AppState>,
-    body: Result<Json<LoginIn>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+pub async fn login(State(state): State<AppState>, body: JsonBody<LoginIn>) -> Result<Response, ApiError> {
+    let body = body.value()?;
     let LoggedIn { user, token, ttl } = state.app.login(body).await?;
     Ok((
         [(header::SET_COOKIE, auth::session_cookie(&token, ttl))],
@@ -60,9 +56,9 @@ pub async fn me(me: CurrentUser) -> Json<UserOut> {
 pub async fn create_token(
     State(state): State<AppState>,
     me: CurrentUser,
-    body: Result<Json<TokenIn>, JsonRejection>,
+    body: JsonBody<TokenIn>,
 ) -> Result<(StatusCode, Json<TokenOut>), ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.create_api_token(&me.caller(), body).await?),
@@ -84,10 +80,10 @@ pub async fn list_users(
 pub async fn create_user(
     State(state): State<AppState>,
     me: CurrentUser,
-    body: Result<Json<UserIn>, JsonRejection>,
+    body: JsonBody<UserIn>,
 ) -> Result<(StatusCode, Json<UserOut>), ApiError> {
     me.require(Action::ManageUsers)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.app.create_user(&me.caller(), body).await?),
@@ -102,10 +98,10 @@ pub async fn set_disabled(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<DisableIn>, JsonRejection>,
+    body: JsonBody<DisableIn>,
 ) -> Result<Json<UserOut>, ApiError> {
     me.require(Action::ManageUsers)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.app.set_disabled(&me.caller(), id, body).await?))
 }
 
@@ -117,10 +113,10 @@ pub async fn reset_password(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<PasswordIn>, JsonRejection>,
+    body: JsonBody<PasswordIn>,
 ) -> Result<StatusCode, ApiError> {
     me.require(Action::ManageUsers)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     state.app.reset_password(&me.caller(), id, body).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -131,9 +127,9 @@ pub async fn reset_password(
 pub async fn change_password(
     State(state): State<AppState>,
     me: CurrentUser,
-    body: Result<Json<ChangePasswordIn>, JsonRejection>,
+    body: JsonBody<ChangePasswordIn>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     state.app.change_password(&me.caller(), body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,16 +1,15 @@
 //! At the bedside over HTTP: rate changes, side effects and assessments. The rules are in
 //! `ketaflow_app::bedside` (and `clinic`); these handlers only parse and answer.
 
-use crate::extract::Path;
+use crate::extract::{JsonBody, Path};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use uuid::Uuid;
 
 use crate::api::sessions::SessionOut;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
 use ketaflow_app::bedside;
@@ -30,11 +29,11 @@ pub async fn change_rate(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<RateIn>, JsonRejection>,
+    body: JsonBody<RateIn>,
 ) -> Result<Json<RateOut>, ApiError> {
     // The role is checked before the body is looked at.
     me.require(Action::RunSession)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(bedside::change_rate(&state, &me.caller(), id, body).await?))
 }
 
@@ -45,11 +44,11 @@ pub async fn add_side_effect(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<SideEffectIn>, JsonRejection>,
+    body: JsonBody<SideEffectIn>,
 ) -> Result<(StatusCode, Json<SessionOut>), ApiError> {
     // The role is checked before the body is looked at.
     me.require(Action::RunSession)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(bedside::add_side_effect(&state, &me.caller(), id, body).await?),
@@ -63,11 +62,11 @@ pub async fn add_assessment(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<AssessmentIn>, JsonRejection>,
+    body: JsonBody<AssessmentIn>,
 ) -> Result<(StatusCode, Json<SessionOut>), ApiError> {
     // The role is checked before the body is looked at.
     me.require(Action::RunSession)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(bedside::add_assessment(&state, &me.caller(), id, body).await?),

@@ -5,17 +5,16 @@
 //! Domain decisions (eligibility, limits, approval) are made by `ketaflow-clinic` on domain types
 //! converted from the documents.
 
-use crate::extract::{Path, Query};
+use crate::extract::{JsonBody, Path, Query};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -40,10 +39,10 @@ pub use ketaflow_app::intake::{
 pub async fn create_patient(
     State(state): State<AppState>,
     me: CurrentUser,
-    body: Result<Json<PatientIn>, JsonRejection>,
+    body: JsonBody<PatientIn>,
 ) -> Result<(StatusCode, Json<PatientOut>), ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.create_patient(&me.caller(), body).await?),
@@ -92,10 +91,10 @@ pub async fn add_weight(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<WeightIn>, JsonRejection>,
+    body: JsonBody<WeightIn>,
 ) -> Result<Json<PatientOut>, ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.add_weight(&me.caller(), id, body).await?))
 }
 
@@ -106,10 +105,10 @@ pub async fn add_height(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<HeightIn>, JsonRejection>,
+    body: JsonBody<HeightIn>,
 ) -> Result<Json<PatientOut>, ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.add_height(&me.caller(), id, body).await?))
 }
 
@@ -120,10 +119,10 @@ pub async fn add_indication(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<CodeIn>, JsonRejection>,
+    body: JsonBody<CodeIn>,
 ) -> Result<Json<PatientOut>, ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.add_indication(&me.caller(), id, body).await?))
 }
 
@@ -134,10 +133,10 @@ pub async fn add_medication(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<MedicationIn>, JsonRejection>,
+    body: JsonBody<MedicationIn>,
 ) -> Result<Json<PatientOut>, ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.add_medication(&me.caller(), id, body).await?))
 }
 
@@ -148,10 +147,10 @@ pub async fn add_condition(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<CodeIn>, JsonRejection>,
+    body: JsonBody<CodeIn>,
 ) -> Result<Json<PatientOut>, ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.add_condition(&me.caller(), id, body).await?))
 }
 
@@ -162,10 +161,10 @@ pub async fn set_baseline_bp(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<BpIn>, JsonRejection>,
+    body: JsonBody<BpIn>,
 ) -> Result<Json<PatientOut>, ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.set_baseline_bp(&me.caller(), id, body).await?))
 }
 
@@ -185,15 +184,15 @@ pub async fn get_eligibility(
 /// Acknowledge a relative contraindication (physicians).
 #[utoipa::path(post, path = "/patients/{id}/eligibility/acknowledgements", tag = "patients", request_body = AcknowledgeIn,
     params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, body = EligibilityOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = EligibilityOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<AcknowledgeIn>, JsonRejection>,
+    body: JsonBody<AcknowledgeIn>,
 ) -> Result<Json<EligibilityOut>, ApiError> {
     me.require(Action::AcknowledgeContraindication)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.acknowledge(&me.caller(), id, body).await?))
 }
 
@@ -207,9 +206,9 @@ pub async fn create_plan(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<PlanIn>, JsonRejection>,
+    body: JsonBody<PlanIn>,
 ) -> Result<(StatusCode, Json<PlanOut>), ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.create_plan(&me.caller(), id, body).await?),
@@ -246,9 +245,9 @@ pub async fn approve_plan(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<ApproveIn>, JsonRejection>,
+    body: JsonBody<ApproveIn>,
 ) -> Result<Json<PlanOut>, ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.approve_plan(&me.caller(), id, body).await?))
 }
 

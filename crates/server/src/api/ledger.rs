@@ -1,10 +1,9 @@
 //! The controlled-substance ledger over HTTP (`/api/v1/ledger/...`): the edge over
 //! `ketaflow_app::ledger`, where the rules, their sources and the decisions are described.
 
-use crate::extract::{Path, Query};
+use crate::extract::{JsonBody, Path, Query};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
@@ -12,7 +11,7 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -57,10 +56,10 @@ pub struct ExportQuery {
 pub async fn receive_vials(
     State(state): State<AppState>,
     me: CurrentUser,
-    body: Result<Json<ReceiptIn>, JsonRejection>,
+    body: JsonBody<ReceiptIn>,
 ) -> Result<(StatusCode, Json<Vec<VialOut>>), ApiError> {
     me.require(Action::ManageLedger)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.receive_vials(&me.caller(), body).await?),
@@ -98,10 +97,10 @@ pub async fn draw(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(vial_id): Path<Uuid>,
-    body: Result<Json<DrawIn>, JsonRejection>,
+    body: JsonBody<DrawIn>,
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::WriteLedger)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.draw(&me.caller(), vial_id, body).await?),
@@ -118,10 +117,10 @@ pub async fn administer(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(draw_id): Path<i64>,
-    body: Result<Json<AdministrationIn>, JsonRejection>,
+    body: JsonBody<AdministrationIn>,
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::WriteLedger)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.administer(&me.caller(), draw_id, body).await?),
@@ -137,10 +136,10 @@ pub async fn waste(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(draw_id): Path<i64>,
-    body: Result<Json<WasteIn>, JsonRejection>,
+    body: JsonBody<WasteIn>,
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::WriteLedger)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.waste(&me.caller(), draw_id, body).await?),
@@ -155,10 +154,10 @@ pub async fn destroy(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(vial_id): Path<Uuid>,
-    body: Result<Json<DestructionIn>, JsonRejection>,
+    body: JsonBody<DestructionIn>,
 ) -> Result<(StatusCode, Json<EntryOut>), ApiError> {
     me.require(Action::ManageLedger)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.destroy(&me.caller(), vial_id, body).await?),
@@ -172,10 +171,10 @@ pub async fn destroy(
 pub async fn record_count(
     State(state): State<AppState>,
     me: CurrentUser,
-    body: Result<Json<CountIn>, JsonRejection>,
+    body: JsonBody<CountIn>,
 ) -> Result<(StatusCode, Json<CountOut>), ApiError> {
     me.require(Action::ManageLedger)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.record_count(&me.caller(), body).await?),
@@ -203,10 +202,10 @@ pub async fn resolve_discrepancy(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<ResolveIn>, JsonRejection>,
+    body: JsonBody<ResolveIn>,
 ) -> Result<Json<ResolveOut>, ApiError> {
     me.require(Action::ManageLedger)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.resolve_discrepancy(&me.caller(), id, body).await?))
 }
 
@@ -237,7 +236,7 @@ pub async fn session_ledger(
 /// strength, lot and expiry, the quantities and running balance, who made it and who witnessed
 /// it, and (on receipts) the supplier and invoice. The export is audited.
 #[utoipa::path(get, path = "/ledger/export", tag = "ledger", params(ExportQuery),
-    responses((status = 200, description = "text/csv", body = String), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "the ledger entries as CSV", body = String, content_type = "text/csv"), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     me: CurrentUser,

@@ -2,17 +2,16 @@
 //! their scores, suicide-risk alerts and their follow-up, patient links, the measurement schedule
 //! and the exports).
 
-use crate::extract::{Path, Query};
+use crate::extract::{JsonBody, Path, Query};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -58,10 +57,10 @@ pub async fn record_outcome(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<OutcomeIn>, JsonRejection>,
+    body: JsonBody<OutcomeIn>,
 ) -> Result<(StatusCode, Json<OutcomeOut>), ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.record_outcome(&me.caller(), id, body).await?),
@@ -99,10 +98,10 @@ pub async fn follow_up(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<FollowUpIn>, JsonRejection>,
+    body: JsonBody<FollowUpIn>,
 ) -> Result<Json<RiskAlertOut>, ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.follow_up(&me.caller(), id, body).await?))
 }
 
@@ -113,10 +112,10 @@ pub async fn create_link(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<LinkIn>, JsonRejection>,
+    body: JsonBody<LinkIn>,
 ) -> Result<(StatusCode, Json<LinkOut>), ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.create_link(&me.caller(), id, body).await?),
@@ -140,15 +139,15 @@ pub async fn open_link(
 pub async fn submit_link(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    body: Result<Json<LinkAnswersIn>, JsonRejection>,
+    body: JsonBody<LinkAnswersIn>,
 ) -> Result<(StatusCode, Json<LinkDoneOut>), ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((StatusCode::CREATED, Json(state.submit_link(&token, body).await?)))
 }
 
 /// One patient's questionnaire history as CSV (identified: for the chart). Audited.
 #[utoipa::path(get, path = "/patients/{id}/outcomes/export", tag = "outcomes", params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, description = "text/csv"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the outcomes as CSV", body = String, content_type = "text/csv"), (status = 404, body = ErrorBody)))]
 pub async fn export_patient(
     State(state): State<AppState>,
     me: CurrentUser,
@@ -163,7 +162,7 @@ pub async fn export_patient(
 /// export only (a hash with a fresh random salt), ages in 10-year bands (90 and over together),
 /// and time as days since the patient's first infusion. Audited.
 #[utoipa::path(get, path = "/outcomes/export", tag = "outcomes",
-    responses((status = 200, description = "text/csv"), (status = 403, body = ErrorBody)))]
+    responses((status = 200, description = "the outcomes as CSV", body = String, content_type = "text/csv"), (status = 403, body = ErrorBody)))]
 pub async fn export_clinic(
     State(state): State<AppState>,
     me: CurrentUser,

@@ -29,7 +29,7 @@ pub struct RecordQuery {
 /// The session record: timeline, total dose, REMS-style summary; `?format=csv` for a spreadsheet.
 /// Every export is audited.
 #[utoipa::path(get, path = "/sessions/{id}/record", tag = "sessions", params(("id" = Uuid, Path, description = "session id"), RecordQuery),
-    responses((status = 200, body = SessionRecordOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the record as JSON, or as CSV with `?format=csv`", content((SessionRecordOut = "application/json"), (String = "text/csv"))), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_record(
     State(state): State<AppState>,
     me: CurrentUser,

@@ -1,14 +1,13 @@
 //! Long-term safety and opioid use over HTTP: the edge over `ketaflow_app::safety`.
 
-use crate::extract::Path;
+use crate::extract::{JsonBody, Path};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use uuid::Uuid;
 
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,10 +24,10 @@ pub async fn add_safety_check(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<SafetyCheckDoc>, JsonRejection>,
+    body: JsonBody<SafetyCheckDoc>,
 ) -> Result<(StatusCode, Json<SafetyCheckDoc>), ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.add_safety_check(&me.caller(), id, body).await?),
@@ -42,10 +41,10 @@ pub async fn add_opioid_use(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<OpioidUseIn>, JsonRejection>,
+    body: JsonBody<OpioidUseIn>,
 ) -> Result<(StatusCode, Json<OpioidUseDoc>), ApiError> {
     me.require(Action::WriteIntake)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.add_opioid_use(&me.caller(), id, body).await?),

@@ -6,9 +6,8 @@
 //! door of the state machine, so a stored session can only be in a state reachable by legal
 //! transitions. Every write commits with its audit entry and its live event (see `live`).
 
-use crate::extract::{Path, Query};
+use crate::extract::{JsonBody, Path, Query};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -18,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{CurrentUser, presented_token};
-use crate::error::{ApiError, ErrorBody, json_rejection};
+use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,10 +51,10 @@ pub async fn create_session(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(patient_id): Path<Uuid>,
-    body: Result<Json<SessionIn>, JsonRejection>,
+    body: JsonBody<SessionIn>,
 ) -> Result<(StatusCode, Json<SessionOut>), ApiError> {
     me.require(Action::RunSession)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.book_session(&me.caller(), patient_id, body).await?),
@@ -108,9 +107,9 @@ pub async fn transition(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<TransitionIn>, JsonRejection>,
+    body: JsonBody<TransitionIn>,
 ) -> Result<Json<SessionOut>, ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.transition(&me.caller(), id, body).await?))
 }
 
@@ -157,25 +156,20 @@ pub async fn record_vitals(
     State(state): State<AppState>,
     writer: VitalsWriter,
     Path(id): Path<Uuid>,
-    body: Result<Json<VitalsIn>, JsonRejection>,
+    body: JsonBody<VitalsIn>,
 ) -> Result<Json<VitalsAck>, ApiError> {
     let ack = match writer {
         VitalsWriter::User(me) => {
             // The role is checked before the body is looked at.
             me.require(Action::RunSession)?;
-            let Json(body) = body.map_err(json_rejection)?;
+            let body = body.value()?;
             state
                 .record_clinician_vitals(&me.caller(), id, body.readings)
                 .await?
         }
         VitalsWriter::Device(token) => {
-            if token.session_id != id {
-                return Err(ApiError::Forbidden {
-                    role: "device",
-                    action: "write to a session other than its own",
-                });
-            }
-            let Json(body) = body.map_err(json_rejection)?;
+            ketaflow_app::vitals::device_may_write(&token, id)?;
+            let body = body.value()?;
             state.record_device_vitals(&token, id, body.readings).await?
         }
     };
@@ -202,10 +196,10 @@ pub async fn create_device_token(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<DeviceTokenIn>, JsonRejection>,
+    body: JsonBody<DeviceTokenIn>,
 ) -> Result<(StatusCode, Json<DeviceTokenOut>), ApiError> {
     me.require(Action::RunSession)?;
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok((
         StatusCode::CREATED,
         Json(state.issue_device_token(&me.caller(), id, body).await?),
@@ -243,9 +237,9 @@ pub async fn resolve_alarm(
     State(state): State<AppState>,
     me: CurrentUser,
     Path(id): Path<Uuid>,
-    body: Result<Json<AlarmResolveIn>, JsonRejection>,
+    body: JsonBody<AlarmResolveIn>,
 ) -> Result<Json<AlarmOut>, ApiError> {
-    let Json(body) = body.map_err(json_rejection)?;
+    let body = body.value()?;
     Ok(Json(state.resolve_alarm(&me.caller(), id, body).await?))
 }
 
