@@ -490,17 +490,7 @@ impl App {
     /// Every account with its lockout, for the administrator's page.
     pub async fn accounts(&self, caller: &Caller) -> Result<Vec<Account>, AppError> {
         caller.require(Action::ManageUsers)?;
-        let now = self.now();
-        Ok(self
-            .store
-            .list_users()
-            .await?
-            .iter()
-            .map(|u| Account {
-                user: UserOut::from(u),
-                locked_until: u.locked_until.filter(|until| *until > now),
-            })
-            .collect())
+        all_accounts(&self.store, self.now()).await
     }
 
     /// Creates an account with a one-time password.
@@ -552,6 +542,19 @@ impl App {
         self.store.set_must_change_password(caller.user.id, false).await?;
         Ok(())
     }
+}
+
+/// Every account, with its lockout if one is in force at `now`.
+pub async fn all_accounts(store: &Store, now: OffsetDateTime) -> Result<Vec<Account>, AppError> {
+    Ok(store
+        .list_users()
+        .await?
+        .iter()
+        .map(|u| Account {
+            user: UserOut::from(u),
+            locked_until: u.locked_until.filter(|until| *until > now),
+        })
+        .collect())
 }
 
 #[cfg(test)]

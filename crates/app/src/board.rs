@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::policy::{Action, Caller};
 use crate::records::{PATIENT, PLAN, PatientDoc, PlanDoc, SESSION};
-use crate::sessions::{SessionOut, is_open_state, session_out};
+use crate::sessions::{SessionOut, session_out};
 use crate::vitals::{AlarmOut, alarm_out};
 use crate::{App, AppError};
 
@@ -71,7 +71,7 @@ pub struct BoardOut {
 /// stops at its volume to be infused, so a running session past it means a stop was not recorded
 /// or the infusion was extended).
 pub fn planned_dose_reached(s: &SessionOut, planned_dose_mg: f64) -> bool {
-    s.state == "infusing" && s.given_mg + 0.05 >= planned_dose_mg
+    s.phase.is_infusing() && s.given_mg + 0.05 >= planned_dose_mg
 }
 
 /// The record versions a cached prediction was computed from.
@@ -137,7 +137,7 @@ impl App {
         for record in self.store.list_in_progress(SESSION).await? {
             let session_version = record.version;
             let s = session_out(record, now)?;
-            if !is_open_state(s.state) {
+            if !s.phase.is_open() {
                 continue;
             }
             let first_start = s.doc.rates.first().map(|r| r.at);

@@ -11,7 +11,7 @@ use crate::intake::patient_out;
 use crate::plans::{plan_out, prediction_out};
 use crate::policy::{Action, Caller};
 use crate::records::{BaselineDoc, PATIENT, PLAN, PredictionOut, SESSION, SessionDoc};
-use crate::sessions::{DischargeOut, SessionOut, is_open_state, session_out};
+use crate::sessions::{DischargeOut, SessionOut, session_out};
 use crate::vitals::rfc3339;
 use crate::{App, AppError};
 
@@ -182,7 +182,7 @@ impl App {
         let mut out = Vec::new();
         for r in records {
             let s = session_out(r, now)?;
-            if active && !is_open_state(s.state) {
+            if active && !s.phase.is_open() {
                 continue;
             }
             out.push(s);
@@ -207,7 +207,7 @@ impl App {
         }
         let record = state.record(SESSION, id).await?;
         let session = session_out(record, state.now())?;
-        if matches!(session.state, "discharged" | "aborted") {
+        if !session.phase.is_open() {
             return Err(AppError::Conflict(format!("the session is {}", session.state)));
         }
         let raw = format!("{DEVICE_TOKEN_PREFIX}{}", crate::new_token());

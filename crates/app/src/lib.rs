@@ -20,6 +20,7 @@ pub mod intake;
 pub mod ledger;
 pub mod library;
 pub mod live;
+pub mod operations;
 pub mod outcomes;
 pub mod plans;
 pub mod policy;

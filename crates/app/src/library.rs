@@ -3,7 +3,7 @@
 //! by every audited use case.
 
 use ketaflow_clinic::protocol::{DoseRule, Limit, Protocol};
-use ketaflow_store::{AuditFilter, AuditProblemKind};
+use ketaflow_store::{AuditFilter, AuditProblemKind, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -243,21 +243,26 @@ impl App {
     /// Verifies the whole audit chain.
     pub async fn verify_audit(&self, caller: &Caller) -> Result<VerifyOut, AppError> {
         caller.require(Action::ReadAudit)?;
-        let report = self.store.verify_audit_chain().await?;
-        Ok(VerifyOut {
-            ok: report.is_ok(),
-            checked: report.checked,
-            last_hash: report.last_hash,
-            problem_seq: report.problem.map(|p| p.seq),
-            problem: report.problem.map(|p| {
-                match p.kind {
-                    AuditProblemKind::Altered => "altered",
-                    AuditProblemKind::Deleted => "deleted",
-                    AuditProblemKind::BrokenLink => "broken_link",
-                    AuditProblemKind::HeadMismatch => "head_mismatch",
-                }
-                .to_string()
-            }),
-        })
+        verify_audit_chain(&self.store).await
     }
+}
+
+/// Verifies the whole audit chain: each entry's hash, each link, and the head.
+pub async fn verify_audit_chain(store: &Store) -> Result<VerifyOut, AppError> {
+    let report = store.verify_audit_chain().await?;
+    Ok(VerifyOut {
+        ok: report.is_ok(),
+        checked: report.checked,
+        last_hash: report.last_hash,
+        problem_seq: report.problem.map(|p| p.seq),
+        problem: report.problem.map(|p| {
+            match p.kind {
+                AuditProblemKind::Altered => "altered",
+                AuditProblemKind::Deleted => "deleted",
+                AuditProblemKind::BrokenLink => "broken_link",
+                AuditProblemKind::HeadMismatch => "head_mismatch",
+            }
+            .to_string()
+        }),
+    })
 }

@@ -155,6 +155,16 @@ pub struct OutcomeDoc {
     pub risk_alert_id: Option<Uuid>,
 }
 
+/// Where a suicide-risk alert is: open until a clinician documents the follow-up.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskAlertState {
+    /// Raised; nobody has documented a follow-up yet.
+    Open,
+    /// A clinician documented the follow-up.
+    FollowedUp,
+}
+
 /// A suicide-risk alert as stored.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
 pub struct RiskAlertDoc {
@@ -169,7 +179,7 @@ pub struct RiskAlertDoc {
     /// urgent.
     pub level: String,
     /// open or followed_up.
-    pub state: String,
+    pub state: RiskAlertState,
     /// Raised.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -360,7 +370,7 @@ async fn store_outcome(
             outcome_id: outcome.id,
             reason: reasons.join("; "),
             level: "urgent".into(),
-            state: "open".into(),
+            state: RiskAlertState::Open,
             raised_at: now,
             follow_up: None,
         };
@@ -678,7 +688,7 @@ impl App {
             .map(alert_out)
             .collect::<Result<_, _>>()?;
         if open_only {
-            alerts.retain(|a| a.doc.state == "open");
+            alerts.retain(|a| a.doc.state == RiskAlertState::Open);
         }
         alerts.sort_by_key(|a| a.doc.raised_at);
         Ok(alerts)
@@ -734,12 +744,12 @@ impl App {
                 other => other.into(),
             })?;
         let mut doc = alert_out(record.clone())?.doc;
-        if doc.state != "open" {
+        if doc.state != RiskAlertState::Open {
             return Err(AppError::Conflict(
                 "the alert's follow-up is already documented".into(),
             ));
         }
-        doc.state = "followed_up".into();
+        doc.state = RiskAlertState::FollowedUp;
         doc.follow_up = Some(FollowUpDoc {
             action: body.action.clone(),
             note: note.to_string(),
@@ -1292,7 +1302,7 @@ fn course_infusions(
                 at: r.at,
                 started: true,
             },
-            None if matches!(s.state, "scheduled" | "checked_in") => measurements::Infusion {
+            None if s.phase.before_infusion() => measurements::Infusion {
                 at: s.doc.scheduled_for,
                 started: false,
             },

@@ -7,6 +7,7 @@ use ketaflow_clinic::eligibility::{self, EligibilityReport, EligibilityStatus};
 use ketaflow_clinic::plan::{
     ApprovalError, Approver, DosePlan, LimitName, Override, PlanError, PlanRequest, compute_plan,
 };
+use ketaflow_clinic::session::PlanStatus;
 use ketaflow_store::{NewRecord, Record, RecordChange};
 use ketaflow_units::MgPerMl;
 use serde::{Deserialize, Serialize};
@@ -125,7 +126,7 @@ pub fn check_out(c: &ketaflow_clinic::plan::LimitCheck) -> CheckOut {
         soft: c.soft,
         hard: c.hard,
         is_minimum: c.is_minimum,
-        status: c.status.code().into(),
+        status: c.status,
         source: c.source.clone(),
         clinic_setting: c.clinic_setting,
     }
@@ -135,7 +136,7 @@ pub fn check_out(c: &ketaflow_clinic::plan::LimitCheck) -> CheckOut {
 pub fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &str) -> PlanDoc {
     let p = &plan.prediction;
     PlanDoc {
-        status: "draft".into(),
+        status: PlanStatus::Draft,
         patient_id,
         protocol_id: plan.protocol_id.clone(),
         protocol_version: plan.protocol_version,
@@ -385,7 +386,7 @@ impl App {
         })?;
         let now = self.now();
         let mut doc = stored;
-        doc.status = "approved".into();
+        doc.status = PlanStatus::Approved;
         doc.approved_by = Some(approved.approved_by().to_string());
         doc.approved_by_name = Some(caller.signature());
         doc.approved_at = Some(crate::vitals::rfc3339(now));

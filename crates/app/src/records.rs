@@ -8,7 +8,8 @@ use ketaflow_clinic::news2::Consciousness;
 use ketaflow_clinic::patient::{
     BloodPressure, Condition, Indication, Measurement, Medication, MedicationClass, PatientFacts, Sex,
 };
-use ketaflow_clinic::session::{PreChecks, Questionnaire, Session, SessionEvent, StopKind};
+use ketaflow_clinic::plan::LimitStatus;
+use ketaflow_clinic::session::{PlanStatus, PreChecks, Questionnaire, Session, SessionEvent, StopKind};
 use ketaflow_clinic::vitals::VitalSigns;
 use ketaflow_store::Record;
 use ketaflow_units::{Centimetres, Kilograms};
@@ -132,7 +133,8 @@ pub struct CheckOut {
     /// True when the limit is a minimum.
     pub is_minimum: bool,
     /// within, soft_breach or hard_breach.
-    pub status: String,
+    #[schema(value_type = String, example = "soft_breach")]
+    pub status: LimitStatus,
     /// Source.
     pub source: String,
     /// Whether the limit is a clinic setting.
@@ -179,7 +181,8 @@ pub struct OverrideDoc {
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
 pub struct PlanDoc {
     /// draft or approved.
-    pub status: String,
+    #[schema(value_type = String, example = "approved")]
+    pub status: PlanStatus,
     /// Patient id.
     pub patient_id: Uuid,
     /// The request as given.
@@ -688,13 +691,4 @@ impl App {
         let doc = parse(kind, &record)?;
         Ok(Loaded { record, doc })
     }
-}
-
-/// Whether a session in this state still takes readings and events (not discharged or aborted).
-pub fn is_open(state: &ketaflow_clinic::session::SessionState) -> bool {
-    !matches!(
-        state,
-        ketaflow_clinic::session::SessionState::Discharged { .. }
-            | ketaflow_clinic::session::SessionState::Aborted { .. }
-    )
 }

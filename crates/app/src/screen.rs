@@ -84,7 +84,7 @@ impl App {
             .store
             .vitals_trend(id, HISTORY_POINTS, &CHARTED_VITALS)
             .await?;
-        let discharge = if matches!(session.state, "stopped" | "recovering") {
+        let discharge = if session.phase.awaiting_discharge() {
             Some(self.assess_discharge(id, &session.doc, now).await?.0)
         } else {
             None

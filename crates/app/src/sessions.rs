@@ -17,7 +17,7 @@ use ketaflow_clinic::patient::BloodPressure;
 use ketaflow_clinic::plan::{PREDICTION_TAIL_S, Prediction, covariates_on, predict_delivery};
 use ketaflow_clinic::protocol::Protocol;
 use ketaflow_clinic::session::{
-    PlanStatus, SessionEvent, StopKind, TransitionError, plan_may_start, resume_rate,
+    SessionEvent, SessionState, StopKind, TransitionError, plan_may_start, resume_rate,
 };
 use ketaflow_store::{Actor, NewAuditEntry, NewEvent, Record, RecordChange};
 use ketaflow_units::MgPerHour;
@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::policy::{Action, Caller};
 use crate::records::{
     AssessmentDoc, BaselineDoc, PATIENT, PLAN, PatientDoc, PlanDoc, PreChecksDoc, RateDoc, SESSION,
-    SessionDoc, TransitionDoc, is_open, pre_checks, stored_reading,
+    SessionDoc, TransitionDoc, pre_checks, stored_reading,
 };
 use crate::{App, AppError};
 
@@ -44,6 +44,11 @@ pub struct SessionOut {
     pub version: i64,
     /// scheduled, checked_in, infusing, paused, stopped, recovering, discharged, aborted.
     pub state: &'static str,
+    /// The same state, typed, replayed from the record: what the rules read (`state` is its
+    /// name on the wire).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub phase: SessionState,
     /// The events legal now.
     pub legal_events: Vec<&'static str>,
     /// Since when the session is in its state.
@@ -88,6 +93,7 @@ pub fn session_out(record: Record, now: OffsetDateTime) -> Result<SessionOut, Ap
         id: record.id,
         version: record.version,
         state: session.state().name(),
+        phase: session.state().clone(),
         legal_events: session.state().legal_events().to_vec(),
         state_since: doc.transitions.last().map(|t| t.at),
         current_rate_mg_per_h: doc.current_rate_mg_per_h(),
@@ -95,14 +101,6 @@ pub fn session_out(record: Record, now: OffsetDateTime) -> Result<SessionOut, Ap
         infusing_min: infusing_s / 60.0,
         doc,
     })
-}
-
-/// Whether a state (by name) is one of an open session.
-pub fn is_open_state(state: &str) -> bool {
-    matches!(
-        state,
-        "scheduled" | "checked_in" | "infusing" | "paused" | "stopped" | "recovering"
-    )
 }
 
 impl App {
@@ -119,7 +117,7 @@ impl App {
         let mut cleared = 0;
         for record in self.store.list_in_progress(SESSION).await? {
             let id = record.id;
-            if !is_open_state(session_out(record, now)?.state) {
+            if !session_out(record, now)?.phase.is_open() {
                 let mut tx = self.store.begin().await?;
                 tx.set_in_progress(SESSION, id, false).await?;
                 tx.commit().await?;
@@ -145,7 +143,7 @@ impl App {
         } = change;
         let data = serde_json::to_value(doc)?;
         let label = format!("{} {}", doc.chair, doc.patient_name);
-        let closes = !is_open(doc.replay()?.state());
+        let closes = !doc.replay()?.state().is_open();
         let mut tx = self.store.begin().await?;
         let updated = tx
             .update_record(
@@ -337,16 +335,7 @@ impl App {
                 t.checks = Some(checks);
             }
             "start" => {
-                let status =
-                    plan.doc
-                        .status
-                        .parse::<PlanStatus>()
-                        .map_err(|reason| AppError::CorruptRecord {
-                            kind: PLAN,
-                            id: doc.plan_id.to_string(),
-                            reason,
-                        })?;
-                plan_may_start(status, plan.record.locked).map_err(|e| AppError::Refused {
+                plan_may_start(plan.doc.status, plan.record.locked).map_err(|e| AppError::Refused {
                     code: "plan_not_approved",
                     message: format!("plan {}: {e}", doc.plan_id),
                 })?;

@@ -480,7 +480,7 @@ impl crate::App {
             .load::<crate::records::SessionDoc>(SESSION, session_id)
             .await?;
         let state = session.doc.replay()?;
-        if !crate::records::is_open(state.state()) {
+        if !state.state().is_open() {
             return Err(AppError::Conflict(format!(
                 "the session is {}; it takes no more readings",
                 state.state().name()

@@ -289,20 +289,21 @@ pub(crate) fn user(command: &UserCommand) -> Result<()> {
             UserCommand::List { db } => {
                 let store = connect(db).await?;
                 println!("{:<24} {:<14} {:<9} display name", "username", "role", "status");
-                for u in store.list_users().await? {
+                for account in ketaflow_app::operations::all_accounts(&store, now())
+                    .await
+                    .map_err(app_error)?
+                {
+                    let u = account.user;
                     let status = if u.disabled {
                         "disabled"
-                    } else if u.is_locked(now()) {
+                    } else if account.locked_until.is_some() {
                         "locked"
                     } else {
                         "active"
                     };
                     println!(
                         "{:<24} {:<14} {:<9} {}",
-                        u.username,
-                        u.role.as_str(),
-                        status,
-                        u.display_name
+                        u.username, u.role, status, u.display_name
                     );
                 }
             }
@@ -341,9 +342,9 @@ fn app_error(e: ketaflow_app::AppError) -> anyhow::Error {
 pub(crate) fn backup(args: &BackupArgs) -> Result<()> {
     runtime()?.block_on(async {
         let store = connect(&args.db).await?;
-        let report = store
-            .backup(&args.file)
+        let report = ketaflow_app::operations::backup(&store, &args.file)
             .await
+            .map_err(app_error)
             .with_context(|| format!("could not back up to {}", args.file.display()))?;
         println!("backup written to {} ({report:?})", args.file.display());
         Ok(())
@@ -354,22 +355,20 @@ pub(crate) fn audit(command: &AuditCommand) -> Result<()> {
     let AuditCommand::Verify { db } = command;
     runtime()?.block_on(async {
         let store = connect(db).await?;
-        let report = store.verify_audit_chain().await?;
-        match report.problem {
-            None => {
+        let report = ketaflow_app::operations::verify_audit_chain(&store)
+            .await
+            .map_err(app_error)?;
+        match (report.problem_seq, report.problem) {
+            (Some(seq), Some(kind)) => bail!(
+                "audit chain broken at entry {seq}: {kind} ({} entries before it are intact)",
+                report.checked
+            ),
+            _ => {
                 println!(
                     "audit chain intact: {} entries, last hash {}",
                     report.checked, report.last_hash
                 );
                 Ok(())
-            }
-            Some(problem) => {
-                bail!(
-                    "audit chain broken at entry {}: {:?} ({} entries before it are intact)",
-                    problem.seq,
-                    problem.kind,
-                    report.checked
-                )
             }
         }
     })

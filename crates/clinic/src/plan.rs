@@ -92,7 +92,8 @@ impl LimitName {
 }
 
 /// The outcome of one limit check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LimitStatus {
     /// Within the soft limit.
     Within,

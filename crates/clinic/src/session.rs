@@ -161,6 +161,42 @@ impl SessionState {
         }
     }
 
+    /// Open: not yet discharged or aborted. An open session holds its chair and takes records.
+    pub fn is_open(&self) -> bool {
+        !matches!(
+            self,
+            SessionState::Discharged { .. } | SessionState::Aborted { .. }
+        )
+    }
+
+    /// The pump is running: only then may its rate change (a paused infusion is resumed first).
+    pub fn is_infusing(&self) -> bool {
+        matches!(self, SessionState::Infusing { .. })
+    }
+
+    /// An infusion has begun and not yet stopped: running or paused.
+    pub fn infusion_underway(&self) -> bool {
+        matches!(self, SessionState::Infusing { .. } | SessionState::Paused { .. })
+    }
+
+    /// Before any drug was given: booked or checked in.
+    pub fn before_infusion(&self) -> bool {
+        matches!(self, SessionState::Scheduled | SessionState::CheckedIn { .. })
+    }
+
+    /// The patient is in the chair: from check-in until discharge. Side effects are recorded then.
+    pub fn patient_present(&self) -> bool {
+        self.is_open() && !matches!(self, SessionState::Scheduled)
+    }
+
+    /// The infusion has ended and the patient is not yet discharged: the discharge criteria apply.
+    pub fn awaiting_discharge(&self) -> bool {
+        matches!(
+            self,
+            SessionState::Stopped { .. } | SessionState::Recovering { .. }
+        )
+    }
+
     /// The events legal in this state.
     pub fn legal_events(&self) -> &'static [&'static str] {
         match self {
@@ -307,12 +343,23 @@ impl Session {
 
 /// Where a dose plan is in its life: only an approved plan, locked against change, starts an
 /// infusion (the smart-pump principle that the programmed order is the checked one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PlanStatus {
     /// Computed, not yet signed by a physician.
     Draft,
     /// Signed by a physician, with its limits checked and every soft-limit override reasoned.
     Approved,
+}
+
+impl PlanStatus {
+    /// Stable code, as stored.
+    pub fn code(self) -> &'static str {
+        match self {
+            PlanStatus::Draft => "draft",
+            PlanStatus::Approved => "approved",
+        }
+    }
 }
 
 impl std::str::FromStr for PlanStatus {
@@ -523,6 +570,59 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "cannot check_in a session that is aborted; legal now: nothing (the session is closed)"
+        );
+    }
+
+    /// Which states allow what, state by state; the bedside and the board decide by these.
+    #[test]
+    fn each_state_answers_what_it_allows() {
+        // (state, open, infusing, underway, before infusion, patient present, awaiting discharge)
+        let table = [
+            ("scheduled", true, false, false, true, false, false),
+            ("checked_in", true, false, false, true, true, false),
+            ("infusing", true, true, true, false, true, false),
+            ("paused", true, false, true, false, true, false),
+            ("stopped", true, false, false, false, true, true),
+            ("recovering", true, false, false, false, true, true),
+            ("discharged", false, false, false, false, false, false),
+        ];
+        for (name, open, infusing, underway, before, present, awaiting) in table {
+            let session = in_state(name);
+            let s = session.state();
+            assert_eq!(s.name(), name);
+            assert_eq!(
+                (
+                    s.is_open(),
+                    s.is_infusing(),
+                    s.infusion_underway(),
+                    s.before_infusion(),
+                    s.patient_present(),
+                    s.awaiting_discharge()
+                ),
+                (open, infusing, underway, before, present, awaiting),
+                "{name}"
+            );
+        }
+        let mut aborted = in_state("paused");
+        aborted
+            .apply(
+                SessionEvent::Abort {
+                    reason: "vomiting".into(),
+                },
+                T,
+            )
+            .unwrap();
+        let s = aborted.state();
+        assert_eq!(
+            (
+                s.is_open(),
+                s.is_infusing(),
+                s.infusion_underway(),
+                s.before_infusion(),
+                s.patient_present(),
+                s.awaiting_discharge()
+            ),
+            (false, false, false, false, false, false)
         );
     }
 

@@ -12,7 +12,6 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::policy::Action;
 use crate::state::AppState;
-use ketaflow_app::bedside;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -34,7 +33,7 @@ pub async fn change_rate(
     // The role is checked before the body is looked at.
     me.require(Action::RunSession)?;
     let body = body.value()?;
-    Ok(Json(bedside::change_rate(&state, &me.caller(), id, body).await?))
+    Ok(Json(state.change_rate(&me.caller(), id, body).await?))
 }
 
 /// Record a side effect during or after the infusion, with its severity and the action taken.
@@ -51,7 +50,7 @@ pub async fn add_side_effect(
     let body = body.value()?;
     Ok((
         StatusCode::CREATED,
-        Json(bedside::add_side_effect(&state, &me.caller(), id, body).await?),
+        Json(state.add_side_effect(&me.caller(), id, body).await?),
     ))
 }
 
@@ -69,7 +68,7 @@ pub async fn add_assessment(
     let body = body.value()?;
     Ok((
         StatusCode::CREATED,
-        Json(bedside::add_assessment(&state, &me.caller(), id, body).await?),
+        Json(state.add_assessment(&me.caller(), id, body).await?),
     ))
 }
 

@@ -38,8 +38,8 @@ const PUBLIC_OPERATIONS: [&str; 3] = ["login", "open_link", "submit_link"];
 
 /// Writes into the document the answers every operation can give because of what runs before
 /// its handler, once, where each handler's list would repeat them seventy times: the
-/// authentication (401, and the bearer token or session cookie it accepts), a bad path id (400,
-/// from [`crate::extract::Path`]) and a refused body (400, 413, 415, from
+/// authentication (401, and the bearer token or session cookie it accepts), a bad path id or
+/// query (400, from [`crate::extract::Path`] and [`crate::extract::Query`]) and a refused body (400, 413, 415, from
 /// [`crate::extract::JsonBody`] and the body limit).
 pub(crate) fn document_common_answers(document: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
@@ -93,14 +93,21 @@ pub(crate) fn document_common_answers(document: &mut utoipa::openapi::OpenApi) {
                     .entry("401".to_string())
                     .or_insert_with(|| error("not signed in, or the session or token has ended"));
             }
-            let has_path_id = operation.parameters.iter().flatten().any(|p| match p {
-                RefOr::T(p) => p.parameter_in == ParameterIn::Path,
-                RefOr::Ref(_) => false,
-            });
-            if has_path_id {
+            let has = |place: ParameterIn| {
+                operation.parameters.iter().flatten().any(|p| match p {
+                    RefOr::T(p) => p.parameter_in == place,
+                    RefOr::Ref(_) => false,
+                })
+            };
+            if has(ParameterIn::Path) {
                 answers
                     .entry("400".to_string())
                     .or_insert_with(|| error("a path id that does not parse; the error names it"));
+            }
+            if has(ParameterIn::Query) {
+                answers
+                    .entry("400".to_string())
+                    .or_insert_with(|| error("a query parameter that does not parse; the error names it"));
             }
             if operation.request_body.is_some() {
                 answers

@@ -27,10 +27,10 @@ pub use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut, vital_ou
 pub use ketaflow_app::board::{BoardOut, ChairOut, planned_dose_reached};
 pub use ketaflow_app::booking::{DEVICE_TOKEN_PREFIX, DeviceTokenIn, DeviceTokenOut, SessionIn};
 pub use ketaflow_app::records::{
-    BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, is_open, pre_checks,
+    BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, pre_checks,
     stored_reading,
 };
-pub use ketaflow_app::sessions::{EVENTS, SessionOut, TransitionIn, is_open_state, session_out};
+pub use ketaflow_app::sessions::{EVENTS, SessionOut, TransitionIn, session_out};
 pub use ketaflow_app::vitals::{
     AlarmOut, ReadingAck, ReadingsAuthor, VitalsAck, VitalsJob, VitalsWritten, alarm_out, rfc3339,
     write_vitals,

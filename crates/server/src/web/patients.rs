@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use ketaflow_clinic::instruments::{Instrument, is_remission, is_response};
 use ketaflow_clinic::mme::Opioid;
 use ketaflow_clinic::patient::{Condition, Indication, MedicationClass};
+use ketaflow_clinic::session::PlanStatus;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -1100,8 +1101,8 @@ async fn load_chart(
                 num(p.doc.dose_mg / p.doc.dosing_weight_kg, 3)
             ),
             pump: format!("{} mL/h", num(p.doc.pump_ml_per_h, 1)),
-            status: p.doc.status.clone(),
-            approved: p.doc.status == "approved",
+            status: p.doc.status.code().to_string(),
+            approved: p.doc.status == PlanStatus::Approved,
         })
         .collect();
 

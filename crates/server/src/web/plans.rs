@@ -9,6 +9,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use ketaflow_clinic::plan::LimitStatus;
+use ketaflow_clinic::session::PlanStatus;
 use uuid::Uuid;
 
 use super::patients::{Builder, Field, FormView, is_page_error, num};
@@ -332,7 +334,7 @@ fn approve_form(form: &FormState, plan: &PlanOut) -> FormView {
         .doc
         .checks
         .iter()
-        .filter(|c| c.status == "soft_breach")
+        .filter(|c| c.status == LimitStatus::SoftBreach)
         .map(|c| {
             b.field(
                 &reason_field(&c.limit),
@@ -392,7 +394,7 @@ async fn show_plan(
     };
     let d = &plan.doc;
     let p = &d.prediction;
-    let approved = d.status == "approved";
+    let approved = d.status == PlanStatus::Approved;
     let facts = vec![
         ("Total body weight", format!("{} kg", num(d.total_weight_kg, 1))),
         (
@@ -464,12 +466,12 @@ async fn show_plan(
             soft: num(c.soft, 3),
             hard: num(c.hard, 3),
             direction: if c.is_minimum { "minimum" } else { "maximum" },
-            class: match c.status.as_str() {
+            class: match c.status.code() {
                 "within" => "okay",
                 "soft_breach" => "warn",
                 _ => "error",
             },
-            status: c.status.replace('_', " "),
+            status: c.status.code().replace('_', " "),
             source: c.source.clone(),
             clinic_setting: c.clinic_setting,
         })
@@ -493,7 +495,7 @@ async fn show_plan(
             chrome: user.chrome("patients", format!("Dose plan · {}", patient.doc.display_name)),
             patient_id: d.patient_id.to_string(),
             patient_name: patient.doc.display_name.clone(),
-            status: d.status.clone(),
+            status: d.status.code().to_string(),
             approved,
             protocol: format!("{} (protocol v{})", d.protocol_id, d.protocol_version),
             library_version: d.library_version.clone(),
@@ -504,8 +506,12 @@ async fn show_plan(
                 |a| format!("adjusted to {} per kg", num(a, 3)),
             ),
             facts,
-            hard_breach: d.checks.iter().any(|c| c.status == "hard_breach"),
-            soft_breaches: d.checks.iter().filter(|c| c.status == "soft_breach").count(),
+            hard_breach: d.checks.iter().any(|c| c.status == LimitStatus::HardBreach),
+            soft_breaches: d
+                .checks
+                .iter()
+                .filter(|c| c.status == LimitStatus::SoftBreach)
+                .count(),
             checks,
             prediction,
             warnings,
@@ -532,7 +538,7 @@ fn overrides(form: &FormData, plan: &PlanOut) -> Vec<OverrideDoc> {
     plan.doc
         .checks
         .iter()
-        .filter(|c| c.status == "soft_breach")
+        .filter(|c| c.status == LimitStatus::SoftBreach)
         .filter_map(|c| {
             form.optional(&reason_field(&c.limit)).map(|reason| OverrideDoc {
                 limit: c.limit.clone(),

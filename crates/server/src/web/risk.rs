@@ -108,8 +108,9 @@ async fn alerts_view(state: &AppState, user: &WebUser, form: FormState, status: 
         .await
         .map_err(page_err)?;
     let now = state.now();
-    let (open, mut closed): (Vec<RiskAlertOut>, Vec<RiskAlertOut>) =
-        all.into_iter().partition(|a| a.doc.state == "open");
+    let (open, mut closed): (Vec<RiskAlertOut>, Vec<RiskAlertOut>) = all
+        .into_iter()
+        .partition(|a| a.doc.state == ketaflow_app::outcomes::RiskAlertState::Open);
     closed.sort_by_key(|a| std::cmp::Reverse(a.doc.follow_up.as_ref().map(|f| f.at)));
     Ok(render_with_status(
         status,

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use ketaflow_clinic::plan::LimitStatus;
 use ketaflow_clinic::side_effects::{ActionTaken, SideEffectKind};
 use uuid::Uuid;
 
@@ -18,7 +19,6 @@ use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
 use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut};
-use ketaflow_app::bedside;
 use ketaflow_app::bedside::{AssessmentIn, RateIn, SideEffectIn};
 use ketaflow_app::board::planned_dose_reached;
 use ketaflow_app::booking::SessionPredictionOut;
@@ -275,7 +275,7 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
             .doc
             .rates
             .first()
-            .filter(|_| matches!(s.state, "infusing" | "paused"))
+            .filter(|_| s.phase.infusion_underway())
             .map(|r| (state.now() - r.at).whole_seconds()),
         clock_speed: state.settings.clock_speed,
         rate_mg_per_h: fixed(s.current_rate_mg_per_h, 1),
@@ -640,8 +640,9 @@ async fn change_rate(State(state): State<AppState>, Path(id): Path<Uuid>, posted
         },
         (Err(e), _) | (_, Err(e)) => return answer(&state, &user, id, "rate", form, Err(e)).await,
     };
-    let preview = bedside::preview_rate(&state, id, &body).await;
-    let result = bedside::change_rate(&state, &user.me.caller(), id, body)
+    let preview = state.preview_rate(id, &body).await;
+    let result = state
+        .change_rate(&user.me.caller(), id, body)
         .await
         .map(|_| ())
         .map_err(ApiError::from);
@@ -658,7 +659,7 @@ async fn change_rate(State(state): State<AppState>, Path(id): Path<Uuid>, posted
                 .map(|checks| {
                     checks
                         .into_iter()
-                        .filter(|c| c.status == "soft_breach")
+                        .filter(|c| c.status == LimitStatus::SoftBreach)
                         .map(|c| c.limit)
                         .collect()
                 })
@@ -716,7 +717,8 @@ async fn add_side_effect(State(state): State<AppState>, Path(id): Path<Uuid>, po
         })
     })();
     let result = match parsed {
-        Ok(body) => bedside::add_side_effect(&state, &user.me.caller(), id, body)
+        Ok(body) => state
+            .add_side_effect(&user.me.caller(), id, body)
             .await
             .map(|_| ())
             .map_err(ApiError::from),
@@ -758,7 +760,8 @@ async fn add_assessment(State(state): State<AppState>, Path(id): Path<Uuid>, pos
         })
     })();
     let result = match parsed {
-        Ok(body) => bedside::add_assessment(&state, &user.me.caller(), id, body)
+        Ok(body) => state
+            .add_assessment(&user.me.caller(), id, body)
             .await
             .map(|_| ())
             .map_err(ApiError::from),

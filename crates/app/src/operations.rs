@@ -1,0 +1,20 @@
+//! What an operator does from the command line with the database's own credentials: back up,
+//! verify the audit chain, list the accounts. There is no [`Caller`](crate::policy::Caller): whoever
+//! can open the database already holds more than any role grants. The signed-in doors reach the
+//! same reads through [`App`](crate::App) methods that check the role first.
+
+use std::path::Path;
+
+use ketaflow_store::{BackupReport, Store, StoreError};
+
+use crate::AppError;
+pub use crate::accounts::all_accounts;
+pub use crate::library::verify_audit_chain;
+
+/// A consistent online copy of the database into `path`, which must not exist yet.
+pub async fn backup(store: &Store, path: &Path) -> Result<BackupReport, AppError> {
+    store.backup(path).await.map_err(|e| match e {
+        StoreError::BackupTargetExists { .. } => AppError::Conflict(format!("{e}; choose a new file name")),
+        other => AppError::from(other),
+    })
+}
