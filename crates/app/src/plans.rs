@@ -235,7 +235,8 @@ impl App {
 
 impl App {
     /// Computes and saves a draft dose plan. The patient must be eligible (relative
-    /// contraindications acknowledged, no absolute one).
+    /// contraindications acknowledged, no absolute one), and a plan beyond any hard limit is
+    /// refused (422 `hard_limit`, naming each limit, its value and what is allowed); nothing is saved.
     pub async fn create_plan(
         &self,
         caller: &Caller,
@@ -270,6 +271,14 @@ impl App {
             }
         }
         let plan = self.compute_plan(patient_id, &patient.doc, &body)?;
+        // A hard limit is refused where the plan is entered, not saved as a draft to be refused
+        // at approval or start.
+        plan.refuse_hard_breaches()
+            .map_err(|refusal| AppError::RefusedAt {
+                code: "hard_limit",
+                field: format!("limits.{}", refusal.breaches[0].name.code()),
+                message: refusal.to_string(),
+            })?;
         let doc = plan_doc(&plan, patient_id, &body, &caller.user.id.to_string());
         let data = serde_json::to_value(&doc)?;
         let new = NewRecord {

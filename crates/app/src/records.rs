@@ -514,6 +514,34 @@ pub struct ReadingDoc {
     pub on_oxygen: Option<bool>,
 }
 
+impl ReadingDoc {
+    /// Whether `stored` (the reading kept under this reading's key) is this reading: the same
+    /// measurements, and the same time if this one names its time (a retry without a time would
+    /// otherwise differ only by when it arrived). A key sent again with other values is refused
+    /// rather than silently acknowledged as the first reading.
+    pub fn is_same_reading(&self, stored: &ReadingDoc, stored_taken_at: OffsetDateTime) -> bool {
+        let measured = |r: &ReadingDoc| {
+            (
+                r.systolic_mmhg,
+                r.diastolic_mmhg,
+                r.heart_rate_per_min,
+                r.spo2_percent,
+                r.respiratory_rate_per_min,
+                r.temperature_c,
+                r.consciousness.clone(),
+                r.moaas,
+                r.on_oxygen,
+            )
+        };
+        let same_time = match self.taken_at.as_deref() {
+            None => true,
+            Some(text) => OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .is_ok_and(|t| (t - stored_taken_at).abs() < time::Duration::milliseconds(1)),
+        };
+        same_time && measured(self) == measured(stored)
+    }
+}
+
 /// A stored reading back as the reading it was (the store adds its NEWS2 total).
 pub fn stored_reading(data: &serde_json::Value) -> Result<ReadingDoc, AppError> {
     let mut data = data.clone();
@@ -564,6 +592,14 @@ impl ReadingDoc {
         };
         v.check()
             .map_err(|e| AppError::field(&format!("readings[{index}].{}", e.field), e.value, e.allowed))?;
+        if !v.has_measurement() {
+            return Err(AppError::field(
+                &format!("readings[{index}]"),
+                "a reading with no measurement",
+                "at least one of systolic_mmhg, diastolic_mmhg, heart_rate_per_min, spo2_percent, \
+                 respiratory_rate_per_min, temperature_c, consciousness, moaas",
+            ));
+        }
         Ok(v)
     }
 }

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::AppError;
 use crate::live::LiveHub;
-use crate::records::{ReadingDoc, SESSION};
+use crate::records::{ReadingDoc, SESSION, stored_reading};
 
 /// An alarm as the API returns it.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
@@ -229,9 +229,22 @@ pub async fn write_vitals_many(
         let mut acks = Vec::with_capacity(job.readings.len());
         let mut stored_rows: Vec<serde_json::Value> = Vec::new();
         let (mut stored, mut duplicates) = (0, 0);
-        for (_, v, taken_at) in &job.readings {
+        for (index, (reading, v, taken_at)) in job.readings.iter().enumerate() {
             let vital = match inserted.next().expect("one answer per reading") {
                 VitalInsert::Duplicate(existing) => {
+                    // The same key with other values is not a retry: refuse the batch (the
+                    // transaction is not committed, so none of it is stored).
+                    if !reading.is_same_reading(&stored_reading(&existing.data)?, existing.taken_at) {
+                        return Err(AppError::RefusedAt {
+                            code: "idempotency_key_reused",
+                            message: format!(
+                                "idempotency key {:?} was already used for a different reading (id {}); \
+                                 a retry must resend the same values, and a new reading needs a new key",
+                                existing.idempotency_key, existing.id
+                            ),
+                            field: format!("readings[{index}].idempotency_key"),
+                        });
+                    }
                     duplicates += 1;
                     acks.push(ReadingAck {
                         idempotency_key: existing.idempotency_key.clone(),

@@ -550,7 +550,60 @@ pub fn predict_delivery(
     })
 }
 
+/// A plan beyond one or more hard limits: refused where it is entered, as a smart pump's drug
+/// library refuses a programme beyond a hard limit (ISMP 2020 Guidelines for Optimizing Safe
+/// Implementation and Use of Smart Infusion Pumps: hard limits "cannot be overridden"); nothing is
+/// saved, not even as a draft.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HardLimitRefusal {
+    /// Every hard breach, in the order the plan checks them.
+    pub breaches: Vec<LimitCheck>,
+}
+
+impl std::fmt::Display for HardLimitRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a hard limit never passes, so the plan is not saved: ")?;
+        for (i, c) in self.breaches.iter().enumerate() {
+            if i > 0 {
+                write!(f, "; ")?;
+            }
+            let unit = c.name.unit();
+            let (side, allowed) = if c.is_minimum {
+                ("below", "at least")
+            } else {
+                ("above", "at most")
+            };
+            write!(
+                f,
+                "{} {:.3} {unit} is {side} the hard limit (allowed: {allowed} {} {unit}; source: {})",
+                c.name.code(),
+                c.value,
+                c.hard,
+                c.source
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HardLimitRefusal {}
+
 impl DosePlan {
+    /// Refuses a plan beyond any hard limit, naming each limit, its value and the allowed range.
+    pub fn refuse_hard_breaches(&self) -> Result<(), HardLimitRefusal> {
+        let breaches: Vec<LimitCheck> = self
+            .checks
+            .iter()
+            .filter(|c| c.status == LimitStatus::HardBreach)
+            .cloned()
+            .collect();
+        if breaches.is_empty() {
+            Ok(())
+        } else {
+            Err(HardLimitRefusal { breaches })
+        }
+    }
+
     /// The checks beyond their soft limit (but within the hard one).
     pub fn soft_breaches(&self) -> impl Iterator<Item = &LimitCheck> {
         self.checks.iter().filter(|c| c.status == LimitStatus::SoftBreach)
@@ -753,6 +806,30 @@ mod tests {
         ];
         let approved = plan.approve(&physician(), reasoned).unwrap();
         assert_eq!(approved.overrides().len(), 3);
+    }
+
+    #[test]
+    fn a_plan_beyond_hard_limits_is_refused_naming_each_one() {
+        let lib = ProtocolLibrary::embedded();
+        let f = facts(70.0);
+        let within = compute_plan(&request(&lib, "trd", &f, 1.0)).unwrap();
+        assert_eq!(within.refuse_hard_breaches(), Ok(()));
+        let mut r = request(&lib, "trd", &f, 1.0);
+        r.adjusted_dose_per_kg = Some(1.2);
+        r.last_session_on = Some(date!(2026 - 11 - 26));
+        let refusal = compute_plan(&r).unwrap().refuse_hard_breaches().unwrap_err();
+        let names: Vec<_> = refusal.breaches.iter().map(|c| c.name).collect();
+        assert!(names.contains(&LimitName::DoseMgPerKg), "{names:?}");
+        assert!(names.contains(&LimitName::DaysBetweenSessions), "{names:?}");
+        let text = refusal.to_string();
+        assert!(
+            text.contains("dose_mg_per_kg 1.200 mg/kg is above the hard limit (allowed: at most"),
+            "{text}"
+        );
+        assert!(
+            text.contains("days_between_sessions 0.000 days is below the hard limit (allowed: at least"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -57,6 +57,23 @@ const PLAUSIBLE: [(&str, f64, f64); 6] = [
 ];
 
 impl VitalSigns {
+    /// Whether the set measures anything: a vital sign, the level of consciousness or MOAA/S.
+    /// (Whether the patient is on oxygen qualifies SpO2; on its own it measures nothing.)
+    pub fn has_measurement(&self) -> bool {
+        [
+            self.systolic_mmhg,
+            self.diastolic_mmhg,
+            self.heart_rate_per_min,
+            self.spo2_percent,
+            self.respiratory_rate_per_min,
+            self.temperature_c,
+        ]
+        .iter()
+        .any(Option::is_some)
+            || self.consciousness.is_some()
+            || self.moaas.is_some()
+    }
+
     /// Refuses impossible readings; says which and what is allowed.
     pub fn check(&self) -> Result<(), ImplausibleReading> {
         let values = [

@@ -190,7 +190,14 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
     assert_eq!(s, StatusCode::OK, "{approved}");
     assert_eq!(approved["overrides"].as_array().unwrap().len(), 3);
 
-    let (_, hard, _) = app
+    // Beyond a hard limit the plan is refused where it is entered, naming every limit it breaks
+    // with its value and what is allowed, and nothing is saved (a smart pump's library refuses a
+    // programme beyond a hard limit at entry). The approval-time refusal of a plan that became a
+    // hard breach on recomputation is the clinic's `a_hard_breach_never_passes_even_with_an_override`.
+    let (_, before, _) = app
+        .call("GET", &format!("/api/v1/patients/{id}/plans"), Some(&doc), None)
+        .await;
+    let (s, err, _) = app
         .call(
             "POST",
             &format!("/api/v1/patients/{id}/plans"),
@@ -198,26 +205,18 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
             Some(create(1.2)),
         )
         .await;
-    let hard_id = hard["id"].as_str().unwrap();
-    let every = json!({"overrides": [
-        {"limit": "dose_mg_per_kg", "reason": "physician insists on this dose"},
-        {"limit": "rate_mg_per_kg_per_h", "reason": "physician insists on this dose"},
-        {"limit": "mg_per_session", "reason": "physician insists on this dose"},
-    ]});
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{hard_id}/approve"),
-            Some(&doc),
-            Some(every),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(err["error"]["code"], "hard_limit");
-    let (_, still, _) = app
-        .call("GET", &format!("/api/v1/plans/{hard_id}"), Some(&doc), None)
+    assert_eq!(err["error"]["field"], "limits.dose_mg_per_kg");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("dose_mg_per_kg 1.200 mg/kg is above the hard limit (allowed: at most 1 mg/kg"),
+        "{message}"
+    );
+    let (_, after, _) = app
+        .call("GET", &format!("/api/v1/patients/{id}/plans"), Some(&doc), None)
         .await;
-    assert_eq!(still["status"], "draft");
+    assert_eq!(after, before, "a refused plan is saved nowhere");
 }
 
 #[tokio::test]

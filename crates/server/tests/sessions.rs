@@ -1181,3 +1181,80 @@ async fn the_demo_clinic_is_seeded_through_the_use_cases() {
         plans.len()
     );
 }
+
+/// A key is a promise that a resend is the same reading. Sent again with other values, it is
+/// refused (422 `idempotency_key_reused`, naming the reading) and nothing of that batch is stored;
+/// the same values are still a duplicate, also when the reading names no time and arrives later.
+/// A reading that measures nothing is refused.
+#[tokio::test]
+async fn a_reused_key_with_other_values_is_refused_and_an_empty_reading_too() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Chair K").await;
+    let (s, first) = vitals(&app, &nurse, &sid, vec![normal("k1")]).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    assert_eq!(stored_count(&app, &nurse, &sid).await, 1);
+
+    // The same values a minute later, with no time of their own: a retry, acknowledged again.
+    app.advance(MIN);
+    let (s, again) = vitals(&app, &nurse, &sid, vec![normal("k1")]).await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(again["duplicates"], 1);
+    assert_eq!(again["readings"][0]["id"], first["readings"][0]["id"]);
+
+    // The same key with another SpO2, beside a new reading: refused whole, nothing stored.
+    let mut other = normal("k1");
+    other["spo2_percent"] = json!(88);
+    let (s, refused) = vitals(&app, &nurse, &sid, vec![normal("k2"), other]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "idempotency_key_reused");
+    assert_eq!(refused["error"]["field"], "readings[1].idempotency_key");
+    assert_eq!(
+        stored_count(&app, &nurse, &sid).await,
+        1,
+        "k2 was not stored either"
+    );
+
+    // The same values with a different stated time are a different reading too.
+    let mut later = normal("k1");
+    later["taken_at"] = json!("2026-11-26T08:00:00Z");
+    let (s, refused) = vitals(&app, &nurse, &sid, vec![later]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+
+    // Nothing measured: refused, naming the reading and what it must carry.
+    let (s, empty) = vitals(
+        &app,
+        &nurse,
+        &sid,
+        vec![json!({"idempotency_key": "k3", "on_oxygen": false})],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{empty}");
+    assert_eq!(empty["error"]["field"], "readings[0]");
+    assert!(
+        empty["error"]["allowed"]
+            .as_str()
+            .unwrap()
+            .starts_with("at least one of")
+    );
+    assert_eq!(stored_count(&app, &nurse, &sid).await, 1);
+
+    // k2 on its own is a new reading and is stored.
+    let (s, ok) = vitals(&app, &nurse, &sid, vec![normal("k2")]).await;
+    assert_eq!(s, StatusCode::OK, "{ok}");
+    assert_eq!(stored_count(&app, &nurse, &sid).await, 2);
+}
+
+async fn stored_count(app: &App, token: &str, sid: &str) -> usize {
+    let (_, list, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/vitals"),
+            Some(token),
+            None,
+        )
+        .await;
+    list.as_array().unwrap().len()
+}

@@ -465,28 +465,51 @@ async fn approval_with_soft_breaches_needs_a_reason_for_each_and_hard_limits_nev
     let page = doc.get(&format!("/plans/{plan_id}")).await;
     assert!(page.shows("<td>follows from the escalated mg/kg dose</td>"));
 
-    // Beyond a hard limit: the page says so, and the API's refusal is shown even with reasons.
-    let hard = plan_through_form(&doc, &id, "1.2").await;
-    let page = doc.get(&format!("/plans/{hard}")).await;
-    assert!(page.shows("A hard limit is exceeded"));
-    assert!(page.shows(r#"<span class="badge error">hard breach</span>"#));
-    let reasons: Vec<(String, &str)> = api_plan(&app, &doc_token, &hard).await["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "soft_breach")
-        .map(|c| {
-            (
-                format!("reason_{}", c["limit"].as_str().unwrap()),
-                "physician insists on this dose",
-            )
-        })
-        .collect();
-    let fields: Vec<(&str, &str)> = reasons.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    let refused = doc.post(&format!("/plans/{hard}/approve"), &fields).await;
+    // Beyond a hard limit: the form is refused where it is filled in, says which limit and what
+    // is allowed, keeps what was typed, and no plan is saved.
+    let plans_before = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&doc_token),
+            None,
+        )
+        .await
+        .1;
+    let refused = doc
+        .post(
+            &format!("/patients/{id}/plans/new"),
+            &[
+                ("protocol_id", "trd"),
+                ("concentration_mg_per_ml", "1"),
+                ("planned_on", "2026-11-26"),
+                ("last_session_on", ""),
+                ("adjusted_dose_per_kg", "1.2"),
+            ],
+        )
+        .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.shows("a hard limit never passes"), "{}", refused.html);
-    assert_eq!(api_plan(&app, &doc_token, &hard).await["status"], "draft");
+    assert!(
+        refused.shows("dose_mg_per_kg 1.200 mg/kg is above the hard limit"),
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused.shows(r#"value="1.2""#),
+        "what was typed is kept: {}",
+        refused.html
+    );
+    let plans_after = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&doc_token),
+            None,
+        )
+        .await
+        .1;
+    assert_eq!(plans_after, plans_before);
 }
 
 #[tokio::test]
