@@ -20,6 +20,19 @@ pub enum Consciousness {
     Unresponsive,
 }
 
+impl Consciousness {
+    /// In words, as a nurse charts it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Consciousness::Alert => "alert",
+            Consciousness::NewConfusion => "new confusion",
+            Consciousness::Voice => "responds to voice",
+            Consciousness::Pain => "responds to pain",
+            Consciousness::Unresponsive => "unresponsive",
+        }
+    }
+}
+
 /// Which SpO2 scale applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SpO2Scale {

@@ -335,6 +335,24 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
             &rules.moaas_low,
         );
     }
+    // ACVPU below Alert: NEWS2 scores it 3 on its own (RCP 2017, Chart 1), and during a ketamine
+    // infusion a patient who is newly confused or answers only to voice, pain or nothing must be
+    // seen now, whatever the total.
+    if let Some(c) = v.consciousness
+        && c != Consciousness::Alert
+    {
+        raise(
+            "consciousness_not_alert",
+            AlarmLevel::Urgent,
+            format!("consciousness: {} (not alert)", c.label()),
+            true,
+            &Threshold {
+                value: 3.0,
+                source: CONSCIOUSNESS_SOURCE,
+                clinic_setting: false,
+            },
+        );
+    }
     if let Some(obs) = v.observations() {
         let score = news2(&obs);
         let rcp = Threshold {
@@ -357,10 +375,69 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
                 false,
                 &rcp,
             ),
-            News2Risk::Low | News2Risk::LowMedium => {}
+            News2Risk::LowMedium => {
+                // One condition, one alarm: a red parameter that already raised its own alarm
+                // above is not raised again as the score's.
+                let unalarmed: Vec<&str> = score
+                    .parts
+                    .iter()
+                    .filter(|(_, points)| *points == 3)
+                    .map(|(name, _)| *name)
+                    .filter(|name| !own_alarm(name).is_some_and(|code| alarms.iter().any(|a| a.code == code)))
+                    .collect();
+                if !unalarmed.is_empty() {
+                    alarms.push(Alarm {
+                        code: "news2_single_red",
+                        level: AlarmLevel::Warning,
+                        message: format!(
+                            "NEWS2 {} with {} scoring 3 (low–medium risk: urgent ward-based review)",
+                            score.total,
+                            unalarmed
+                                .iter()
+                                .map(|n| part_label(n))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        recommend_pause: false,
+                        source: SINGLE_RED_SOURCE,
+                        clinic_setting: false,
+                    });
+                }
+            }
+            News2Risk::Low => {}
         }
     }
     alarms
+}
+
+const CONSCIOUSNESS_SOURCE: &str = "RCP NEWS2 2017, Chart 1: new confusion, voice, pain or unresponsive scores 3 \
+     (ACVPU); a clinic rule makes it urgent on its own during ketamine";
+const SINGLE_RED_SOURCE: &str = "RCP NEWS2 2017, Chart 4: a score of 3 in any single parameter is low-medium risk: \
+     at least hourly observations and an urgent ward-based review";
+
+/// The alarm a NEWS2 parameter already raises on its own, if it has one.
+fn own_alarm(part: &str) -> Option<&'static str> {
+    match part {
+        "respiration_rate" => Some("respiratory_rate_low"),
+        "spo2" => Some("spo2_low"),
+        "systolic_bp" => Some("systolic_high"),
+        "pulse" => Some("heart_rate_high"),
+        "consciousness" => Some("consciousness_not_alert"),
+        _ => None,
+    }
+}
+
+/// A NEWS2 parameter in words.
+fn part_label(part: &str) -> &'static str {
+    match part {
+        "respiration_rate" => "respiration rate",
+        "spo2" => "SpO2",
+        "air_or_oxygen" => "air or oxygen",
+        "systolic_bp" => "systolic BP",
+        "pulse" => "pulse",
+        "consciousness" => "consciousness",
+        _ => "temperature",
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +456,154 @@ mod tests {
             moaas: Some(5),
             on_oxygen: Some(false),
         }
+    }
+
+    fn codes(v: &VitalSigns) -> Vec<&'static str> {
+        evaluate(&AlarmRules::default(), None, v)
+            .iter()
+            .map(|a| a.code)
+            .collect()
+    }
+
+    /// RCP NEWS2 2017, Chart 1 and Chart 4: each of these scores 3 in one parameter with every
+    /// other parameter normal (total 3, low-medium risk), which needs an urgent ward-based review.
+    /// Where the parameter has no alarm of its own at that value, the score raises one.
+    #[test]
+    fn a_single_red_score_raises_an_alarm_naming_the_parameter() {
+        let cases: [(&str, VitalSigns, &str); 4] = [
+            (
+                "RR 25",
+                VitalSigns {
+                    respiratory_rate_per_min: Some(25.0),
+                    ..normal()
+                },
+                "respiration rate",
+            ),
+            (
+                "SBP 90",
+                VitalSigns {
+                    systolic_mmhg: Some(90.0),
+                    diastolic_mmhg: Some(60.0),
+                    ..normal()
+                },
+                "systolic BP",
+            ),
+            (
+                "HR 40",
+                VitalSigns {
+                    heart_rate_per_min: Some(40.0),
+                    ..normal()
+                },
+                "pulse",
+            ),
+            (
+                "T 35.0",
+                VitalSigns {
+                    temperature_c: Some(35.0),
+                    ..normal()
+                },
+                "temperature",
+            ),
+        ];
+        for (what, v, part) in cases {
+            let obs = v.observations().unwrap();
+            let score = news2(&obs);
+            assert_eq!((score.total, score.risk), (3, News2Risk::LowMedium), "{what}");
+            let alarms = evaluate(&AlarmRules::default(), None, &v);
+            assert_eq!(alarms.len(), 1, "{what}: {alarms:?}");
+            assert_eq!(alarms[0].code, "news2_single_red", "{what}");
+            assert_eq!(alarms[0].level, AlarmLevel::Warning, "{what}");
+            assert_eq!(
+                alarms[0].message,
+                format!("NEWS2 3 with {part} scoring 3 (low–medium risk: urgent ward-based review)"),
+                "{what}"
+            );
+            assert!(alarms[0].source.starts_with("RCP NEWS2 2017, Chart 4"));
+        }
+        // Below the red band the same parameters raise nothing: RR 24 and HR 41 score 2 and 1.
+        assert!(
+            codes(&VitalSigns {
+                respiratory_rate_per_min: Some(24.0),
+                ..normal()
+            })
+            .is_empty()
+        );
+        assert!(
+            codes(&VitalSigns {
+                heart_rate_per_min: Some(41.0),
+                ..normal()
+            })
+            .is_empty()
+        );
+    }
+
+    /// New confusion, voice, pain or unresponsive: an urgent alarm whatever the total, and the
+    /// score does not raise a second alarm for the same sign.
+    #[test]
+    fn consciousness_below_alert_is_urgent_on_its_own() {
+        for (c, word) in [
+            (Consciousness::NewConfusion, "new confusion"),
+            (Consciousness::Voice, "responds to voice"),
+            (Consciousness::Pain, "responds to pain"),
+            (Consciousness::Unresponsive, "unresponsive"),
+        ] {
+            let v = VitalSigns {
+                consciousness: Some(c),
+                ..normal()
+            };
+            let alarms = evaluate(&AlarmRules::default(), None, &v);
+            assert_eq!(alarms.len(), 1, "{word}: {alarms:?}");
+            assert_eq!(alarms[0].code, "consciousness_not_alert");
+            assert_eq!(alarms[0].level, AlarmLevel::Urgent);
+            assert!(alarms[0].recommend_pause);
+            assert_eq!(alarms[0].message, format!("consciousness: {word} (not alert)"));
+            // Even with no other vital sign recorded (NEWS2 cannot be scored).
+            let alone = VitalSigns {
+                consciousness: Some(c),
+                ..VitalSigns::default()
+            };
+            assert_eq!(codes(&alone), ["consciousness_not_alert"]);
+        }
+        assert!(
+            codes(&VitalSigns {
+                consciousness: Some(Consciousness::Alert),
+                ..normal()
+            })
+            .is_empty()
+        );
+    }
+
+    /// A red parameter that raises its own alarm is not raised again as the score's (SpO2 86 %:
+    /// spo2_low only); the medium and high tiers still raise theirs.
+    #[test]
+    fn one_condition_raises_one_alarm_and_the_tiers_stay() {
+        assert_eq!(
+            codes(&VitalSigns {
+                spo2_percent: Some(86.0),
+                ..normal()
+            }),
+            ["spo2_low"]
+        );
+        // SpO2 86 (3) + RR 22 (2) = 5: medium.
+        assert_eq!(
+            codes(&VitalSigns {
+                spo2_percent: Some(86.0),
+                respiratory_rate_per_min: Some(22.0),
+                ..normal()
+            }),
+            ["spo2_low", "news2_medium"]
+        );
+        // SBP 90 (3) + HR 115 (2) + RR 22 (2) = 7: high; the red SBP is part of the high tier's alarm.
+        assert_eq!(
+            codes(&VitalSigns {
+                systolic_mmhg: Some(90.0),
+                diastolic_mmhg: Some(60.0),
+                heart_rate_per_min: Some(115.0),
+                respiratory_rate_per_min: Some(22.0),
+                ..normal()
+            }),
+            ["news2_high"]
+        );
     }
 
     #[test]

@@ -1258,3 +1258,92 @@ async fn stored_count(app: &App, token: &str, sid: &str) -> usize {
         .await;
     list.as_array().unwrap().len()
 }
+
+/// NEWS2 through the API (RCP 2017, Chart 4), one reading per tier, on a running session: a single
+/// red score raises its own alarm, consciousness below Alert is urgent whatever the total, a red
+/// parameter with its own alarm is not raised twice, and the medium and high tiers raise theirs.
+#[tokio::test]
+async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Chair N").await;
+    let reading = |key: &str, changes: Value| {
+        let mut r = normal(key);
+        for (k, v) in changes.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    };
+    let cases = [
+        // (reading, NEWS2 total, alarm codes raised, level of the first)
+        (reading("n0", json!({})), 0, vec![], ""),
+        (reading("n1", json!({"heart_rate_per_min": 95})), 1, vec![], ""),
+        (
+            reading("n-rr", json!({"respiratory_rate_per_min": 25})),
+            3,
+            vec!["news2_single_red"],
+            "warning",
+        ),
+        (
+            reading("n-u", json!({"consciousness": "unresponsive"})),
+            3,
+            vec!["consciousness_not_alert"],
+            "urgent",
+        ),
+        (
+            reading(
+                "n-med",
+                json!({"spo2_percent": 86, "respiratory_rate_per_min": 22}),
+            ),
+            5,
+            vec!["spo2_low", "news2_medium"],
+            "urgent",
+        ),
+        (
+            reading(
+                "n-high",
+                json!({"systolic_mmhg": 90, "diastolic_mmhg": 60, "heart_rate_per_min": 115, "respiratory_rate_per_min": 22}),
+            ),
+            7,
+            vec!["news2_high"],
+            "urgent",
+        ),
+    ];
+    for (r, total, want, level) in cases {
+        let key = r["idempotency_key"].clone();
+        let (s, ack) = vitals(&app, &nurse, &sid, vec![r]).await;
+        assert_eq!(s, StatusCode::OK, "{ack}");
+        let got = &ack["readings"][0];
+        assert_eq!(got["news2"], total, "{key}: {got}");
+        let codes: Vec<&str> = got["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, want, "{key}: {got}");
+        if !want.is_empty() {
+            assert_eq!(got["alarms"][0]["level"], level, "{key}: {got}");
+        }
+    }
+    let (_, alarms, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/alarms"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let single_red = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == "news2_single_red")
+        .expect("the single red score's alarm is listed");
+    assert_eq!(
+        single_red["detail"]["message"],
+        "NEWS2 3 with respiration rate scoring 3 (low–medium risk: urgent ward-based review)"
+    );
+}
