@@ -162,6 +162,12 @@ async function main() {
     await board.waitForFunction(() => !document.querySelector('.chair.alarm[data-chair="Chair 2"]'));
 
     await vitals(normal);
+    // Stopped before the planned dose is in: "completed as planned" is refused on the form, and
+    // the stop is recorded as early, with its reason.
+    await nurse.click("form[action$='/transition'] button:has-text('Stop infusion')");
+    await nurse.waitForSelector("form[action$='/transition'] .field-error:has-text('not completed as planned')");
+    await nurse.selectOption("#stop-kind", "early");
+    await nurse.fill("#stop-reason", "patient asked to stop; dissociation unpleasant");
     await nurse.click("form[action$='/transition'] button:has-text('Stop infusion')");
     await nurse.waitForSelector('[data-session-state="stopped"]');
     await nurse.click("button:has-text('Begin recovery monitoring')");

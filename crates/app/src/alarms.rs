@@ -178,3 +178,128 @@ impl App {
         Ok(out)
     }
 }
+
+// ---- The dose watch -------------------------------------------------------------------------------
+
+impl App {
+    /// Checks every running infusion's dose against its plan and the protocol's hard limit per
+    /// session, and raises the alarm for the stage it has reached (planned dose given, past the
+    /// plan by more than the tolerance, past the hard limit) unless that alarm is already open, as
+    /// a pump alarms when its volume to be infused is complete. It recommends; it never stops the
+    /// pump. `serve` runs it every few seconds of clinic time; a session with no readings is
+    /// watched all the same. Returns the alarms raised.
+    pub async fn watch_running_doses(&self) -> Result<Vec<AlarmOut>, AppError> {
+        use ketaflow_clinic::delivery::{dose_alarm, dose_progress};
+        use ketaflow_clinic::plan::LimitName;
+        use ketaflow_store::{AlarmRaise, NewAlarm};
+        use ketaflow_units::Milligrams;
+
+        let now = self.now();
+        let tolerance = self.settings.dose_tolerance;
+        let open = self.store.list_alarms(None, true).await?;
+        let mut raised = Vec::new();
+        for record in self.store.list_in_progress(SESSION).await? {
+            let s = crate::sessions::session_out(record, now)?;
+            if !s.phase.is_infusing() {
+                continue;
+            }
+            let plan = self
+                .load::<crate::records::PlanDoc>(crate::records::PLAN, s.doc.plan_id)
+                .await?;
+            let mg = |v: f64| Milligrams::new(v).map_err(|e| AppError::internal(&e));
+            let (given, planned) = (mg(s.given_mg)?, mg(plan.doc.dose_mg)?);
+            let hard = plan
+                .doc
+                .checks
+                .iter()
+                .find(|c| c.limit == LimitName::MgPerSession.code())
+                .map(|c| mg(c.hard))
+                .transpose()?;
+            let Some(alarm) = dose_alarm(
+                dose_progress(given, planned, tolerance, hard),
+                given,
+                planned,
+                tolerance,
+                hard,
+            ) else {
+                continue;
+            };
+            if open.iter().any(|a| a.session_id == s.id && a.code == alarm.code) {
+                continue;
+            }
+            let detail = serde_json::json!({
+                "message": alarm.message,
+                "recommend_pause": alarm.recommend_pause,
+                "source": alarm.source,
+                "clinic_setting": alarm.clinic_setting,
+                "given_mg": s.given_mg,
+                "planned_dose_mg": plan.doc.dose_mg,
+            });
+            let level = match alarm.level {
+                ketaflow_clinic::vitals::AlarmLevel::Warning => "warning",
+                ketaflow_clinic::vitals::AlarmLevel::Urgent => "urgent",
+            };
+            let mut tx = self.store.begin().await?;
+            let stored = match tx
+                .raise_alarm(&NewAlarm {
+                    session_id: s.id,
+                    code: alarm.code,
+                    level,
+                    at: now,
+                    vital_id: None,
+                    data: &detail,
+                })
+                .await?
+            {
+                AlarmRaise::Raised(a) | AlarmRaise::Repeated(a) => a,
+            };
+            let out = alarm_out(stored);
+            let data = serde_json::to_value(&out)?;
+            tx.append_audit(
+                &NewAuditEntry::new(
+                    now,
+                    ketaflow_store::Actor::system("dose-watch"),
+                    "alarm.raise",
+                    "alarm",
+                    out.id.to_string(),
+                )
+                .after(data.clone()),
+            )
+            .await?;
+            let event = tx
+                .append_event(&NewEvent {
+                    session_id: s.id,
+                    kind: "alarm.raised",
+                    at: now,
+                    data: &data,
+                })
+                .await?;
+            tx.commit().await?;
+            self.live.publish([event]);
+            raised.push(out);
+        }
+        Ok(raised)
+    }
+}
+
+impl App {
+    /// Runs [`App::watch_running_doses`] every `every` of real time until the runtime ends. A
+    /// failed round is logged with its cause and the next round tries again.
+    pub fn start_dose_watch(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match app.watch_running_doses().await {
+                    Ok(raised) if !raised.is_empty() => {
+                        tracing::info!(alarms = raised.len(), "dose watch raised alarms")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "dose watch round failed"),
+                }
+            }
+        })
+    }
+}

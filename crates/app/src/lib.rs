@@ -72,6 +72,9 @@ pub struct Settings {
     /// Vital-sign alarm thresholds (clinic settings, except the label's rise from baseline and
     /// NEWS2; each carries its source).
     pub alarm_rules: ketaflow_clinic::vitals::AlarmRules,
+    /// How far the dose given may be from the plan's for "completed as planned", and past it before
+    /// a running infusion's alarm is urgent (clinic setting, default 5 %).
+    pub dose_tolerance: ketaflow_clinic::delivery::DoseTolerance,
     /// How close to baseline the vitals must be for discharge.
     pub discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance,
     /// A notice on every page (a demo clinic, a simulated clock).
@@ -94,6 +97,7 @@ impl Default for Settings {
             max_body_bytes: 256 * 1024,
             alarm_rules: ketaflow_clinic::vitals::AlarmRules::default(),
             discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance::default(),
+            dose_tolerance: ketaflow_clinic::delivery::DoseTolerance::default(),
             banner: None,
             clock_speed: 1.0,
         }

@@ -7,6 +7,7 @@
 //! one door of the state machine. The decisions (which plan may start, the resume rate, who may
 //! discharge early) are `ketaflow_clinic`'s; this module loads their inputs and saves the result.
 
+use ketaflow_clinic::delivery::check_completed_as_planned;
 use ketaflow_clinic::delivery::{Delivery, RateChange};
 use ketaflow_clinic::discharge::{
     DischargeAssessment, DischargeBasis, DischargeInput, DischargeRefusal, OverrideRequest, TakenVitals,
@@ -21,6 +22,7 @@ use ketaflow_clinic::session::{
 };
 use ketaflow_store::{Actor, NewAuditEntry, NewEvent, Record, RecordChange};
 use ketaflow_units::MgPerHour;
+use ketaflow_units::Milligrams;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -382,6 +384,21 @@ impl App {
                     Some("early") => StopKind::Early(t.reason.clone().unwrap_or_default()),
                     Some(other) => return Err(AppError::field("stop", other, "completed or early")),
                 };
+                // "Completed as planned" must be true of the dose given.
+                if kind == StopKind::Completed {
+                    let (given_mg, _) = given_until(&doc.rates, now);
+                    let as_mg = |v: f64| Milligrams::new(v).map_err(|e| AppError::internal(&e));
+                    check_completed_as_planned(
+                        as_mg(given_mg)?,
+                        as_mg(plan.doc.dose_mg)?,
+                        self.settings.dose_tolerance,
+                    )
+                    .map_err(|e| AppError::RefusedAt {
+                        code: "not_as_planned",
+                        message: e.to_string(),
+                        field: "stop".into(),
+                    })?;
+                }
                 t.stop = Some(
                     if matches!(kind, StopKind::Early(_)) {
                         "early"

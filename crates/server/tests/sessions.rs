@@ -233,8 +233,9 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "hard_limit");
 
-    // The REMS-style BP 40 min after the start, then 30 min at 60 mg/h in all completes the
-    // infusion at 45 min: 8.75 + 30 = 38.75 mg given.
+    // The REMS-style BP 40 min after the start, then 30 min at 60 mg/h in all ends the infusion
+    // at 45 min: 8.75 + 30 = 38.75 mg given, 11 % more than the 35 mg planned, so it was not
+    // "completed as planned" (5 % tolerance): the stop is recorded with its reason.
     app.advance(25 * MIN);
     let mut at_40 = normal("m3-40");
     at_40["systolic_mmhg"] = json!(140);
@@ -243,6 +244,15 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     assert_eq!(s, StatusCode::OK);
     app.advance(5 * MIN);
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "completed"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "not_as_planned");
+    let (s, b) = event(
+        &app,
+        &nurse,
+        &sid,
+        json!({"event": "stop", "stop": "early", "reason": "rate raised to 60 mg/h for response; 38.75 mg given"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["given_mg"], 38.75);
     assert_eq!(b["infusing_min"], 40.0);
@@ -700,7 +710,10 @@ async fn every_event_is_refused_where_the_state_machine_forbids_it() {
         ("checked_in", json!({"event": "start"})),
         ("infusing", json!({"event": "pause", "reason": "nausea"})),
         ("paused", json!({"event": "resume"})),
-        ("infusing", json!({"event": "stop"})),
+        (
+            "infusing",
+            json!({"event": "stop", "stop": "early", "reason": "walking the machine"}),
+        ),
         ("stopped", json!({"event": "begin_recovery"})),
         (
             "recovering",
@@ -1345,5 +1358,140 @@ async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
     assert_eq!(
         single_red["detail"]["message"],
         "NEWS2 3 with respiration rate scoring 3 (low–medium risk: urgent ward-based review)"
+    );
+}
+
+/// A session left running with no readings: the dose watch raises "planned dose given" when the
+/// plan's 35 mg is in (40 min at 52.5 mg/h), escalates past the 5 % tolerance, and is urgent past
+/// the protocol's hard limit per session; each once, and each on the board's stream. "Completed as
+/// planned" is refused while the dose given is short of the plan.
+#[tokio::test]
+async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let plan_id = plan["id"].as_str().unwrap();
+    assert_eq!(plan["dose_mg"], 35.0);
+    let hard = plan["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["limit"] == "mg_per_session")
+        .unwrap()["hard"]
+        .as_f64()
+        .unwrap();
+    let sid = book(&app, &nurse, &pid, plan_id, "Chair D").await;
+    vitals(&app, &nurse, &sid, vec![normal("d0")]).await;
+    let checks: Value = serde_json::from_str(CHECKS).unwrap();
+    for body in [
+        json!({"event": "check_in", "checks": checks}),
+        json!({"event": "start"}),
+    ] {
+        let (s, b) = event(&app, &nurse, &sid, body).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let watch = || async { app.state.watch_running_doses().await.unwrap() };
+    let codes = |alarms: Vec<ketaflow_app::vitals::AlarmOut>| {
+        alarms.into_iter().map(|a| (a.code, a.level)).collect::<Vec<_>>()
+    };
+
+    // 20 min: 17.5 mg given. Nothing to say, and "completed as planned" is not true.
+    app.advance(20 * MIN);
+    assert!(watch().await.is_empty());
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "completed"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "not_as_planned");
+    assert_eq!(b["error"]["field"], "stop");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("17.5 mg was given against 35.0 mg planned")
+    );
+
+    // 40 min: the planned 35 mg is in.
+    app.advance(20 * MIN);
+    assert_eq!(
+        codes(watch().await),
+        [("dose_planned_reached".to_string(), "warning".to_string())]
+    );
+    assert!(watch().await.is_empty(), "raised once while open");
+    // 43 min: 37.6 mg, more than 5 % past the plan.
+    app.advance(3 * MIN);
+    assert_eq!(
+        codes(watch().await),
+        [("dose_beyond_plan".to_string(), "urgent".to_string())]
+    );
+    // Past the hard limit per session.
+    let minutes_to_hard = (hard / 52.5 * 60.0).ceil() as i64 + 1;
+    app.advance((minutes_to_hard - 43) * MIN);
+    let raised = watch().await;
+    assert_eq!(
+        codes(raised),
+        [("dose_beyond_hard_limit".to_string(), "urgent".to_string())]
+    );
+    let (_, alarms, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/alarms"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let hard_alarm = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == "dose_beyond_hard_limit")
+        .unwrap();
+    assert!(
+        hard_alarm["detail"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(
+                "past the protocol's hard limit of {hard:.1} mg per session"
+            )),
+        "{hard_alarm}"
+    );
+    assert_eq!(hard_alarm["detail"]["recommend_pause"], true);
+    // It recommends; the pump still runs until someone stops it. Stopped now, the dose is not as
+    // planned either way, so it is an early stop with its reason.
+    let (_, s_now, _) = app
+        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
+        .await;
+    assert_eq!(s_now["state"], "infusing");
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "completed"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (s, b) = event(
+        &app,
+        &nurse,
+        &sid,
+        json!({"event": "stop", "stop": "early", "reason": "stop not recorded at the planned dose"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(watch().await.is_empty(), "a stopped infusion is not watched");
+
+    // The alarms went to the board's stream with everything else.
+    let (_, events, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    assert!(events["last_event_id"].as_i64().unwrap() > 0);
+    let kinds: Vec<String> = app
+        .state
+        .store
+        .events_after(0, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "alarm.raised")
+        .map(|e| e.data["code"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "dose_planned_reached",
+            "dose_beyond_plan",
+            "dose_beyond_hard_limit"
+        ]
     );
 }
