@@ -10,11 +10,12 @@
 use ketaflow_clinic::delivery::check_completed_as_planned;
 use ketaflow_clinic::delivery::{Delivery, RateChange};
 use ketaflow_clinic::discharge::{
-    DischargeAssessment, DischargeBasis, DischargeInput, DischargeRefusal, OverrideRequest, TakenVitals,
-    assess_discharge, discharge_basis,
+    DischargeAssessment, DischargeBasis, DischargeInput, DischargeRefusal, OpenAlarm, OverrideRequest,
+    TakenVitals, assess_discharge, discharge_basis,
 };
 use ketaflow_clinic::news2::Aldrete;
 use ketaflow_clinic::patient::BloodPressure;
+use ketaflow_clinic::plan::MIN_OVERRIDE_REASON_CHARS;
 use ketaflow_clinic::plan::{PREDICTION_TAIL_S, Prediction, covariates_on, predict_delivery};
 use ketaflow_clinic::protocol::Protocol;
 use ketaflow_clinic::session::{
@@ -419,7 +420,16 @@ impl App {
                     by_physician: caller.may(Action::OverrideSession),
                     reason: request.reason.as_deref(),
                 });
-                match discharge_basis(&decided, request_override) {
+                let open_alarms = self.store.list_alarms(Some(id), true).await?;
+                let open: Vec<OpenAlarm> = open_alarms
+                    .iter()
+                    .map(|a| OpenAlarm {
+                        code: &a.code,
+                        urgent: a.level == "urgent",
+                        acknowledged: a.state != ketaflow_store::AlarmState::Raised,
+                    })
+                    .collect();
+                match discharge_basis(&decided, &open, request_override) {
                     Ok(DischargeBasis::CriteriaMet) => {}
                     Ok(DischargeBasis::PhysicianOverride { reason, .. }) => t.reason = Some(reason),
                     Err(DischargeRefusal::CriteriaUnmet(unmet)) => {
@@ -443,8 +453,19 @@ impl App {
                         return Err(AppError::field(
                             "reason",
                             request.reason.as_deref().map(str::trim).unwrap_or_default(),
-                            "a reason of 3–1000 characters",
+                            format!(
+                                "a reason of {MIN_OVERRIDE_REASON_CHARS}–1000 characters, as for a plan override"
+                            ),
                         ));
+                    }
+                    Err(DischargeRefusal::UrgentAlarmUnacknowledged(codes)) => {
+                        return Err(AppError::Refused {
+                            code: "urgent_alarm_unacknowledged",
+                            message: format!(
+                                "an urgent alarm is unacknowledged ({}); acknowledge it, and see to the patient, before discharge",
+                                codes.join(", ")
+                            ),
+                        });
                     }
                 }
                 session.apply(SessionEvent::Discharge, now).map_err(refused)?;

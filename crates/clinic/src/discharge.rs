@@ -5,8 +5,10 @@
 //! reason).
 //!
 //! The assessment recommends; it changes nothing. The caller applies
-//! [`crate::session::SessionEvent::Discharge`] only after [`may_discharge`] says yes.
+//! [`crate::session::SessionEvent::Discharge`] only after [`discharge_basis`] says yes.
 
+/// Characters an override reason needs: the same as a plan override's.
+pub use crate::plan::MIN_OVERRIDE_REASON_CHARS;
 use time::{Duration, OffsetDateTime};
 
 use crate::news2::Aldrete;
@@ -379,88 +381,6 @@ pub fn assess_discharge(input: &DischargeInput<'_>) -> DischargeAssessment {
     }
 }
 
-/// A physician's decision to discharge although some criteria are not met.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DischargeOverride {
-    /// Whether the person overriding is a physician (only physicians may).
-    pub by_physician: bool,
-    /// Why.
-    pub reason: String,
-}
-
-/// Why discharge may proceed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DischargeDecision {
-    /// Every criterion is met.
-    AllCriteriaMet,
-    /// A physician overrode these unmet criteria, with this reason.
-    Overridden {
-        /// The codes of the unmet criteria.
-        unmet: Vec<&'static str>,
-        /// The reason, trimmed.
-        reason: String,
-    },
-}
-
-/// Why discharge may not proceed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DischargeError {
-    /// Criteria unmet and no override.
-    #[error(
-        "discharge criteria not met: {}; discharge needs every criterion met or a physician's override with a reason",
-        unmet.join(", ")
-    )]
-    CriteriaNotMet {
-        /// The codes of the unmet criteria.
-        unmet: Vec<&'static str>,
-    },
-    /// The override is not by a physician.
-    #[error("only a physician can override unmet discharge criteria ({})", unmet.join(", "))]
-    NotPhysician {
-        /// The codes of the unmet criteria.
-        unmet: Vec<&'static str>,
-    },
-    /// The override has no usable reason.
-    #[error(
-        "overriding unmet discharge criteria ({}) needs a reason of at least {MIN_OVERRIDE_REASON_CHARS} non-blank characters",
-        unmet.join(", ")
-    )]
-    NoReason {
-        /// The codes of the unmet criteria.
-        unmet: Vec<&'static str>,
-    },
-}
-
-/// Non-blank characters an override reason needs (clinic setting, as for pauses and early stops in
-/// [`crate::session`]).
-pub const MIN_OVERRIDE_REASON_CHARS: usize = 3;
-
-/// Whether discharge may proceed: every criterion met, or a physician's override with a reason of
-/// at least [`MIN_OVERRIDE_REASON_CHARS`] non-blank characters. Otherwise the error lists the unmet
-/// criteria.
-pub fn may_discharge(
-    assessment: &DischargeAssessment,
-    override_: Option<&DischargeOverride>,
-) -> Result<DischargeDecision, DischargeError> {
-    let unmet = assessment.unmet();
-    if unmet.is_empty() {
-        return Ok(DischargeDecision::AllCriteriaMet);
-    }
-    let Some(o) = override_ else {
-        return Err(DischargeError::CriteriaNotMet { unmet });
-    };
-    if !o.by_physician {
-        return Err(DischargeError::NotPhysician { unmet });
-    }
-    if o.reason.chars().filter(|c| !c.is_whitespace()).count() < MIN_OVERRIDE_REASON_CHARS {
-        return Err(DischargeError::NoReason { unmet });
-    }
-    Ok(DischargeDecision::Overridden {
-        unmet,
-        reason: o.reason.trim().to_string(),
-    })
-}
-
 /// Why a patient is discharged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DischargeBasis {
@@ -482,8 +402,11 @@ pub enum DischargeRefusal {
     CriteriaUnmet(Vec<&'static str>),
     /// An override was asked for by someone who is not a physician.
     OverrideNotPermitted,
-    /// An override needs a reason of 3–1000 characters.
+    /// An override needs a reason of [`MIN_OVERRIDE_REASON_CHARS`]–1000 characters, as a plan's
+    /// override does.
     OverrideNeedsReason,
+    /// An urgent alarm is still unacknowledged: someone must look at it before the patient leaves.
+    UrgentAlarmUnacknowledged(Vec<String>),
 }
 
 /// A request to discharge before every criterion is met.
@@ -495,12 +418,33 @@ pub struct OverrideRequest<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// The discharge rule: discharge when every criterion is met; otherwise only a physician, with a
-/// reason, may discharge, and the unmet criteria stay on the record beside the reason.
+/// An open alarm as the discharge rule sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenAlarm<'a> {
+    /// Its code.
+    pub code: &'a str,
+    /// Whether it is urgent (act now).
+    pub urgent: bool,
+    /// Whether someone has acknowledged it.
+    pub acknowledged: bool,
+}
+
+/// The discharge rule: no patient leaves while an urgent alarm is unacknowledged; discharge when
+/// every criterion is met; otherwise only a physician, with a reason as long as a plan override's,
+/// may discharge, and the unmet criteria stay on the record beside the reason.
 pub fn discharge_basis(
     assessment: &DischargeAssessment,
+    open_alarms: &[OpenAlarm<'_>],
     override_request: Option<OverrideRequest<'_>>,
 ) -> Result<DischargeBasis, DischargeRefusal> {
+    let unacknowledged: Vec<String> = open_alarms
+        .iter()
+        .filter(|a| a.urgent && !a.acknowledged)
+        .map(|a| a.code.to_string())
+        .collect();
+    if !unacknowledged.is_empty() {
+        return Err(DischargeRefusal::UrgentAlarmUnacknowledged(unacknowledged));
+    }
     if assessment.all_met {
         return Ok(DischargeBasis::CriteriaMet);
     }
@@ -511,7 +455,7 @@ pub fn discharge_basis(
         return Err(DischargeRefusal::OverrideNotPermitted);
     }
     let reason = request.reason.map(str::trim).unwrap_or_default();
-    if !(3..=1000).contains(&reason.chars().count()) {
+    if !(MIN_OVERRIDE_REASON_CHARS..=1000).contains(&reason.chars().count()) {
         return Err(DischargeRefusal::OverrideNeedsReason);
     }
     Ok(DischargeBasis::PhysicianOverride {
@@ -609,7 +553,7 @@ mod tests {
             a.instructions,
             vec![NO_DRIVING_INSTRUCTION, ESCORT_INSTRUCTION, RECURRENCE_INSTRUCTION]
         );
-        assert_eq!(may_discharge(&a, None), Ok(DischargeDecision::AllCriteriaMet));
+        assert_eq!(discharge_basis(&a, &[], None), Ok(DischargeBasis::CriteriaMet));
     }
 
     #[test]
@@ -837,40 +781,39 @@ mod tests {
             ..ready(&rules)
         });
         let unmet = vec!["no_unresolved_alarm", "moaas"];
-        let err = may_discharge(&a, None).unwrap_err();
-        assert_eq!(err, DischargeError::CriteriaNotMet { unmet: unmet.clone() });
+        assert_eq!(a.unmet(), unmet);
         assert_eq!(
-            err.to_string(),
-            "discharge criteria not met: no_unresolved_alarm, moaas; discharge needs every criterion met or a physician's override with a reason"
+            discharge_basis(&a, &[], None),
+            Err(DischargeRefusal::CriteriaUnmet(unmet.clone()))
         );
-        let nurse = DischargeOverride {
+        let nurse = OverrideRequest {
             by_physician: false,
-            reason: "patient is fine".into(),
+            reason: Some("patient is fine"),
         };
         assert_eq!(
-            may_discharge(&a, Some(&nurse)),
-            Err(DischargeError::NotPhysician { unmet: unmet.clone() })
+            discharge_basis(&a, &[], Some(nurse)),
+            Err(DischargeRefusal::OverrideNotPermitted)
         );
-        for blank in ["", "   ", "a b", " ok "] {
-            let o = DischargeOverride {
+        for short in ["", "   ", "a b", " ok ", "  abc "] {
+            let o = OverrideRequest {
                 by_physician: true,
-                reason: blank.into(),
+                reason: Some(short),
             };
             assert_eq!(
-                may_discharge(&a, Some(&o)),
-                Err(DischargeError::NoReason { unmet: unmet.clone() }),
-                "{blank:?}"
+                discharge_basis(&a, &[], Some(o)),
+                Err(DischargeRefusal::OverrideNeedsReason),
+                "{short:?}"
             );
         }
-        let ok = DischargeOverride {
+        let ok = OverrideRequest {
             by_physician: true,
-            reason: "  abc ".into(),
+            reason: Some("  MOAA/S 4, alert to voice, escorted  "),
         };
         assert_eq!(
-            may_discharge(&a, Some(&ok)),
-            Ok(DischargeDecision::Overridden {
-                unmet,
-                reason: "abc".into()
+            discharge_basis(&a, &[], Some(ok)),
+            Ok(DischargeBasis::PhysicianOverride {
+                reason: "MOAA/S 4, alert to voice, escorted".into(),
+                unmet
             })
         );
     }
@@ -894,16 +837,17 @@ mod tests {
             reason,
         };
         assert_eq!(
-            discharge_basis(&assessment(true), None),
+            discharge_basis(&assessment(true), &[], None),
             Ok(DischargeBasis::CriteriaMet)
         );
         assert_eq!(
-            discharge_basis(&assessment(false), None),
+            discharge_basis(&assessment(false), &[], None),
             Err(DischargeRefusal::CriteriaUnmet(vec!["min_observation"]))
         );
         assert_eq!(
             discharge_basis(
                 &assessment(false),
+                &[],
                 Some(OverrideRequest {
                     by_physician: false,
                     reason: Some("family waiting")
@@ -912,19 +856,72 @@ mod tests {
             Err(DischargeRefusal::OverrideNotPermitted)
         );
         let too_long = "x".repeat(1001);
-        for bad in [None, Some(""), Some("  ok "), Some(too_long.as_str())] {
+        // As long as a plan override's reason: 10 characters at least ("  ok " and "escorted" are not).
+        for bad in [
+            None,
+            Some(""),
+            Some("  ok "),
+            Some("escorted"),
+            Some(too_long.as_str()),
+        ] {
             assert_eq!(
-                discharge_basis(&assessment(false), Some(physician(bad))),
+                discharge_basis(&assessment(false), &[], Some(physician(bad))),
                 Err(DischargeRefusal::OverrideNeedsReason),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            discharge_basis(&assessment(false), Some(physician(Some("  alert, escorted  ")))),
+            discharge_basis(
+                &assessment(false),
+                &[],
+                Some(physician(Some("  alert, escorted  ")))
+            ),
             Ok(DischargeBasis::PhysicianOverride {
                 reason: "alert, escorted".into(),
                 unmet: vec!["min_observation"]
             })
+        );
+        // No one leaves while an urgent alarm is unacknowledged, override or not; an acknowledged
+        // one or a warning does not hold the discharge.
+        let alarm = |code, urgent, acknowledged| OpenAlarm {
+            code,
+            urgent,
+            acknowledged,
+        };
+        assert_eq!(
+            discharge_basis(
+                &assessment(true),
+                &[
+                    alarm("spo2_low", true, false),
+                    alarm("heart_rate_high", false, false),
+                    alarm("systolic_high", true, true)
+                ],
+                None
+            ),
+            Err(DischargeRefusal::UrgentAlarmUnacknowledged(vec![
+                "spo2_low".into()
+            ]))
+        );
+        assert_eq!(
+            discharge_basis(
+                &assessment(false),
+                &[alarm("sedation_deep", true, false)],
+                Some(physician(Some("alert, escorted home by her husband")))
+            ),
+            Err(DischargeRefusal::UrgentAlarmUnacknowledged(vec![
+                "sedation_deep".into()
+            ]))
+        );
+        assert_eq!(
+            discharge_basis(
+                &assessment(true),
+                &[
+                    alarm("heart_rate_high", false, false),
+                    alarm("systolic_high", true, true)
+                ],
+                None
+            ),
+            Ok(DischargeBasis::CriteriaMet)
         );
     }
 }

@@ -43,6 +43,12 @@ pub struct PlanRequest<'a> {
     pub adjusted_dose_per_kg: Option<f64>,
 }
 
+/// The shortest reason an override of a safety rule takes, in characters: a soft limit of a plan or
+/// a discharge before its criteria are met (clinic setting: long enough for a sentence, so a bare
+/// "ok" or "yes" is not a reason; ISMP's smart-pump guidance asks that overrides be documented
+/// with a reason but sets no length).
+pub const MIN_OVERRIDE_REASON_CHARS: usize = 10;
+
 /// Which limit a check is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LimitName {
@@ -637,7 +643,7 @@ impl DosePlan {
         for c in self.soft_breaches() {
             let covered = overrides
                 .iter()
-                .any(|o| o.limit == c.name && o.reason.trim().chars().count() >= 10);
+                .any(|o| o.limit == c.name && o.reason.trim().chars().count() >= MIN_OVERRIDE_REASON_CHARS);
             if !covered {
                 return Err(ApprovalError::OverrideNeeded {
                     limit: c.name.code(),

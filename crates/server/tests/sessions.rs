@@ -672,14 +672,49 @@ async fn a_whole_crps_session_with_side_effects_limits_and_a_physicians_discharg
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    // The reason is as long as a plan override's: "transport" (9 characters) is not one.
     let (s, b) = event(
         &app,
         &doc,
         &sid,
-        json!({"event": "discharge", "override_discharge": true,
-        "reason": "transferred to the ward for observation"}),
+        json!({"event": "discharge", "override_discharge": true, "reason": "transport"}),
     )
     .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["field"], "reason");
+    assert_eq!(
+        b["error"]["allowed"],
+        "a reason of 10–1000 characters, as for a plan override"
+    );
+    // An urgent alarm nobody has acknowledged holds the discharge, override or not.
+    let mut low = normal("late-desat");
+    low["spo2_percent"] = json!(86);
+    let (s, ack) = vitals(&app, &nurse, &sid, vec![low]).await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    let alarm_id = ack["readings"][0]["alarms"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(ack["readings"][0]["alarms"][0]["code"], "spo2_low");
+    let transfer = json!({"event": "discharge", "override_discharge": true,
+        "reason": "transferred to the ward for observation"});
+    let (s, b) = event(&app, &doc, &sid, transfer.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "urgent_alarm_unacknowledged");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("spo2_low"),
+        "{b}"
+    );
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/alarms/{alarm_id}/acknowledge"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = event(&app, &doc, &sid, transfer).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["state"], "discharged");
     let last = b["transitions"].as_array().unwrap().last().unwrap().clone();
