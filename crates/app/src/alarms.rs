@@ -179,125 +179,151 @@ impl App {
     }
 }
 
-// ---- The dose watch -------------------------------------------------------------------------------
+// ---- The watch ------------------------------------------------------------------------------------
 
 impl App {
-    /// Checks every running infusion's dose against its plan and the protocol's hard limit per
-    /// session, and raises the alarm for the stage it has reached (planned dose given, past the
-    /// plan by more than the tolerance, past the hard limit) unless that alarm is already open, as
-    /// a pump alarms when its volume to be infused is complete. It recommends; it never stops the
-    /// pump. `serve` runs it every few seconds of clinic time; a session with no readings is
-    /// watched all the same. Returns the alarms raised.
-    pub async fn watch_running_doses(&self) -> Result<Vec<AlarmOut>, AppError> {
+    /// Looks at every open session on the clinic clock, whether or not a reading arrives, and
+    /// raises what a bedside monitor or pump would: the dose of a running infusion against its plan
+    /// and the protocol's hard limit per session (planned dose given, past the plan by more than the
+    /// tolerance, past the hard limit), as a pump alarms when its volume to be infused is complete;
+    /// and a set of vitals overdue by the clinic's monitoring schedule, while infusing and in
+    /// recovery. Each alarm is raised once while it is open; it recommends and never changes the
+    /// infusion. `serve` runs it every 15 s of clinic time. Returns the alarms raised.
+    pub async fn watch_running_sessions(&self) -> Result<Vec<AlarmOut>, AppError> {
         use ketaflow_clinic::delivery::{dose_alarm, dose_progress};
         use ketaflow_clinic::plan::LimitName;
-        use ketaflow_store::{AlarmRaise, NewAlarm};
+        use ketaflow_clinic::vitals::{overdue_alarm, vitals_overdue};
         use ketaflow_units::Milligrams;
 
         let now = self.now();
         let tolerance = self.settings.dose_tolerance;
+        let schedule = self.settings.monitoring;
         let open = self.store.list_alarms(None, true).await?;
         let mut raised = Vec::new();
         for record in self.store.list_in_progress(SESSION).await? {
             let s = crate::sessions::session_out(record, now)?;
-            if !s.phase.is_infusing() {
+            if !(s.phase.infusion_underway() || s.phase.awaiting_discharge()) {
                 continue;
             }
-            let plan = self
-                .load::<crate::records::PlanDoc>(crate::records::PLAN, s.doc.plan_id)
-                .await?;
-            let mg = |v: f64| Milligrams::new(v).map_err(|e| AppError::internal(&e));
-            let (given, planned) = (mg(s.given_mg)?, mg(plan.doc.dose_mg)?);
-            let hard = plan
-                .doc
-                .checks
-                .iter()
-                .find(|c| c.limit == LimitName::MgPerSession.code())
-                .map(|c| mg(c.hard))
-                .transpose()?;
-            let Some(alarm) = dose_alarm(
-                dose_progress(given, planned, tolerance, hard),
-                given,
-                planned,
-                tolerance,
-                hard,
-            ) else {
-                continue;
-            };
-            if open.iter().any(|a| a.session_id == s.id && a.code == alarm.code) {
-                continue;
+            let mut due = Vec::new();
+            if s.phase.is_infusing() {
+                let plan = self
+                    .load::<crate::records::PlanDoc>(crate::records::PLAN, s.doc.plan_id)
+                    .await?;
+                let mg = |v: f64| Milligrams::new(v).map_err(|e| AppError::internal(&e));
+                let (given, planned) = (mg(s.given_mg)?, mg(plan.doc.dose_mg)?);
+                let hard = plan
+                    .doc
+                    .checks
+                    .iter()
+                    .find(|c| c.limit == LimitName::MgPerSession.code())
+                    .map(|c| mg(c.hard))
+                    .transpose()?;
+                let progress = dose_progress(given, planned, tolerance, hard);
+                if let Some(alarm) = dose_alarm(progress, given, planned, tolerance, hard) {
+                    let facts =
+                        serde_json::json!({"given_mg": s.given_mg, "planned_dose_mg": plan.doc.dose_mg});
+                    due.push((alarm, facts));
+                }
             }
-            let detail = serde_json::json!({
-                "message": alarm.message,
-                "recommend_pause": alarm.recommend_pause,
-                "source": alarm.source,
-                "clinic_setting": alarm.clinic_setting,
-                "given_mg": s.given_mg,
-                "planned_dose_mg": plan.doc.dose_mg,
-            });
-            let level = match alarm.level {
-                ketaflow_clinic::vitals::AlarmLevel::Warning => "warning",
-                ketaflow_clinic::vitals::AlarmLevel::Urgent => "urgent",
-            };
-            let mut tx = self.store.begin().await?;
-            let stored = match tx
-                .raise_alarm(&NewAlarm {
-                    session_id: s.id,
-                    code: alarm.code,
-                    level,
-                    at: now,
-                    vital_id: None,
-                    data: &detail,
-                })
-                .await?
-            {
-                AlarmRaise::Raised(a) | AlarmRaise::Repeated(a) => a,
-            };
-            let out = alarm_out(stored);
-            let data = serde_json::to_value(&out)?;
-            tx.append_audit(
-                &NewAuditEntry::new(
-                    now,
-                    ketaflow_store::Actor::system("dose-watch"),
-                    "alarm.raise",
-                    "alarm",
-                    out.id.to_string(),
-                )
-                .after(data.clone()),
-            )
-            .await?;
-            let event = tx
-                .append_event(&NewEvent {
-                    session_id: s.id,
-                    kind: "alarm.raised",
-                    at: now,
-                    data: &data,
-                })
-                .await?;
-            tx.commit().await?;
-            self.live.publish([event]);
-            raised.push(out);
+            let since = s.state_since.unwrap_or(s.doc.scheduled_for);
+            let last = self.store.latest_vital(s.id).await?.map(|v| v.taken_at);
+            if let Some(overdue) = vitals_overdue(&s.phase, since, last, now, &schedule) {
+                let facts = serde_json::json!({"due_at": crate::vitals::rfc3339(overdue.due_at), "minutes_late": overdue.minutes_late});
+                due.push((
+                    overdue_alarm(&overdue, &schedule, s.phase.infusion_underway()),
+                    facts,
+                ));
+            }
+            for (alarm, facts) in due {
+                if open.iter().any(|a| a.session_id == s.id && a.code == alarm.code) {
+                    continue;
+                }
+                raised.push(self.raise_watched(s.id, &alarm, facts, now).await?);
+            }
         }
         Ok(raised)
+    }
+
+    /// Raises one alarm of the watch: stored, audited as `system:watch`, published after commit.
+    async fn raise_watched(
+        &self,
+        session_id: Uuid,
+        alarm: &ketaflow_clinic::vitals::Alarm,
+        facts: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<AlarmOut, AppError> {
+        use ketaflow_store::{AlarmRaise, NewAlarm};
+        let mut detail = serde_json::json!({
+            "message": alarm.message,
+            "recommend_pause": alarm.recommend_pause,
+            "source": alarm.source,
+            "clinic_setting": alarm.clinic_setting,
+        });
+        if let (Some(d), Some(f)) = (detail.as_object_mut(), facts.as_object()) {
+            d.extend(f.clone());
+        }
+        let level = match alarm.level {
+            ketaflow_clinic::vitals::AlarmLevel::Warning => "warning",
+            ketaflow_clinic::vitals::AlarmLevel::Urgent => "urgent",
+        };
+        let mut tx = self.store.begin().await?;
+        let stored = match tx
+            .raise_alarm(&NewAlarm {
+                session_id,
+                code: alarm.code,
+                level,
+                at: now,
+                vital_id: None,
+                data: &detail,
+            })
+            .await?
+        {
+            AlarmRaise::Raised(a) | AlarmRaise::Repeated(a) => a,
+        };
+        let out = alarm_out(stored);
+        let data = serde_json::to_value(&out)?;
+        tx.append_audit(
+            &NewAuditEntry::new(
+                now,
+                ketaflow_store::Actor::system("watch"),
+                "alarm.raise",
+                "alarm",
+                out.id.to_string(),
+            )
+            .after(data.clone()),
+        )
+        .await?;
+        let event = tx
+            .append_event(&NewEvent {
+                session_id,
+                kind: "alarm.raised",
+                at: now,
+                data: &data,
+            })
+            .await?;
+        tx.commit().await?;
+        self.live.publish([event]);
+        Ok(out)
     }
 }
 
 impl App {
-    /// Runs [`App::watch_running_doses`] every `every` of real time until the runtime ends. A
+    /// Runs [`App::watch_running_sessions`] every `every` of real time until the runtime ends. A
     /// failed round is logged with its cause and the next round tries again.
-    pub fn start_dose_watch(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    pub fn start_watch(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                match app.watch_running_doses().await {
+                match app.watch_running_sessions().await {
                     Ok(raised) if !raised.is_empty() => {
-                        tracing::info!(alarms = raised.len(), "dose watch raised alarms")
+                        tracing::info!(alarms = raised.len(), "the watch raised alarms")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "dose watch round failed"),
+                    Err(e) => tracing::error!(error = %e, "a round of the watch failed"),
                 }
             }
         })

@@ -193,15 +193,15 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
                 println!("demo account: {} ({}) password {}", account.username, account.role, account.password);
             }
         }
-        // A running infusion past its planned dose or a hard limit alarms even if no reading
-        // arrives: checked every 15 s of clinic time (at least every 250 ms of real time).
+        // A running infusion past its planned dose or a hard limit, and vitals overdue, alarm even
+        // if no reading arrives: checked every 15 s of clinic time (at most every 250 ms of real time).
         let every = std::time::Duration::from_secs_f64((15.0 / state.settings.clock_speed).max(0.25));
-        let dose_watch = state.start_dose_watch(every);
+        let watch = state.start_watch(every);
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
         tracing::info!(address = %args.listen, database = %redact(&args.db.url), library = %state.library.version, "ketaflow serving");
         println!("ketaflow listening on http://{}", args.listen);
         axum::serve(listener, ketaflow_server::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
-        dose_watch.abort();
+        watch.abort();
         store.close().await;
         tracing::info!("shut down cleanly");
         Ok(())

@@ -440,6 +440,91 @@ fn part_label(part: &str) -> &'static str {
     }
 }
 
+// ---- When the next set of vitals is due ------------------------------------------------------------
+
+/// How often a set of vitals is due while the drug runs and during recovery.
+///
+/// **Clinic setting**, default every 15 minutes in both phases. The only labelled timing for a
+/// ketamine-class drug is esketamine's: blood pressure before dosing, about 40 minutes after, then
+/// as clinically warranted (Spravato PI 2019, section 2.1/5.4); no guideline sets an interval for
+/// IV ketamine infusions (clinical.md section 3.2), so each clinic chooses its own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MonitoringSchedule {
+    /// While infusing or paused.
+    pub during_infusion: time::Duration,
+    /// From the stop until discharge.
+    pub recovery: time::Duration,
+    /// Where the figures come from.
+    pub source: &'static str,
+}
+
+impl Default for MonitoringSchedule {
+    fn default() -> Self {
+        MonitoringSchedule {
+            during_infusion: time::Duration::minutes(15),
+            recovery: time::Duration::minutes(15),
+            source: "clinic setting (default every 15 min while infusing and in recovery); the only labelled \
+                     timing is esketamine's: BP before dosing and about 40 min after (Spravato PI 2019)",
+        }
+    }
+}
+
+/// A set of vitals that is overdue.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Overdue {
+    /// When it was due.
+    pub due_at: time::OffsetDateTime,
+    /// How late it is now, whole minutes.
+    pub minutes_late: i64,
+}
+
+/// Whether the next set of vitals is overdue at `now`: it is due one interval after the later of
+/// the last reading and the start of the current phase (`phase_since`), so a phase starts with a
+/// full interval. Nothing is due before the infusion starts or once the session is closed.
+pub fn vitals_overdue(
+    state: &crate::session::SessionState,
+    phase_since: time::OffsetDateTime,
+    last_reading_at: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+    schedule: &MonitoringSchedule,
+) -> Option<Overdue> {
+    let interval = if state.infusion_underway() {
+        schedule.during_infusion
+    } else if state.awaiting_discharge() {
+        schedule.recovery
+    } else {
+        return None;
+    };
+    let since = last_reading_at.map_or(phase_since, |t| t.max(phase_since));
+    let due_at = since + interval;
+    (now > due_at).then(|| Overdue {
+        due_at,
+        minutes_late: (now - due_at).whole_minutes(),
+    })
+}
+
+/// The alarm for overdue vitals: a reminder, never a stop.
+pub fn overdue_alarm(overdue: &Overdue, schedule: &MonitoringSchedule, infusing: bool) -> Alarm {
+    let every = if infusing {
+        schedule.during_infusion
+    } else {
+        schedule.recovery
+    };
+    Alarm {
+        code: "vitals_overdue",
+        level: AlarmLevel::Warning,
+        message: format!(
+            "vitals overdue by {} min (due every {} min {})",
+            overdue.minutes_late.max(1),
+            every.whole_minutes(),
+            if infusing { "while infusing" } else { "in recovery" }
+        ),
+        recommend_pause: false,
+        source: schedule.source,
+        clinic_setting: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,6 +688,61 @@ mod tests {
                 ..normal()
             }),
             ["news2_high"]
+        );
+    }
+
+    /// Due one interval after the later of the last reading and the phase's start; nothing before
+    /// the infusion starts or after discharge.
+    #[test]
+    fn vitals_fall_due_by_the_schedule_of_the_phase() {
+        use crate::session::SessionState;
+        use time::macros::datetime;
+        let schedule = MonitoringSchedule::default();
+        let start = datetime!(2026-11-26 10:00 UTC);
+        let infusing = SessionState::Infusing {
+            plan_id: "p".into(),
+            since: start,
+        };
+        let at = |min: i64| start + time::Duration::minutes(min);
+        // No reading since the start: due at 10:15.
+        assert_eq!(vitals_overdue(&infusing, start, None, at(15), &schedule), None);
+        assert_eq!(
+            vitals_overdue(&infusing, start, None, at(16), &schedule),
+            Some(Overdue {
+                due_at: at(15),
+                minutes_late: 1
+            })
+        );
+        // A reading before the start does not count; one at 10:20 moves the next to 10:35.
+        assert!(vitals_overdue(&infusing, start, Some(at(-5)), at(16), &schedule).is_some());
+        assert_eq!(
+            vitals_overdue(&infusing, start, Some(at(20)), at(35), &schedule),
+            None
+        );
+        assert_eq!(
+            vitals_overdue(&infusing, start, Some(at(20)), at(50), &schedule),
+            Some(Overdue {
+                due_at: at(35),
+                minutes_late: 15
+            })
+        );
+        let alarm = overdue_alarm(
+            &Overdue {
+                due_at: at(35),
+                minutes_late: 15,
+            },
+            &schedule,
+            true,
+        );
+        assert_eq!(alarm.code, "vitals_overdue");
+        assert_eq!(
+            alarm.message,
+            "vitals overdue by 15 min (due every 15 min while infusing)"
+        );
+        assert!(alarm.clinic_setting && !alarm.recommend_pause);
+        assert_eq!(
+            vitals_overdue(&SessionState::Scheduled, start, None, at(600), &schedule),
+            None
         );
     }
 

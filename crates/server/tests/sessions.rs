@@ -1426,14 +1426,18 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
         let (s, b) = event(&app, &nurse, &sid, body).await;
         assert_eq!(s, StatusCode::OK, "{b}");
     }
-    let watch = || async { app.state.watch_running_doses().await.unwrap() };
+    let watch = || async { app.state.watch_running_sessions().await.unwrap() };
     let codes = |alarms: Vec<ketaflow_app::vitals::AlarmOut>| {
         alarms.into_iter().map(|a| (a.code, a.level)).collect::<Vec<_>>()
     };
 
-    // 20 min: 17.5 mg given. Nothing to say, and "completed as planned" is not true.
+    // 20 min: 17.5 mg given, nothing to say about the dose; but no reading since the start, so
+    // the vitals due at 15 min are overdue. And "completed as planned" is not true.
     app.advance(20 * MIN);
-    assert!(watch().await.is_empty());
+    assert_eq!(
+        codes(watch().await),
+        [("vitals_overdue".to_string(), "warning".to_string())]
+    );
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "completed"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "not_as_planned");
@@ -1506,7 +1510,10 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert!(watch().await.is_empty(), "a stopped infusion is not watched");
+    assert!(
+        watch().await.is_empty(),
+        "a stopped infusion's dose is not watched"
+    );
 
     // The alarms went to the board's stream with everything else.
     let (_, events, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
@@ -1524,9 +1531,119 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     assert_eq!(
         kinds,
         [
+            "vitals_overdue",
             "dose_planned_reached",
             "dose_beyond_plan",
             "dose_beyond_hard_limit"
         ]
+    );
+}
+
+/// Vitals are due every 15 min while infusing and in recovery (clinic setting): on time, nothing;
+/// a set missed raises one `vitals_overdue` warning with the clock advanced, and resolving it lets
+/// the next lapse raise again. Before the start nothing is due.
+#[tokio::test]
+async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Chair O").await;
+    let watch = || async {
+        app.state
+            .watch_running_sessions()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.code)
+            .collect::<Vec<_>>()
+    };
+    // Booked for hours: nothing is due before the infusion.
+    app.advance(120 * MIN);
+    assert!(watch().await.is_empty());
+    vitals(&app, &nurse, &sid, vec![normal("o0")]).await;
+    let checks: Value = serde_json::from_str(CHECKS).unwrap();
+    for body in [
+        json!({"event": "check_in", "checks": checks}),
+        json!({"event": "start"}),
+    ] {
+        let (s, b) = event(&app, &nurse, &sid, body).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    // Readings at 10 and 20 min keep it quiet up to 35 min.
+    for (minute, key) in [(10, "o10"), (20, "o20")] {
+        app.advance(10 * MIN);
+        assert!(watch().await.is_empty(), "{minute} min");
+        vitals(&app, &nurse, &sid, vec![normal(key)]).await;
+    }
+    app.advance(15 * MIN);
+    assert!(watch().await.is_empty(), "35 min: due now, not yet late");
+    app.advance(MIN);
+    assert_eq!(watch().await, ["vitals_overdue"]);
+    assert!(watch().await.is_empty(), "raised once while open");
+    let (_, alarms, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/alarms"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let overdue = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == "vitals_overdue")
+        .unwrap();
+    assert_eq!(
+        overdue["detail"]["message"],
+        "vitals overdue by 1 min (due every 15 min while infusing)"
+    );
+    assert_eq!(overdue["detail"]["clinic_setting"], true);
+    assert_eq!(overdue["level"], "warning");
+    // The set is taken and the alarm resolved; the next lapse raises again.
+    vitals(&app, &nurse, &sid, vec![normal("o36")]).await;
+    let id = overdue["id"].as_str().unwrap();
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/alarms/{id}/resolve"),
+            Some(&nurse),
+            Some(json!({"action": "observation", "note": "set taken at 36 min"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // 40 min: the planned dose is in (its own alarm); stopped as planned and into recovery, the
+    // recovery schedule applies from the stop: due at 55 min, late at 56.
+    app.advance(4 * MIN);
+    assert_eq!(watch().await, ["dose_planned_reached"]);
+    for body in [
+        json!({"event": "stop", "stop": "completed"}),
+        json!({"event": "begin_recovery"}),
+    ] {
+        let (s, b) = event(&app, &nurse, &sid, body).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    app.advance(15 * MIN);
+    assert!(watch().await.is_empty(), "55 min: due now");
+    app.advance(MIN);
+    assert_eq!(watch().await, ["vitals_overdue"]);
+    let (_, alarms, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/sessions/{sid}/alarms"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let again = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["code"] == "vitals_overdue" && a["state"] != "resolved")
+        .unwrap();
+    assert_eq!(
+        again["detail"]["message"],
+        "vitals overdue by 1 min (due every 15 min in recovery)"
     );
 }
