@@ -373,8 +373,10 @@ fn acknowledged_readings_survive_a_sigkill_and_the_audit_chain_verifies() {
     );
 
     // The monitor retries what it has no acknowledgement for, and one it has: both by key.
+    // A retry resends the same values as the first send (a key with other values is refused).
     let retry = |key: &str| {
-        let systolic = if key == ALARM_KEY { 185 } else { 120 };
+        let i: u32 = key.trim_start_matches("chair17-").parse().unwrap();
+        let systolic = if key == ALARM_KEY { 185 } else { 118 + i % 10 };
         let url = format!("{base}/sessions/{session_id}/vitals");
         call(
             &agent,
