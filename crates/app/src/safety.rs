@@ -3,10 +3,14 @@
 //! computed from what the patient's sessions actually gave, and opioid use in morphine milligram
 //! equivalents (`ketaflow_clinic::mme`, CDC 2022, the table named with every figure) over the course.
 
-use ketaflow_clinic::mme::{MME_TABLE, Opioid, mme_per_day};
+use ketaflow_clinic::mme::{
+    DoseEntryError, EVERY_HOURS_RANGE, MME_TABLE, MmeFlag, NotConverted, Opioid, OpioidDose, Regimen, Route,
+    TIMES_DAILY_RANGE, assess, naloxone_flag,
+};
 use ketaflow_clinic::surveillance::{
     InfusionGiven, SafetyCheck, SurveillanceSettings, URINARY_SYMPTOMS, surveil,
 };
+use ketaflow_units::{Hours, MicrogramsPerHour, Milligrams};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa::ToSchema;
@@ -135,15 +139,27 @@ impl App {
     }
 }
 
-/// Opioid doses on one day.
+/// One opioid as entered: what, how, how much and how often ("10 mg every 6 h, oral").
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct OpioidDoseDoc {
-    /// codeine, fentanyl_transdermal, hydrocodone, hydromorphone, methadone, morphine, oxycodone,
-    /// oxymorphone, tapentadol, tramadol.
+pub struct OpioidDoseIn {
+    /// buprenorphine, codeine, fentanyl_transdermal, hydrocodone, hydromorphone, methadone,
+    /// morphine, oxycodone, oxymorphone, tapentadol, tramadol.
     pub opioid: String,
-    /// mg per day; µg/h for transdermal fentanyl.
-    pub dose: f64,
+    /// oral, transdermal, sublingual, buccal, intravenous, subcutaneous, intramuscular, intranasal.
+    pub route: String,
+    /// Each dose in mg (every opioid but the fentanyl patch); with `every_hours` or `times_per_day`.
+    #[serde(default)]
+    pub dose_mg: Option<f64>,
+    /// Hours between doses, 1–72 ("every 6 h" is 6).
+    #[serde(default)]
+    pub every_hours: Option<f64>,
+    /// Doses per day, 1–24 ("twice a day" is 2).
+    #[serde(default)]
+    pub times_per_day: Option<u32>,
+    /// The fentanyl patch's labelled rate in µg/h (instead of a dose and frequency).
+    #[serde(default)]
+    pub patch_ug_per_h: Option<f64>,
 }
 
 /// Opioid use as reported on a day.
@@ -153,7 +169,46 @@ pub struct OpioidUseIn {
     /// YYYY-MM-DD.
     pub on: String,
     /// Every opioid taken (empty: none).
-    pub doses: Vec<OpioidDoseDoc>,
+    pub doses: Vec<OpioidDoseIn>,
+}
+
+/// One opioid with what the CDC 2022 table makes of it.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct OpioidDoseOut {
+    /// As entered.
+    #[serde(flatten)]
+    pub entered: OpioidDoseIn,
+    /// As a clinician writes it ("10 mg every 6 h, oral").
+    pub described: String,
+    /// The amount per day, in `per_day_unit`.
+    pub per_day: f64,
+    /// mg/day, or µg/h for a patch.
+    pub per_day_unit: String,
+    /// MME per day; null when the table cannot convert it (see `not_converted`).
+    pub mme_per_day: Option<f64>,
+    /// no_factor (buprenorphine) or route_not_in_table; null when converted.
+    pub not_converted: Option<String>,
+}
+
+/// A flag beside the MME total.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct MmeFlagOut {
+    /// naloxone, buprenorphine, methadone or route_not_in_table.
+    pub code: String,
+    /// What it means and what to do.
+    pub detail: String,
+    /// Where the rule comes from.
+    pub source: String,
+}
+
+impl From<MmeFlag> for MmeFlagOut {
+    fn from(f: MmeFlag) -> Self {
+        Self {
+            code: f.code.to_string(),
+            detail: f.detail,
+            source: f.source.to_string(),
+        }
+    }
 }
 
 /// Opioid use with its MME, as stored.
@@ -162,17 +217,123 @@ pub struct OpioidUseDoc {
     /// YYYY-MM-DD.
     pub on: String,
     /// The doses.
-    pub doses: Vec<OpioidDoseDoc>,
-    /// Morphine milligram equivalents per day.
+    pub doses: Vec<OpioidDoseOut>,
+    /// Morphine milligram equivalents per day of the doses the table converts.
     pub mme_per_day: f64,
+    /// False when a dose could not be converted: the total then understates the opioid load.
+    pub complete: bool,
     /// The conversion table used.
     pub table: String,
     /// The CDC's cautions that apply.
     pub cautions: Vec<String>,
+    /// naloxone (≥ 50 MME/day), buprenorphine, methadone, route_not_in_table.
+    pub flags: Vec<MmeFlagOut>,
+}
+
+/// What the trend needs of a stored day: records written before doses carried a frequency and a
+/// route (`{opioid, dose}` in mg/day) read as well.
+#[derive(Deserialize)]
+struct StoredOpioidDay {
+    on: String,
+    mme_per_day: f64,
+    #[serde(default = "complete_by_default")]
+    complete: bool,
+    #[serde(default)]
+    flags: Vec<MmeFlagOut>,
+}
+
+fn complete_by_default() -> bool {
+    true
+}
+
+/// The domain dose an entry stands for; the field at fault is named `doses[i].<field>`.
+fn to_dose(i: usize, d: &OpioidDoseIn) -> Result<OpioidDose, AppError> {
+    let at = |leaf: &str| format!("doses[{i}].{leaf}");
+    let opioid: Opioid = d
+        .opioid
+        .parse()
+        .map_err(|e: ketaflow_clinic::patient::UnknownCode| {
+            AppError::field(&at("opioid"), d.opioid.as_str(), e.allowed)
+        })?;
+    let route: Route = d
+        .route
+        .parse()
+        .map_err(|e: ketaflow_clinic::patient::UnknownCode| {
+            AppError::field(&at("route"), d.route.as_str(), e.allowed)
+        })?;
+    let milligrams = |mg: f64| {
+        Milligrams::new(mg)
+            .ok()
+            .filter(|m| m.get() > 0.0)
+            .ok_or_else(|| AppError::field(&at("dose_mg"), mg, "a dose in mg above 0 and up to 100000"))
+    };
+    let regimen = match (d.dose_mg, d.every_hours, d.times_per_day, d.patch_ug_per_h) {
+        (Some(mg), Some(hours), None, None) => {
+            let (lo, hi) = EVERY_HOURS_RANGE;
+            if !(lo..=hi).contains(&hours) {
+                return Err(AppError::field(
+                    &at("every_hours"),
+                    hours,
+                    format!("hours between doses, {lo}–{hi}"),
+                ));
+            }
+            Regimen::EveryHours {
+                dose: milligrams(mg)?,
+                every: Hours::new(hours)
+                    .map_err(|e| AppError::field(&at("every_hours"), hours, e.to_string()))?,
+            }
+        }
+        (Some(mg), None, Some(times), None) => {
+            let (lo, hi) = TIMES_DAILY_RANGE;
+            if !(lo..=hi).contains(&times) {
+                return Err(AppError::field(
+                    &at("times_per_day"),
+                    times,
+                    format!("doses per day, {lo}–{hi}"),
+                ));
+            }
+            Regimen::TimesDaily {
+                dose: milligrams(mg)?,
+                times,
+            }
+        }
+        (None, None, None, Some(rate)) => Regimen::Continuous {
+            rate: MicrogramsPerHour::new(rate)
+                .ok()
+                .filter(|r| r.get() > 0.0)
+                .ok_or_else(|| {
+                    AppError::field(
+                        &at("patch_ug_per_h"),
+                        rate,
+                        "a patch rate in µg/h above 0 and up to 10000",
+                    )
+                })?,
+        },
+        _ => {
+            return Err(AppError::field(
+                &at("dose_mg"),
+                serde_json::to_value(d)?,
+                "either dose_mg with exactly one of every_hours or times_per_day, or patch_ug_per_h alone",
+            ));
+        }
+    };
+    OpioidDose::new(opioid, route, regimen).map_err(|e| {
+        let field = if matches!(e, DoseEntryError::PatchRoute { .. }) {
+            "route"
+        } else {
+            "dose_mg"
+        };
+        AppError::field(
+            &at(field),
+            serde_json::to_value(d).unwrap_or_default(),
+            e.to_string(),
+        )
+    })
 }
 
 impl App {
-    /// Records opioid use; the MME per day is computed and stored with the table's name.
+    /// Records a day's opioid use: each dose's MME per day is derived from dose, frequency and
+    /// route with the CDC 2022 table and stored with the table's name, its cautions and flags.
     pub async fn add_opioid_use(
         &self,
         caller: &Caller,
@@ -189,28 +350,40 @@ impl App {
                 "a date no later than today",
             ));
         }
-        let mut doses = Vec::new();
-        for d in &body.doses {
-            let opioid = Opioid::ALL
-                .into_iter()
-                .find(|o| o.code() == d.opioid)
-                .ok_or_else(|| {
-                    AppError::field(
-                        "doses.opioid",
-                        d.opioid.clone(),
-                        Opioid::ALL.map(Opioid::code).join(", "),
-                    )
-                })?;
-            doses.push((opioid, d.dose));
-        }
-        let total = mme_per_day(&doses).map_err(|e| AppError::field("doses.dose", e.dose, e.to_string()))?;
+        let doses = body
+            .doses
+            .iter()
+            .enumerate()
+            .map(|(i, d)| to_dose(i, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let assessment = assess(&doses);
         state.record(PATIENT, id).await?;
         let doc = OpioidUseDoc {
             on: on.to_string(),
-            doses: body.doses.clone(),
-            mme_per_day: total.mme_per_day,
-            table: total.table.to_string(),
-            cautions: total.cautions.iter().map(|c| (*c).to_string()).collect(),
+            doses: body
+                .doses
+                .iter()
+                .zip(&assessment.doses)
+                .map(|(entered, c)| OpioidDoseOut {
+                    entered: entered.clone(),
+                    described: format!("{}, {}", c.dose.regimen.describe(), c.dose.route.code()),
+                    per_day: c.dose.regimen.per_day(),
+                    per_day_unit: c.dose.regimen.per_day_unit().to_string(),
+                    mme_per_day: c.mme_per_day.ok(),
+                    not_converted: c.mme_per_day.err().map(|n| {
+                        match n {
+                            NotConverted::NoFactor => "no_factor",
+                            NotConverted::RouteNotInTable => "route_not_in_table",
+                        }
+                        .to_string()
+                    }),
+                })
+                .collect(),
+            mme_per_day: assessment.mme_per_day,
+            complete: assessment.complete,
+            table: assessment.table.to_string(),
+            cautions: assessment.cautions.iter().map(|c| (*c).to_string()).collect(),
+            flags: assessment.flags.into_iter().map(MmeFlagOut::from).collect(),
         };
         let data = serde_json::to_value(&doc)?;
         state
@@ -270,6 +443,10 @@ pub struct MmeTrendOut {
     pub latest: Option<f64>,
     /// latest − baseline.
     pub change: Option<f64>,
+    /// False when the latest day holds a dose the table could not convert.
+    pub latest_complete: bool,
+    /// The latest day's flags (naloxone at ≥ 50 MME/day, buprenorphine, methadone, route).
+    pub latest_flags: Vec<MmeFlagOut>,
 }
 
 /// A patient's safety picture.
@@ -340,7 +517,7 @@ impl App {
             at_risk_liver,
             &SurveillanceSettings::default(),
         );
-        let mut uses: Vec<OpioidUseDoc> = state
+        let mut uses: Vec<StoredOpioidDay> = state
             .store
             .list_records(OPIOID_USE, Some(id), None, 500)
             .await?
@@ -350,6 +527,15 @@ impl App {
         uses.sort_by(|a, b| a.on.cmp(&b.on));
         let series: Vec<(String, f64)> = uses.iter().map(|u| (u.on.clone(), u.mme_per_day)).collect();
         let (baseline, latest) = (series.first().map(|x| x.1), series.last().map(|x| x.1));
+        let latest_day = uses.last();
+        let mut latest_flags = latest_day.map(|d| d.flags.clone()).unwrap_or_default();
+        // Days stored before flags were kept still show the naloxone flag their total earns.
+        if let Some(day) = latest_day
+            && !latest_flags.iter().any(|f| f.code == "naloxone")
+            && let Some(flag) = naloxone_flag(day.mme_per_day)
+        {
+            latest_flags.insert(0, flag.into());
+        }
         Ok(SafetyOut {
             last_30_days: exposure_out(s.last_30_days),
             last_12_months: exposure_out(s.last_12_months),
@@ -370,8 +556,50 @@ impl App {
                 change: baseline.zip(latest).map(|(b, l)| l - b),
                 baseline,
                 latest,
+                latest_complete: latest_day.is_none_or(|d| d.complete),
+                latest_flags,
                 series,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_stored_before_frequency_and_route_still_reads() {
+        // The shape written before doses carried a frequency and a route: mg/day, no flags.
+        let legacy = serde_json::json!({"on": "2026-11-20", "doses": [{"opioid": "oxycodone", "dose": 40}],
+            "mme_per_day": 60.0, "table": MME_TABLE, "cautions": []});
+        let day: StoredOpioidDay = serde_json::from_value(legacy).unwrap();
+        assert_eq!(
+            (day.on.as_str(), day.mme_per_day, day.complete),
+            ("2026-11-20", 60.0, true)
+        );
+        assert!(day.flags.is_empty());
+    }
+
+    #[test]
+    fn an_entry_names_its_row_and_field() {
+        let entry = OpioidDoseIn {
+            opioid: "morphine".into(),
+            route: "oral".into(),
+            dose_mg: Some(10.0),
+            every_hours: Some(4.0),
+            times_per_day: Some(6),
+            patch_ug_per_h: None,
+        };
+        let AppError::InvalidField { field, .. } = to_dose(2, &entry).unwrap_err() else {
+            panic!("not a field error");
+        };
+        assert_eq!(field, "doses[2].dose_mg");
+        let ok = OpioidDoseIn {
+            times_per_day: None,
+            ..entry
+        };
+        // 10 mg every 4 h = 60 mg/day of oral morphine.
+        assert_eq!(to_dose(0, &ok).unwrap().regimen.per_day(), 60.0);
     }
 }

@@ -477,34 +477,103 @@ async fn safety_shows_cumulative_dose_flags_and_the_opioid_trend_in_mme() {
         b["error"]["allowed"],
         "dysuria, urgency, frequency, haematuria, suprapubic_pain"
     );
-    // Opioids: oxycodone 30 mg/day (× 1.5) + fentanyl patch 25 µg/h (× 2.4) = 45 + 60 = 105 MME/day;
-    // later oxycodone 20 mg/day alone = 30 MME/day (CDC 2022 factors).
+    // Opioids: oxycodone 15 mg twice a day (30 mg/day × 1.5 = 45) + a 25 µg/h fentanyl patch
+    // (× 2.4 = 60) = 105 MME/day (CDC 2022 factors).
     let (s, b) = post(
         &app,
         Some(&nurse),
         &format!("/api/v1/patients/{pid}/opioid-use"),
-        json!({"on": "2026-11-20",
-        "doses": [{"opioid": "oxycodone", "dose": 30}, {"opioid": "fentanyl_transdermal", "dose": 25}]}),
+        json!({"on": "2026-11-20", "doses": [
+            {"opioid": "oxycodone", "route": "oral", "dose_mg": 15, "times_per_day": 2},
+            {"opioid": "fentanyl_transdermal", "route": "transdermal", "patch_ug_per_h": 25}]}),
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert!((b["mme_per_day"].as_f64().unwrap() - 105.0).abs() < 1e-9);
     assert!(b["table"].as_str().unwrap().starts_with("CDC 2022"));
-    post(
-        &app,
-        Some(&nurse),
-        &format!("/api/v1/patients/{pid}/opioid-use"),
-        json!({"on": "2026-11-26", "doses": [{"opioid": "oxycodone", "dose": 20}]}),
-    )
-    .await;
+    assert_eq!(b["doses"][0]["described"], "15 mg 2 times a day, oral");
+    assert_eq!(b["doses"][1]["per_day_unit"], "µg/h");
+    // The vector: oxycodone 10 mg every 6 h = 40 mg/day × 1.5 = 60 MME/day, and at ≥ 50
+    // MME/day CDC 2022 Recommendation 8 says to offer naloxone.
     let (s, b) = post(
         &app,
         Some(&nurse),
         &format!("/api/v1/patients/{pid}/opioid-use"),
-        json!({"on": "2026-11-26", "doses": [{"opioid": "heroin", "dose": 20}]}),
+        json!({"on": "2026-11-26", "doses": [
+            {"opioid": "oxycodone", "route": "oral", "dose_mg": 10, "every_hours": 6}]}),
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["mme_per_day"], 60.0);
+    assert_eq!(b["doses"][0]["per_day"], 40.0);
+    assert_eq!(b["complete"], true);
+    assert_eq!(b["flags"][0]["code"], "naloxone", "{b}");
+    assert!(
+        b["flags"][0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("Recommendation 8")
+    );
+    // Buprenorphine is flagged, not converted; the total says it is incomplete.
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/opioid-use"),
+        json!({"on": "2026-11-25", "doses": [
+            {"opioid": "buprenorphine", "route": "sublingual", "dose_mg": 8, "times_per_day": 1}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        (b["mme_per_day"].as_f64(), &b["complete"]),
+        (Some(0.0), &json!(false))
+    );
+    assert_eq!(b["doses"][0]["not_converted"], "no_factor");
+    assert_eq!(b["flags"][0]["code"], "buprenorphine");
+    // Refusals name the dose and the field, and store nothing.
+    for (dose, field, allowed) in [
+        (
+            json!({"opioid": "heroin", "route": "oral", "dose_mg": 20, "times_per_day": 1}),
+            "doses[0].opioid",
+            "buprenorphine, codeine",
+        ),
+        (
+            json!({"opioid": "morphine", "route": "rectal", "dose_mg": 20, "times_per_day": 1}),
+            "doses[0].route",
+            "oral, transdermal",
+        ),
+        (
+            json!({"opioid": "morphine", "route": "oral", "dose_mg": 20}),
+            "doses[0].dose_mg",
+            "either dose_mg with exactly one of",
+        ),
+        (
+            json!({"opioid": "morphine", "route": "oral", "dose_mg": 20, "every_hours": 0.5}),
+            "doses[0].every_hours",
+            "hours between doses, 1–72",
+        ),
+        (
+            json!({"opioid": "morphine", "route": "oral", "dose_mg": 0, "times_per_day": 2}),
+            "doses[0].dose_mg",
+            "a dose in mg above 0",
+        ),
+        (
+            json!({"opioid": "fentanyl_transdermal", "route": "oral", "patch_ug_per_h": 25}),
+            "doses[0].route",
+            "its route is transdermal",
+        ),
+    ] {
+        let (s, b) = post(
+            &app,
+            Some(&nurse),
+            &format!("/api/v1/patients/{pid}/opioid-use"),
+            json!({"on": "2026-11-26", "doses": [dose]}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(b["error"]["field"], field, "{b}");
+        assert!(b["error"]["allowed"].as_str().unwrap().contains(allowed), "{b}");
+    }
     let (s, safety, _) = app
         .call("GET", &format!("/api/v1/patients/{pid}/safety"), Some(&doc), None)
         .await;
@@ -529,9 +598,16 @@ async fn safety_shows_cumulative_dose_flags_and_the_opioid_trend_in_mme() {
     let o = &safety["opioids"];
     assert_eq!(
         (o["baseline"].as_f64(), o["latest"].as_f64()),
-        (Some(105.0), Some(30.0))
+        (Some(105.0), Some(60.0))
     );
-    assert_eq!(o["change"], -75.0);
+    assert_eq!(o["change"], -45.0);
+    assert_eq!(o["latest_complete"], true);
+    assert_eq!(o["latest_flags"][0]["code"], "naloxone");
+    assert_eq!(
+        o["series"].as_array().unwrap().len(),
+        3,
+        "the refusals stored nothing: {o}"
+    );
 }
 
 async fn get_text(app: &App, path: &str, token: &str) -> (StatusCode, String) {

@@ -111,6 +111,10 @@ quantity!(
     MgPerKgPerHour, quantity = "dose rate", unit = "mg/kg/h", min = 0.0, max = 100.0
 );
 quantity!(
+    /// A transdermal delivery rate, in micrograms per hour (how fentanyl patches are labelled).
+    MicrogramsPerHour, quantity = "delivery rate", unit = "µg/h", min = 0.0, max = 10_000.0
+);
+quantity!(
     /// A pump rate, in millilitres per hour.
     MlPerHour, quantity = "pump rate", unit = "mL/h", min = 0.0, max = 10_000.0
 );

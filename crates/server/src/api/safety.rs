@@ -14,7 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use ketaflow_app::safety::{
-    ExposureOut, FlagOut, MmeTrendOut, OpioidDoseDoc, OpioidUseDoc, OpioidUseIn, SafetyCheckDoc, SafetyOut,
+    ExposureOut, FlagOut, MmeFlagOut, MmeTrendOut, OpioidDoseIn, OpioidDoseOut, OpioidUseDoc, OpioidUseIn,
+    SafetyCheckDoc, SafetyOut,
 };
 
 /// Record a safety check.

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use ketaflow_clinic::instruments::{Instrument, is_remission, is_response};
-use ketaflow_clinic::mme::Opioid;
+use ketaflow_clinic::mme::{NALOXONE_OFFER_MME_PER_DAY, Opioid, Route};
 use ketaflow_clinic::patient::{Condition, Indication, MedicationClass};
 use ketaflow_clinic::session::PlanStatus;
 use time::{Date, OffsetDateTime};
@@ -29,7 +29,7 @@ use ketaflow_app::intake::{
     AcknowledgeIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, PatientOut, WeightIn,
 };
 use ketaflow_app::outcomes::{self, CRISIS_INFORMATION, LinkIn, MeasurementOut, OutcomeIn};
-use ketaflow_app::safety::{OpioidDoseDoc, OpioidUseIn};
+use ketaflow_app::safety::{OpioidDoseIn, OpioidUseIn};
 use ketaflow_charts::{Chart, Curve, Level, TimeAxis};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -592,6 +592,8 @@ struct ChartPage {
     mme_table: String,
     mme_rows: Vec<(String, String)>,
     mme_summary: String,
+    /// The latest day's MME flags: (code, detail, source).
+    mme_flags: Vec<(String, String, String)>,
     mme_svg: String,
     open_alerts: Vec<AlertRow>,
     schedule: Vec<ScheduleRow>,
@@ -794,6 +796,20 @@ fn intake_forms(form: &FormState, id: Uuid, today: &str) -> Vec<FormView> {
 /// How many opioid rows the opioid-use form offers (a day with more is rare; record them all).
 const OPIOID_ROWS: usize = 3;
 
+/// How often, as the form offers it: (value, label). `tN` is N times a day, `hN` every N hours.
+const OPIOID_FREQUENCIES: [(&str, &str); 10] = [
+    ("t1", "once a day"),
+    ("t2", "twice a day"),
+    ("t3", "3 times a day"),
+    ("t4", "4 times a day"),
+    ("h4", "every 4 h"),
+    ("h6", "every 6 h"),
+    ("h8", "every 8 h"),
+    ("h12", "every 12 h"),
+    ("h72", "every 72 h"),
+    ("patch", "patch (dose in µg/h)"),
+];
+
 fn opioid_form(form: &FormState, id: Uuid, today: &str) -> FormView {
     let b = Builder::new(form, "opioid");
     let mut fields = vec![
@@ -802,6 +818,11 @@ fn opioid_form(form: &FormState, id: Uuid, today: &str) -> FormView {
             .required(),
     ];
     let opioids = with_blank("none", code_choices(Opioid::ALL.map(Opioid::code)));
+    let routes = code_choices(Route::ALL.map(Route::code));
+    let frequencies: Vec<(String, String)> = OPIOID_FREQUENCIES
+        .iter()
+        .map(|(v, t)| ((*v).to_string(), (*t).to_string()))
+        .collect();
     for i in 1..=OPIOID_ROWS {
         fields.push(
             b.field(&format!("opioid_{i}"), &format!("Opioid {i}"), "select", "")
@@ -809,19 +830,23 @@ fn opioid_form(form: &FormState, id: Uuid, today: &str) -> FormView {
         );
         fields.push(
             b.field(&format!("dose_{i}"), &format!("Dose {i}"), "number", "")
-                .hint("mg/day; µg/h for transdermal fentanyl")
+                .hint("mg per dose; µg/h for a patch")
                 .range(0, 100_000)
                 .step("any"),
         );
-    }
-    // The API names errors in the dose list `doses.opioid` / `doses.dose`: shown under the first row.
-    for (field, leaf) in [("opioid_1", "opioid"), ("dose_1", "dose")] {
-        let error = form.error_in("opioid", leaf);
-        if let Some(f) = fields.iter_mut().find(|f| f.name == field)
-            && !error.is_empty()
-        {
-            f.error = error;
-        }
+        fields.push(
+            b.field(
+                &format!("frequency_{i}"),
+                &format!("How often {i}"),
+                "select",
+                "t1",
+            )
+            .choices(frequencies.clone()),
+        );
+        fields.push(
+            b.field(&format!("route_{i}"), &format!("Route {i}"), "select", "oral")
+                .choices(routes.clone()),
+        );
     }
     let mut view = b.form(
         format!("/patients/{id}/opioid-use"),
@@ -829,11 +854,43 @@ fn opioid_form(form: &FormState, id: Uuid, today: &str) -> FormView {
         "Record opioid use",
         fields,
     );
-    view.intro = "Every opioid taken that day; leave all rows at \"none\" to record a day without opioids. \
-                  The server converts to morphine milligram equivalents (CDC 2022)."
+    view.intro = "Every opioid taken that day, as prescribed (\"10 mg every 6 h, oral\"); leave all rows at \
+                  \"none\" to record a day without opioids. The server converts to morphine milligram \
+                  equivalents per day (CDC 2022) and flags naloxone at 50 MME/day or more, buprenorphine \
+                  and methadone."
         .into();
     view.layout = "grid";
     view
+}
+
+/// The API names a dose's fault `doses[k].<field>`, k counting only the rows filled in; the form
+/// shows it under that row's own field (`dose_2`, `route_3`).
+fn opioid_error_on_row(error: ApiError, rows: &[usize]) -> ApiError {
+    let ApiError::InvalidField {
+        field,
+        value,
+        allowed,
+    } = error
+    else {
+        return error;
+    };
+    let placed = field
+        .strip_prefix("doses[")
+        .and_then(|rest| rest.split_once("]."))
+        .and_then(|(k, leaf)| Some((rows.get(k.parse::<usize>().ok()?)?, leaf)))
+        .map(|(row, leaf)| {
+            let name = match leaf {
+                "dose_mg" | "patch_ug_per_h" => "dose",
+                "every_hours" | "times_per_day" => "frequency",
+                other => other,
+            };
+            format!("{name}_{row}")
+        });
+    ApiError::InvalidField {
+        field: placed.unwrap_or(field),
+        value,
+        allowed,
+    }
 }
 
 fn session_form(form: &FormState, id: Uuid, plans: &[PlanRow], now: OffsetDateTime) -> FormView {
@@ -1015,7 +1072,11 @@ fn mme_chart(series: &[(String, f64)], table: &str) -> String {
             ..Curve::default()
         }],
         bands: vec![],
-        levels: vec![],
+        levels: vec![Level {
+            label: format!("{NALOXONE_OFFER_MME_PER_DAY} MME/day: offer naloxone (CDC 2022 Rec. 8)"),
+            colour: "#b3261e",
+            value: NALOXONE_OFFER_MME_PER_DAY,
+        }],
     }
     .to_svg()
 }
@@ -1169,7 +1230,7 @@ async fn load_chart(
         })
         .collect();
     let o = &safety_out.opioids;
-    let mme_summary = match (o.baseline, o.latest, o.change) {
+    let mut mme_summary = match (o.baseline, o.latest, o.change) {
         (Some(b), Some(l), Some(c)) => format!(
             "first recorded {} MME/day, latest {} MME/day, change {} MME/day",
             num(b, 1),
@@ -1178,6 +1239,10 @@ async fn load_chart(
         ),
         _ => String::new(),
     };
+    if !o.latest_complete {
+        mme_summary
+            .push_str("; the latest day holds a dose the table cannot convert, so its total is too low");
+    }
 
     let open_alerts: Vec<AlertRow> = alerts
         .iter()
@@ -1262,6 +1327,11 @@ async fn load_chart(
             .map(|(on, v)| (on.clone(), format!("{} MME/day", num(*v, 1))))
             .collect(),
         mme_summary,
+        mme_flags: o
+            .latest_flags
+            .iter()
+            .map(|f| (f.code.replace('_', " "), f.detail.clone(), f.source.clone()))
+            .collect(),
         mme_svg: mme_chart(&o.series, o.table),
         crisis_information: CRISIS_INFORMATION,
         open_alerts,
@@ -1527,6 +1597,7 @@ async fn send_link(State(state): State<AppState>, Path(id): Path<Uuid>, posted: 
 
 async fn add_opioid_use(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> Response {
     let Posted { user, form } = posted;
+    let mut rows = Vec::new();
     let result = async {
         let mut doses = Vec::new();
         for i in 1..=OPIOID_ROWS {
@@ -1534,16 +1605,49 @@ async fn add_opioid_use(State(state): State<AppState>, Path(id): Path<Uuid>, pos
                 continue;
             };
             let dose_field = format!("dose_{i}");
-            let dose = form
+            let amount = form
                 .number(&dose_field)?
                 .ok_or_else(|| ApiError::field(&dose_field, "", "the dose of the opioid chosen"))?;
-            doses.push(OpioidDoseDoc { opioid, dose });
+            let frequency = form.text(&format!("frequency_{i}"));
+            let (mut dose_mg, mut every_hours, mut times_per_day, mut patch_ug_per_h) =
+                (None, None, None, None);
+            match frequency.split_at_checked(1) {
+                Some(("t", n)) if n.parse::<u32>().is_ok() => {
+                    dose_mg = Some(amount);
+                    times_per_day = n.parse().ok();
+                }
+                Some(("h", n)) if n.parse::<f64>().is_ok() => {
+                    dose_mg = Some(amount);
+                    every_hours = n.parse().ok();
+                }
+                _ if frequency == "patch" => patch_ug_per_h = Some(amount),
+                _ => {
+                    let allowed = OPIOID_FREQUENCIES.map(|(_, t)| t).join(", ");
+                    return Err(ApiError::field(
+                        &format!("frequency_{i}"),
+                        frequency.as_str(),
+                        &allowed,
+                    ));
+                }
+            }
+            rows.push(i);
+            doses.push(OpioidDoseIn {
+                opioid,
+                route: form.text(&format!("route_{i}")),
+                dose_mg,
+                every_hours,
+                times_per_day,
+                patch_ug_per_h,
+            });
         }
         let body = OpioidUseIn {
             on: form.text("on"),
             doses,
         };
-        state.add_opioid_use(&user.me.caller(), id, body).await?;
+        state
+            .add_opioid_use(&user.me.caller(), id, body)
+            .await
+            .map_err(|e| opioid_error_on_row(e.into(), &rows))?;
         Ok(())
     }
     .await;
