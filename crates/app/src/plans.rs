@@ -17,7 +17,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::policy::{Action, Caller};
-use crate::records::{CheckOut, OverrideDoc, PATIENT, PLAN, PatientDoc, PlanDoc, PredictionOut};
+use crate::records::{
+    CheckOut, IndicationDoc, OverrideDoc, PATIENT, PLAN, PatientDoc, PlanDoc, PredictionOut,
+};
 use crate::{App, AppError};
 
 /// A plan request.
@@ -57,6 +59,10 @@ pub struct ApproveIn {
     /// One override with a reason for each soft-limit breach.
     #[serde(default)]
     pub overrides: Vec<OverrideDoc>,
+    /// Why the protocol is right for a patient with none of its indications (at least 10
+    /// characters); needed exactly when the plan's `indication.matches` is false.
+    #[serde(default)]
+    pub indication_override: Option<String>,
 }
 
 /// A stored plan as shown.
@@ -163,6 +169,22 @@ pub fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &s
         approved_by_name: None,
         approved_at: None,
         overrides: vec![],
+        indication: Some(IndicationDoc {
+            protocol_for: plan
+                .indication
+                .protocol_for
+                .iter()
+                .map(|i| i.code().to_string())
+                .collect(),
+            patient: plan
+                .indication
+                .patient
+                .iter()
+                .map(|i| i.code().to_string())
+                .collect(),
+            matches: plan.indication.matches(),
+        }),
+        indication_override: None,
     }
 }
 
@@ -374,25 +396,37 @@ impl App {
             user_id: caller.user.id.to_string(),
             is_physician: caller.user.role == ketaflow_store::Role::Physician,
         };
-        let approved = plan.approve(&approver, overrides).map_err(|e| match e {
-            ApprovalError::NotPhysician => AppError::Forbidden {
-                role: caller.user.role.as_str(),
-                action: "approve a dose plan",
-            },
-            ApprovalError::HardLimit { .. } => AppError::Refused {
-                code: "hard_limit",
-                message: e.to_string(),
-            },
-            ApprovalError::OverrideNeeded { limit, .. } => AppError::RefusedAt {
-                code: "override_needed",
-                message: e.to_string(),
-                field: format!("overrides.{limit}"),
-            },
-            ApprovalError::NeedlessOverride { .. } => AppError::Refused {
-                code: "needless_override",
-                message: e.to_string(),
-            },
-        })?;
+        let approved = plan
+            .approve(&approver, overrides, body.indication_override.as_deref())
+            .map_err(|e| match e {
+                ApprovalError::NotPhysician => AppError::Forbidden {
+                    role: caller.user.role.as_str(),
+                    action: "approve a dose plan",
+                },
+                ApprovalError::HardLimit { .. } => AppError::Refused {
+                    code: "hard_limit",
+                    message: e.to_string(),
+                },
+                ApprovalError::OverrideNeeded { limit, .. } => AppError::RefusedAt {
+                    code: "override_needed",
+                    message: e.to_string(),
+                    field: format!("overrides.{limit}"),
+                },
+                ApprovalError::NeedlessOverride { .. } => AppError::Refused {
+                    code: "needless_override",
+                    message: e.to_string(),
+                },
+                ApprovalError::IndicationOverrideNeeded { .. } => AppError::RefusedAt {
+                    code: "indication_override_needed",
+                    message: e.to_string(),
+                    field: "indication_override".into(),
+                },
+                ApprovalError::NeedlessIndicationOverride => AppError::RefusedAt {
+                    code: "needless_override",
+                    message: e.to_string(),
+                    field: "indication_override".into(),
+                },
+            })?;
         let now = self.now();
         let mut doc = stored;
         doc.status = PlanStatus::Approved;
@@ -407,6 +441,7 @@ impl App {
                 reason: o.reason.clone(),
             })
             .collect();
+        doc.indication_override = approved.indication_override().map(str::to_string);
         let data = serde_json::to_value(&doc)?;
         let change = RecordChange {
             kind: PLAN,

@@ -237,6 +237,23 @@ pub struct PlanDoc {
     pub approved_at: Option<String>,
     /// Soft-limit overrides with reasons.
     pub overrides: Vec<OverrideDoc>,
+    /// The protocol's indications against the patient's; absent in plans made before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indication: Option<IndicationDoc>,
+    /// Why a physician approved a protocol for none of the patient's indications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indication_override: Option<String>,
+}
+
+/// The protocol's indications against the patient's recorded ones, as checked for the plan.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct IndicationDoc {
+    /// The protocol's indications (codes).
+    pub protocol_for: Vec<String>,
+    /// The patient's recorded indications (codes) when the plan was computed.
+    pub patient: Vec<String>,
+    /// Whether the protocol is for one of them; false needs a physician's reasoned override.
+    pub matches: bool,
 }
 
 // ---- Sessions ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ use ketaflow_units::{
 };
 use time::Date;
 
-use crate::patient::PatientFacts;
+use crate::patient::{Indication, PatientFacts};
 use crate::protocol::{DoseRule, Limit, Protocol};
 use crate::weight::{DosingWeight, DosingWeightError, dosing_weight};
 
@@ -230,6 +230,45 @@ pub struct DosePlan {
     pub prediction: Prediction,
     /// Other warnings (short stature for Devine, etc.).
     pub warnings: Vec<String>,
+    /// Whether the protocol is for one of the patient's recorded indications.
+    pub indication: IndicationCheck,
+}
+
+/// The protocol's indications against the patient's recorded ones. A protocol for none of them
+/// (a bipolar-depression protocol for a treatment-resistant-depression patient) needs a physician's
+/// reasoned override at approval, like a soft limit: the library's protocols are each built on the
+/// evidence for their own indications (protocol library, `indications`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndicationCheck {
+    /// The protocol's indications.
+    pub protocol_for: Vec<Indication>,
+    /// The patient's recorded indications.
+    pub patient: Vec<Indication>,
+}
+
+impl IndicationCheck {
+    /// Whether the protocol is for at least one of the patient's indications.
+    pub fn matches(&self) -> bool {
+        self.protocol_for.iter().any(|i| self.patient.contains(i))
+    }
+
+    /// The mismatch in words, or `None` when the protocol fits.
+    pub fn mismatch(&self, protocol: &str) -> Option<String> {
+        let codes = |list: &[Indication]| {
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.iter().map(|i| i.code()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        (!self.matches()).then(|| {
+            format!(
+                "protocol {protocol} is for {}, and the patient's recorded indications are {}",
+                codes(&self.protocol_for),
+                codes(&self.patient)
+            )
+        })
+    }
 }
 
 /// Why a plan cannot be computed.
@@ -317,6 +356,15 @@ pub enum ApprovalError {
         /// Unit.
         unit: &'static str,
     },
+    /// The protocol is for none of the patient's indications and no reasoned override was given.
+    #[error("{mismatch}; approving it needs an indication override with a reason of at least 10 characters")]
+    IndicationOverrideNeeded {
+        /// The mismatch in words.
+        mismatch: String,
+    },
+    /// An indication override was given for a protocol that fits the patient's indications.
+    #[error("an indication override was given, but the protocol is for one of the patient's indications")]
+    NeedlessIndicationOverride,
     /// An override was given for a limit that is not breached.
     #[error("an override was given for {limit}, which is within its soft limit")]
     NeedlessOverride {
@@ -331,6 +379,7 @@ pub struct ApprovedPlan {
     plan: DosePlan,
     approved_by: String,
     overrides: Vec<Override>,
+    indication_override: Option<String>,
 }
 
 impl ApprovedPlan {
@@ -345,6 +394,10 @@ impl ApprovedPlan {
     /// The overrides with their reasons.
     pub fn overrides(&self) -> &[Override] {
         &self.overrides
+    }
+    /// Why the protocol was approved for a patient without its indication, if it was.
+    pub fn indication_override(&self) -> Option<&str> {
+        self.indication_override.as_deref()
     }
 }
 
@@ -444,6 +497,15 @@ pub fn compute_plan(request: &PlanRequest<'_>) -> Result<DosePlan, PlanError> {
     if dosing.short_stature_warning {
         warnings.push("height under 152.4 cm: the Devine ideal-weight formula is unreliable (globalrph); check the dosing weight".into());
     }
+    let indication = IndicationCheck {
+        protocol_for: protocol.indications.clone(),
+        patient: facts.indications.clone(),
+    };
+    if let Some(mismatch) = indication.mismatch(&protocol.id) {
+        warnings.push(format!(
+            "{mismatch}: approval needs a physician's override with a reason of at least {MIN_OVERRIDE_REASON_CHARS} characters"
+        ));
+    }
     Ok(DosePlan {
         protocol_id: protocol.id.clone(),
         protocol_version: protocol.version,
@@ -465,6 +527,7 @@ pub fn compute_plan(request: &PlanRequest<'_>) -> Result<DosePlan, PlanError> {
         checks,
         prediction,
         warnings,
+        indication,
     })
 }
 
@@ -616,11 +679,13 @@ impl DosePlan {
     }
 
     /// Approves the plan. Every soft breach needs an override with a reason; a hard breach never
-    /// passes; only a physician approves.
+    /// passes; a protocol for none of the patient's indications needs `indication_override`, a
+    /// reason as long as a limit override's; only a physician approves.
     pub fn approve(
         self,
         approver: &Approver,
         overrides: Vec<Override>,
+        indication_override: Option<&str>,
     ) -> Result<ApprovedPlan, ApprovalError> {
         if !approver.is_physician {
             return Err(ApprovalError::NotPhysician);
@@ -653,10 +718,21 @@ impl DosePlan {
                 });
             }
         }
+        let indication_reason = indication_override.map(str::trim).filter(|r| !r.is_empty());
+        match (self.indication.mismatch(&self.protocol_id), indication_reason) {
+            (None, Some(_)) => return Err(ApprovalError::NeedlessIndicationOverride),
+            (Some(mismatch), reason)
+                if reason.is_none_or(|r| r.chars().count() < MIN_OVERRIDE_REASON_CHARS) =>
+            {
+                return Err(ApprovalError::IndicationOverrideNeeded { mismatch });
+            }
+            _ => {}
+        }
         Ok(ApprovedPlan {
             plan: self,
             approved_by: approver.user_id.clone(),
             overrides,
+            indication_override: indication_reason.map(str::to_string),
         })
     }
 }
@@ -733,7 +809,7 @@ mod tests {
         assert_eq!(plan.prediction.peak_cp.1, 2400.0);
         let recovery = plan.prediction.ce_below_threshold_from_s.unwrap();
         assert!((recovery / 60.0 - 120.1).abs() < 0.2, "{}", recovery / 60.0);
-        let approved = plan.approve(&physician(), vec![]).unwrap();
+        let approved = plan.approve(&physician(), vec![], None).unwrap();
         assert_eq!(approved.approved_by(), "dr-house");
     }
 
@@ -767,7 +843,7 @@ mod tests {
                 LimitName::MgPerSession
             ]
         );
-        let err = plan.clone().approve(&physician(), vec![]).unwrap_err();
+        let err = plan.clone().approve(&physician(), vec![], None).unwrap_err();
         assert_eq!(
             err,
             ApprovalError::OverrideNeeded {
@@ -782,7 +858,7 @@ mod tests {
             is_physician: false,
         };
         assert_eq!(
-            plan.clone().approve(&nurse, vec![]).unwrap_err(),
+            plan.clone().approve(&nurse, vec![], None).unwrap_err(),
             ApprovalError::NotPhysician
         );
         let short = vec![
@@ -795,7 +871,7 @@ mod tests {
                 reason: "ok".into(),
             },
         ];
-        assert!(plan.clone().approve(&physician(), short).is_err());
+        assert!(plan.clone().approve(&physician(), short, None).is_err());
         let reasoned = vec![
             Override {
                 limit: LimitName::DoseMgPerKg,
@@ -810,7 +886,7 @@ mod tests {
                 reason: "follows from the dose escalation above".into(),
             },
         ];
-        let approved = plan.approve(&physician(), reasoned).unwrap();
+        let approved = plan.approve(&physician(), reasoned, None).unwrap();
         assert_eq!(approved.overrides().len(), 3);
     }
 
@@ -858,7 +934,7 @@ mod tests {
             })
             .collect();
         assert!(matches!(
-            plan.approve(&physician(), overrides),
+            plan.approve(&physician(), overrides, None),
             Err(ApprovalError::HardLimit {
                 limit: "dose_mg_per_kg",
                 ..
@@ -909,5 +985,45 @@ mod tests {
         let mut r = request(&lib, "trd", &f, 1.0);
         r.adjusted_dose_per_kg = Some(f64::NAN);
         assert!(matches!(compute_plan(&r), Err(PlanError::BadAdjustedDose(_))));
+    }
+    #[test]
+    fn a_protocol_for_another_indication_needs_a_reasoned_physician_override() {
+        let lib = ProtocolLibrary::embedded();
+        let f = facts(70.0); // treatment-resistant depression
+        let crps = lib.get("crps").unwrap();
+        let conc = crps.concentrations_mg_per_ml.value[0];
+        let plan = compute_plan(&request(&lib, "crps", &f, conc)).unwrap();
+        assert!(!plan.indication.matches());
+        assert_eq!(
+            plan.indication.mismatch("crps").unwrap(),
+            "protocol crps is for crps, and the patient's recorded indications are treatment_resistant_depression"
+        );
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("approval needs a physician's override"))
+        );
+        let needed = plan.clone().approve(&physician(), vec![], None).unwrap_err();
+        assert!(
+            matches!(needed, ApprovalError::IndicationOverrideNeeded { .. }),
+            "{needed}"
+        );
+        // Nine characters are one short, as for a limit override.
+        assert!(matches!(
+            plan.clone().approve(&physician(), vec![], Some("  too short ")),
+            Err(ApprovalError::IndicationOverrideNeeded { .. })
+        ));
+        let approved = plan
+            .approve(&physician(), vec![], Some("comorbid CRPS, pain team"))
+            .unwrap();
+        assert_eq!(approved.indication_override(), Some("comorbid CRPS, pain team"));
+        // The fitting protocol needs none and refuses one.
+        let trd = compute_plan(&request(&lib, "trd", &f, 1.0)).unwrap();
+        assert!(trd.indication.matches());
+        assert_eq!(
+            trd.approve(&physician(), vec![], Some("no reason needed here"))
+                .unwrap_err(),
+            ApprovalError::NeedlessIndicationOverride
+        );
     }
 }

@@ -351,7 +351,14 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             let draft = state.create_plan(&physician, id, request).await?;
             if p.approved {
                 let approved = state
-                    .approve_plan(&physician, draft.id, ApproveIn { overrides: vec![] })
+                    .approve_plan(
+                        &physician,
+                        draft.id,
+                        ApproveIn {
+                            overrides: vec![],
+                            indication_override: None,
+                        },
+                    )
                     .await?;
                 if let Some((chair, running)) = p.chair {
                     chairs.push((

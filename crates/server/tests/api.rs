@@ -134,6 +134,81 @@ async fn intake_eligibility_plan_and_approval_without_override() {
 }
 
 #[tokio::test]
+async fn a_protocol_for_another_indication_needs_a_physicians_reasoned_override() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    // A treatment-resistant depression patient planned on the bipolar-depression protocol.
+    let id = app.patient(&nurse, 70.0).await;
+    let (s, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&nurse),
+            Some(json!({"protocol_id": "bipolar-depression", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    assert_eq!(
+        plan["indication"],
+        json!({"protocol_for": ["bipolar_depression"], "patient": ["treatment_resistant_depression"], "matches": false})
+    );
+    assert!(
+        plan["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("protocol bipolar-depression is for bipolar_depression")),
+        "{plan}"
+    );
+    let plan_id = plan["id"].as_str().unwrap();
+    let approve = |body: serde_json::Value| {
+        let app = &app;
+        let doc = doc.clone();
+        async move {
+            app.call(
+                "POST",
+                &format!("/api/v1/plans/{plan_id}/approve"),
+                Some(&doc),
+                Some(body),
+            )
+            .await
+        }
+    };
+    for body in [json!({}), json!({"indication_override": "bipolar?"})] {
+        let (s, err, _) = approve(body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["error"]["code"], "indication_override_needed");
+        assert_eq!(err["error"]["field"], "indication_override");
+    }
+    let reason = "bipolar II on the psychiatrist's review of 2026-11-20";
+    let (s, approved, _) = approve(json!({"indication_override": reason})).await;
+    assert_eq!(s, StatusCode::OK, "{approved}");
+    assert_eq!(approved["indication_override"], reason);
+    assert_eq!(approved["status"], "approved");
+
+    // The protocol for the patient's own indication needs no override and refuses one.
+    let (_, fitting, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{id}/plans"),
+            Some(&doc),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    assert_eq!(fitting["indication"]["matches"], true);
+    let (s, err, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{}/approve", fitting["id"].as_str().unwrap()),
+            Some(&doc),
+            Some(json!({"indication_override": "not needed at all"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["code"], "needless_override");
+}
+
+#[tokio::test]
 async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass() {
     let app = spawn_app().await;
     let nurse = app.login("nurse").await;

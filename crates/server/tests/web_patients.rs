@@ -264,6 +264,15 @@ async fn a_physician_plans_and_the_plan_page_shows_the_chart_every_limit_and_the
     let page = doc.get(&format!("/patients/{id}/plans/new")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.shows(r#"<option value="trd""#));
+    // No protocol is chosen for the clinician: the blank choice is the one selected, and each
+    // protocol says which indications it is for.
+    assert!(
+        page.shows(r#"<option value="" selected>choose a protocol</option>"#),
+        "{}",
+        page.html
+    );
+    assert!(!page.shows(r#"<option value="trd" selected"#));
+    assert!(page.shows("for treatment resistant depression</option>"));
     assert!(page.shows("70 kg on 2026-11-20"));
 
     // A concentration the protocol does not use: the API's field error beside the select.
@@ -344,6 +353,52 @@ async fn a_physician_plans_and_the_plan_page_shows_the_chart_every_limit_and_the
     // The approval names the physician (as signed), not their user id.
     assert!(page.shows("Approved by doc (doc) at") && page.shows("The plan is locked."));
     assert!(!page.shows(&format!(r#"action="/plans/{plan_id}/approve""#)));
+
+    // A protocol for another indication: the approval form asks for its reason, a short one is
+    // refused beside the field, a reasoned one approves.
+    let page = doc
+        .post(
+            &format!("/patients/{id}/plans/new"),
+            &[
+                ("protocol_id", "bipolar-depression"),
+                ("concentration_mg_per_ml", "1"),
+                ("planned_on", "2026-11-26"),
+            ],
+        )
+        .await;
+    let other_plan = redirected_id(&page, "/plans/");
+    let page = doc.get(&format!("/plans/{other_plan}")).await;
+    assert!(
+        page.shows("Reason to use this protocol: it is for bipolar depression, and the patient&#39;s indications are treatment resistant depression"),
+        "{}",
+        page.html
+    );
+    let refused = doc
+        .post(
+            &format!("/plans/{other_plan}/approve"),
+            &[("indication_override", "short")],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused.shows(
+            r#"id="approve-indication_override-error">protocol bipolar-depression is for bipolar_depression"#
+        ),
+        "{}",
+        refused.html
+    );
+    let ok = doc
+        .post(
+            &format!("/plans/{other_plan}/approve"),
+            &[("indication_override", "bipolar II on the psychiatrist's review")],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
 
     // With the previous session's date, the days between sessions are checked too (a minimum).
     let page = doc
@@ -697,11 +752,18 @@ async fn opioid_use_sessions_and_acknowledgements_go_through_the_chart() {
     let nurse = app.browser("nurse").await;
     let doc = app.browser("doc").await;
 
-    // Oxycodone 30 mg/day = 45 MME/day (CDC 2022 factor 1.5).
+    // Oxycodone 10 mg every 6 h, oral = 40 mg/day × 1.5 = 60 MME/day (CDC 2022), which earns the
+    // naloxone flag (≥ 50 MME/day, CDC 2022 Recommendation 8).
     let page = nurse
         .post(
             &format!("/patients/{id}/opioid-use"),
-            &[("on", "2026-11-20"), ("opioid_1", "oxycodone"), ("dose_1", "30")],
+            &[
+                ("on", "2026-11-20"),
+                ("opioid_1", "oxycodone"),
+                ("dose_1", "10"),
+                ("frequency_1", "h6"),
+                ("route_1", "oral"),
+            ],
         )
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
@@ -709,16 +771,50 @@ async fn opioid_use_sessions_and_acknowledgements_go_through_the_chart() {
     let page = nurse
         .post(
             &format!("/patients/{id}/opioid-use"),
-            &[("on", "2026-11-21"), ("opioid_1", "morphine"), ("dose_1", "")],
+            &[
+                ("on", "2026-11-21"),
+                ("opioid_1", "morphine"),
+                ("dose_1", ""),
+                ("frequency_1", "t2"),
+                ("route_1", "oral"),
+            ],
         )
         .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.shows(r#"id="opioid-dose_1-error">allowed: the dose of the opioid chosen</span>"#));
+    // A patch taken by mouth, in the second row: the refusal sits under that row's route.
+    let page = nurse
+        .post(
+            &format!("/patients/{id}/opioid-use"),
+            &[
+                ("on", "2026-11-21"),
+                ("opioid_1", "morphine"),
+                ("dose_1", "10"),
+                ("frequency_1", "t2"),
+                ("route_1", "oral"),
+                ("opioid_2", "fentanyl_transdermal"),
+                ("dose_2", "25"),
+                ("frequency_2", "patch"),
+                ("route_2", "oral"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.shows(r#"id="opioid-route_2-error">allowed: fentanyl_transdermal is a patch: its route is transdermal, not oral</span>"#),
+        "{}",
+        page.html
+    );
     let chart = nurse.get(&format!("/patients/{id}")).await;
     assert!(
-        chart.shows("<td>2026-11-20</td><td class=\"num\">45 MME/day</td>"),
+        chart.shows("<td>2026-11-20</td><td class=\"num\">60 MME/day</td>"),
         "{}",
         chart.html
+    );
+    assert!(chart.shows(r#"data-mme-flag="naloxone""#), "{}", chart.html);
+    assert!(
+        chart.shows("offer naloxone (CDC 2022 Rec. 8)"),
+        "the 50 MME/day line on the chart"
     );
     assert!(chart.shows("Opioid use: morphine milligram equivalents per day"));
     assert!(

@@ -96,18 +96,29 @@ fn plan_form(form: &FormState, patient_id: Uuid, protocols: &[ProtocolOut], toda
         .collect();
     concentrations.sort_by(f64::total_cmp);
     concentrations.dedup();
-    let first_protocol = protocols.first().map(|p| p.id.clone()).unwrap_or_default();
     let first_concentration = protocols
         .first()
         .and_then(|p| p.concentrations_mg_per_ml.first())
         .map(|c| c.to_string())
         .unwrap_or_default();
     let fields: Vec<Field> = vec![
-        b.field("protocol_id", "Protocol", "select", &first_protocol)
+        // No protocol is preselected: the clinician chooses one for the patient's indication.
+        b.field("protocol_id", "Protocol", "select", "")
             .choices(
-                protocols
-                    .iter()
-                    .map(|p| (p.id.clone(), format!("{} (v{})", p.name, p.version))),
+                std::iter::once((String::new(), "choose a protocol".to_string())).chain(
+                    protocols.iter().map(|p| {
+                        let for_whom = p
+                            .indications
+                            .iter()
+                            .map(|i| i.replace('_', " "))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        (
+                            p.id.clone(),
+                            format!("{} (v{}), for {for_whom}", p.name, p.version),
+                        )
+                    }),
+                ),
             )
             .required(),
         b.field(
@@ -330,7 +341,7 @@ fn reason_field(limit: &str) -> String {
 
 fn approve_form(form: &FormState, plan: &PlanOut) -> FormView {
     let b = Builder::new(form, "approve");
-    let fields = plan
+    let mut fields = plan
         .doc
         .checks
         .iter()
@@ -353,6 +364,26 @@ fn approve_form(form: &FormState, plan: &PlanOut) -> FormView {
             .required()
         })
         .collect::<Vec<_>>();
+    if let Some(indication) = plan.doc.indication.as_ref().filter(|i| !i.matches) {
+        fields.push(
+            b.field(
+                "indication_override",
+                &format!(
+                    "Reason to use this protocol: it is for {}, and the patient's indications are {}",
+                    indication.protocol_for.join(", ").replace('_', " "),
+                    if indication.patient.is_empty() {
+                        "none recorded".to_string()
+                    } else {
+                        indication.patient.join(", ").replace('_', " ")
+                    }
+                ),
+                "textarea",
+                "",
+            )
+            .hint("at least 10 characters")
+            .required(),
+        );
+    }
     let mut view = b.form(
         format!("/plans/{}/approve", plan.id),
         "Approve",
@@ -369,7 +400,7 @@ fn approve_form(form: &FormState, plan: &PlanOut) -> FormView {
     view.intro = if view.fields.is_empty() {
         "Every limit is within its soft limit. Approval locks the plan.".into()
     } else {
-        "Each soft-limit breach needs its own reason; they are recorded with your name in the audit log. Approval locks the plan."
+        "Each soft-limit breach, and a protocol for none of the patient's indications, needs its own reason; they are recorded with your name in the audit log. Approval locks the plan."
             .into()
     };
     view
@@ -554,6 +585,7 @@ async fn approve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
         let plan = state.plan(&user.me.caller(), id).await?;
         let body = ApproveIn {
             overrides: overrides(&form, &plan),
+            indication_override: form.optional("indication_override"),
         };
         state.approve_plan(&user.me.caller(), id, body).await?;
         Ok::<_, ApiError>(())
@@ -575,6 +607,11 @@ async fn approve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
                 && let Some(limit) = field.strip_prefix("overrides.")
             {
                 refused.errors.insert(reason_field(limit), message.clone());
+            }
+            if let ApiError::RefusedAt { message, field, .. } = &e
+                && field == "indication_override"
+            {
+                refused.errors.insert(field.clone(), message.clone());
             }
             show_plan(&state, &user, id, refused, status).await
         }
