@@ -11,7 +11,7 @@ use ketaflow_clinic::instruments::{
     CssrsAnswers, CssrsRisk, Flag, Instrument, cssrs_needs_alert, score, score_cssrs,
 };
 use ketaflow_clinic::measurements::{self, Occasion, Status};
-use ketaflow_clinic::outcomes::{Observation, trajectory};
+use ketaflow_clinic::outcomes::{BaselineWindow, Observation, trajectory};
 use ketaflow_clinic::patient::Indication;
 use ketaflow_store::{
     Actor, NewAuditEntry, NewEvent, NewQuestionnaireLink, NewRecord, Record, RecordChange, StoredEvent, Tx,
@@ -555,27 +555,32 @@ impl App {
 pub struct TrajectoryOut {
     /// Instrument code.
     pub instrument: &'static str,
-    /// Baseline total and when.
-    pub baseline: f64,
-    /// When.
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub baseline_at: OffsetDateTime,
+    /// Baseline total: the last score in the protocol's baseline window before the first
+    /// infusion; null when there is none (see `baseline_basis`).
+    pub baseline: Option<f64>,
+    /// When the baseline was answered.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub baseline_at: Option<OffsetDateTime>,
+    /// in_window, no_infusion (no window yet) or none_in_window.
+    pub baseline_basis: &'static str,
+    /// Which score is the baseline and why, in words.
+    pub baseline_why: String,
     /// Latest total.
     pub latest: f64,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub latest_at: OffsetDateTime,
-    /// latest − baseline.
-    pub change: f64,
+    /// latest − baseline; null without a baseline.
+    pub change: Option<f64>,
     /// Change, % of baseline.
     pub change_percent: Option<f64>,
-    /// Response (≥ 50 % reduction), depression scales.
+    /// Response (≥ 50 % reduction), depression scales; null without a baseline.
     pub response: Option<bool>,
     /// Remission (PHQ-9 < 5, MADRS < 10, QIDS-SR16 ≤ 5).
     pub remission: Option<bool>,
-    /// Pain: clinically important change (≥ 2 points or ≥ 30 %).
+    /// Pain: clinically important change (≥ 2 points or ≥ 30 %); null without a baseline.
     pub clinically_important: Option<bool>,
     /// Hours from the first infusion to the first response.
     pub hours_to_first_response: Option<f64>,
@@ -609,14 +614,13 @@ impl App {
             .into_iter()
             .map(outcome_out)
             .collect::<Result<_, _>>()?;
-        let first_infusion_at = state
-            .store
-            .list_children(SESSION, id)
-            .await?
-            .into_iter()
-            .filter_map(|r| serde_json::from_value::<SessionDoc>(r.data).ok())
+        let sessions = state.store.list_children(SESSION, id).await?;
+        let first_infusion_at = sessions
+            .iter()
+            .filter_map(|r| serde_json::from_value::<SessionDoc>(r.data.clone()).ok())
             .filter_map(|d| d.rates.first().map(|r| r.at))
             .min();
+        let window = baseline_window(state, sessions, state.now())?;
         let mut trajectories = Vec::new();
         for (code, instrument) in INSTRUMENTS {
             let Some(instrument) = instrument else { continue };
@@ -628,13 +632,16 @@ impl App {
                     total: o.doc.total,
                 })
                 .collect();
-            if let Some(t) = trajectory(instrument, &obs, first_infusion_at) {
+            if let Some(t) = trajectory(instrument, &obs, window) {
                 let mut series: Vec<&Observation> = obs.iter().collect();
                 series.sort_by_key(|o| o.at);
+                let baseline = t.baseline.observation();
                 trajectories.push(TrajectoryOut {
                     instrument: code,
-                    baseline: t.baseline.total,
-                    baseline_at: t.baseline.at,
+                    baseline: baseline.map(|b| b.total),
+                    baseline_at: baseline.map(|b| b.at),
+                    baseline_basis: t.baseline.code(),
+                    baseline_why: t.baseline.explain(instrument),
                     latest: t.latest.total,
                     latest_at: t.latest.at,
                     change: t.change,
@@ -1126,14 +1133,13 @@ impl App {
                 .map(|i| i.code.clone())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let first_infusion = state
-                .store
-                .list_children(SESSION, pid)
-                .await?
-                .into_iter()
-                .filter_map(|r| serde_json::from_value::<SessionDoc>(r.data).ok())
+            let sessions = state.store.list_children(SESSION, pid).await?;
+            let first_infusion = sessions
+                .iter()
+                .filter_map(|r| serde_json::from_value::<SessionDoc>(r.data.clone()).ok())
                 .filter_map(|d| d.rates.first().map(|r| r.at))
                 .min();
+            let window = baseline_window(state, sessions, now)?;
             let mut outcomes: Vec<OutcomeOut> = state
                 .store
                 .list_records(OUTCOME, Some(pid), None, 500)
@@ -1157,7 +1163,7 @@ impl App {
                         total: x.doc.total,
                     })
                     .collect();
-                let t = instrument.and_then(|i| trajectory(i, &obs, first_infusion));
+                let t = instrument.and_then(|i| trajectory(i, &obs, window));
                 rows.push(vec![
                     key.clone(),
                     age_band.clone(),
@@ -1314,6 +1320,46 @@ fn course_infusions(
         infusions.push(infusion);
     }
     Ok((latest.map(|(_, p)| p), infusions))
+}
+
+/// The protocol's baseline window before the patient's first infusion (started, or booked while
+/// none has started), from the protocol of that infusion's session; `None` without one.
+fn baseline_window(
+    state: &App,
+    sessions: Vec<Record>,
+    now: OffsetDateTime,
+) -> Result<Option<BaselineWindow>, AppError> {
+    let mut first: Option<(measurements::Infusion, String)> = None;
+    for record in sessions {
+        let s = session_out(record, now)?;
+        let infusion = match s.doc.rates.first() {
+            Some(r) => measurements::Infusion {
+                at: r.at,
+                started: true,
+            },
+            None if s.phase.before_infusion() => measurements::Infusion {
+                at: s.doc.scheduled_for,
+                started: false,
+            },
+            None => continue,
+        };
+        // A started infusion comes first whatever is booked; among the same kind, the earliest.
+        let earlier = first
+            .as_ref()
+            .is_none_or(|(f, _)| (!infusion.started, infusion.at) < (!f.started, f.at));
+        if earlier {
+            first = Some((infusion, s.doc.protocol_id.clone()));
+        }
+    }
+    let Some((infusion, protocol_id)) = first else {
+        return Ok(None);
+    };
+    let protocol = state.library.get(&protocol_id).ok_or_else(|| {
+        AppError::Internal(format!(
+            "the course's protocol {protocol_id:?} is not in the library"
+        ))
+    })?;
+    Ok(Some(BaselineWindow::before(infusion, protocol.outcomes.window)))
 }
 
 /// The schedule of one patient from their record and session records (one page of outcomes is

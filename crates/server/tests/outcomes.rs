@@ -72,6 +72,98 @@ async fn patient_with_first_infusion(app: &App, nurse: &str, doc: &str) -> Strin
 }
 
 #[tokio::test]
+async fn the_baseline_is_the_last_score_in_the_protocols_window_not_a_screening_score() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    // First infusion started 2026-11-26 10:00 UTC; the TRD protocol's window opens 3 days before.
+    let pid = patient_with_first_infusion(&app, &nurse, &doc).await;
+    let record = |items: [u8; 9], context: &str, at: &str| json!({"instrument": "phq9", "items": items, "context": context, "answered_at": at});
+    let trajectory = |o: &serde_json::Value| {
+        o["trajectories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["instrument"] == "phq9")
+            .unwrap()
+            .clone()
+    };
+    // Screening weeks before: PHQ-9 24. An hour after the infusion started: 10.
+    app.advance(HOUR);
+    for (items, context, at) in [
+        ([3, 3, 3, 3, 3, 3, 3, 3, 0], "screening", "2026-11-01T09:00:00Z"),
+        ([1, 1, 1, 1, 1, 1, 2, 2, 0], "follow_up", "2026-11-26T11:00:00Z"),
+    ] {
+        let (s, b) = post(
+            &app,
+            Some(&nurse),
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            record(items, context, at),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (_, o, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let t = trajectory(&o);
+    // Against the screening 24, 10 would be a 58 % fall, a "responder"; it is no baseline.
+    assert_eq!(t["baseline"], serde_json::Value::Null, "{t}");
+    assert_eq!(t["baseline_basis"], "none_in_window");
+    assert_eq!(
+        (&t["response"], &t["change"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
+    assert_eq!(
+        t["baseline_why"],
+        "no baseline: no phq9 score in the protocol's baseline window, from 2026-11-23 10:00 UTC (3 days before the first infusion) until the first infusion started at 2026-11-26 10:00 UTC; the score of 2026-11-01 09:00 UTC (24 points) is earlier than the window and is not a baseline"
+    );
+    // The baseline visit the day before: 16. 16 → 10 is 37.5 % down: not a response.
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        record([2, 2, 2, 2, 2, 2, 2, 2, 0], "baseline", "2026-11-25T15:00:00Z"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, o, _) = app
+        .call(
+            "GET",
+            &format!("/api/v1/patients/{pid}/outcomes"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    let t = trajectory(&o);
+    assert_eq!(
+        (
+            t["baseline"].as_f64(),
+            t["change"].as_f64(),
+            t["change_percent"].as_f64()
+        ),
+        (Some(16.0), Some(-6.0), Some(-37.5))
+    );
+    assert_eq!(t["baseline_at"], "2026-11-25T15:00:00Z");
+    assert_eq!(
+        (t["baseline_basis"].as_str(), t["response"].as_bool()),
+        (Some("in_window"), Some(false))
+    );
+    assert!(
+        t["baseline_why"]
+            .as_str()
+            .unwrap()
+            .ends_with(": 16 points at 2026-11-25 15:00 UTC"),
+        "{t}"
+    );
+}
+
+#[tokio::test]
 async fn a_depression_course_shows_response_remission_and_time_to_first_response() {
     let app = spawn_app().await;
     let nurse = app.login("nurse").await;

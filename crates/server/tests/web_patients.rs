@@ -4,7 +4,7 @@
 use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
-use common::{App, Browser, Page, spawn_app};
+use common::{App, Browser, Page, infuse_and_stop, spawn_app};
 use serde_json::{Value, json};
 
 /// A number as the pages print it: at most `decimals` decimals, no trailing zeros.
@@ -658,7 +658,10 @@ async fn post_owned(browser: &Browser<'_>, path: &str, fields: &[(String, &str)]
 async fn outcomes_are_recorded_item_by_item_charted_and_a_suicide_item_shows_crisis_information() {
     let app = spawn_app().await;
     let token = app.login("nurse").await;
-    let id = app.patient(&token, 70.0).await;
+    // A course with its first infusion booked: the baseline is the last PHQ-9 in the protocol's
+    // window before that infusion starts.
+    let doc_token = app.login("doc").await;
+    let (id, sid) = app.booked_session(&token, &doc_token, "Chair 1").await;
     let nurse = app.browser("nurse").await;
     let chart = nurse.get(&format!("/patients/{id}")).await;
     // One labelled input per item with its range, for PHQ-9, GAD-7 and the pain NRS.
@@ -691,6 +694,7 @@ async fn outcomes_are_recorded_item_by_item_charted_and_a_suicide_item_shows_cri
         baseline.location.as_deref(),
         Some(format!("/patients/{id}#outcomes").as_str())
     );
+    infuse_and_stop(&app, &token, &sid).await;
     app.advance(14 * 86_400);
     // Two weeks later: a new login (the old session has expired).
     let nurse = app.browser("nurse").await;
@@ -709,6 +713,11 @@ async fn outcomes_are_recorded_item_by_item_charted_and_a_suicide_item_shows_cri
     assert!(chart.shows("18 points"), "baseline total");
     assert!(chart.shows("4 points"), "latest total");
     assert!(chart.shows("-14 points (-77.8 %)"));
+    assert!(
+        chart.shows("<strong>PHQ-9 (depression) baseline:</strong> the last phq9 score in the protocol&#39;s baseline window"),
+        "the chart says which score is the baseline and why: {}",
+        chart.html
+    );
     assert!(
         chart.shows("PHQ-9 (depression): total over the course"),
         "the trajectory chart"

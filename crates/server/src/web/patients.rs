@@ -468,6 +468,8 @@ struct OutcomeRow {
 struct TrajectoryView {
     instrument: String,
     baseline: String,
+    /// Which score is the baseline and why.
+    baseline_why: String,
     latest: String,
     change: String,
     response: &'static str,
@@ -969,12 +971,12 @@ fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
                 .map(|at| (at, *total))
         })
         .collect();
-    let origin = points.first().map_or(t.baseline_at, |p| p.0);
+    let origin = points.first().map_or(t.latest_at, |p| p.0);
     let mut levels = Vec::new();
-    if t.response.is_some() {
+    if let Some(baseline) = t.baseline.filter(|_| t.response.is_some()) {
         // The highest whole total that is a response (totals of these scales are whole numbers).
-        let mut at = t.baseline.floor();
-        while at >= 0.0 && !is_response(t.baseline, at) {
+        let mut at = baseline.floor();
+        while at >= 0.0 && !is_response(baseline, at) {
             at -= 1.0;
         }
         if at >= 0.0 {
@@ -982,13 +984,17 @@ fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
                 label: format!(
                     "response ≤ {} (≥ 50 % below baseline {})",
                     num(at, 1),
-                    num(t.baseline, 1)
+                    num(baseline, 1)
                 ),
                 colour: "#1e7a3c",
                 value: at,
             });
         }
     }
+    let baseline = match t.baseline.zip(t.baseline_at) {
+        Some((total, at)) => format!("{} points ({})", num(total, 1), clock(at)),
+        None => "none".to_string(),
+    };
     if let Some(i) = instrument
         && is_remission(i, 0.0).is_some()
     {
@@ -1009,9 +1015,7 @@ fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
     let chart = Chart {
         title: format!("{name}: total over the course"),
         subtitle: format!(
-            "baseline {} on {}, latest {} on {}",
-            num(t.baseline, 1),
-            clock(t.baseline_at),
+            "baseline {baseline}, latest {} on {}",
             num(t.latest, 1),
             clock(t.latest_at)
         ),
@@ -1030,11 +1034,13 @@ fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
     };
     TrajectoryView {
         instrument: name.to_string(),
-        baseline: format!("{} points ({})", num(t.baseline, 1), clock(t.baseline_at)),
+        baseline,
+        baseline_why: t.baseline_why.clone(),
         latest: format!("{} points ({})", num(t.latest, 1), clock(t.latest_at)),
-        change: match t.change_percent {
-            Some(p) => format!("{} points ({} %)", num(t.change, 1), num(p, 1)),
-            None => format!("{} points", num(t.change, 1)),
+        change: match (t.change, t.change_percent) {
+            (Some(c), Some(p)) => format!("{} points ({} %)", num(c, 1), num(p, 1)),
+            (Some(c), None) => format!("{} points", num(c, 1)),
+            (None, _) => "—".to_string(),
         },
         response: yes_no(t.response),
         remission: yes_no(t.remission),
