@@ -8,6 +8,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use ketaflow_clinic::vitals::{Alarm, Priority};
+
 use crate::policy::{Action, Caller};
 use crate::records::SESSION;
 use crate::vitals::{AlarmOut, alarm_out};
@@ -53,6 +55,169 @@ pub const ALARM_ACTIONS: [&str; 7] = [
     "infusion_stopped",
 ];
 
+/// The shortest reason for acknowledging every alarm of a chair at once.
+pub const MIN_ACK_REASON_CHARS: usize = 3;
+
+/// Acknowledging every raised alarm of a chair.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgeAllIn {
+    /// Why, 3–500 characters ("at the bedside, artefact from movement").
+    pub reason: String,
+}
+
+/// Open alarms first, by priority (high first) then time raised; resolved ones after, newest first.
+pub fn sort_alarms(alarms: &mut [AlarmOut]) {
+    alarms.sort_by_key(|a| {
+        let open = a.state != "resolved";
+        (
+            std::cmp::Reverse(open),
+            std::cmp::Reverse(if open { a.priority() } else { Priority::Low }),
+            if open {
+                a.raised_at
+            } else {
+                OffsetDateTime::UNIX_EPOCH
+            },
+            std::cmp::Reverse(a.resolved_at),
+        )
+    });
+}
+
+/// What raising an alarm did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaiseOutcome {
+    /// A new alarm.
+    Raised,
+    /// An open alarm's priority went up (an acknowledged one is raised again).
+    Escalated,
+    /// An open alarm's value got worse.
+    Worsened,
+    /// An open alarm seen again, no worse.
+    Repeated,
+}
+
+impl RaiseOutcome {
+    /// The live-stream event to announce it with, if any.
+    pub fn event_kind(self) -> Option<&'static str> {
+        match self {
+            RaiseOutcome::Raised => Some("alarm.raised"),
+            RaiseOutcome::Escalated => Some("alarm.escalated"),
+            RaiseOutcome::Worsened => Some("alarm.updated"),
+            RaiseOutcome::Repeated => None,
+        }
+    }
+}
+
+/// The stored details of an alarm: what was seen, its source and recommendation, the value and
+/// stage, and `facts` (the dose given, when vitals were due...).
+pub fn alarm_detail(alarm: &Alarm, facts: serde_json::Value) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "message": alarm.message,
+        "recommend_pause": alarm.recommend_pause,
+        "source": alarm.source,
+        "clinic_setting": alarm.clinic_setting,
+        "value": alarm.value,
+        "stage": alarm.stage,
+        "worst_value": alarm.value,
+        "worst_message": alarm.message,
+    });
+    if let (Some(d), serde_json::Value::Object(f)) = (detail.as_object_mut(), facts) {
+        d.extend(f);
+    }
+    detail
+}
+
+/// Raises `alarm` for a session inside `tx`, or, when its condition's alarm is open, updates it:
+/// the current value and message, the worst since it was raised, a priority that only goes up
+/// (an escalated alarm that was acknowledged is raised again, keeping the earlier
+/// acknowledgement in its details). The caller commits and publishes.
+pub async fn raise_or_update(
+    tx: &mut ketaflow_store::Tx,
+    session_id: Uuid,
+    alarm: &Alarm,
+    facts: serde_json::Value,
+    at: OffsetDateTime,
+    vital_id: Option<i64>,
+) -> Result<(AlarmOut, RaiseOutcome), AppError> {
+    let mut detail = alarm_detail(alarm, facts);
+    let Some(open) = tx.open_alarm(session_id, alarm.code).await? else {
+        let stored = tx
+            .raise_alarm(&ketaflow_store::NewAlarm {
+                session_id,
+                code: alarm.code,
+                level: alarm.level.code(),
+                at,
+                vital_id,
+                data: &detail,
+            })
+            .await?;
+        let (ketaflow_store::AlarmRaise::Raised(a) | ketaflow_store::AlarmRaise::Repeated(a)) = stored;
+        return Ok((alarm_out(a), RaiseOutcome::Raised));
+    };
+    let before = alarm_out(open.clone());
+    let open_worst = before
+        .detail
+        .get("worst_value")
+        .or_else(|| before.detail.get("value"))
+        .and_then(serde_json::Value::as_f64)
+        .map(|v| {
+            (
+                v,
+                before
+                    .detail
+                    .get("worst_message")
+                    .and_then(|m| m.as_str())
+                    .map_or_else(|| before.message(), str::to_string),
+            )
+        });
+    let update = alarm.update_open(before.priority(), open_worst);
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("worst_value".into(), serde_json::json!(update.worst_value));
+        d.insert("worst_message".into(), serde_json::json!(update.worst_message));
+        d.insert(
+            "first_message".into(),
+            serde_json::json!(
+                before
+                    .detail
+                    .get("first_message")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!(before.message()))
+            ),
+        );
+        d.insert(
+            "raised_priority".into(),
+            serde_json::json!(
+                before
+                    .detail
+                    .get("raised_priority")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!(before.level))
+            ),
+        );
+        let re_raise = update.escalated && open.state == ketaflow_store::AlarmState::Acknowledged;
+        if re_raise {
+            d.insert(
+                "previous_acknowledgement".into(),
+                serde_json::json!({"by": before.acknowledged_by, "at": before.acknowledged_at.map(crate::vitals::rfc3339)}),
+            );
+        } else if let Some(previous) = before.detail.get("previous_acknowledgement") {
+            d.insert("previous_acknowledgement".into(), previous.clone());
+        }
+    }
+    let re_raise = update.escalated && open.state == ketaflow_store::AlarmState::Acknowledged;
+    let stored = tx
+        .update_open_alarm(open.id, update.level.code(), &detail, at, re_raise)
+        .await?;
+    let outcome = if update.escalated {
+        RaiseOutcome::Escalated
+    } else if update.worsened {
+        RaiseOutcome::Worsened
+    } else {
+        RaiseOutcome::Repeated
+    };
+    Ok((alarm_out(stored), outcome))
+}
+
 /// How an alarm was dealt with.
 #[derive(Debug, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -79,17 +244,90 @@ impl App {
             .collect())
     }
 
-    /// A session's alarms, oldest first.
+    /// A session's alarms: open ones first, by priority (high first) then time raised; then the
+    /// resolved, newest first.
     pub async fn alarms(&self, caller: &Caller, session_id: Uuid) -> Result<Vec<AlarmOut>, AppError> {
         caller.require(Action::ReadClinical)?;
         self.record(SESSION, session_id).await?;
-        Ok(self
+        let mut alarms: Vec<AlarmOut> = self
             .store
             .list_alarms(Some(session_id), false)
             .await?
             .into_iter()
             .map(alarm_out)
-            .collect())
+            .collect();
+        sort_alarms(&mut alarms);
+        Ok(alarms)
+    }
+
+    /// Acknowledges every raised alarm of a session (one chair) with one reason, each audited on
+    /// its own (who, when, the reason) and announced. Acknowledging changes no infusion and
+    /// resolves nothing. Returns the alarms acknowledged, in priority order; none raised is no
+    /// error (an empty list).
+    pub async fn acknowledge_all(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        body: AcknowledgeAllIn,
+    ) -> Result<Vec<AlarmOut>, AppError> {
+        caller.require(Action::RunSession)?;
+        let reason = body.reason.trim().to_string();
+        if reason.chars().count() < MIN_ACK_REASON_CHARS || reason.chars().count() > 500 {
+            return Err(AppError::field(
+                "reason",
+                body.reason.clone(),
+                format!(
+                    "why every alarm of the chair is acknowledged at once, {MIN_ACK_REASON_CHARS}–500 characters"
+                ),
+            ));
+        }
+        self.record(SESSION, session_id).await?;
+        let now = self.now();
+        let by = caller.user.id.to_string();
+        let mut tx = self.store.begin().await?;
+        let mut raised: Vec<AlarmOut> = tx
+            .open_alarms_of(session_id)
+            .await?
+            .into_iter()
+            .filter(|a| a.state == ketaflow_store::AlarmState::Raised)
+            .map(alarm_out)
+            .collect();
+        sort_alarms(&mut raised);
+        let mut done = Vec::with_capacity(raised.len());
+        let mut events = Vec::with_capacity(raised.len());
+        for before in raised {
+            let mut changed = tx.acknowledge_alarm(before.id, &by, now).await?;
+            if let Some(d) = changed.data.as_object_mut() {
+                d.insert("acknowledged_with".into(), serde_json::json!(reason));
+            }
+            let out = alarm_out(tx.set_alarm_data(changed.id, &changed.data).await?);
+            let data = serde_json::to_value(&out)?;
+            tx.append_audit(
+                &NewAuditEntry::new(
+                    now,
+                    caller.actor(),
+                    "alarm.acknowledge",
+                    "alarm",
+                    out.id.to_string(),
+                )
+                .before(serde_json::to_value(&before)?)
+                .after(serde_json::json!({"alarm": data, "reason": reason, "all_of_session": session_id})),
+            )
+            .await?;
+            events.push(
+                tx.append_event(&NewEvent {
+                    session_id,
+                    kind: "alarm.acknowledged",
+                    at: now,
+                    data: &data,
+                })
+                .await?,
+            );
+            done.push(out);
+        }
+        tx.commit().await?;
+        self.live.publish(events);
+        Ok(done)
     }
 
     /// Acknowledges an alarm (raised → acknowledged, recording who).
@@ -236,7 +474,17 @@ impl App {
                 ));
             }
             for (alarm, facts) in due {
-                if open.iter().any(|a| a.session_id == s.id && a.code == alarm.code) {
+                // An open alarm of the condition is updated only when its stage or priority
+                // changes (the dose passing the plan, then the hard limit): the watch does not
+                // rewrite it every round as minutes and milligrams creep up.
+                let unchanged = open.iter().any(|a| {
+                    let a = alarm_out(a.clone());
+                    a.session_id == s.id
+                        && a.code == alarm.code
+                        && a.priority() >= alarm.level
+                        && a.detail.get("stage").and_then(|v| v.as_str()).unwrap_or("") == alarm.stage
+                });
+                if unchanged {
                     continue;
                 }
                 raised.push(self.raise_watched(s.id, &alarm, facts, now).await?);
@@ -245,65 +493,47 @@ impl App {
         Ok(raised)
     }
 
-    /// Raises one alarm of the watch: stored, audited as `system:watch`, published after commit.
+    /// Raises (or escalates) one alarm of the watch: stored, audited as `system:watch`, published
+    /// after commit.
     async fn raise_watched(
         &self,
         session_id: Uuid,
-        alarm: &ketaflow_clinic::vitals::Alarm,
+        alarm: &Alarm,
         facts: serde_json::Value,
         now: OffsetDateTime,
     ) -> Result<AlarmOut, AppError> {
-        use ketaflow_store::{AlarmRaise, NewAlarm};
-        let mut detail = serde_json::json!({
-            "message": alarm.message,
-            "recommend_pause": alarm.recommend_pause,
-            "source": alarm.source,
-            "clinic_setting": alarm.clinic_setting,
-        });
-        if let (Some(d), Some(f)) = (detail.as_object_mut(), facts.as_object()) {
-            d.extend(f.clone());
-        }
-        let level = match alarm.level {
-            ketaflow_clinic::vitals::AlarmLevel::Warning => "warning",
-            ketaflow_clinic::vitals::AlarmLevel::Urgent => "urgent",
-        };
         let mut tx = self.store.begin().await?;
-        let stored = match tx
-            .raise_alarm(&NewAlarm {
-                session_id,
-                code: alarm.code,
-                level,
-                at: now,
-                vital_id: None,
-                data: &detail,
-            })
-            .await?
-        {
-            AlarmRaise::Raised(a) | AlarmRaise::Repeated(a) => a,
-        };
-        let out = alarm_out(stored);
+        let (out, outcome) = raise_or_update(&mut tx, session_id, alarm, facts, now, None).await?;
         let data = serde_json::to_value(&out)?;
         tx.append_audit(
             &NewAuditEntry::new(
                 now,
                 ketaflow_store::Actor::system("watch"),
-                "alarm.raise",
+                if outcome == RaiseOutcome::Raised {
+                    "alarm.raise"
+                } else {
+                    "alarm.update"
+                },
                 "alarm",
                 out.id.to_string(),
             )
             .after(data.clone()),
         )
         .await?;
-        let event = tx
-            .append_event(&NewEvent {
-                session_id,
-                kind: "alarm.raised",
-                at: now,
-                data: &data,
-            })
-            .await?;
+        let mut events = Vec::new();
+        if let Some(kind) = outcome.event_kind() {
+            events.push(
+                tx.append_event(&NewEvent {
+                    session_id,
+                    kind,
+                    at: now,
+                    data: &data,
+                })
+                .await?,
+            );
+        }
         tx.commit().await?;
-        self.live.publish([event]);
+        self.live.publish(events);
         Ok(out)
     }
 }

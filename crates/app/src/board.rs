@@ -156,12 +156,16 @@ impl App {
                 planned_duration_min: plan.doc.duration_min,
                 planned_dose_reached: planned_dose_reached(&s, plan.doc.dose_mg),
                 latest_vitals: latest,
-                active_alarms: open_alarms
-                    .iter()
-                    .filter(|a| a.session_id == s.id)
-                    .cloned()
-                    .map(alarm_out)
-                    .collect(),
+                active_alarms: {
+                    let mut active: Vec<AlarmOut> = open_alarms
+                        .iter()
+                        .filter(|a| a.session_id == s.id)
+                        .cloned()
+                        .map(alarm_out)
+                        .collect();
+                    crate::alarms::sort_alarms(&mut active);
+                    active
+                },
                 predicted_recovery_at,
             });
         }

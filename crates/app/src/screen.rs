@@ -66,13 +66,14 @@ impl App {
         let now = self.now();
         let session = session_out(self.record(SESSION, id).await?, now)?;
         let plan = self.load::<PlanDoc>(PLAN, session.doc.plan_id).await?.doc;
-        let open_alarms = self
+        let mut open_alarms: Vec<AlarmOut> = self
             .store
             .list_alarms(Some(id), true)
             .await?
             .into_iter()
             .map(alarm_out)
             .collect();
+        crate::alarms::sort_alarms(&mut open_alarms);
         let recent = self
             .store
             .recent_vitals(id, RECENT_READINGS)

@@ -425,7 +425,9 @@ impl App {
                     .iter()
                     .map(|a| OpenAlarm {
                         code: &a.code,
-                        urgent: a.level == "urgent",
+                        // Alarms stored before priorities were named say "urgent" for high.
+                        urgent: ketaflow_clinic::vitals::Priority::from_stored(&a.level)
+                            .is_none_or(|p| p == ketaflow_clinic::vitals::Priority::High),
                         acknowledged: a.state != ketaflow_store::AlarmState::Raised,
                     })
                     .collect();

@@ -17,10 +17,9 @@ use std::collections::HashSet;
 
 use ketaflow_clinic::news2::news2;
 use ketaflow_clinic::patient::BloodPressure;
-use ketaflow_clinic::vitals::{self, AlarmRules, VitalSigns};
+use ketaflow_clinic::vitals::{self, AlarmRules, Priority, VitalSigns};
 use ketaflow_store::{
-    Actor, AlarmRaise, NewAlarm, NewAuditEntry, NewEvent, NewVital, Store, StoredAlarm, StoredEvent, Tx,
-    VitalInsert, batch_digest,
+    Actor, NewAuditEntry, NewEvent, NewVital, Store, StoredAlarm, StoredEvent, Tx, VitalInsert, batch_digest,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -41,7 +40,7 @@ pub struct AlarmOut {
     pub session_id: Uuid,
     /// Rule code, e.g. systolic_high, news2_high.
     pub code: String,
-    /// warning or urgent.
+    /// Priority after IEC 60601-1-8: high, medium or low. It only goes up while the alarm is open.
     pub level: String,
     /// raised, acknowledged, resolved.
     pub state: String,
@@ -57,7 +56,7 @@ pub struct AlarmOut {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub last_seen_at: OffsetDateTime,
-    /// Times the rule fired while open.
+    /// Times the condition was seen while open.
     pub occurrences: i64,
     /// Who acknowledged.
     pub acknowledged_by: Option<String>,
@@ -86,6 +85,21 @@ impl AlarmOut {
             .map_or_else(|| self.code.replace('_', " "), str::to_string)
     }
 
+    /// The priority (alarms stored before priorities were named read "warning" as medium and
+    /// "urgent" as high; an unknown level reads as high, never lower).
+    pub fn priority(&self) -> Priority {
+        Priority::from_stored(&self.level).unwrap_or(Priority::High)
+    }
+
+    /// The worst value's message since the alarm was raised, when it differs from the current.
+    pub fn worst_message(&self) -> Option<String> {
+        self.detail
+            .get("worst_message")
+            .and_then(serde_json::Value::as_str)
+            .filter(|w| *w != self.message())
+            .map(str::to_string)
+    }
+
     /// Whether the rule recommends pausing the infusion.
     pub fn recommends_pause(&self) -> bool {
         self.detail
@@ -101,7 +115,8 @@ pub fn alarm_out(a: StoredAlarm) -> AlarmOut {
         id: a.id,
         session_id: a.session_id,
         code: a.code,
-        level: a.level,
+        // Stored before priorities were named: "warning" is medium, "urgent" high.
+        level: Priority::from_stored(&a.level).map_or(a.level, |p| p.code().to_string()),
         state: a.state.as_str().into(),
         detail: a.data,
         raised_at: a.raised_at,
@@ -263,34 +278,19 @@ pub async fn write_vitals_many(
             );
             let mut alarms = Vec::new();
             for alarm in vitals::evaluate(rules, job.baseline, v) {
-                let level = match alarm.level {
-                    vitals::AlarmLevel::Warning => "warning",
-                    vitals::AlarmLevel::Urgent => "urgent",
-                };
-                let detail = serde_json::json!({
-                    "message": alarm.message,
-                    "recommend_pause": alarm.recommend_pause,
-                    "source": alarm.source,
-                    "clinic_setting": alarm.clinic_setting,
-                });
-                let raised = tx
-                    .raise_alarm(&NewAlarm {
-                        session_id: id,
-                        code: alarm.code,
-                        level,
-                        at: *taken_at,
-                        vital_id: Some(vital.id),
-                        data: &detail,
-                    })
-                    .await?;
-                match raised {
-                    AlarmRaise::Raised(a) => {
-                        let out = alarm_out(a);
-                        event_rows.push((id, "alarm.raised", now, serde_json::to_value(&out)?));
-                        alarms.push(out);
-                    }
-                    AlarmRaise::Repeated(a) => alarms.push(alarm_out(a)),
+                let (out, outcome) = crate::alarms::raise_or_update(
+                    tx,
+                    id,
+                    &alarm,
+                    serde_json::Value::Null,
+                    *taken_at,
+                    Some(vital.id),
+                )
+                .await?;
+                if let Some(kind) = outcome.event_kind() {
+                    event_rows.push((id, kind, now, serde_json::to_value(&out)?));
                 }
+                alarms.push(out);
             }
             event_rows.push((
                 id,

@@ -633,8 +633,12 @@ pub fn dose_progress(
     }
 }
 
-/// The alarm for a running infusion's dose, if it has one. Every stage recommends; none stops the
-/// pump by itself.
+/// The code of the dose alarm (one condition: the dose given against the plan and the hard limit).
+pub const DOSE_ALARM: &str = "dose";
+
+/// The alarm for a running infusion's dose, if it has one: medium when the planned dose is in,
+/// high past the tolerance and past the hard limit (the stage says which). Every stage
+/// recommends; none stops the pump by itself.
 pub fn dose_alarm(
     progress: DoseProgress,
     given: Milligrams,
@@ -642,13 +646,17 @@ pub fn dose_alarm(
     tolerance: DoseTolerance,
     hard_per_session: Option<Milligrams>,
 ) -> Option<crate::vitals::Alarm> {
-    use crate::vitals::{Alarm, AlarmLevel};
+    use crate::vitals::{Alarm, Priority, Worse};
     let (g, p) = (given.get(), planned.get());
+    // One condition, one alarm: the dose given against the plan, escalating through its stages.
     Some(match progress {
         DoseProgress::Within => return None,
         DoseProgress::PlannedReached => Alarm {
-            code: "dose_planned_reached",
-            level: AlarmLevel::Warning,
+            code: DOSE_ALARM,
+            stage: "planned_reached",
+            value: g,
+            worse: Worse::Higher,
+            level: Priority::Medium,
             message: format!(
                 "the planned dose is given ({g:.1} of {p:.1} mg): stop the infusion or record why it continues"
             ),
@@ -657,8 +665,11 @@ pub fn dose_alarm(
             clinic_setting: false,
         },
         DoseProgress::BeyondPlan => Alarm {
-            code: "dose_beyond_plan",
-            level: AlarmLevel::Urgent,
+            code: DOSE_ALARM,
+            stage: "beyond_plan",
+            value: g,
+            worse: Worse::Higher,
+            level: Priority::High,
             message: format!(
                 "{g:.1} mg given, more than {:.0} % past the planned {p:.1} mg: stop the infusion",
                 tolerance.fraction * 100.0
@@ -668,8 +679,11 @@ pub fn dose_alarm(
             clinic_setting: true,
         },
         DoseProgress::BeyondHardLimit => Alarm {
-            code: "dose_beyond_hard_limit",
-            level: AlarmLevel::Urgent,
+            code: DOSE_ALARM,
+            stage: "beyond_hard_limit",
+            value: g,
+            worse: Worse::Higher,
+            level: Priority::High,
             message: format!(
                 "{g:.1} mg given, past the protocol's hard limit of {:.1} mg per session: stop the infusion",
                 hard_per_session.map_or(f64::NAN, Milligrams::get)
@@ -750,13 +764,29 @@ mod dose_tests {
         );
         let alarm = |g: f64| {
             dose_alarm(dose_progress(mg(g), mg(35.0), t, hard), mg(g), mg(35.0), t, hard)
-                .map(|a| (a.code, a.level))
+                .map(|a| (a.code, a.stage, a.level, a.value))
         };
-        use crate::vitals::AlarmLevel::{Urgent, Warning};
+        use crate::vitals::Priority::{High, Medium};
         assert_eq!(alarm(20.0), None);
-        assert_eq!(alarm(35.0), Some(("dose_planned_reached", Warning)));
-        assert_eq!(alarm(52.9), Some(("dose_beyond_plan", Urgent)));
-        assert_eq!(alarm(100.1), Some(("dose_beyond_hard_limit", Urgent)));
+        assert_eq!(alarm(35.0), Some(("dose", "planned_reached", Medium, 35.0)));
+        assert_eq!(alarm(52.9), Some(("dose", "beyond_plan", High, 52.9)));
+        assert_eq!(alarm(100.1), Some(("dose", "beyond_hard_limit", High, 100.1)));
+        // One condition escalating: the open medium alarm seen at 52.9 mg goes high and is worse;
+        // at 100.1 mg the stage changes while the priority stays high.
+        let reached = dose_alarm(DoseProgress::PlannedReached, mg(35.0), mg(35.0), t, hard).unwrap();
+        let beyond = dose_alarm(DoseProgress::BeyondPlan, mg(52.9), mg(35.0), t, hard).unwrap();
+        let update = beyond.update_open(reached.level, Some((reached.value, reached.message.clone())));
+        assert_eq!(
+            (update.level, update.escalated, update.worsened),
+            (High, true, true)
+        );
+        assert_eq!(update.worst_value, 52.9);
+        let hard_stage = dose_alarm(DoseProgress::BeyondHardLimit, mg(100.1), mg(35.0), t, hard).unwrap();
+        let update = hard_stage.update_open(High, Some((52.9, beyond.message.clone())));
+        assert_eq!(
+            (update.level, update.escalated, update.worsened),
+            (High, false, true)
+        );
     }
 
     #[test]

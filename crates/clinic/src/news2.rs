@@ -31,6 +31,18 @@ impl Consciousness {
             Consciousness::Unresponsive => "unresponsive",
         }
     }
+
+    /// How far from alert, 0 (alert) to 4 (unresponsive), in ACVPU order: which of two readings
+    /// is worse.
+    pub fn depth(self) -> u8 {
+        match self {
+            Consciousness::Alert => 0,
+            Consciousness::NewConfusion => 1,
+            Consciousness::Voice => 2,
+            Consciousness::Pain => 3,
+            Consciousness::Unresponsive => 4,
+        }
+    }
 }
 
 /// Which SpO2 scale applies.

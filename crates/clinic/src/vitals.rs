@@ -197,22 +197,57 @@ impl Default for AlarmRules {
     }
 }
 
-/// How urgent an alarm is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AlarmLevel {
-    /// Look now.
-    Warning,
-    /// Act now.
-    Urgent,
+/// An alarm's priority, after IEC 60601-1-8 (medical electrical equipment, alarm systems): high
+/// needs an immediate response, medium a prompt one, low awareness. Ordered low < medium < high.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Awareness.
+    Low,
+    /// Prompt response ("warning" before priorities were named).
+    Medium,
+    /// Immediate response ("urgent" before priorities were named).
+    High,
 }
 
-/// An alarm raised by a reading.
+impl Priority {
+    /// Stable code: low, medium, high.
+    pub fn code(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+        }
+    }
+
+    /// The priority a stored level names; alarms stored before priorities were named said
+    /// "warning" (medium) and "urgent" (high). `None` for anything else.
+    pub fn from_stored(level: &str) -> Option<Priority> {
+        match level {
+            "low" => Some(Priority::Low),
+            "medium" | "warning" => Some(Priority::Medium),
+            "high" | "urgent" => Some(Priority::High),
+            _ => None,
+        }
+    }
+}
+
+/// Which way a condition's value gets worse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Worse {
+    /// A higher value is worse (blood pressure, NEWS2, the dose given).
+    Higher,
+    /// A lower value is worse (SpO2, respiratory rate, MOAA/S).
+    Lower,
+}
+
+/// An alarm raised by a reading or by the watch. One clinical condition gives one alarm (one
+/// `code`); while it is open, later readings update its value and may escalate its priority.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alarm {
-    /// Stable code, e.g. `systolic_high`.
+    /// Stable code of the condition, e.g. `systolic_high`, `news2`.
     pub code: &'static str,
-    /// How urgent.
-    pub level: AlarmLevel,
+    /// Priority.
+    pub level: Priority,
     /// What was seen.
     pub message: String,
     /// Whether the rule recommends pausing the infusion (it never pauses by itself).
@@ -221,12 +256,59 @@ pub struct Alarm {
     pub source: &'static str,
     /// Whether the threshold is a clinic setting.
     pub clinic_setting: bool,
+    /// The value that raised it (mmHg, %, /min, NEWS2 points, mg given, minutes late...).
+    pub value: f64,
+    /// Which way the value gets worse.
+    pub worse: Worse,
+    /// The stage of a condition with stages (`single_red`, `medium`, `high` for NEWS2;
+    /// `planned_reached`, `beyond_plan`, `beyond_hard_limit` for the dose), else empty.
+    pub stage: &'static str,
 }
 
-/// Evaluates one checked reading against the rules, the baseline BP and NEWS2.
+/// What an open alarm becomes when its condition is seen again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmUpdate {
+    /// The priority now: never lower than before (a patient improving does not quieten an open
+    /// alarm; it is resolved by a person).
+    pub level: Priority,
+    /// The worst value since it was raised.
+    pub worst_value: f64,
+    /// The message of the worst reading.
+    pub worst_message: String,
+    /// The priority went up: announce again, and an acknowledged alarm needs acknowledging again.
+    pub escalated: bool,
+    /// The value is worse than any since the alarm was raised (a later stage of the dose or of
+    /// NEWS2 comes with a worse value).
+    pub worsened: bool,
+}
+
+impl Alarm {
+    /// This alarm seen again while an alarm of the same condition is open with `open_level` and
+    /// the worst value `open_worst` (with its message).
+    pub fn update_open(&self, open_level: Priority, open_worst: Option<(f64, String)>) -> AlarmUpdate {
+        let is_worse = |new: f64, old: f64| match self.worse {
+            Worse::Higher => new > old,
+            Worse::Lower => new < old,
+        };
+        let (worst_value, worst_message, worse_value) = match open_worst {
+            Some((old, message)) if !is_worse(self.value, old) => (old, message, false),
+            Some(_) | None => (self.value, self.message.clone(), true),
+        };
+        AlarmUpdate {
+            level: open_level.max(self.level),
+            worst_value,
+            worst_message,
+            escalated: self.level > open_level,
+            worsened: worse_value,
+        }
+    }
+}
+
+/// Evaluates one checked reading against the rules, the baseline BP and NEWS2: one alarm per
+/// condition, highest priority first (then in the order below).
 pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSigns) -> Vec<Alarm> {
     let mut alarms = Vec::new();
-    let mut raise = |code, level, message: String, recommend_pause, t: &Threshold| {
+    let mut raise = |code, level, message: String, recommend_pause, t: &Threshold, value, worse| {
         alarms.push(Alarm {
             code,
             level,
@@ -234,58 +316,53 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
             recommend_pause,
             source: t.source,
             clinic_setting: t.clinic_setting,
+            value,
+            worse,
+            stage: "",
         });
     };
-    if let Some(s) = v.systolic_mmhg {
-        if s >= rules.systolic_high.value {
-            raise(
-                "systolic_high",
-                AlarmLevel::Urgent,
-                format!("systolic {s:.0} mmHg ≥ {:.0}", rules.systolic_high.value),
-                true,
-                &rules.systolic_high,
-            );
+    // Blood pressure: the fixed threshold and the rise from baseline on the same pressure are one
+    // condition, one alarm naming both: high priority at the threshold, medium for the rise alone.
+    for (code, name, value, high, rise, base) in [
+        (
+            "systolic_high",
+            "systolic",
+            v.systolic_mmhg,
+            &rules.systolic_high,
+            &rules.systolic_rise,
+            baseline.map(|b| b.systolic_mmhg),
+        ),
+        (
+            "diastolic_high",
+            "diastolic",
+            v.diastolic_mmhg,
+            &rules.diastolic_high,
+            &rules.diastolic_rise,
+            baseline.map(|b| b.diastolic_mmhg),
+        ),
+    ] {
+        let Some(x) = value else { continue };
+        let over = x >= high.value;
+        let risen = base.filter(|b| x - b >= rise.value);
+        let mut parts = Vec::new();
+        if over {
+            parts.push(format!("≥ {:.0}", high.value));
         }
-        if let Some(b) = baseline
-            && s - b.systolic_mmhg >= rules.systolic_rise.value
-        {
-            raise(
-                "systolic_rise",
-                AlarmLevel::Warning,
-                format!(
-                    "systolic {s:.0} mmHg is {:.0} above baseline {:.0}",
-                    s - b.systolic_mmhg,
-                    b.systolic_mmhg
-                ),
-                false,
-                &rules.systolic_rise,
-            );
+        if let Some(b) = risen {
+            parts.push(format!(
+                "{:.0} above baseline {b:.0} (rise ≥ {:.0})",
+                x - b,
+                rise.value
+            ));
         }
-    }
-    if let Some(d) = v.diastolic_mmhg {
-        if d >= rules.diastolic_high.value {
-            raise(
-                "diastolic_high",
-                AlarmLevel::Urgent,
-                format!("diastolic {d:.0} mmHg ≥ {:.0}", rules.diastolic_high.value),
-                true,
-                &rules.diastolic_high,
-            );
+        if parts.is_empty() {
+            continue;
         }
-        if let Some(b) = baseline
-            && d - b.diastolic_mmhg >= rules.diastolic_rise.value
-        {
-            raise(
-                "diastolic_rise",
-                AlarmLevel::Warning,
-                format!(
-                    "diastolic {d:.0} mmHg is {:.0} above baseline {:.0}",
-                    d - b.diastolic_mmhg,
-                    b.diastolic_mmhg
-                ),
-                false,
-                &rules.diastolic_rise,
-            );
+        let message = format!("{name} {x:.0} mmHg: {}", parts.join(" and "));
+        if over {
+            raise(code, Priority::High, message, true, high, x, Worse::Higher);
+        } else {
+            raise(code, Priority::Medium, message, false, rise, x, Worse::Higher);
         }
     }
     if let Some(h) = v.heart_rate_per_min
@@ -293,10 +370,12 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
     {
         raise(
             "heart_rate_high",
-            AlarmLevel::Warning,
+            Priority::Medium,
             format!("heart rate {h:.0}/min ≥ {:.0}", rules.heart_rate_high.value),
             false,
             &rules.heart_rate_high,
+            h,
+            Worse::Higher,
         );
     }
     if let Some(s) = v.spo2_percent
@@ -304,10 +383,12 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
     {
         raise(
             "spo2_low",
-            AlarmLevel::Urgent,
+            Priority::High,
             format!("SpO2 {s:.0} % < {:.0}", rules.spo2_low.value),
             true,
             &rules.spo2_low,
+            s,
+            Worse::Lower,
         );
     }
     if let Some(r) = v.respiratory_rate_per_min
@@ -315,13 +396,15 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
     {
         raise(
             "respiratory_rate_low",
-            AlarmLevel::Urgent,
+            Priority::High,
             format!(
                 "respiratory rate {r:.0}/min < {:.0}",
                 rules.respiratory_rate_low.value
             ),
             true,
             &rules.respiratory_rate_low,
+            r,
+            Worse::Lower,
         );
     }
     if let Some(m) = v.moaas
@@ -329,10 +412,12 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
     {
         raise(
             "sedation_deep",
-            AlarmLevel::Urgent,
+            Priority::High,
             format!("MOAA/S {m} ≤ {:.0}", rules.moaas_low.value),
             true,
             &rules.moaas_low,
+            f64::from(m),
+            Worse::Lower,
         );
     }
     // ACVPU below Alert: NEWS2 scores it 3 on its own (RCP 2017, Chart 1), and during a ketamine
@@ -343,7 +428,7 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
     {
         raise(
             "consciousness_not_alert",
-            AlarmLevel::Urgent,
+            Priority::High,
             format!("consciousness: {} (not alert)", c.label()),
             true,
             &Threshold {
@@ -351,30 +436,30 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
                 source: CONSCIOUSNESS_SOURCE,
                 clinic_setting: false,
             },
+            // Alert 0, new confusion 1, voice 2, pain 3, unresponsive 4: further from alert is worse.
+            f64::from(c.depth()),
+            Worse::Higher,
         );
     }
     if let Some(obs) = v.observations() {
         let score = news2(&obs);
-        let rcp = Threshold {
-            value: 5.0,
-            source: "RCP NEWS2 2017, Chart 4: 5-6 urgent review, >= 7 emergency assessment",
-            clinic_setting: false,
-        };
-        match score.risk {
-            News2Risk::High => raise(
-                "news2_high",
-                AlarmLevel::Urgent,
-                format!("NEWS2 {} (high)", score.total),
+        let rcp = "RCP NEWS2 2017, Chart 4: 5-6 urgent review, >= 7 emergency assessment";
+        let total = f64::from(score.total);
+        let tier = match score.risk {
+            News2Risk::High => Some((
+                Priority::High,
+                "high",
+                format!("NEWS2 {} (high: emergency assessment)", score.total),
                 true,
-                &rcp,
-            ),
-            News2Risk::Medium => raise(
-                "news2_medium",
-                AlarmLevel::Warning,
-                format!("NEWS2 {} (medium)", score.total),
+                rcp,
+            )),
+            News2Risk::Medium => Some((
+                Priority::Medium,
+                "medium",
+                format!("NEWS2 {} (medium: urgent review)", score.total),
                 false,
-                &rcp,
-            ),
+                rcp,
+            )),
             News2Risk::LowMedium => {
                 // One condition, one alarm: a red parameter that already raised its own alarm
                 // above is not raised again as the score's.
@@ -385,11 +470,11 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
                     .map(|(name, _)| *name)
                     .filter(|name| !own_alarm(name).is_some_and(|code| alarms.iter().any(|a| a.code == code)))
                     .collect();
-                if !unalarmed.is_empty() {
-                    alarms.push(Alarm {
-                        code: "news2_single_red",
-                        level: AlarmLevel::Warning,
-                        message: format!(
+                (!unalarmed.is_empty()).then(|| {
+                    (
+                        Priority::Medium,
+                        "single_red",
+                        format!(
                             "NEWS2 {} with {} scoring 3 (low–medium risk: urgent ward-based review)",
                             score.total,
                             unalarmed
@@ -398,15 +483,29 @@ pub fn evaluate(rules: &AlarmRules, baseline: Option<BloodPressure>, v: &VitalSi
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                        recommend_pause: false,
-                        source: SINGLE_RED_SOURCE,
-                        clinic_setting: false,
-                    });
-                }
+                        false,
+                        SINGLE_RED_SOURCE,
+                    )
+                })
             }
-            News2Risk::Low => {}
+            News2Risk::Low => None,
+        };
+        if let Some((level, stage, message, recommend_pause, source)) = tier {
+            alarms.push(Alarm {
+                code: "news2",
+                level,
+                message,
+                recommend_pause,
+                source,
+                clinic_setting: false,
+                value: total,
+                worse: Worse::Higher,
+                stage,
+            });
         }
     }
+    // Highest priority first; the sort is stable, so equal priorities keep the order above.
+    alarms.sort_by_key(|a| std::cmp::Reverse(a.level));
     alarms
 }
 
@@ -512,7 +611,7 @@ pub fn overdue_alarm(overdue: &Overdue, schedule: &MonitoringSchedule, infusing:
     };
     Alarm {
         code: "vitals_overdue",
-        level: AlarmLevel::Warning,
+        level: Priority::Medium,
         message: format!(
             "vitals overdue by {} min (due every {} min {})",
             overdue.minutes_late.max(1),
@@ -522,6 +621,9 @@ pub fn overdue_alarm(overdue: &Overdue, schedule: &MonitoringSchedule, infusing:
         recommend_pause: false,
         source: schedule.source,
         clinic_setting: true,
+        value: overdue.minutes_late as f64,
+        worse: Worse::Higher,
+        stage: "",
     }
 }
 
@@ -596,8 +698,12 @@ mod tests {
             assert_eq!((score.total, score.risk), (3, News2Risk::LowMedium), "{what}");
             let alarms = evaluate(&AlarmRules::default(), None, &v);
             assert_eq!(alarms.len(), 1, "{what}: {alarms:?}");
-            assert_eq!(alarms[0].code, "news2_single_red", "{what}");
-            assert_eq!(alarms[0].level, AlarmLevel::Warning, "{what}");
+            assert_eq!(
+                (alarms[0].code, alarms[0].stage),
+                ("news2", "single_red"),
+                "{what}"
+            );
+            assert_eq!(alarms[0].level, Priority::Medium, "{what}");
             assert_eq!(
                 alarms[0].message,
                 format!("NEWS2 3 with {part} scoring 3 (low–medium risk: urgent ward-based review)"),
@@ -639,7 +745,7 @@ mod tests {
             let alarms = evaluate(&AlarmRules::default(), None, &v);
             assert_eq!(alarms.len(), 1, "{word}: {alarms:?}");
             assert_eq!(alarms[0].code, "consciousness_not_alert");
-            assert_eq!(alarms[0].level, AlarmLevel::Urgent);
+            assert_eq!(alarms[0].level, Priority::High);
             assert!(alarms[0].recommend_pause);
             assert_eq!(alarms[0].message, format!("consciousness: {word} (not alert)"));
             // Even with no other vital sign recorded (NEWS2 cannot be scored).
@@ -676,7 +782,7 @@ mod tests {
                 respiratory_rate_per_min: Some(22.0),
                 ..normal()
             }),
-            ["spo2_low", "news2_medium"]
+            ["spo2_low", "news2"]
         );
         // SBP 90 (3) + HR 115 (2) + RR 22 (2) = 7: high; the red SBP is part of the high tier's alarm.
         assert_eq!(
@@ -687,7 +793,7 @@ mod tests {
                 respiratory_rate_per_min: Some(22.0),
                 ..normal()
             }),
-            ["news2_high"]
+            ["news2"]
         );
     }
 
@@ -901,8 +1007,18 @@ mod tests {
                 ..normal()
             },
         );
-        let codes: Vec<_> = alarms.iter().map(|a| a.code).collect();
-        assert_eq!(codes, vec!["systolic_rise", "diastolic_rise"]);
+        let codes: Vec<_> = alarms.iter().map(|a| (a.code, a.level)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("systolic_high", Priority::Medium),
+                ("diastolic_high", Priority::Medium)
+            ]
+        );
+        assert_eq!(
+            alarms[0].message,
+            "systolic 160 mmHg: 40 above baseline 120 (rise ≥ 40)"
+        );
         assert!(!alarms[0].clinic_setting && alarms[0].source.starts_with("Spravato"));
         assert!(alarms.iter().all(|a| !a.recommend_pause));
         let below = evaluate(
@@ -929,8 +1045,11 @@ mod tests {
         };
         let alarms = evaluate(&rules, None, &v);
         assert_eq!(
-            alarms.iter().map(|a| a.code).collect::<Vec<_>>(),
-            vec!["news2_medium"]
+            alarms
+                .iter()
+                .map(|a| (a.code, a.stage, a.level))
+                .collect::<Vec<_>>(),
+            vec![("news2", "medium", Priority::Medium)]
         );
         let partial = VitalSigns {
             temperature_c: None,
@@ -949,6 +1068,125 @@ mod tests {
                 ..normal()
             },
         );
-        assert!(high[0].clinic_setting && high[0].recommend_pause && high[0].level == AlarmLevel::Urgent);
+        assert!(high[0].clinic_setting && high[0].recommend_pause && high[0].level == Priority::High);
+    }
+
+    /// The threshold and the rise on the same pressure are one alarm naming both, at the
+    /// threshold's (high) priority.
+    #[test]
+    fn a_threshold_and_a_rise_on_one_pressure_are_one_alarm_naming_both() {
+        let baseline = Some(BloodPressure {
+            systolic_mmhg: 130.0,
+            diastolic_mmhg: 80.0,
+        });
+        let alarms = evaluate(
+            &AlarmRules::default(),
+            baseline,
+            &VitalSigns {
+                systolic_mmhg: Some(185.0),
+                ..normal()
+            },
+        );
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert_eq!(
+            (alarms[0].code, alarms[0].level),
+            ("systolic_high", Priority::High)
+        );
+        assert_eq!(
+            alarms[0].message,
+            "systolic 185 mmHg: ≥ 180 and 55 above baseline 130 (rise ≥ 40)"
+        );
+        assert!(alarms[0].recommend_pause);
+    }
+
+    /// The reading of the issue that raised six alarms, unordered: SpO2 86 %, SBP 185 (55 above
+    /// baseline), DBP 115 (35 above), HR 130, RR 8: now one alarm per condition, high first.
+    #[test]
+    fn alarms_come_highest_priority_first_one_per_condition() {
+        let baseline = Some(BloodPressure {
+            systolic_mmhg: 130.0,
+            diastolic_mmhg: 80.0,
+        });
+        let v = VitalSigns {
+            systolic_mmhg: Some(185.0),
+            diastolic_mmhg: Some(115.0),
+            heart_rate_per_min: Some(130.0),
+            spo2_percent: Some(86.0),
+            respiratory_rate_per_min: Some(8.0),
+            ..normal()
+        };
+        let alarms = evaluate(&AlarmRules::default(), baseline, &v);
+        let seen: Vec<_> = alarms.iter().map(|a| (a.code, a.level)).collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("systolic_high", Priority::High),
+                ("diastolic_high", Priority::High),
+                ("spo2_low", Priority::High),
+                ("respiratory_rate_low", Priority::High),
+                ("news2", Priority::High),
+                ("heart_rate_high", Priority::Medium),
+            ]
+        );
+        let mut codes: Vec<_> = alarms.iter().map(|a| a.code).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), alarms.len(), "one alarm per condition");
+    }
+
+    /// An open alarm keeps its worst value, never lowers its priority, and escalates when the
+    /// patient worsens.
+    #[test]
+    fn an_open_alarm_tracks_the_worst_value_and_escalates() {
+        let rules = AlarmRules::default();
+        let at = |v: VitalSigns| {
+            evaluate(&rules, None, &v)
+                .into_iter()
+                .find(|a| a.code == "news2")
+                .unwrap()
+        };
+        // NEWS2 5 (medium), then 7+ (high): escalated and worse.
+        let medium = at(VitalSigns {
+            heart_rate_per_min: Some(115.0),
+            respiratory_rate_per_min: Some(22.0),
+            temperature_c: Some(38.2),
+            ..normal()
+        });
+        assert_eq!((medium.level, medium.value), (Priority::Medium, 5.0));
+        let high = at(VitalSigns {
+            heart_rate_per_min: Some(135.0),
+            respiratory_rate_per_min: Some(26.0),
+            temperature_c: Some(39.2),
+            ..normal()
+        });
+        assert_eq!(high.level, Priority::High);
+        let up = high.update_open(medium.level, Some((medium.value, medium.message.clone())));
+        assert!(up.escalated && up.worsened);
+        assert_eq!((up.level, up.worst_value), (Priority::High, high.value));
+        // Back to 5: the priority stays high and the worst stays the high reading.
+        let down = medium.update_open(up.level, Some((up.worst_value, up.worst_message.clone())));
+        assert_eq!(
+            (down.level, down.escalated, down.worst_value),
+            (Priority::High, false, high.value)
+        );
+        assert_eq!(down.worst_message, high.message);
+        // SpO2: lower is worse.
+        let spo2 = |s: f64| {
+            evaluate(
+                &rules,
+                None,
+                &VitalSigns {
+                    spo2_percent: Some(s),
+                    ..normal()
+                },
+            )
+            .into_iter()
+            .find(|a| a.code == "spo2_low")
+            .unwrap()
+        };
+        let u = spo2(85.0).update_open(Priority::High, Some((88.0, spo2(88.0).message)));
+        assert!(u.worsened && !u.escalated);
+        assert_eq!(u.worst_value, 85.0);
+        assert_eq!(Priority::from_stored("urgent"), Some(Priority::High));
+        assert_eq!(Priority::from_stored("warning"), Some(Priority::Medium));
     }
 }

@@ -8,7 +8,8 @@
 "use strict";
 
 const EVENT_KINDS = ["session.created", "session.state", "session.rate", "session.side_effect",
-  "session.assessment", "vitals", "alarm.raised", "alarm.acknowledged", "alarm.resolved",
+  "session.assessment", "vitals", "alarm.raised", "alarm.escalated", "alarm.updated", "alarm.acknowledged",
+  "alarm.resolved",
   "risk.alert", "risk.followed_up"];
 
 function livePanel(panel) {

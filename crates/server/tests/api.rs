@@ -544,6 +544,12 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
         },
         Endpoint {
             method: "POST",
+            path: format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
+            body: Some(json!({"reason": "at the bedside"})),
+            action: Action::RunSession,
+        },
+        Endpoint {
+            method: "POST",
             path: format!("/api/v1/sessions/{sid}/assessments"),
             body: Some(json!({"escort_present": true})),
             action: Action::RunSession,
@@ -1221,6 +1227,7 @@ async fn the_openapi_document_lists_every_route() {
         "/api/v1/sessions/{id}/transitions",
         "/api/v1/sessions/{id}/vitals",
         "/api/v1/alarms/{id}/resolve",
+        "/api/v1/sessions/{id}/alarms/acknowledge-all",
         "/api/v1/board/stream",
         "/api/v1/ledger/vials/{id}/draws",
         "/api/v1/ledger/draws/{id}/waste",
@@ -1230,7 +1237,7 @@ async fn the_openapi_document_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 67);
+    assert_eq!(paths.len(), 68);
 }
 
 #[tokio::test]

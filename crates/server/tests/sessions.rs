@@ -116,8 +116,9 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     assert_eq!(stored.as_array().unwrap().len(), 4);
     assert_eq!(stored[1]["source"], "device");
 
-    // 10 min in: systolic 185 raises an urgent alarm (clinic setting) and a rise from baseline
-    // (57 mmHg ≥ 40, the Spravato label's figure). It recommends a pause; it pauses nothing.
+    // 10 min in: systolic 185 raises one high-priority alarm naming the threshold (clinic
+    // setting) and the rise from baseline (57 mmHg ≥ 40, the Spravato label's figure): one
+    // condition, one alarm. It recommends a pause; it pauses nothing.
     app.advance(9 * MIN);
     let mut high = normal("m3-high");
     high["systolic_mmhg"] = json!(185);
@@ -126,11 +127,14 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     assert_eq!(s, StatusCode::OK, "{ack}");
     let alarms = ack["readings"][0]["alarms"].as_array().unwrap();
     let codes: Vec<&str> = alarms.iter().map(|a| a["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, ["systolic_high", "systolic_rise"]);
-    assert_eq!(alarms[0]["level"], "urgent");
+    assert_eq!(codes, ["systolic_high"]);
+    assert_eq!(alarms[0]["level"], "high");
     assert_eq!(alarms[0]["detail"]["recommend_pause"], true);
     assert_eq!(alarms[0]["detail"]["clinic_setting"], true);
-    assert_eq!(alarms[1]["detail"]["clinic_setting"], false);
+    assert_eq!(
+        alarms[0]["detail"]["message"],
+        "systolic 185 mmHg: ≥ 180 and 57 above baseline 128 (rise ≥ 40)"
+    );
     let (_, s_now, _) = app
         .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
         .await;
@@ -139,7 +143,6 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     let (_, ack) = vitals(&app, &device, &sid, vec![high]).await;
     assert_eq!(ack["readings"][0]["alarms"][0]["occurrences"], 2);
     let alarm_id = alarms[0]["id"].as_str().unwrap().to_string();
-    let rise_id = alarms[1]["id"].as_str().unwrap().to_string();
 
     // The nurse pauses (with a reason), acknowledges and resolves with the action taken.
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "pause"})).await;
@@ -175,7 +178,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    for (id, action) in [(&alarm_id, "pause"), (&rise_id, "observation")] {
+    for (id, action) in [(&alarm_id, "pause")] {
         let (s, a, _) = app
             .call(
                 "POST",
@@ -460,7 +463,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
         "{csv}"
     );
     assert!(
-        csv.contains("systolic_high (urgent): systolic 185 mmHg ≥ 180; seen 2 time(s)"),
+        csv.contains("systolic_high (high): systolic 185 mmHg: ≥ 180 and 57 above baseline 128 (rise ≥ 40); seen 2 time(s)"),
         "{csv}"
     );
     let (s, _, _) = app
@@ -905,6 +908,7 @@ async fn live_events_catch_up_from_the_last_event_id_without_gaps() {
     // Live: an alarm-raising reading on A reaches both streams, alarm before its reading.
     let mut high = normal("a3");
     high["systolic_mmhg"] = json!(190);
+    high["spo2_percent"] = json!(88);
     vitals(&app, &nurse, &a, vec![high]).await;
     let live = read_events(&mut board, 3).await;
     let kinds: Vec<&str> = live.iter().map(|e| e.1.as_str()).collect();
@@ -1308,8 +1312,9 @@ async fn stored_count(app: &App, token: &str, sid: &str) -> usize {
 }
 
 /// NEWS2 through the API (RCP 2017, Chart 4), one reading per tier, on a running session: a single
-/// red score raises its own alarm, consciousness below Alert is urgent whatever the total, a red
-/// parameter with its own alarm is not raised twice, and the medium and high tiers raise theirs.
+/// red score raises its own alarm, consciousness below Alert is high priority whatever the total,
+/// a red parameter with its own alarm is not raised twice, and the medium and high tiers are the
+/// same condition's alarm, which escalates as the score rises.
 #[tokio::test]
 async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
     let app = spawn_app().await;
@@ -1325,20 +1330,19 @@ async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
         r
     };
     let cases = [
-        // (reading, NEWS2 total, alarm codes raised, level of the first)
-        (reading("n0", json!({})), 0, vec![], ""),
-        (reading("n1", json!({"heart_rate_per_min": 95})), 1, vec![], ""),
+        // (reading, NEWS2 total, (alarm code, priority, NEWS2 stage) for each alarm the reading
+        // raised or updated, highest priority first)
+        (reading("n0", json!({})), 0, vec![]),
+        (reading("n1", json!({"heart_rate_per_min": 95})), 1, vec![]),
         (
             reading("n-rr", json!({"respiratory_rate_per_min": 25})),
             3,
-            vec!["news2_single_red"],
-            "warning",
+            vec![("news2", "medium", "single_red")],
         ),
         (
             reading("n-u", json!({"consciousness": "unresponsive"})),
             3,
-            vec!["consciousness_not_alert"],
-            "urgent",
+            vec![("consciousness_not_alert", "high", "")],
         ),
         (
             reading(
@@ -1346,8 +1350,7 @@ async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
                 json!({"spo2_percent": 86, "respiratory_rate_per_min": 22}),
             ),
             5,
-            vec!["spo2_low", "news2_medium"],
-            "urgent",
+            vec![("spo2_low", "high", ""), ("news2", "medium", "medium")],
         ),
         (
             reading(
@@ -1355,26 +1358,28 @@ async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
                 json!({"systolic_mmhg": 90, "diastolic_mmhg": 60, "heart_rate_per_min": 115, "respiratory_rate_per_min": 22}),
             ),
             7,
-            vec!["news2_high"],
-            "urgent",
+            vec![("news2", "high", "high")],
         ),
     ];
-    for (r, total, want, level) in cases {
+    for (r, total, want) in cases {
         let key = r["idempotency_key"].clone();
         let (s, ack) = vitals(&app, &nurse, &sid, vec![r]).await;
         assert_eq!(s, StatusCode::OK, "{ack}");
         let got = &ack["readings"][0];
         assert_eq!(got["news2"], total, "{key}: {got}");
-        let codes: Vec<&str> = got["alarms"]
+        let seen: Vec<(&str, &str, &str)> = got["alarms"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|a| a["code"].as_str().unwrap())
+            .map(|a| {
+                (
+                    a["code"].as_str().unwrap(),
+                    a["level"].as_str().unwrap(),
+                    a["detail"]["stage"].as_str().unwrap(),
+                )
+            })
             .collect();
-        assert_eq!(codes, want, "{key}: {got}");
-        if !want.is_empty() {
-            assert_eq!(got["alarms"][0]["level"], level, "{key}: {got}");
-        }
+        assert_eq!(seen, want, "{key}: {got}");
     }
     let (_, alarms, _) = app
         .call(
@@ -1384,16 +1389,201 @@ async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
             None,
         )
         .await;
-    let single_red = alarms
+    let alarms = alarms.as_array().unwrap();
+    // One alarm per condition: NEWS2 is one alarm that went from the single red score to high.
+    assert_eq!(
+        alarms.iter().filter(|a| a["code"] == "news2").count(),
+        1,
+        "{alarms:?}"
+    );
+    let news2 = alarms.iter().find(|a| a["code"] == "news2").unwrap();
+    assert_eq!(
+        news2["detail"]["first_message"],
+        "NEWS2 3 with respiration rate scoring 3 (low–medium risk: urgent ward-based review)"
+    );
+    assert_eq!(news2["detail"]["message"], "NEWS2 7 (high: emergency assessment)");
+    assert_eq!(
+        (news2["level"].as_str(), news2["detail"]["worst_value"].as_f64()),
+        (Some("high"), Some(7.0))
+    );
+    assert_eq!(news2["detail"]["raised_priority"], "medium");
+    // Listed by priority, then time: the three high alarms first, oldest first.
+    let order: Vec<&str> = alarms.iter().map(|a| a["code"].as_str().unwrap()).collect();
+    assert_eq!(order, ["news2", "consciousness_not_alert", "spo2_low"]);
+}
+
+/// An open alarm follows the patient: its value and worst value update, its priority goes up
+/// (never down) as readings worsen, an acknowledged alarm that escalates is raised again, and each
+/// change is announced on the live stream. "Acknowledge all" then takes one reason for the chair
+/// and audits each alarm.
+#[tokio::test]
+async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_so() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
+    let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Chair E").await;
+    let (s, mut stream) = open_stream(&app, &format!("/api/v1/sessions/{sid}/stream"), &nurse, Some(1)).await;
+    assert_eq!(s, StatusCode::OK);
+    let send = |key: &str, changes: Value| {
+        let mut r = normal(key);
+        for (k, v) in changes.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        let (app, nurse, sid) = (&app, nurse.clone(), sid.clone());
+        async move {
+            let (s, ack) = vitals(app, &nurse, &sid, vec![r]).await;
+            assert_eq!(s, StatusCode::OK, "{ack}");
+            ack
+        }
+    };
+    // HR 115 + RR 22 + T 38.2: NEWS2 5, medium.
+    let ack = send(
+        "e1",
+        json!({"heart_rate_per_min": 115, "respiratory_rate_per_min": 22, "temperature_c": 38.2}),
+    )
+    .await;
+    let alarm = &ack["readings"][0]["alarms"][0];
+    assert_eq!(
+        (alarm["code"].as_str(), alarm["level"].as_str()),
+        (Some("news2"), Some("medium"))
+    );
+    let alarm_id = alarm["id"].as_str().unwrap().to_string();
+    let events = read_events(&mut stream, 2).await;
+    assert_eq!(
+        events.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
+        ["alarm.raised", "vitals"]
+    );
+    // The nurse acknowledges it.
+    let (s, a, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/alarms/{alarm_id}/acknowledge"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!((s, a["state"].as_str()), (StatusCode::OK, Some("acknowledged")));
+    read_events(&mut stream, 1).await;
+    // NEWS2 6: still medium, worse: updated and announced, still acknowledged.
+    let ack = send(
+        "e2",
+        json!({"heart_rate_per_min": 115, "respiratory_rate_per_min": 22, "temperature_c": 39.2}),
+    )
+    .await;
+    let a = &ack["readings"][0]["alarms"][0];
+    assert_eq!(
+        (a["id"].as_str(), a["level"].as_str(), a["state"].as_str()),
+        (Some(alarm_id.as_str()), Some("medium"), Some("acknowledged"))
+    );
+    assert_eq!(
+        (a["detail"]["value"].as_f64(), a["detail"]["worst_value"].as_f64()),
+        (Some(6.0), Some(6.0))
+    );
+    let events = read_events(&mut stream, 2).await;
+    assert_eq!(
+        events.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
+        ["alarm.updated", "vitals"]
+    );
+    // NEWS2 rises past 7 (HR 135, RR 26, T 39.2 ...): high. Escalated: raised again, announced.
+    let ack = send("e3", json!({"heart_rate_per_min": 135, "respiratory_rate_per_min": 26, "temperature_c": 39.2, "spo2_percent": 95})).await;
+    let a = &ack["readings"][0]["alarms"];
+    let news2 = a
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["code"] == "news2_single_red")
-        .expect("the single red score's alarm is listed");
+        .find(|x| x["code"] == "news2")
+        .unwrap();
+    let worst = news2["detail"]["value"].as_f64().unwrap();
+    assert!(worst >= 7.0, "{news2}");
     assert_eq!(
-        single_red["detail"]["message"],
-        "NEWS2 3 with respiration rate scoring 3 (low–medium risk: urgent ward-based review)"
+        (news2["level"].as_str(), news2["state"].as_str()),
+        (Some("high"), Some("raised"))
     );
+    assert!(news2["acknowledged_by"].is_null());
+    assert!(
+        news2["detail"]["previous_acknowledgement"]["at"].is_string(),
+        "{news2}"
+    );
+    // HR 135 is its own, new condition (medium).
+    let events = read_events(&mut stream, 3).await;
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.1.as_str(), e.2["data"]["code"].as_str().unwrap_or("-")))
+            .collect::<Vec<_>>(),
+        [
+            ("alarm.escalated", "news2"),
+            ("alarm.raised", "heart_rate_high"),
+            ("vitals", "-")
+        ]
+    );
+    assert_eq!(events[0].2["data"]["level"], "high");
+    // Better again (NEWS2 5): the priority stays high, the worst value stays, nothing announced
+    // but the reading.
+    let ack = send(
+        "e4",
+        json!({"heart_rate_per_min": 115, "respiratory_rate_per_min": 22, "temperature_c": 38.2}),
+    )
+    .await;
+    let news2 = &ack["readings"][0]["alarms"][0];
+    assert_eq!(
+        (
+            news2["level"].as_str(),
+            news2["detail"]["value"].as_f64(),
+            news2["detail"]["worst_value"].as_f64()
+        ),
+        (Some("high"), Some(5.0), Some(worst))
+    );
+    let events = read_events(&mut stream, 1).await;
+    assert_eq!(events[0].1, "vitals");
+
+    // A second condition, then "acknowledge all" for the chair with one reason.
+    send("e5", json!({"spo2_percent": 88})).await;
+    read_events(&mut stream, 2).await;
+    let before = app.audit_count().await;
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
+            Some(&nurse),
+            Some(json!({"reason": "  "})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["field"], "reason");
+    let (s, done, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
+            Some(&nurse),
+            Some(json!({"reason": "at the bedside, patient reassessed"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let done = done.as_array().unwrap();
+    let codes: Vec<&str> = done.iter().map(|a| a["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        ["news2", "spo2_low", "heart_rate_high"],
+        "highest priority first"
+    );
+    assert!(done.iter().all(|a| a["state"] == "acknowledged"
+        && a["detail"]["acknowledged_with"] == "at the bedside, patient reassessed"));
+    assert_eq!(app.audit_count().await, before + 3, "one audit entry per alarm");
+    let events = read_events(&mut stream, 3).await;
+    assert!(events.iter().all(|e| e.1 == "alarm.acknowledged"));
+    // A viewer may not.
+    let viewer = app.login("viewer").await;
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
+            Some(&viewer),
+            Some(json!({"reason": "seen it"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
 /// A session left running with no readings: the dose watch raises "planned dose given" when the
@@ -1428,16 +1618,21 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     }
     let watch = || async { app.state.watch_running_sessions().await.unwrap() };
     let codes = |alarms: Vec<ketaflow_app::vitals::AlarmOut>| {
-        alarms.into_iter().map(|a| (a.code, a.level)).collect::<Vec<_>>()
+        alarms
+            .into_iter()
+            .map(|a| {
+                let stage = a.detail["stage"].as_str().unwrap_or_default().to_string();
+                (a.code, a.level, stage)
+            })
+            .collect::<Vec<_>>()
     };
+    let expect =
+        |code: &str, level: &str, stage: &str| vec![(code.to_string(), level.to_string(), stage.to_string())];
 
     // 20 min: 17.5 mg given, nothing to say about the dose; but no reading since the start, so
     // the vitals due at 15 min are overdue. And "completed as planned" is not true.
     app.advance(20 * MIN);
-    assert_eq!(
-        codes(watch().await),
-        [("vitals_overdue".to_string(), "warning".to_string())]
-    );
+    assert_eq!(codes(watch().await), expect("vitals_overdue", "medium", ""));
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "completed"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "not_as_planned");
@@ -1451,25 +1646,26 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
 
     // 40 min: the planned 35 mg is in.
     app.advance(20 * MIN);
-    assert_eq!(
-        codes(watch().await),
-        [("dose_planned_reached".to_string(), "warning".to_string())]
+    assert_eq!(codes(watch().await), expect("dose", "medium", "planned_reached"));
+    assert!(
+        watch().await.is_empty(),
+        "raised once while open, not rewritten every round"
     );
-    assert!(watch().await.is_empty(), "raised once while open");
-    // 43 min: 37.6 mg, more than 5 % past the plan.
+    // 43 min: 37.6 mg, more than 5 % past the plan: the same alarm escalates to high.
     app.advance(3 * MIN);
+    let escalated = watch().await;
+    assert_eq!(codes(escalated.clone()), expect("dose", "high", "beyond_plan"));
     assert_eq!(
-        codes(watch().await),
-        [("dose_beyond_plan".to_string(), "urgent".to_string())]
+        escalated[0].detail["first_message"]
+            .as_str()
+            .map(|m| m.starts_with("the planned dose is given")),
+        Some(true)
     );
-    // Past the hard limit per session.
+    // Past the hard limit per session: the same alarm, its stage and message now the hard limit.
     let minutes_to_hard = (hard / 52.5 * 60.0).ceil() as i64 + 1;
     app.advance((minutes_to_hard - 43) * MIN);
     let raised = watch().await;
-    assert_eq!(
-        codes(raised),
-        [("dose_beyond_hard_limit".to_string(), "urgent".to_string())]
-    );
+    assert_eq!(codes(raised), expect("dose", "high", "beyond_hard_limit"));
     let (_, alarms, _) = app
         .call(
             "GET",
@@ -1478,12 +1674,14 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
             None,
         )
         .await;
-    let hard_alarm = alarms
+    let dose_alarms: Vec<&Value> = alarms
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["code"] == "dose_beyond_hard_limit")
-        .unwrap();
+        .filter(|a| a["code"] == "dose")
+        .collect();
+    assert_eq!(dose_alarms.len(), 1, "one condition, one alarm: {alarms}");
+    let hard_alarm = dose_alarms[0];
     assert!(
         hard_alarm["detail"]["message"]
             .as_str()
@@ -1525,16 +1723,23 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "alarm.raised")
-        .map(|e| e.data["code"].as_str().unwrap_or_default().to_string())
+        .filter(|e| e.kind.starts_with("alarm."))
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.kind,
+                e.data["code"].as_str().unwrap_or_default(),
+                e.data["detail"]["stage"].as_str().unwrap_or_default()
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
         [
-            "vitals_overdue",
-            "dose_planned_reached",
-            "dose_beyond_plan",
-            "dose_beyond_hard_limit"
+            "alarm.raised vitals_overdue ",
+            "alarm.raised dose planned_reached",
+            "alarm.escalated dose beyond_plan",
+            "alarm.updated dose beyond_hard_limit"
         ]
     );
 }
@@ -1600,7 +1805,7 @@ async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
         "vitals overdue by 1 min (due every 15 min while infusing)"
     );
     assert_eq!(overdue["detail"]["clinic_setting"], true);
-    assert_eq!(overdue["level"], "warning");
+    assert_eq!(overdue["level"], "medium");
     // The set is taken and the alarm resolved; the next lapse raises again.
     vitals(&app, &nurse, &sid, vec![normal("o36")]).await;
     let id = overdue["id"].as_str().unwrap();
@@ -1616,7 +1821,7 @@ async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
     // 40 min: the planned dose is in (its own alarm); stopped as planned and into recovery, the
     // recovery schedule applies from the stop: due at 55 min, late at 56.
     app.advance(4 * MIN);
-    assert_eq!(watch().await, ["dose_planned_reached"]);
+    assert_eq!(watch().await, ["dose"]);
     for body in [
         json!({"event": "stop", "stop": "completed"}),
         json!({"event": "begin_recovery"}),

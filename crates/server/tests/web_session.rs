@@ -581,3 +581,53 @@ async fn the_live_fragment_costs_the_same_with_100_readings_as_with_4_hours_at_1
     assert!(lows.iter().all(|l| *l == 85.0 || *l == 97.0), "{lows:?}");
     assert_eq!(screen.history.iter().map(|b| b.readings).sum::<i64>(), 14_400);
 }
+
+/// The session screen lists open alarms highest priority first with their priority in words, and
+/// "acknowledge all" takes one reason for the chair.
+#[tokio::test]
+async fn alarms_show_by_priority_and_a_chair_is_acknowledged_at_once_with_one_reason() {
+    let app = spawn_app().await;
+    let sid = booked(&app).await;
+    let nurse = app.browser("nurse").await;
+    // HR 125 (medium) first, then SpO2 88 (high): the high one is listed first.
+    let page = reading(&nurse, &sid, "p1", &[("heart_rate_per_min", "125")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let page = reading(&nurse, &sid, "p2", &[("spo2_percent", "88")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let live = nurse.get(&format!("/sessions/{sid}/live")).await;
+    let high = live.html.find("HIGH: SpO2 88 % &#60; 92");
+    let medium = live.html.find("MEDIUM: heart rate 125/min ≥ 120");
+    assert!(high.is_some() && medium.is_some(), "{}", live.html);
+    assert!(high < medium, "high priority first");
+    assert!(
+        live.shows("data-ack-all"),
+        "two raised alarms: acknowledge all is offered"
+    );
+    // Without a reason: refused, nothing acknowledged.
+    let page = nurse
+        .post(
+            &format!("/sessions/{sid}/alarms/acknowledge-all"),
+            &[("reason", "")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.html);
+    let alarms = api(&app, &format!("/api/v1/sessions/{sid}/alarms")).await;
+    assert!(alarms.as_array().unwrap().iter().all(|a| a["state"] == "raised"));
+    let page = nurse
+        .post(
+            &format!("/sessions/{sid}/alarms/acknowledge-all"),
+            &[("reason", "at the bedside, probe repositioned")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let alarms = api(&app, &format!("/api/v1/sessions/{sid}/alarms")).await;
+    let alarms = alarms.as_array().unwrap();
+    assert_eq!(alarms.len(), 2);
+    assert!(
+        alarms.iter().all(|a| a["state"] == "acknowledged"
+            && a["detail"]["acknowledged_with"] == "at the bedside, probe repositioned"),
+        "{alarms:?}"
+    );
+    let live = nurse.get(&format!("/sessions/{sid}/live")).await;
+    assert!(!live.shows("data-ack-all"), "nothing left to acknowledge");
+}

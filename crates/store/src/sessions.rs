@@ -744,6 +744,86 @@ impl Tx {
         Ok(AlarmRaise::Raised(stored))
     }
 
+    /// The open (not resolved) alarm of this condition for the session, if any.
+    pub async fn open_alarm(
+        &mut self,
+        session_id: Uuid,
+        code: &str,
+    ) -> Result<Option<StoredAlarm>, StoreError> {
+        let sql = format!("{ALARM_COLUMNS} WHERE session_id = $1 AND code = $2 AND state <> 'resolved'");
+        let open: Option<AlarmRow> = with_conn!(self.conn(), c => {
+            sqlx::query_as(&sql)
+                .bind(session_id.to_string())
+                .bind(code)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        open.map(StoredAlarm::try_from).transpose()
+    }
+
+    /// Replaces an alarm's details (e.g. to keep the reason it was acknowledged with).
+    pub async fn set_alarm_data(
+        &mut self,
+        id: Uuid,
+        data: &serde_json::Value,
+    ) -> Result<StoredAlarm, StoreError> {
+        with_conn!(self.conn(), c => {
+            sqlx::query("UPDATE alarms SET data = $1 WHERE id = $2")
+                .bind(data.to_string())
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await?;
+        });
+        self.get_alarm(id).await
+    }
+
+    /// The session's open (not resolved) alarms, read inside the transaction, oldest first.
+    pub async fn open_alarms_of(&mut self, session_id: Uuid) -> Result<Vec<StoredAlarm>, StoreError> {
+        let sql =
+            format!("{ALARM_COLUMNS} WHERE session_id = $1 AND state <> 'resolved' ORDER BY raised_at, id");
+        let rows: Vec<AlarmRow> = with_conn!(self.conn(), c => {
+            sqlx::query_as(&sql).bind(session_id.to_string()).fetch_all(&mut *c).await?
+        });
+        rows.into_iter().map(StoredAlarm::try_from).collect()
+    }
+
+    /// Records one more occurrence of an open alarm with its new level and details. With
+    /// `re_raise`, an acknowledged alarm goes back to raised (its priority went up, so it must be
+    /// seen and acknowledged again); the earlier acknowledgement stays in the audit log and the
+    /// caller keeps it in the details.
+    pub async fn update_open_alarm(
+        &mut self,
+        id: Uuid,
+        level: &str,
+        data: &serde_json::Value,
+        at: OffsetDateTime,
+        re_raise: bool,
+    ) -> Result<StoredAlarm, StoreError> {
+        let sql = if re_raise {
+            "UPDATE alarms SET occurrences = occurrences + 1, last_seen_at = $1, level = $2, data = $3, \
+             state = 'raised', acknowledged_by = NULL, acknowledged_at = NULL \
+             WHERE id = $4 AND state <> 'resolved'"
+        } else {
+            "UPDATE alarms SET occurrences = occurrences + 1, last_seen_at = $1, level = $2, data = $3 \
+             WHERE id = $4 AND state <> 'resolved'"
+        };
+        let current = self.get_alarm(id).await?;
+        let done = with_conn!(self.conn(), c => {
+            sqlx::query(sql)
+                .bind(normalize(at))
+                .bind(level)
+                .bind(data.to_string())
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        if done == 0 {
+            return Err(alarm_conflict(&current, "updated"));
+        }
+        self.get_alarm(id).await
+    }
+
     /// Reads an alarm inside the transaction.
     pub async fn get_alarm(&mut self, id: Uuid) -> Result<StoredAlarm, StoreError> {
         alarm_in(self.conn(), id).await

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut, vital_out};
+pub use ketaflow_app::alarms::{ALARM_ACTIONS, AcknowledgeAllIn, AlarmResolveIn, VitalOut, vital_out};
 pub use ketaflow_app::board::{BoardOut, ChairOut, planned_dose_reached};
 pub use ketaflow_app::booking::{DEVICE_TOKEN_PREFIX, DeviceTokenIn, DeviceTokenOut, SessionIn};
 pub use ketaflow_app::records::{
@@ -230,6 +230,21 @@ pub async fn acknowledge_alarm(
     Ok(Json(state.acknowledge_alarm(&me.caller(), id).await?))
 }
 
+/// Acknowledge every raised alarm of a session (one chair) with one reason; each is audited on its
+/// own. Returns those acknowledged, highest priority first (empty when none was raised).
+#[utoipa::path(post, path = "/sessions/{id}/alarms/acknowledge-all", tag = "sessions", request_body = AcknowledgeAllIn, params(("id" = Uuid, Path, description = "session id")),
+    responses((status = 200, body = Vec<AlarmOut>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn acknowledge_all_alarms(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<Uuid>,
+    body: JsonBody<AcknowledgeAllIn>,
+) -> Result<Json<Vec<AlarmOut>>, ApiError> {
+    me.require(Action::RunSession)?;
+    let body = body.value()?;
+    Ok(Json(state.acknowledge_all(&me.caller(), id, body).await?))
+}
+
 /// Resolve an alarm with the action taken (raised or acknowledged → resolved).
 #[utoipa::path(post, path = "/alarms/{id}/resolve", tag = "sessions", request_body = AlarmResolveIn, params(("id" = Uuid, Path, description = "alarm id")),
     responses((status = 200, body = AlarmOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -263,6 +278,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_device_token))
         .routes(routes!(list_alarms))
         .routes(routes!(acknowledge_alarm))
+        .routes(routes!(acknowledge_all_alarms))
         .routes(routes!(resolve_alarm))
         .routes(routes!(board))
 }

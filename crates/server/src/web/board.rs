@@ -94,7 +94,15 @@ fn tile(c: ChairOut) -> ChairTile {
         alarms: c
             .active_alarms
             .iter()
-            .map(|a| format!("{} ({})", a.message(), a.state))
+            .map(|a| match a.worst_message() {
+                Some(worst) => format!(
+                    "{}: {} (worst {worst}; {})",
+                    a.level.to_uppercase(),
+                    a.message(),
+                    a.state
+                ),
+                None => format!("{}: {} ({})", a.level.to_uppercase(), a.message(), a.state),
+            })
             .collect(),
         recovery: c.predicted_recovery_at.map(clock).unwrap_or_else(|| "—".into()),
     }

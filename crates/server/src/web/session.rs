@@ -18,7 +18,7 @@ use super::{render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
-use ketaflow_app::alarms::{ALARM_ACTIONS, AlarmResolveIn, VitalOut};
+use ketaflow_app::alarms::{ALARM_ACTIONS, AcknowledgeAllIn, AlarmResolveIn, VitalOut};
 use ketaflow_app::bedside::{AssessmentIn, RateIn, SideEffectIn};
 use ketaflow_app::board::planned_dose_reached;
 use ketaflow_app::booking::SessionPredictionOut;
@@ -45,6 +45,10 @@ pub(super) fn routes() -> Router<AppState> {
             post(acknowledge_alarm),
         )
         .route("/sessions/{id}/alarms/{alarm}/resolve", post(resolve_alarm))
+        .route(
+            "/sessions/{id}/alarms/acknowledge-all",
+            post(acknowledge_all_alarms),
+        )
 }
 
 /// An alarm as the session screen lists it.
@@ -54,8 +58,12 @@ pub struct AlarmRow {
     pub id: String,
     /// What was seen.
     pub message: String,
-    /// warning or urgent.
+    /// high, medium or low.
     pub level: String,
+    /// The worst reading since it was raised, when it differs from the current one.
+    pub worst: Option<String>,
+    /// Acknowledged before and raised again because it escalated: who and when.
+    pub re_raised: Option<String>,
     /// raised or acknowledged.
     pub state: String,
     /// When first raised.
@@ -84,6 +92,13 @@ fn alarm_row(a: &AlarmOut) -> AlarmRow {
         id: a.id.to_string(),
         message: a.message(),
         level: a.level.clone(),
+        worst: a.worst_message(),
+        re_raised: a
+            .detail
+            .get("previous_acknowledgement")
+            .and_then(|p| p.get("at"))
+            .and_then(serde_json::Value::as_str)
+            .map(|at| format!("escalated after it was acknowledged at {at}")),
         state: a.state.clone(),
         raised_at: hhmm(a.raised_at),
         occurrences: a.occurrences,
@@ -135,8 +150,10 @@ pub struct LivePanels {
     pub planned: String,
     /// Still infusing although the planned dose is given.
     pub planned_dose_reached: bool,
-    /// Unresolved alarms.
+    /// Unresolved alarms, highest priority first.
     pub alarms: Vec<AlarmRow>,
+    /// How many of them are raised (not yet acknowledged): "acknowledge all" shows for two or more.
+    pub raised_alarms: usize,
     /// Latest readings, newest first (at most 12).
     pub vitals: Vec<VitalRow>,
     /// The vitals chart (SVG), empty without readings.
@@ -298,6 +315,7 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
         given_mg: fixed(s.given_mg, 1),
         infusing_min: fixed(s.infusing_min, 0),
         alarms: screen.open_alarms.iter().map(alarm_row).collect(),
+        raised_alarms: screen.open_alarms.iter().filter(|a| a.state == "raised").count(),
         vitals_svg: vitals_chart(&screen.history),
         vitals: screen
             .recent
@@ -778,6 +796,23 @@ async fn acknowledge_alarm(
     let Posted { user, form } = posted;
     let result = state
         .acknowledge_alarm(&user.me.caller(), alarm)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
+    answer(&state, &user, id, "alarm", form, result).await
+}
+
+async fn acknowledge_all_alarms(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    posted: Posted,
+) -> PageResult {
+    let Posted { user, form } = posted;
+    let body = AcknowledgeAllIn {
+        reason: form.text("reason"),
+    };
+    let result = state
+        .acknowledge_all(&user.me.caller(), id, body)
         .await
         .map(|_| ())
         .map_err(ApiError::from);
