@@ -424,9 +424,10 @@ impl App {
     /// raises what a bedside monitor or pump would: the dose of a running infusion against its plan
     /// and the protocol's hard limit per session (planned dose given, past the plan by more than the
     /// tolerance, past the hard limit), as a pump alarms when its volume to be infused is complete;
-    /// and a set of vitals overdue by the clinic's monitoring schedule, while infusing and in
-    /// recovery. Each alarm is raised once while it is open; it recommends and never changes the
-    /// infusion. `serve` runs it every 15 s of clinic time. Returns the alarms raised.
+    /// and a set of vitals overdue by the protocol's monitoring schedule, from check-in to
+    /// discharge. Each alarm is raised once while it is open and escalated when its stage or
+    /// priority changes; it recommends and never changes the infusion. `serve` runs it every 15 s of
+    /// clinic time. Returns the alarms raised or escalated.
     pub async fn watch_running_sessions(&self) -> Result<Vec<AlarmOut>, AppError> {
         use ketaflow_clinic::delivery::{dose_alarm, dose_progress};
         use ketaflow_clinic::plan::LimitName;
@@ -435,12 +436,12 @@ impl App {
 
         let now = self.now();
         let tolerance = self.settings.dose_tolerance;
-        let schedule = self.settings.monitoring;
         let open = self.store.list_alarms(None, true).await?;
         let mut raised = Vec::new();
         for record in self.store.list_in_progress(SESSION).await? {
             let s = crate::sessions::session_out(record, now)?;
-            if !(s.phase.infusion_underway() || s.phase.awaiting_discharge()) {
+            let schedule = self.monitoring_schedule(&s.doc.protocol_id)?;
+            if schedule.interval(&s.phase).is_none() {
                 continue;
             }
             let mut due = Vec::new();
@@ -468,10 +469,7 @@ impl App {
             let last = self.store.latest_vital(s.id).await?.map(|v| v.taken_at);
             if let Some(overdue) = vitals_overdue(&s.phase, since, last, now, &schedule) {
                 let facts = serde_json::json!({"due_at": crate::vitals::rfc3339(overdue.due_at), "minutes_late": overdue.minutes_late});
-                due.push((
-                    overdue_alarm(&overdue, &schedule, s.phase.infusion_underway()),
-                    facts,
-                ));
+                due.push((overdue_alarm(&overdue, &schedule, &s.phase), facts));
             }
             for (alarm, facts) in due {
                 // An open alarm of the condition is updated only when its stage or priority
@@ -491,6 +489,21 @@ impl App {
             }
         }
         Ok(raised)
+    }
+
+    /// The monitoring schedule of a session's protocol.
+    pub fn monitoring_schedule(
+        &self,
+        protocol_id: &str,
+    ) -> Result<ketaflow_clinic::vitals::MonitoringSchedule, AppError> {
+        let protocol = self.library.get(protocol_id).ok_or_else(|| {
+            AppError::Internal(format!(
+                "the session's protocol {protocol_id:?} is not in the library"
+            ))
+        })?;
+        Ok(ketaflow_clinic::vitals::MonitoringSchedule::of(
+            &protocol.monitoring,
+        ))
     }
 
     /// Raises (or escalates) one alarm of the watch: stored, audited as `system:watch`, published

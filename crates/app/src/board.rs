@@ -49,6 +49,14 @@ pub struct ChairOut {
     /// The latest reading.
     #[schema(value_type = Option<Object>)]
     pub latest_vitals: Option<serde_json::Value>,
+    /// When the latest reading was taken.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub latest_vitals_taken_at: Option<OffsetDateTime>,
+    /// Its age, whole minutes.
+    pub latest_vitals_age_min: Option<i64>,
+    /// Older than the protocol's interval for the session's phase: not to be read as current.
+    pub latest_vitals_stale: bool,
     /// Alarms not yet resolved.
     pub active_alarms: Vec<AlarmOut>,
     /// When Ce is predicted to stay below the protocol's recovery threshold (from what was given).
@@ -141,7 +149,13 @@ impl App {
                 continue;
             }
             let first_start = s.doc.rates.first().map(|r| r.at);
-            let latest = self.store.latest_vital(s.id).await?.map(|v| v.data);
+            let latest_vital = self.store.latest_vital(s.id).await?;
+            let schedule = self.monitoring_schedule(&s.doc.protocol_id)?;
+            let age = latest_vital
+                .as_ref()
+                .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &s.phase, &schedule));
+            let latest_vitals_taken_at = latest_vital.as_ref().map(|v| v.taken_at);
+            let latest = latest_vital.map(|v| v.data);
             let plan = self.load::<PlanDoc>(PLAN, s.doc.plan_id).await?;
             let predicted_recovery_at = self.board_recovery(&s, session_version, &plan, now).await;
             chairs.push(ChairOut {
@@ -156,6 +170,9 @@ impl App {
                 planned_duration_min: plan.doc.duration_min,
                 planned_dose_reached: planned_dose_reached(&s, plan.doc.dose_mg),
                 latest_vitals: latest,
+                latest_vitals_taken_at,
+                latest_vitals_age_min: age.map(|a| a.minutes),
+                latest_vitals_stale: age.is_some_and(|a| a.stale),
                 active_alarms: {
                     let mut active: Vec<AlarmOut> = open_alarms
                         .iter()

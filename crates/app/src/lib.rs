@@ -75,8 +75,6 @@ pub struct Settings {
     /// How far the dose given may be from the plan's for "completed as planned", and past it before
     /// a running infusion's alarm is urgent (clinic setting, default 5 %).
     pub dose_tolerance: ketaflow_clinic::delivery::DoseTolerance,
-    /// How often vitals are due while infusing and in recovery (clinic setting, default 15 min).
-    pub monitoring: ketaflow_clinic::vitals::MonitoringSchedule,
     /// How close to baseline the vitals must be for discharge.
     pub discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance,
     /// A notice on every page (a demo clinic, a simulated clock).
@@ -100,7 +98,6 @@ impl Default for Settings {
             alarm_rules: ketaflow_clinic::vitals::AlarmRules::default(),
             discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance::default(),
             dose_tolerance: ketaflow_clinic::delivery::DoseTolerance::default(),
-            monitoring: ketaflow_clinic::vitals::MonitoringSchedule::default(),
             banner: None,
             clock_speed: 1.0,
         }

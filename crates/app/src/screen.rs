@@ -39,10 +39,15 @@ pub struct SessionScreen {
     pub session: SessionOut,
     /// Its plan.
     pub plan: PlanDoc,
-    /// Alarms not yet resolved, oldest first.
+    /// Alarms not yet resolved, highest priority first, then oldest first.
     pub open_alarms: Vec<AlarmOut>,
     /// The latest readings, newest first, at most [`RECENT_READINGS`].
     pub recent: Vec<VitalOut>,
+    /// Each recent reading's age now, and whether it is older than the protocol's interval for
+    /// the session's phase (stale).
+    pub recent_ages: Vec<ketaflow_clinic::vitals::ReadingAge>,
+    /// The protocol's monitoring schedule.
+    pub monitoring: ketaflow_clinic::vitals::MonitoringSchedule,
     /// The whole session's readings in at most [`HISTORY_POINTS`] groups, in time order; per
     /// group the minimum, mean and maximum of each of [`CHARTED_VITALS`], in that order.
     pub history: Vec<VitalsBucket>,
@@ -74,13 +79,13 @@ impl App {
             .map(alarm_out)
             .collect();
         crate::alarms::sort_alarms(&mut open_alarms);
-        let recent = self
-            .store
-            .recent_vitals(id, RECENT_READINGS)
-            .await?
-            .into_iter()
-            .map(vital_out)
+        let stored = self.store.recent_vitals(id, RECENT_READINGS).await?;
+        let schedule = self.monitoring_schedule(&session.doc.protocol_id)?;
+        let recent_ages = stored
+            .iter()
+            .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &session.phase, &schedule))
             .collect();
+        let recent = stored.into_iter().map(vital_out).collect();
         let history = self
             .store
             .vitals_trend(id, HISTORY_POINTS, &CHARTED_VITALS)
@@ -100,6 +105,8 @@ impl App {
             plan,
             open_alarms,
             recent,
+            recent_ages,
+            monitoring: schedule,
             history,
             discharge,
             prediction,

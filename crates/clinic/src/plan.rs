@@ -798,7 +798,7 @@ mod tests {
         assert!((plan.pump_rate.get() - 52.5).abs() < 1e-12);
         assert!((plan.volume.get() - 35.0).abs() < 1e-12);
         assert!((plan.rate_per_kg.get() - 0.75).abs() < 1e-12);
-        assert_eq!(plan.library_version, "2026.11.1");
+        assert_eq!(plan.library_version, "2026.12.1");
         assert!(
             plan.checks.iter().all(|c| c.status == LimitStatus::Within),
             "{:?}",

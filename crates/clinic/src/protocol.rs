@@ -125,11 +125,15 @@ pub struct DischargeRules {
     pub source: String,
 }
 
-/// Monitoring during the infusion.
+/// How often vital signs are due in each phase of a session, and when blood pressure is taken.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MonitoringRules {
-    /// Vital signs at least this often, minutes.
+    /// From check-in until the infusion starts: a set at least this often, minutes.
+    pub before_start_every_min: f64,
+    /// While the infusion runs (or is paused): at least this often, minutes.
     pub vitals_every_min: f64,
+    /// From the stop until discharge: at least this often, minutes.
+    pub recovery_every_min: f64,
     /// Blood pressure at these minutes after the start.
     pub bp_at_min: Vec<f64>,
     /// Source.
@@ -314,7 +318,9 @@ struct FilePrediction {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileMonitoring {
+    before_start_every_min: f64,
     vitals_every_min: f64,
+    recovery_every_min: f64,
     bp_at_min: Vec<f64>,
     source: String,
 }
@@ -570,8 +576,27 @@ impl Protocol {
                 f.prediction.source,
                 f.prediction.clinic_setting,
             ),
+            // A set of vitals at least every 4 hours in any phase: beyond that the schedule would
+            // not be a monitoring schedule at all.
             monitoring: MonitoringRules {
-                vitals_every_min: f.monitoring.vitals_every_min,
+                before_start_every_min: check_positive(
+                    file,
+                    "monitoring.before_start_every_min",
+                    f.monitoring.before_start_every_min,
+                    240.0,
+                )?,
+                vitals_every_min: check_positive(
+                    file,
+                    "monitoring.vitals_every_min",
+                    f.monitoring.vitals_every_min,
+                    240.0,
+                )?,
+                recovery_every_min: check_positive(
+                    file,
+                    "monitoring.recovery_every_min",
+                    f.monitoring.recovery_every_min,
+                    240.0,
+                )?,
                 bp_at_min: f.monitoring.bp_at_min,
                 source: f.monitoring.source,
             },
@@ -640,7 +665,7 @@ mod tests {
     #[test]
     fn the_embedded_library_loads_with_every_required_protocol() {
         let lib = ProtocolLibrary::embedded();
-        assert_eq!(lib.version, "2026.11.1");
+        assert_eq!(lib.version, "2026.12.1");
         let trd = lib.get("trd").unwrap();
         assert_eq!(
             trd.dose.value,
@@ -769,12 +794,19 @@ mod tests {
                 .contains("unknown model")
         );
         let text = include_str!("../../../protocols/trd.toml")
-            .replace("version = 1\n", "version = 1\nsurprise = 2\n");
+            .replace("version = 2\n", "version = 2\nsurprise = 2\n");
         assert!(
             Protocol::from_toml("x.toml", &text)
                 .unwrap_err()
                 .to_string()
                 .contains("unknown field")
         );
+        let text = include_str!("../../../protocols/trd.toml")
+            .replace("recovery_every_min = 15\n", "recovery_every_min = 600\n");
+        let err = Protocol::from_toml("x.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("monitoring.recovery_every_min"), "{err}");
+        let text = include_str!("../../../protocols/trd.toml").replace("recovery_every_min = 15\n", "");
+        let err = Protocol::from_toml("x.toml", &text).unwrap_err().to_string();
+        assert!(err.contains("missing field `recovery_every_min`"), "{err}");
     }
 }

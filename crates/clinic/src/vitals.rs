@@ -541,29 +541,47 @@ fn part_label(part: &str) -> &'static str {
 
 // ---- When the next set of vitals is due ------------------------------------------------------------
 
-/// How often a set of vitals is due while the drug runs and during recovery.
-///
-/// **Clinic setting**, default every 15 minutes in both phases. The only labelled timing for a
-/// ketamine-class drug is esketamine's: blood pressure before dosing, about 40 minutes after, then
-/// as clinically warranted (Spravato PI 2019, section 2.1/5.4); no guideline sets an interval for
-/// IV ketamine infusions (clinical.md section 3.2), so each clinic chooses its own.
+/// How often a set of vitals is due in each phase of a session, from the protocol's
+/// `[monitoring]` (whose source, and which intervals are clinic settings, the protocol file says).
+/// The only labelled timing for a ketamine-class drug is esketamine's: blood pressure before
+/// dosing, about 40 minutes after, then as clinically warranted (Spravato PI 2019, section
+/// 2.1/5.4); no guideline sets an interval for IV ketamine (clinical.md section 3.2).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MonitoringSchedule {
+    /// From check-in until the start.
+    pub before_start: time::Duration,
     /// While infusing or paused.
     pub during_infusion: time::Duration,
     /// From the stop until discharge.
     pub recovery: time::Duration,
-    /// Where the figures come from.
-    pub source: &'static str,
 }
 
-impl Default for MonitoringSchedule {
-    fn default() -> Self {
+/// Where a schedule's intervals come from, as an alarm names it.
+pub const MONITORING_SOURCE: &str =
+    "the protocol's monitoring schedule ([monitoring] in the protocol library, with its sources)";
+
+impl MonitoringSchedule {
+    /// The schedule a protocol sets.
+    pub fn of(rules: &crate::protocol::MonitoringRules) -> MonitoringSchedule {
+        let minutes = |m: f64| time::Duration::seconds_f64(m * 60.0);
         MonitoringSchedule {
-            during_infusion: time::Duration::minutes(15),
-            recovery: time::Duration::minutes(15),
-            source: "clinic setting (default every 15 min while infusing and in recovery); the only labelled \
-                     timing is esketamine's: BP before dosing and about 40 min after (Spravato PI 2019)",
+            before_start: minutes(rules.before_start_every_min),
+            during_infusion: minutes(rules.vitals_every_min),
+            recovery: minutes(rules.recovery_every_min),
+        }
+    }
+
+    /// The interval in force in a session state, and the phase's name; `None` while nothing is
+    /// due (booked and not arrived, or closed).
+    pub fn interval(&self, state: &crate::session::SessionState) -> Option<(time::Duration, &'static str)> {
+        if state.infusion_underway() {
+            Some((self.during_infusion, "while infusing"))
+        } else if state.awaiting_discharge() {
+            Some((self.recovery, "in recovery"))
+        } else if state.before_infusion() && state.patient_present() {
+            Some((self.before_start, "before the start"))
+        } else {
+            None
         }
     }
 }
@@ -577,9 +595,9 @@ pub struct Overdue {
     pub minutes_late: i64,
 }
 
-/// Whether the next set of vitals is overdue at `now`: it is due one interval after the later of
-/// the last reading and the start of the current phase (`phase_since`), so a phase starts with a
-/// full interval. Nothing is due before the infusion starts or once the session is closed.
+/// Whether the next set of vitals is overdue at `now`: it is due one interval of the phase after
+/// the later of the last reading and the start of the current phase (`phase_since`), so a phase
+/// starts with a full interval. Nothing is due before check-in or once the session is closed.
 pub fn vitals_overdue(
     state: &crate::session::SessionState,
     phase_since: time::OffsetDateTime,
@@ -587,13 +605,7 @@ pub fn vitals_overdue(
     now: time::OffsetDateTime,
     schedule: &MonitoringSchedule,
 ) -> Option<Overdue> {
-    let interval = if state.infusion_underway() {
-        schedule.during_infusion
-    } else if state.awaiting_discharge() {
-        schedule.recovery
-    } else {
-        return None;
-    };
+    let (interval, _) = schedule.interval(state)?;
     let since = last_reading_at.map_or(phase_since, |t| t.max(phase_since));
     let due_at = since + interval;
     (now > due_at).then(|| Overdue {
@@ -602,25 +614,50 @@ pub fn vitals_overdue(
     })
 }
 
+/// How old a reading is and whether it is stale: older than the phase's interval (a value the
+/// bedside should not trust as current).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadingAge {
+    /// Whole minutes since it was taken (0 for a reading taken in the last minute).
+    pub minutes: i64,
+    /// Older than the interval in force now.
+    pub stale: bool,
+}
+
+/// The age of a reading taken at `taken_at`, judged by the schedule of `state`.
+pub fn reading_age(
+    taken_at: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+    state: &crate::session::SessionState,
+    schedule: &MonitoringSchedule,
+) -> ReadingAge {
+    let age = now - taken_at;
+    ReadingAge {
+        minutes: age.whole_minutes().max(0),
+        stale: schedule.interval(state).is_some_and(|(every, _)| age > every),
+    }
+}
+
 /// The alarm for overdue vitals: a reminder, never a stop.
-pub fn overdue_alarm(overdue: &Overdue, schedule: &MonitoringSchedule, infusing: bool) -> Alarm {
-    let every = if infusing {
-        schedule.during_infusion
-    } else {
-        schedule.recovery
-    };
+pub fn overdue_alarm(
+    overdue: &Overdue,
+    schedule: &MonitoringSchedule,
+    state: &crate::session::SessionState,
+) -> Alarm {
+    let (every, phase) = schedule
+        .interval(state)
+        .unwrap_or((schedule.during_infusion, "while infusing"));
     Alarm {
         code: "vitals_overdue",
         level: Priority::Medium,
         message: format!(
-            "vitals overdue by {} min (due every {} min {})",
+            "vitals overdue by {} min (due every {} min {phase})",
             overdue.minutes_late.max(1),
             every.whole_minutes(),
-            if infusing { "while infusing" } else { "in recovery" }
         ),
         recommend_pause: false,
-        source: schedule.source,
-        clinic_setting: true,
+        source: MONITORING_SOURCE,
+        clinic_setting: false,
         value: overdue.minutes_late as f64,
         worse: Worse::Higher,
         stage: "",
@@ -797,59 +834,129 @@ mod tests {
         );
     }
 
-    /// Due one interval after the later of the last reading and the phase's start; nothing before
-    /// the infusion starts or after discharge.
+    fn schedule() -> MonitoringSchedule {
+        MonitoringSchedule {
+            before_start: time::Duration::minutes(30),
+            during_infusion: time::Duration::minutes(10),
+            recovery: time::Duration::minutes(15),
+        }
+    }
+
+    /// Due one interval of the phase after the later of the last reading and the phase's start;
+    /// nothing before check-in or after discharge.
     #[test]
     fn vitals_fall_due_by_the_schedule_of_the_phase() {
         use crate::session::SessionState;
         use time::macros::datetime;
-        let schedule = MonitoringSchedule::default();
+        let schedule = schedule();
         let start = datetime!(2026-11-26 10:00 UTC);
         let infusing = SessionState::Infusing {
             plan_id: "p".into(),
             since: start,
         };
         let at = |min: i64| start + time::Duration::minutes(min);
-        // No reading since the start: due at 10:15.
-        assert_eq!(vitals_overdue(&infusing, start, None, at(15), &schedule), None);
+        // No reading since the start: due at 10:10.
+        assert_eq!(vitals_overdue(&infusing, start, None, at(10), &schedule), None);
         assert_eq!(
-            vitals_overdue(&infusing, start, None, at(16), &schedule),
+            vitals_overdue(&infusing, start, None, at(11), &schedule),
             Some(Overdue {
-                due_at: at(15),
+                due_at: at(10),
                 minutes_late: 1
             })
         );
-        // A reading before the start does not count; one at 10:20 moves the next to 10:35.
-        assert!(vitals_overdue(&infusing, start, Some(at(-5)), at(16), &schedule).is_some());
+        // A reading before the start does not count; one at 10:20 moves the next to 10:30.
+        assert!(vitals_overdue(&infusing, start, Some(at(-5)), at(11), &schedule).is_some());
         assert_eq!(
-            vitals_overdue(&infusing, start, Some(at(20)), at(35), &schedule),
+            vitals_overdue(&infusing, start, Some(at(20)), at(30), &schedule),
             None
         );
         assert_eq!(
-            vitals_overdue(&infusing, start, Some(at(20)), at(50), &schedule),
+            vitals_overdue(&infusing, start, Some(at(20)), at(45), &schedule),
             Some(Overdue {
-                due_at: at(35),
+                due_at: at(30),
                 minutes_late: 15
             })
         );
         let alarm = overdue_alarm(
             &Overdue {
-                due_at: at(35),
+                due_at: at(30),
                 minutes_late: 15,
             },
             &schedule,
-            true,
+            &infusing,
         );
         assert_eq!(alarm.code, "vitals_overdue");
         assert_eq!(
             alarm.message,
-            "vitals overdue by 15 min (due every 15 min while infusing)"
+            "vitals overdue by 15 min (due every 10 min while infusing)"
         );
-        assert!(alarm.clinic_setting && !alarm.recommend_pause);
+        assert!(!alarm.recommend_pause && alarm.source.starts_with("the protocol's monitoring schedule"));
+        // Booked, not arrived: nothing due. Checked in: every 30 min from check-in.
         assert_eq!(
             vitals_overdue(&SessionState::Scheduled, start, None, at(600), &schedule),
             None
         );
+        let checked_in = SessionState::CheckedIn {
+            checks: crate::session::PreChecks {
+                fasting_confirmed: true,
+                escort_confirmed: true,
+                consent_on_file: true,
+                baseline_vitals_taken: true,
+                questionnaire: crate::session::Questionnaire::Answered,
+            },
+        };
+        assert_eq!(vitals_overdue(&checked_in, start, None, at(30), &schedule), None);
+        let late = vitals_overdue(&checked_in, start, None, at(31), &schedule).unwrap();
+        assert_eq!(
+            overdue_alarm(&late, &schedule, &checked_in).message,
+            "vitals overdue by 1 min (due every 30 min before the start)"
+        );
+        // In recovery: every 15 min.
+        let recovering = SessionState::Recovering {
+            infusion_ended_at: start,
+        };
+        assert!(vitals_overdue(&recovering, start, Some(at(1)), at(16), &schedule).is_none());
+        assert!(vitals_overdue(&recovering, start, Some(at(1)), at(17), &schedule).is_some());
+    }
+
+    /// A reading's age, and whether it is stale for the phase.
+    #[test]
+    fn a_reading_is_stale_once_older_than_the_phases_interval() {
+        use crate::session::SessionState;
+        use time::macros::datetime;
+        let now = datetime!(2026-11-26 13:00 UTC);
+        let infusing = SessionState::Infusing {
+            plan_id: "p".into(),
+            since: now - time::Duration::hours(4),
+        };
+        let age = |minutes: i64, state: &SessionState| {
+            reading_age(now - time::Duration::minutes(minutes), now, state, &schedule())
+        };
+        assert_eq!(
+            age(10, &infusing),
+            ReadingAge {
+                minutes: 10,
+                stale: false
+            }
+        );
+        assert_eq!(
+            age(11, &infusing),
+            ReadingAge {
+                minutes: 11,
+                stale: true
+            }
+        );
+        // The issue's 3-hour-old blood pressure.
+        assert_eq!(
+            age(180, &infusing),
+            ReadingAge {
+                minutes: 180,
+                stale: true
+            }
+        );
+        // A closed session has no schedule: old, not "stale".
+        let done = SessionState::Discharged { at: now };
+        assert!(!age(180, &done).stale);
     }
 
     #[test]

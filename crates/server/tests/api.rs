@@ -61,7 +61,7 @@ async fn intake_eligibility_plan_and_approval_without_override() {
     assert_eq!(plan["pump_ml_per_h"], 52.5);
     assert_eq!(plan["volume_ml"], 35.0);
     assert_eq!(plan["rate_mg_per_kg_per_h"], 0.75);
-    assert_eq!(plan["library_version"], "2026.11.1");
+    assert_eq!(plan["library_version"], "2026.12.1");
     assert_eq!(plan["status"], "draft");
     assert!((plan["prediction"]["peak_cp_ug_per_ml"].as_f64().unwrap() - 0.253).abs() < 1e-3);
     assert!(

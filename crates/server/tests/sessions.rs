@@ -1744,9 +1744,10 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     );
 }
 
-/// Vitals are due every 15 min while infusing and in recovery (clinic setting): on time, nothing;
-/// a set missed raises one `vitals_overdue` warning with the clock advanced, and resolving it lets
-/// the next lapse raise again. Before the start nothing is due.
+/// Vitals are due by the protocol's schedule (TRD: every 30 min from check-in until the start,
+/// every 10 min while infusing, every 15 min in recovery): on time, nothing; a set missed raises
+/// one `vitals_overdue` alarm with the clock advanced, and resolving it lets the next lapse raise
+/// again. Booked and not arrived, nothing is due.
 #[tokio::test]
 async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
     let app = spawn_app().await;
@@ -1763,64 +1764,124 @@ async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
             .map(|a| a.code)
             .collect::<Vec<_>>()
     };
-    // Booked for hours: nothing is due before the infusion.
+    let open_overdue = || async {
+        let (_, alarms, _) = app
+            .call(
+                "GET",
+                &format!("/api/v1/sessions/{sid}/alarms"),
+                Some(&nurse),
+                None,
+            )
+            .await;
+        alarms
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["code"] == "vitals_overdue" && a["state"] != "resolved")
+            .cloned()
+            .unwrap()
+    };
+    let resolve = |id: String, note: &'static str| {
+        let (app, nurse) = (&app, nurse.clone());
+        async move {
+            let (s, b, _) = app
+                .call(
+                    "POST",
+                    &format!("/api/v1/alarms/{id}/resolve"),
+                    Some(&nurse),
+                    Some(json!({"action": "observation", "note": note})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+    };
+    // Booked for hours: nothing is due before the patient arrives.
     app.advance(120 * MIN);
     assert!(watch().await.is_empty());
     vitals(&app, &nurse, &sid, vec![normal("o0")]).await;
     let checks: Value = serde_json::from_str(CHECKS).unwrap();
-    for body in [
-        json!({"event": "check_in", "checks": checks}),
-        json!({"event": "start"}),
-    ] {
-        let (s, b) = event(&app, &nurse, &sid, body).await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-    }
-    // Readings at 10 and 20 min keep it quiet up to 35 min.
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "check_in", "checks": checks})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Checked in and waiting: a set every 30 min until the start.
+    app.advance(30 * MIN);
+    assert!(watch().await.is_empty(), "30 min after check-in: due now");
+    app.advance(MIN);
+    assert_eq!(watch().await, ["vitals_overdue"]);
+    let overdue = open_overdue().await;
+    assert_eq!(
+        overdue["detail"]["message"],
+        "vitals overdue by 1 min (due every 30 min before the start)"
+    );
+    assert!(
+        overdue["detail"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("the protocol's monitoring schedule")
+    );
+    vitals(&app, &nurse, &sid, vec![normal("o-pre")]).await;
+    resolve(
+        overdue["id"].as_str().unwrap().to_string(),
+        "set taken before the start",
+    )
+    .await;
+    let (s, b) = event(&app, &nurse, &sid, json!({"event": "start"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Readings at 10 and 20 min keep it quiet up to 30 min.
     for (minute, key) in [(10, "o10"), (20, "o20")] {
         app.advance(10 * MIN);
         assert!(watch().await.is_empty(), "{minute} min");
         vitals(&app, &nurse, &sid, vec![normal(key)]).await;
     }
-    app.advance(15 * MIN);
-    assert!(watch().await.is_empty(), "35 min: due now, not yet late");
+    app.advance(10 * MIN);
+    assert!(watch().await.is_empty(), "30 min: due now, not yet late");
     app.advance(MIN);
     assert_eq!(watch().await, ["vitals_overdue"]);
     assert!(watch().await.is_empty(), "raised once while open");
-    let (_, alarms, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/alarms"),
-            Some(&nurse),
-            None,
-        )
-        .await;
-    let overdue = alarms
+    let overdue = open_overdue().await;
+    assert_eq!(
+        overdue["detail"]["message"],
+        "vitals overdue by 1 min (due every 10 min while infusing)"
+    );
+    assert_eq!(
+        overdue["detail"]["clinic_setting"], false,
+        "the protocol names the interval and its source"
+    );
+    assert_eq!(overdue["level"], "medium");
+    // The board says how old the latest reading is, and that it is not current.
+    let (_, board, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    let chair = board["chairs"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["code"] == "vitals_overdue")
+        .find(|c| c["chair"] == "Chair O")
         .unwrap();
     assert_eq!(
-        overdue["detail"]["message"],
-        "vitals overdue by 1 min (due every 15 min while infusing)"
+        (
+            chair["latest_vitals_age_min"].as_i64(),
+            chair["latest_vitals_stale"].as_bool()
+        ),
+        (Some(11), Some(true))
     );
-    assert_eq!(overdue["detail"]["clinic_setting"], true);
-    assert_eq!(overdue["level"], "medium");
     // The set is taken and the alarm resolved; the next lapse raises again.
-    vitals(&app, &nurse, &sid, vec![normal("o36")]).await;
-    let id = overdue["id"].as_str().unwrap();
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/alarms/{id}/resolve"),
-            Some(&nurse),
-            Some(json!({"action": "observation", "note": "set taken at 36 min"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    vitals(&app, &nurse, &sid, vec![normal("o31")]).await;
+    let (_, board, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    let chair = board["chairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chair"] == "Chair O")
+        .unwrap();
+    assert_eq!(
+        (
+            chair["latest_vitals_age_min"].as_i64(),
+            chair["latest_vitals_stale"].as_bool()
+        ),
+        (Some(0), Some(false))
+    );
+    resolve(overdue["id"].as_str().unwrap().to_string(), "set taken at 31 min").await;
     // 40 min: the planned dose is in (its own alarm); stopped as planned and into recovery, the
     // recovery schedule applies from the stop: due at 55 min, late at 56.
-    app.advance(4 * MIN);
+    app.advance(9 * MIN);
     assert_eq!(watch().await, ["dose"]);
     for body in [
         json!({"event": "stop", "stop": "completed"}),

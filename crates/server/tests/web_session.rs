@@ -594,6 +594,14 @@ async fn alarms_show_by_priority_and_a_chair_is_acknowledged_at_once_with_one_re
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
     let page = reading(&nurse, &sid, "p2", &[("spo2_percent", "88")]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let checks = [
+        ("event", "check_in"),
+        ("fasting_confirmed", "on"),
+        ("escort_confirmed", "on"),
+        ("consent_on_file", "on"),
+        ("questionnaire_answered", "on"),
+    ];
+    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
     let live = nurse.get(&format!("/sessions/{sid}/live")).await;
     let high = live.html.find("HIGH: SpO2 88 % &#60; 92");
     let medium = live.html.find("MEDIUM: heart rate 125/min ≥ 120");
@@ -630,4 +638,24 @@ async fn alarms_show_by_priority_and_a_chair_is_acknowledged_at_once_with_one_re
     );
     let live = nurse.get(&format!("/sessions/{sid}/live")).await;
     assert!(!live.shows("data-ack-all"), "nothing left to acknowledge");
+    // Each reading's age is on the screen and the board; 40 minutes on, the latest set is older
+    // than the protocol's 30 min before the start, and the board says it is not current.
+    assert!(live.shows("<td data-age>0 min ago</td>"), "{}", live.html);
+    assert!(
+        live.shows("Vitals due every 30 min from check-in until the start"),
+        "{}",
+        live.html
+    );
+    let tiles = nurse.get("/board/chairs").await;
+    assert!(tiles.shows(", 0 min ago</div>"), "{}", tiles.html);
+    assert!(tiles.shows(r#"data-vitals-stale="false""#));
+    app.advance(40 * 60);
+    let nurse = app.browser("nurse").await;
+    let tiles = nurse.get("/board/chairs").await;
+    assert!(tiles.shows(r#"data-vitals-stale="true""#), "{}", tiles.html);
+    assert!(
+        tiles.shows(", 40 min ago · <span class=\"badge warn\">overdue: not current</span>"),
+        "{}",
+        tiles.html
+    );
 }

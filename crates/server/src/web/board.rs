@@ -39,6 +39,10 @@ pub struct ChairTile {
     pub planned_dose_reached: bool,
     /// Latest vital signs: (label, value with unit).
     pub vitals: Vec<(&'static str, String)>,
+    /// When they were taken and how long ago ("10:42 UTC, 3 min ago").
+    pub vitals_age: String,
+    /// Older than the protocol's interval for the phase: shown greyed with "overdue".
+    pub vitals_stale: bool,
     /// Unresolved alarms, in words.
     pub alarms: Vec<String>,
     /// Whether any unresolved alarm is not yet acknowledged.
@@ -90,6 +94,11 @@ fn tile(c: ChairOut) -> ChairTile {
         planned_dose_mg: fixed(c.planned_dose_mg, 1),
         planned_dose_reached: c.planned_dose_reached,
         vitals: vitals_summary(c.latest_vitals.as_ref()),
+        vitals_age: match (c.latest_vitals_taken_at, c.latest_vitals_age_min) {
+            (Some(at), Some(min)) => format!("taken {}, {min} min ago", clock(at)),
+            _ => String::new(),
+        },
+        vitals_stale: c.latest_vitals_stale,
         unacknowledged: c.active_alarms.iter().any(|a| a.state == "raised"),
         alarms: c
             .active_alarms

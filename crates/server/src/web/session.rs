@@ -116,6 +116,10 @@ fn alarm_row(a: &AlarmOut) -> AlarmRow {
 pub struct VitalRow {
     /// When taken.
     pub at: String,
+    /// How long ago ("12 min ago").
+    pub age: String,
+    /// Older than the protocol's interval for the phase.
+    pub stale: bool,
     /// manual or device.
     pub source: String,
     /// (label, value with unit) pairs.
@@ -156,6 +160,8 @@ pub struct LivePanels {
     pub raised_alarms: usize,
     /// Latest readings, newest first (at most 12).
     pub vitals: Vec<VitalRow>,
+    /// The protocol's monitoring schedule in words.
+    pub monitoring: String,
     /// The vitals chart (SVG), empty without readings.
     pub vitals_svg: String,
     /// The discharge checklist, once the infusion has ended.
@@ -320,12 +326,21 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
         vitals: screen
             .recent
             .iter()
-            .map(|v| VitalRow {
+            .zip(&screen.recent_ages)
+            .map(|(v, age)| VitalRow {
                 at: hhmm(taken(v)),
+                age: format!("{} min ago", age.minutes),
+                stale: age.stale,
                 source: v.source.clone(),
                 values: vitals_summary(Some(&v.reading)),
             })
             .collect(),
+        monitoring: format!(
+            "Vitals due every {} min from check-in until the start, every {} min while infusing, every {} min in recovery (the protocol's monitoring schedule).",
+            screen.monitoring.before_start.whole_minutes(),
+            screen.monitoring.during_infusion.whole_minutes(),
+            screen.monitoring.recovery.whole_minutes()
+        ),
         discharge: screen.discharge.clone().map(discharge_view),
         can_run: user.may(Action::RunSession),
         csrf: user.csrf.clone(),
