@@ -162,8 +162,12 @@ async function main() {
     await board.waitForFunction(() => !document.querySelector('.chair.alarm[data-chair="Chair 2"]'));
 
     await vitals(normal);
-    // Stopped before the planned dose is in: "completed as planned" is refused on the form, and
-    // the stop is recorded as early, with its reason.
+    // Stopped before the planned dose is in. The form chooses no reason for the nurse (the
+    // browser will not send it without one); "completed as planned" is refused, and the stop is
+    // recorded as early, with its reason.
+    assert.ok(await nurse.$eval("#stop-kind", (el) => el.value === "" && !el.checkValidity()),
+      "the stop reason starts unchosen and is required");
+    await nurse.selectOption("#stop-kind", "completed");
     await nurse.click("form[action$='/transition'] button:has-text('Stop infusion')");
     await nurse.waitForSelector("form[action$='/transition'] .field-error:has-text('not completed as planned')");
     await nurse.selectOption("#stop-kind", "early");

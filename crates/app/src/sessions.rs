@@ -218,7 +218,8 @@ pub struct TransitionIn {
     /// Reason: pause, early stop, abort, and a physician's discharge override.
     #[serde(default)]
     pub reason: Option<String>,
-    /// completed or early (stop).
+    /// stop: completed (as planned; refused unless the dose given is within the tolerance of the
+    /// plan) or early (with its reason). Required: there is no default.
     #[serde(default)]
     pub stop: Option<String>,
     /// Discharge before every criterion is met (physicians, with a reason).
@@ -380,10 +381,17 @@ impl App {
                 rate = Some(rate_doc("resume", resume_rate(&recorded, planned).get()));
             }
             "stop" => {
+                // No default: "completed as planned" is a claim the clinician makes, never assumed.
                 let kind = match request.stop.as_deref() {
-                    Some("completed") | None => StopKind::Completed,
+                    Some("completed") => StopKind::Completed,
                     Some("early") => StopKind::Early(t.reason.clone().unwrap_or_default()),
-                    Some(other) => return Err(AppError::field("stop", other, "completed or early")),
+                    other => {
+                        return Err(AppError::field(
+                            "stop",
+                            other.map_or(serde_json::Value::Null, serde_json::Value::from),
+                            "completed (as planned) or early (with its reason)",
+                        ));
+                    }
                 };
                 // "Completed as planned" must be true of the dose given.
                 if kind == StopKind::Completed {

@@ -1637,6 +1637,19 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "not_as_planned");
     assert_eq!(b["error"]["field"], "stop");
+    // A stop says how it ended: there is no default to "completed as planned".
+    let (unsaid, refusal) = event(&app, &nurse, &sid, json!({"event": "stop"})).await;
+    assert_eq!(unsaid, StatusCode::BAD_REQUEST, "{refusal}");
+    assert_eq!(
+        (
+            refusal["error"]["field"].as_str(),
+            refusal["error"]["allowed"].as_str()
+        ),
+        (
+            Some("stop"),
+            Some("completed (as planned) or early (with its reason)")
+        )
+    );
     assert!(
         b["error"]["message"]
             .as_str()

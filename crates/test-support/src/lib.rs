@@ -529,6 +529,6 @@ pub async fn infuse_and_stop(app: &App, nurse: &str, sid: &str) {
         assert_eq!(s, StatusCode::OK, "{b}");
     }
     app.advance(40 * MIN);
-    let (s, b) = event(app, nurse, sid, json!({"event": "stop"})).await;
+    let (s, b) = event(app, nurse, sid, json!({"event": "stop", "stop": "completed"})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
 }
