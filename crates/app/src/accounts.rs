@@ -235,6 +235,36 @@ macro_rules! redacted_debug {
 }
 redacted_debug!(LoginIn, UserIn, PasswordIn, ChangePasswordIn);
 
+/// How many leading hex digits of a token's hash name it to its owner (as the audit log does).
+pub const TOKEN_ID_DIGITS: usize = 12;
+
+/// One of a user's own sessions or API tokens, as they list it.
+#[derive(Serialize, ToSchema, Debug)]
+pub struct TokenInfo {
+    /// The first 12 digits of the token's hash: how it is revoked and how the audit log names it.
+    pub id: String,
+    /// browser (a signed-in page) or api (a bearer token).
+    pub kind: &'static str,
+    /// The label given at creation (API tokens).
+    pub label: Option<String>,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// Expires.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// Revoked (logout, password change, by its owner or an administrator).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Neither revoked nor expired.
+    pub active: bool,
+    /// The one this request came with.
+    pub current: bool,
+}
+
 /// Issues a token for `user` and stores its hash, audited (who, which token by its hash's prefix).
 pub async fn issue_token(
     store: &Store,
@@ -326,10 +356,8 @@ pub async fn reset_user_password(
 ) -> Result<(), AppError> {
     check_new_password(password)?;
     store
-        .set_password_hash_audited(actor, id, &hash_password(password)?, now)
+        .replace_password_audited(actor, id, &hash_password(password)?, true, None, now)
         .await?;
-    store.set_must_change_password(id, true).await?;
-    store.revoke_all_for_user(id, now).await?;
     Ok(())
 }
 
@@ -374,11 +402,31 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let token_hash = hash_token(raw);
+        let now = self.now();
         let active = self
             .store
-            .find_active_token(&token_hash, self.now())
+            .find_active_token(&token_hash, now)
             .await?
             .ok_or(AppError::Unauthenticated)?;
+        // A browser session left idle past the clinic's timeout is signed out for good.
+        if active.token.kind == TokenKind::Browser
+            && now - active.token.last_active() > self.settings.browser_idle_timeout
+        {
+            self.store
+                .revoke_token_audited(
+                    &Actor::system("auth"),
+                    "auth.idle_timeout",
+                    active.user.id,
+                    &token_hash,
+                    now,
+                )
+                .await?;
+            return Err(AppError::Unauthenticated);
+        }
+        // Written at most once a minute per token, so reading a page costs no write.
+        if now - active.token.last_active() >= time::Duration::minutes(1) {
+            self.store.touch_token(&token_hash, now).await?;
+        }
         Ok(Authenticated {
             caller: Caller { user: active.user },
             kind: active.token.kind,
@@ -455,8 +503,12 @@ impl App {
         Ok(())
     }
 
-    /// Creates an API bearer token for the caller.
+    /// Creates an API bearer token for the caller. Refused while a password change is pending: a
+    /// one-time password chosen by someone else never becomes a long-lived token.
     pub async fn create_api_token(&self, caller: &Caller, body: TokenIn) -> Result<TokenOut, AppError> {
+        if caller.user.must_change_password {
+            return Err(AppError::PasswordChangeRequired);
+        }
         let label = body.label.trim();
         if label.is_empty() || label.chars().count() > 80 {
             return Err(AppError::field("label", body.label.clone(), "1–80 characters"));
@@ -522,8 +574,70 @@ impl App {
         reset_user_password(&self.store, &caller.actor(), id, &body.password, self.now()).await
     }
 
-    /// Changes the caller's own password (required after a one-time password).
-    pub async fn change_password(&self, caller: &Caller, body: ChangePasswordIn) -> Result<(), AppError> {
+    /// The caller's own sessions and API tokens, newest first; `current` marks the one this request
+    /// came with.
+    pub async fn my_tokens(&self, caller: &Caller, current_hash: &str) -> Result<Vec<TokenInfo>, AppError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .list_tokens(caller.user.id)
+            .await?
+            .into_iter()
+            .map(|t| TokenInfo {
+                id: t.token_hash[..TOKEN_ID_DIGITS].to_string(),
+                kind: t.kind.as_str(),
+                label: t.label.clone(),
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                revoked_at: t.revoked_at,
+                active: t.is_active(now),
+                current: t.token_hash == current_hash,
+            })
+            .collect())
+    }
+
+    /// Revokes one of the caller's own sessions or tokens by its id (the first 12 digits of its
+    /// hash, as [`App::my_tokens`] lists it), audited as `auth.token.revoke`. Another user's token,
+    /// or none, is 404 (the answer does not say which).
+    pub async fn revoke_my_token(&self, caller: &Caller, id: &str) -> Result<(), AppError> {
+        let not_found = || AppError::NotFound {
+            what: "token".into(),
+            id: id.to_string(),
+        };
+        if id.len() != TOKEN_ID_DIGITS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let id = id.to_ascii_lowercase();
+        let mine = self.store.list_tokens(caller.user.id).await?;
+        let mut matching = mine.iter().filter(|t| t.token_hash.starts_with(&id));
+        let (Some(token), None) = (matching.next(), matching.next()) else {
+            return Err(not_found());
+        };
+        if token.revoked_at.is_some() {
+            return Err(AppError::Conflict(format!("token {id} is already revoked")));
+        }
+        self.store
+            .revoke_token_audited(
+                &caller.actor(),
+                "auth.token.revoke",
+                caller.user.id,
+                &token.token_hash,
+                self.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Changes the caller's own password (required after a one-time password). Every other
+    /// session and API token of the caller is revoked in the same transaction, so a password that
+    /// leaked, or a one-time one, leaves nothing behind that still works; the session it was
+    /// changed from (`current_hash`) stays signed in.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current_hash: &str,
+        body: ChangePasswordIn,
+    ) -> Result<(), AppError> {
         if !verify_password(&body.current_password, &caller.user.password_hash) {
             return Err(AppError::BadCredentials);
         }
@@ -537,9 +651,15 @@ impl App {
         }
         let hash = hash_password(&body.new_password)?;
         self.store
-            .set_password_hash_audited(&caller.actor(), caller.user.id, &hash, self.now())
+            .replace_password_audited(
+                &caller.actor(),
+                caller.user.id,
+                &hash,
+                false,
+                Some(current_hash),
+                self.now(),
+            )
             .await?;
-        self.store.set_must_change_password(caller.user.id, false).await?;
         Ok(())
     }
 }

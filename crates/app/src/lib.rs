@@ -72,6 +72,11 @@ pub struct Settings {
     /// Vital-sign alarm thresholds (clinic settings, except the label's rise from baseline and
     /// NEWS2; each carries its source).
     pub alarm_rules: ketaflow_clinic::vitals::AlarmRules,
+    /// A browser session unused this long is signed out (API tokens are not: a script's token
+    /// lives to its expiry). Default 30 minutes of inactivity: NIST SP 800-63B (2017) §4.2.3 for
+    /// AAL2 and OWASP ASVS 4.0.3 V3.3.2 at level 2 ("12 hours or 30 minutes of inactivity"). A
+    /// clinic setting.
+    pub browser_idle_timeout: time::Duration,
     /// How far the dose given may be from the plan's for "completed as planned", and past it before
     /// a running infusion's alarm is urgent (clinic setting, default 5 %).
     pub dose_tolerance: ketaflow_clinic::delivery::DoseTolerance,
@@ -98,6 +103,7 @@ impl Default for Settings {
             alarm_rules: ketaflow_clinic::vitals::AlarmRules::default(),
             discharge_tolerance: ketaflow_clinic::discharge::BaselineTolerance::default(),
             dose_tolerance: ketaflow_clinic::delivery::DoseTolerance::default(),
+            browser_idle_timeout: time::Duration::minutes(30),
             banner: None,
             clock_speed: 1.0,
         }

@@ -230,6 +230,9 @@ fn clock_and_settings(args: &ServeArgs) -> Result<(ketaflow_server::Clock, Setti
             "DEMO CLINIC — simulated clock running {speed}× real time; not for patients"
         )),
         clock_speed: speed,
+        // Sign-in lifetimes are real time: a demo's fast clock must not sign people out in seconds.
+        session_ttl: Settings::default().session_ttl * speed,
+        browser_idle_timeout: Settings::default().browser_idle_timeout * speed,
         ..Settings::default()
     };
     Ok((clock, settings))

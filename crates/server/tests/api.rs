@@ -1228,6 +1228,7 @@ async fn the_openapi_document_lists_every_route() {
         "/api/v1/sessions/{id}/vitals",
         "/api/v1/alarms/{id}/resolve",
         "/api/v1/sessions/{id}/alarms/acknowledge-all",
+        "/api/v1/auth/tokens/{id}",
         "/api/v1/board/stream",
         "/api/v1/ledger/vials/{id}/draws",
         "/api/v1/ledger/draws/{id}/waste",
@@ -1237,7 +1238,7 @@ async fn the_openapi_document_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 68);
+    assert_eq!(paths.len(), 69);
 }
 
 #[tokio::test]

@@ -95,9 +95,16 @@ pub struct AuthToken {
     pub revoked_at: Option<OffsetDateTime>,
     /// The user's name for it.
     pub label: Option<String>,
+    /// When it was last used (recorded at most once a minute), if it has been.
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl AuthToken {
+    /// The last moment it was known in use: its last use, or its issue.
+    pub fn last_active(&self) -> OffsetDateTime {
+        self.last_used_at.unwrap_or(self.created_at)
+    }
+
     /// Not revoked and not expired at `now`.
     pub fn is_active(&self, now: OffsetDateTime) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
@@ -122,6 +129,7 @@ struct TokenRow {
     expires_at: OffsetDateTime,
     revoked_at: Option<OffsetDateTime>,
     label: Option<String>,
+    last_used_at: Option<OffsetDateTime>,
 }
 
 impl TryFrom<TokenRow> for AuthToken {
@@ -139,6 +147,7 @@ impl TryFrom<TokenRow> for AuthToken {
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
             label: row.label,
+            last_used_at: row.last_used_at,
         })
     }
 }
@@ -203,7 +212,7 @@ impl Store {
         let mut pooled = self.acquire().await?;
         let row: Option<TokenRow> = with_conn!(pooled.conn(), c => {
             sqlx::query_as(
-                "SELECT token_hash, user_id, kind, created_at, expires_at, revoked_at, label \
+                "SELECT token_hash, user_id, kind, created_at, expires_at, revoked_at, label, last_used_at \
                  FROM auth_tokens WHERE token_hash = $1",
             )
             .bind(token_hash)
@@ -223,12 +232,32 @@ impl Store {
         }
     }
 
+    /// Records that a token was used at `now`, unless that was recorded less than a minute ago
+    /// (one write a minute per session at most, whatever the request rate).
+    pub async fn touch_token(&self, token_hash: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        let now = normalize(now);
+        let a_minute_ago = normalize(now - time::Duration::minutes(1));
+        let mut pooled = self.acquire().await?;
+        with_conn!(pooled.conn(), c => {
+            sqlx::query(
+                "UPDATE auth_tokens SET last_used_at = $1 \
+                 WHERE token_hash = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(now)
+            .bind(token_hash)
+            .bind(a_minute_ago)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// A user's tokens (active or not), newest first.
     pub async fn list_tokens(&self, user_id: Uuid) -> Result<Vec<AuthToken>, StoreError> {
         let mut pooled = self.acquire().await?;
         let rows: Vec<TokenRow> = with_conn!(pooled.conn(), c => {
             sqlx::query_as(
-                "SELECT token_hash, user_id, kind, created_at, expires_at, revoked_at, label \
+                "SELECT token_hash, user_id, kind, created_at, expires_at, revoked_at, label, last_used_at \
                  FROM auth_tokens WHERE user_id = $1 ORDER BY created_at DESC, token_hash",
             )
             .bind(user_id.to_string())

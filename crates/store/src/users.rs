@@ -414,6 +414,52 @@ impl Store {
         tx.commit().await
     }
 
+    /// Replaces a user's password in one transaction: the hash, the "must change at next login"
+    /// mark, and every other session and API token of the user revoked (all of them when
+    /// `keep_token` is `None`, as after an administrator's reset; all but the session the owner
+    /// changed it from otherwise), audited as `user.password_change` with how many were revoked
+    /// (never a hash). Returns that count.
+    pub async fn replace_password_audited(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        hash: &str,
+        must_change: bool,
+        keep_token: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        tx.set_password_hash(id, hash).await?;
+        let revoked = with_conn!(tx.conn(), c => {
+            sqlx::query("UPDATE users SET must_change_password = $1 WHERE id = $2")
+                .bind(must_change)
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "UPDATE auth_tokens SET revoked_at = $1 \
+                 WHERE user_id = $2 AND revoked_at IS NULL AND token_hash <> $3",
+            )
+            .bind(normalize(now))
+            .bind(id.to_string())
+            .bind(keep_token.unwrap_or(""))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        tx.append_audit(
+            &NewAuditEntry::new(now, actor.clone(), "user.password_change", "user", id.to_string()).after(
+                serde_json::json!({
+                    "must_change_password": must_change,
+                    "sessions_and_tokens_revoked": revoked,
+                }),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
     /// Counts a failed login for `id`. When the count reaches `policy.threshold`, sets
     /// `locked_until = now + policy.lock_for` and records `user.lock` (actor `system:auth`) in the
     /// same transaction. Returns the updated user.

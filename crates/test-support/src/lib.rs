@@ -43,6 +43,18 @@ impl std::fmt::Debug for App {
 /// A fresh server: SQLite in a temporary directory, or a fresh PostgreSQL schema when
 /// `KETAFLOW_TEST_POSTGRES_URL` is set and `KETAFLOW_TEST_BACKEND=postgres`.
 pub async fn spawn_app() -> App {
+    spawn_app_with(Settings {
+        max_body_bytes: 16 * 1024,
+        // The clinical tests step the clock through hours with one sign-in; the idle timeout has
+        // its own test (security.rs), which uses the default.
+        browser_idle_timeout: time::Duration::hours(12),
+        ..Settings::default()
+    })
+    .await
+}
+
+/// [`spawn_app`] with these settings.
+pub async fn spawn_app_with(settings: Settings) -> App {
     let (store, dir) = match (
         std::env::var("KETAFLOW_TEST_BACKEND").as_deref(),
         std::env::var("KETAFLOW_TEST_POSTGRES_URL"),
@@ -68,10 +80,7 @@ pub async fn spawn_app() -> App {
         store,
         ProtocolLibrary::embedded(),
         Arc::new(move || T0 + time::Duration::seconds(clock_offset.load(Ordering::SeqCst))),
-        Settings {
-            max_body_bytes: 16 * 1024,
-            ..Settings::default()
-        },
+        settings,
     );
     for (username, role) in [
         ("admin", Role::Administrator),

@@ -16,8 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use ketaflow_app::accounts::{
-    ChangePasswordIn, DisableIn, LoggedIn, LoginIn, PasswordIn, TokenIn, TokenOut, UserIn, UserOut,
-    check_username, parse_role,
+    ChangePasswordIn, DisableIn, LoggedIn, LoginIn, PasswordIn, TokenIn, TokenInfo, TokenOut, UserIn,
+    UserOut, check_username, parse_role,
 };
 
 /// Log in: sets the HttpOnly session cookie.
@@ -130,7 +130,32 @@ pub async fn change_password(
     body: JsonBody<ChangePasswordIn>,
 ) -> Result<StatusCode, ApiError> {
     let body = body.value()?;
-    state.app.change_password(&me.caller(), body).await?;
+    state
+        .app
+        .change_password(&me.caller(), &me.token_hash, body)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Your own sessions and API tokens, newest first (the one this request used is `current`).
+#[utoipa::path(get, path = "/auth/tokens", tag = "auth", responses((status = 200, body = [TokenInfo]), (status = 401, body = ErrorBody)))]
+pub async fn list_my_tokens(
+    State(state): State<AppState>,
+    me: CurrentUser,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    Ok(Json(state.app.my_tokens(&me.caller(), &me.token_hash).await?))
+}
+
+/// Revoke one of your own sessions or API tokens by its id (audited).
+#[utoipa::path(delete, path = "/auth/tokens/{id}", tag = "auth",
+    params(("id" = String, Path, description = "the token's id as listed: the first 12 hex digits of its hash")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn revoke_my_token(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.app.revoke_my_token(&me.caller(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -140,7 +165,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
-        .routes(routes!(create_token))
+        .routes(routes!(create_token, list_my_tokens))
+        .routes(routes!(revoke_my_token))
         .routes(routes!(list_users, create_user))
         .routes(routes!(set_disabled))
         .routes(routes!(reset_password))

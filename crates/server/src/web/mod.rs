@@ -335,7 +335,7 @@ async fn password_submit(State(state): State<AppState>, posted: Posted) -> Respo
         new_password: form.text("new_password"),
     };
     match state
-        .change_password(&user.me.caller(), body)
+        .change_password(&user.me.caller(), &user.me.token_hash, body)
         .await
         .map_err(ApiError::from)
     {

@@ -1,0 +1,286 @@
+//! The security review's findings (issue 15), each tried as an attacker would, through the API.
+//! Runs on SQLite, and on PostgreSQL with `KETAFLOW_TEST_BACKEND=postgres`.
+
+use ketaflow_test_support as common;
+
+use axum::http::StatusCode;
+use common::{App, spawn_app, spawn_app_with};
+use ketaflow_server::Settings;
+use serde_json::{Value, json};
+
+/// Creates an account with a one-time password and signs in with it; returns the session token.
+async fn one_time_login(app: &App, admin: &str, username: &str, password: &str) -> String {
+    let (s, b, _) = app
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(admin),
+            Some(json!({"username": username, "display_name": username, "role": "nurse", "password": password})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    login_as(app, username, password).await
+}
+
+async fn login_as(app: &App, username: &str, password: &str) -> String {
+    let (s, b, cookie) = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    cookie
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string()
+}
+
+fn after(entry: &ketaflow_store::AuditEntry) -> Value {
+    serde_json::from_str(entry.after_json.as_deref().unwrap_or("null")).unwrap()
+}
+
+async fn status(app: &App, token: &str) -> StatusCode {
+    app.call("GET", "/api/v1/auth/me", Some(token), None).await.0
+}
+
+async fn api_token(app: &App, token: &str) -> (StatusCode, Value) {
+    let (s, b, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/tokens",
+            Some(token),
+            Some(json!({"label": "script", "days": 365})),
+        )
+        .await;
+    (s, b)
+}
+
+/// High finding: a one-time password became a year-long token, and a password change left the
+/// other sessions and tokens working.
+#[tokio::test]
+async fn a_one_time_password_never_becomes_a_token_and_a_password_change_revokes_the_rest() {
+    let app = spawn_app().await;
+    let admin = app.login("admin").await;
+    let first = one_time_login(&app, &admin, "mallory", "one-time-password-1").await;
+    // The attack: turn the one-time password into a 365-day token before anyone notices.
+    let (s, b) = api_token(&app, &first).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "password_change_required");
+    let (_, mine, _) = app.call("GET", "/api/v1/auth/tokens", Some(&first), None).await;
+    assert!(
+        mine.as_array().unwrap().iter().all(|t| t["kind"] == "browser"),
+        "no API token was made: {mine}"
+    );
+
+    // A second sign-in with the same one-time password (say, the attacker's).
+    let second = login_as(&app, "mallory", "one-time-password-1").await;
+    // The owner changes the password from the first session: the second stops working at once,
+    // the first stays signed in.
+    let (s, b, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&first),
+            Some(json!({"current_password": "one-time-password-1", "new_password": "correct horse battery staple"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    assert_eq!(status(&app, &second).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&app, &first).await, StatusCode::OK);
+
+    // Now a token can be made; a later change from another session revokes it and the first.
+    let (s, made) = api_token(&app, &first).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let bearer = made["token"].as_str().unwrap().to_string();
+    assert_eq!(status(&app, &bearer).await, StatusCode::OK);
+    let third = login_as(&app, "mallory", "correct horse battery staple").await;
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&third),
+            Some(json!({"current_password": "correct horse battery staple", "new_password": "another long passphrase here"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        status(&app, &bearer).await,
+        StatusCode::UNAUTHORIZED,
+        "the API token is revoked"
+    );
+    assert_eq!(
+        status(&app, &first).await,
+        StatusCode::UNAUTHORIZED,
+        "the older session is revoked"
+    );
+    assert_eq!(status(&app, &third).await, StatusCode::OK);
+
+    // An administrator's reset revokes every one of them, the current one included.
+    let id = app.call("GET", "/api/v1/auth/me", Some(&third), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/users/{id}/password"),
+            Some(&admin),
+            Some(json!({"password": "reset-by-admin-77"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(status(&app, &third).await, StatusCode::UNAUTHORIZED);
+
+    // Each change is in the audit log with how many sessions and tokens it revoked.
+    let entries = app
+        .state
+        .store
+        .list_audit(&ketaflow_store::AuditFilter::default())
+        .await
+        .unwrap();
+    let revoked: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.action == "user.password_change" && e.record_id == id)
+        .map(|e| after(e)["sessions_and_tokens_revoked"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        revoked,
+        [1, 2, 1],
+        "second session; the token and the first session; the third"
+    );
+}
+
+/// Users list their own sessions and tokens and revoke one; creating and revoking are audited,
+/// and nobody can revoke (or learn of) someone else's.
+#[tokio::test]
+async fn users_list_and_revoke_their_own_tokens_only() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let (s, made) = api_token(&app, &nurse).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let bearer = made["token"].as_str().unwrap().to_string();
+    let (s, list, _) = app.call("GET", "/api/v1/auth/tokens", Some(&nurse), None).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let list = list.as_array().unwrap();
+    let current: Vec<&Value> = list.iter().filter(|t| t["current"] == true).collect();
+    assert_eq!((current.len(), current[0]["kind"].as_str()), (1, Some("browser")));
+    let api = list.iter().find(|t| t["kind"] == "api").unwrap();
+    assert_eq!(
+        (api["label"].as_str(), api["active"].as_bool()),
+        (Some("script"), Some(true))
+    );
+    let api_id = api["id"].as_str().unwrap().to_string();
+    assert_eq!(api_id.len(), 12);
+
+    // Another user cannot revoke it, and is told only that there is no such token of theirs.
+    let doc = app.login("doc").await;
+    let (s, b, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/auth/tokens/{api_id}"),
+            Some(&doc),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    assert_eq!(status(&app, &bearer).await, StatusCode::OK);
+    for bad in ["zz", "0123456789abcdef", "'%20OR%201=1"] {
+        let (s, _, _) = app
+            .call(
+                "DELETE",
+                &format!("/api/v1/auth/tokens/{bad}"),
+                Some(&nurse),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{bad}");
+    }
+    // Its owner can.
+    let (s, _, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/auth/tokens/{api_id}"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(status(&app, &bearer).await, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/auth/tokens/{api_id}"),
+            Some(&nurse),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "already revoked");
+    let entries = app
+        .state
+        .store
+        .list_audit(&ketaflow_store::AuditFilter::default())
+        .await
+        .unwrap();
+    for action in ["auth.token.create", "auth.token.revoke"] {
+        let entry = entries
+            .iter()
+            .find(|e| e.action == action)
+            .unwrap_or_else(|| panic!("{action} audited"));
+        assert_eq!(after(entry)["token"], api_id.as_str(), "{action}");
+    }
+}
+
+/// A browser session left idle for the clinic's timeout (30 min by default) is signed out for
+/// good, audited; one in use stays signed in; an API token has no idle timeout.
+#[tokio::test]
+async fn an_idle_browser_session_is_signed_out_and_a_used_one_is_not() {
+    let app = spawn_app_with(Settings::default()).await;
+    assert_eq!(
+        Settings::default().browser_idle_timeout,
+        time::Duration::minutes(30)
+    );
+    let used = app.login("nurse").await;
+    let idle = app.login("doc").await;
+    let (s, made) = api_token(&app, &idle).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let bearer = made["token"].as_str().unwrap().to_string();
+    // 25 min: both fine. The nurse keeps working every 25 min; the physician walks away.
+    app.advance(25 * 60);
+    assert_eq!(status(&app, &used).await, StatusCode::OK);
+    app.advance(25 * 60);
+    assert_eq!(
+        status(&app, &used).await,
+        StatusCode::OK,
+        "25 min since its last use"
+    );
+    assert_eq!(status(&app, &idle).await, StatusCode::UNAUTHORIZED, "50 min idle");
+    app.advance(-50 * 60 + 29 * 60);
+    assert_eq!(
+        status(&app, &idle).await,
+        StatusCode::UNAUTHORIZED,
+        "revoked, not merely idle"
+    );
+    assert_eq!(
+        status(&app, &bearer).await,
+        StatusCode::OK,
+        "API tokens live to their expiry"
+    );
+    let entries = app
+        .state
+        .store
+        .list_audit(&ketaflow_store::AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        entries.iter().filter(|e| e.action == "auth.idle_timeout").count(),
+        1
+    );
+}
