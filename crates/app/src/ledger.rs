@@ -1351,9 +1351,8 @@ impl App {
             .into_iter()
             .filter(|e| from.is_none_or(|f| e.at.date() >= f) && e.at.date() <= to)
             .collect();
-        let failed = |e: csv::Error| AppError::Internal(e.to_string());
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(EXPORT_COLUMNS).map_err(failed)?;
+        let mut w = crate::export::CsvWriter::new();
+        w.row(EXPORT_COLUMNS)?;
         let opt = |d: Option<Decimal>| d.map(canonical).unwrap_or_default();
         for e in &entries {
             let v = vials.get(&e.vial_id).ok_or_else(|| {
@@ -1362,7 +1361,7 @@ impl App {
             let receipt = e.kind == EntryKind::Receipt;
             let on_receipt = |s: &str| if receipt { s.to_string() } else { String::new() };
             let witness = |i: usize| e.witnesses.get(i).map(|p| p.name.clone()).unwrap_or_default();
-            w.write_record([
+            w.row([
                 e.id.to_string(),
                 rfc3339(e.at),
                 e.kind.as_str().to_string(),
@@ -1399,11 +1398,9 @@ impl App {
                 } else {
                     String::new()
                 },
-            ])
-            .map_err(failed)?;
+            ])?;
         }
-        let bytes = w.into_inner().map_err(|e| AppError::Internal(e.to_string()))?;
-        let body = String::from_utf8(bytes).map_err(|e| AppError::Internal(e.to_string()))?;
+        let body = w.finish()?;
         state
             .store
             .append_audit(

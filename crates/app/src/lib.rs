@@ -16,6 +16,7 @@ pub mod bedside;
 pub mod board;
 pub mod booking;
 pub mod error;
+pub mod export;
 pub mod intake;
 pub mod ledger;
 pub mod library;

@@ -22,6 +22,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::export::csv_text;
 use crate::intake::{PatientOut, patient_out};
 use crate::policy::{Action, Caller};
 use crate::records::{PATIENT, SESSION, SessionDoc};
@@ -1016,16 +1017,6 @@ impl App {
 }
 
 // ---- Exports -------------------------------------------------------------------------------------
-
-fn csv_text(rows: Vec<Vec<String>>) -> Result<String, AppError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        w.write_record(&row)
-            .map_err(|e| AppError::Internal(e.to_string()))?;
-    }
-    let bytes = w.into_inner().map_err(|e| AppError::Internal(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| AppError::Internal(e.to_string()))
-}
 
 impl App {
     /// One patient's questionnaire history as CSV (identified: for the chart). Audited.

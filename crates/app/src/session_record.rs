@@ -378,10 +378,8 @@ async fn build(state: &App, id: Uuid, now: OffsetDateTime) -> Result<SessionReco
 }
 
 fn csv_of(record: &SessionRecordOut) -> Result<String, AppError> {
-    let failed = |e: csv::Error| AppError::Internal(e.to_string());
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["at", "kind", "detail", "by", "by_name"])
-        .map_err(failed)?;
+    let mut w = crate::export::CsvWriter::new();
+    w.row(["at", "kind", "detail", "by", "by_name"])?;
     let doc = &record.session.doc;
     let header = [
         ("session", record.session.id.to_string()),
@@ -394,8 +392,7 @@ fn csv_of(record: &SessionRecordOut) -> Result<String, AppError> {
         ("infusing_min", format!("{:.1}", record.infusing_min)),
     ];
     for (k, v) in header {
-        w.write_record(["", &format!("summary.{k}"), &v, "", ""])
-            .map_err(failed)?;
+        w.row(["", &format!("summary.{k}"), &v, "", ""])?;
     }
     let bp = |b: &Option<TimedBp>| {
         b.as_ref().map_or("not recorded".to_string(), |b| {
@@ -425,21 +422,18 @@ fn csv_of(record: &SessionRecordOut) -> Result<String, AppError> {
         ("respiratory_depression", r.respiratory_depression.to_string()),
     ];
     for (k, v) in rems {
-        w.write_record(["", &format!("rems.{k}"), &v, "", ""])
-            .map_err(failed)?;
+        w.row(["", &format!("rems.{k}"), &v, "", ""])?;
     }
     for row in &record.timeline {
-        w.write_record([
+        w.row([
             rfc3339(row.at),
             row.kind.clone(),
             row.detail.clone(),
             row.by.clone(),
             row.by_name.clone().unwrap_or_default(),
-        ])
-        .map_err(failed)?;
+        ])?;
     }
-    let bytes = w.into_inner().map_err(|e| AppError::Internal(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| AppError::Internal(e.to_string()))
+    w.finish()
 }
 
 impl App {

@@ -284,3 +284,126 @@ async fn an_idle_browser_session_is_signed_out_and_a_used_one_is_not() {
         1
     );
 }
+
+/// Medium finding: formulas in names, chairs, suppliers and lots ran in a spreadsheet. Every
+/// export goes through one writer that neutralises them (OWASP CSV Injection); numbers stay numbers.
+#[tokio::test]
+async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let doc = app.login("doc").await;
+    let admin = app.login("admin").await;
+    let csv = |path: String, token: String| {
+        let app = &app;
+        async move {
+            let (s, body, _) = app.call("GET", &path, Some(&token), None).await;
+            assert_eq!(s, StatusCode::OK, "{path}: {body}");
+            body.as_str().unwrap_or_default().to_string()
+        }
+    };
+    // A patient named with a formula, a chair with another; their session and outcomes exported.
+    let (s, p, _) = app
+        .call(
+            "POST",
+            "/api/v1/patients",
+            Some(&nurse),
+            Some(json!({"display_name": "=HYPERLINK(\"http://evil.example\",\"Open\")", "mrn": "F-1", "date_of_birth": "1980-02-02", "sex": "female"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    for (path, body) in [
+        ("weights", json!({"weight_kg": 70, "on": "2026-11-20"})),
+        ("heights", json!({"height_cm": 170, "on": "2026-11-20"})),
+        ("indications", json!({"code": "treatment_resistant_depression"})),
+        (
+            "baseline-bp",
+            json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "on": "2026-11-20"}),
+        ),
+    ] {
+        let (s, b, _) = app
+            .call(
+                "POST",
+                &format!("/api/v1/patients/{pid}/{path}"),
+                Some(&nurse),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+    }
+    let (s, plan, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{pid}/plans"),
+            Some(&doc),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    let plan_id = plan["id"].as_str().unwrap();
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/plans/{plan_id}/approve"),
+            Some(&doc),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, session, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{pid}/sessions"),
+            Some(&nurse),
+            Some(
+                json!({"plan_id": plan_id, "chair": "@SUM(A1:A9)", "scheduled_for": "2026-11-26T10:00:00Z"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{session}");
+    let sid = session["id"].as_str().unwrap();
+    let record = csv(format!("/api/v1/sessions/{sid}/record?format=csv"), nurse.clone()).await;
+    assert!(record.contains(",summary.chair,'@SUM(A1:A9),"), "{record}");
+    assert!(
+        record.contains(r#",summary.patient,"'=HYPERLINK(""http://evil.example"",""Open"")","#),
+        "{record}"
+    );
+    assert!(
+        !record.contains(",@SUM(") && !record.contains(",=HYPERLINK"),
+        "{record}"
+    );
+
+    // The DEA ledger: a supplier and a lot with formulas.
+    let (s, b, _) = app
+        .call(
+            "POST",
+            "/api/v1/ledger/vials",
+            Some(&doc),
+            Some(json!({
+                "ndc": "0409-2051-05",
+                "product_name": "Ketamine HCl injection",
+                "strength_mg_per_ml": "10",
+                "volume_ml": "10",
+                "lot": "-2+3+cmd|' /C calc'!A0",
+                "expiry": "2027-06-30",
+                "supplier": {"name": "@SUM(1+1)*cmd|' /C calc'!A0", "address": "1 Depot Road", "dea_number": "RW1234563"},
+                "invoice_number": "INV-1",
+                "containers": 1
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let ledger = csv("/api/v1/ledger/export".into(), admin.clone()).await;
+    assert!(ledger.contains("'-2+3+cmd|' /C calc'!A0"), "{ledger}");
+    assert!(ledger.contains("'@SUM(1+1)*cmd|' /C calc'!A0"), "{ledger}");
+    for line in ledger.lines() {
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('"');
+            assert!(
+                !cell.starts_with(['=', '+', '@'])
+                    && !(cell.starts_with('-') && cell.parse::<f64>().is_err()),
+                "a live formula in the ledger export: {cell:?} in {line}"
+            );
+        }
+    }
+}
