@@ -19,20 +19,6 @@ use uuid::Uuid;
 use crate::policy::{Action, Caller};
 use crate::{App, AppError};
 
-/// Password attempts per username and minute before further attempts are refused (a clinic
-/// setting; it slows password guessing further before the account lockout applies).
-pub const PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 10;
-
-/// A rate limiter of password attempts keyed by username.
-pub type PasswordThrottle = governor::DefaultKeyedRateLimiter<String>;
-
-/// A fresh throttle allowing [`PASSWORD_ATTEMPTS_PER_MINUTE`] per username.
-pub fn password_throttle() -> PasswordThrottle {
-    let per_minute =
-        std::num::NonZeroU32::new(PASSWORD_ATTEMPTS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN);
-    governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute))
-}
-
 /// Minimum password length for new passwords (NIST SP 800-63B §5.1.1.2: at least 8; the clinic
 /// uses 12 as its setting).
 pub const MIN_PASSWORD_LENGTH: usize = 12;
@@ -448,37 +434,51 @@ impl App {
             .ok_or(AppError::Unauthenticated)
     }
 
-    /// Checks a username and password. A wrong password counts towards the account's lockout;
-    /// an unknown username costs the same time as a known one.
-    pub async fn login(&self, body: LoginIn) -> Result<LoggedIn, AppError> {
-        if self.password_attempts.check_key(&body.username).is_err() {
-            return Err(AppError::Throttled);
-        }
+    /// Checks a username and password from `client`. Every failure (unknown username, wrong
+    /// password, disabled or locked account) gets the same answer, and slows that client trying
+    /// that username with growing delays (429 with the wait) before any password is checked; the
+    /// account-wide lockout follows NIST's 100 consecutive failures. An unknown username costs the
+    /// same time as a known one.
+    pub async fn login(&self, body: LoginIn, client: Option<std::net::IpAddr>) -> Result<LoggedIn, AppError> {
         let now = self.now();
-        let Some(user) = self.store.get_user_by_username(&body.username).await? else {
-            verify_password(&body.password, dummy_hash());
-            return Err(AppError::BadCredentials);
+        let key = crate::throttle::login_key(client, &body.username);
+        let client_key = crate::throttle::client_key(client);
+        for (throttle, key) in [
+            (&self.password_throttle, &key),
+            (&self.client_throttle, &client_key),
+        ] {
+            throttle.check(key, now).map_err(|wait| AppError::Throttled {
+                retry_after_s: wait.whole_seconds().max(1),
+            })?;
+        }
+        let failed = |state: &App| {
+            state.password_throttle.failed(&key, now);
+            state.client_throttle.failed(&client_key, now);
+            AppError::BadCredentials
         };
-        let locked_until = |u: &User| u.locked_until.map(|t| t.to_string()).unwrap_or_default();
+        // A username longer than any account's cannot exist: the same answer and the same work.
+        let user = if body.username.len() > crate::throttle::MAX_KEY_USERNAME {
+            None
+        } else {
+            self.store.get_user_by_username(&body.username).await?
+        };
+        let Some(user) = user else {
+            verify_password(&body.password, dummy_hash());
+            return Err(failed(self));
+        };
         if user.is_locked(now) {
-            return Err(AppError::AccountLocked {
-                until: locked_until(&user),
-            });
+            verify_password(&body.password, dummy_hash());
+            return Err(failed(self));
         }
         if user.disabled || !verify_password(&body.password, &user.password_hash) {
             if !user.disabled {
-                let after = self
-                    .store
+                self.store
                     .record_login_failure(user.id, now, self.settings.lockout)
                     .await?;
-                if after.is_locked(now) {
-                    return Err(AppError::AccountLocked {
-                        until: locked_until(&after),
-                    });
-                }
             }
-            return Err(AppError::BadCredentials);
+            return Err(failed(self));
         }
+        self.password_throttle.succeeded(&key);
         self.store.record_login_success(user.id).await?;
         let ttl = self.settings.session_ttl;
         let token = issue_token(&self.store, &user, TokenKind::Browser, now, ttl, None).await?;
@@ -638,9 +638,19 @@ impl App {
         current_hash: &str,
         body: ChangePasswordIn,
     ) -> Result<(), AppError> {
+        // Guesses of the current password are throttled like logins.
+        let now = self.now();
+        let key = format!("current-password:{}", caller.user.id);
+        self.password_throttle
+            .check(&key, now)
+            .map_err(|wait| AppError::Throttled {
+                retry_after_s: wait.whole_seconds().max(1),
+            })?;
         if !verify_password(&body.current_password, &caller.user.password_hash) {
+            self.password_throttle.failed(&key, now);
             return Err(AppError::BadCredentials);
         }
+        self.password_throttle.succeeded(&key);
         check_new_password(&body.new_password)?;
         if body.new_password == body.current_password {
             return Err(AppError::field(

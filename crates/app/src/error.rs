@@ -32,18 +32,19 @@ pub enum AppError {
     /// No valid credentials.
     #[error("authentication required")]
     Unauthenticated,
-    /// Wrong username or password (never says which).
-    #[error("wrong username or password")]
+    /// Wrong username or password, or an account that cannot sign in now (disabled, or locked
+    /// after 100 consecutive failures): one answer for all, so it never says which.
+    #[error(
+        "wrong username or password, or the account cannot sign in now; if this persists, ask an administrator"
+    )]
     BadCredentials,
-    /// The account is locked after repeated failed logins.
-    #[error("the account is locked until {until} after repeated failed logins")]
-    AccountLocked {
-        /// When the lock ends.
-        until: String,
+    /// Too many failed password checks from this client for this account (or from this client):
+    /// the next attempt must wait.
+    #[error("too many failed password attempts; wait {retry_after_s} s and try again")]
+    Throttled {
+        /// Seconds to wait.
+        retry_after_s: i64,
     },
-    /// Too many password attempts for this username in the last minute.
-    #[error("too many login attempts; wait a minute and try again")]
-    Throttled,
     /// The caller's password was set by someone else and must be changed first.
     #[error("change your password first")]
     PasswordChangeRequired,

@@ -469,18 +469,25 @@ async fn confirm_witnesses(
 /// the lockout apply), then applies `clinic`'s rule on who may witness.
 async fn confirm_witness(state: &App, w: &WitnessIn, field: &str) -> Result<LedgerPerson, AppError> {
     let username = w.username.trim();
-    if state.password_attempts.check_key(&username.to_string()).is_err() {
-        return Err(AppError::Throttled);
-    }
+    let now = state.now();
+    let key = format!("witness:{}", crate::throttle::capped(username));
+    state
+        .password_throttle
+        .check(&key, now)
+        .map_err(|wait| AppError::Throttled {
+            retry_after_s: wait.whole_seconds().max(1),
+        })?;
+    // Every way a witness is not confirmed counts against the key.
+    let throttle = || state.password_throttle.failed(&key, now);
     let not_confirmed = || AppError::RefusedAt {
         code: "witness_not_confirmed",
         message: format!("witness {username} could not be confirmed: wrong username or password"),
         field: field.to_string(),
     };
-    let now = state.now();
     let Some(user) = state.store.get_user_by_username(username).await? else {
         // Same work as a real check, so timing does not reveal whether the username exists.
         verify_password(&w.password, dummy_hash());
+        throttle();
         return Err(not_confirmed());
     };
     let candidate = WitnessCandidate {
@@ -501,8 +508,10 @@ async fn confirm_witness(state: &App, w: &WitnessIn, field: &str) -> Result<Ledg
                 .record_login_failure(user.id, now, state.settings.lockout)
                 .await?;
         }
+        throttle();
         return Err(not_confirmed());
     }
+    state.password_throttle.succeeded(&key);
     state.store.record_login_success(user.id).await?;
     rules::check_witness(&candidate, user.role.as_str()).map_err(|r| witness_refused(field, r))?;
     Ok(ledger_person(&user))

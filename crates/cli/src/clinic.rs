@@ -200,7 +200,10 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
         tracing::info!(address = %args.listen, database = %redact(&args.db.url), library = %state.library.version, "ketaflow serving");
         println!("ketaflow listening on http://{}", args.listen);
-        axum::serve(listener, ketaflow_server::router(state)).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+        axum::serve(
+            listener,
+            ketaflow_server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        ).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
         watch.abort();
         store.close().await;
         tracing::info!("shut down cleanly");

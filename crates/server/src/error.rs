@@ -31,21 +31,20 @@ pub enum ApiError {
     /// 401: no valid credentials.
     #[error("authentication required")]
     Unauthenticated,
-    /// 401: wrong username or password (never says which).
-    #[error("wrong username or password")]
+    /// 401: wrong username or password, or an account that cannot sign in now (never says which).
+    #[error(
+        "wrong username or password, or the account cannot sign in now; if this persists, ask an administrator"
+    )]
     BadCredentials,
-    /// 423: the account is locked after repeated failures.
-    #[error("the account is locked until {until} after repeated failed logins")]
-    Locked {
-        /// RFC 3339 time the lock ends.
-        until: String,
-    },
     /// 403: the password was set by someone else and must be changed first.
     #[error("change your password first (POST /api/v1/auth/password)")]
     PasswordChangeRequired,
-    /// 429: too many login attempts for this username in the last minute.
-    #[error("too many login attempts; wait a minute and try again")]
-    Throttled,
+    /// 429: too many failed password attempts from this client for this account.
+    #[error("too many failed password attempts; wait {retry_after_s} s and try again")]
+    Throttled {
+        /// Seconds to wait (also in `Retry-After`).
+        retry_after_s: i64,
+    },
     /// 403: the role may not do this.
     #[error("your role ({role}) may not {action}")]
     Forbidden {
@@ -176,9 +175,8 @@ impl ApiError {
             ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
             ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
-            ApiError::Locked { .. } => (StatusCode::LOCKED, "account_locked"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::Throttled => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+            ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -230,7 +228,15 @@ impl IntoResponse for ApiError {
                 current_version,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::Throttled { retry_after_s } = &self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after_s.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 
@@ -258,8 +264,7 @@ impl From<AppError> for ApiError {
             AppError::PasswordChangeRequired => ApiError::PasswordChangeRequired,
             AppError::Unauthenticated => ApiError::Unauthenticated,
             AppError::BadCredentials => ApiError::BadCredentials,
-            AppError::Throttled => ApiError::Throttled,
-            AppError::AccountLocked { until } => ApiError::Locked { until },
+            AppError::Throttled { retry_after_s } => ApiError::Throttled { retry_after_s },
             AppError::NotFound { what, id } => ApiError::NotFound { what, id },
             AppError::Conflict(message) => ApiError::Conflict(message),
             AppError::StaleVersion {

@@ -310,3 +310,21 @@ mod tests {
         assert!(!is_json(&axum::http::HeaderMap::new()));
     }
 }
+
+/// The address the request came from, when the server was started with connection info (`serve`
+/// does; tests built on the router alone have none). Throttles key on it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}

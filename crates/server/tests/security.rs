@@ -408,3 +408,156 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
         }
     }
 }
+
+/// A login request from a given client address (as `serve` records it for every connection).
+async fn login_from(app: &App, client: [u8; 4], username: &str, password: &str) -> (StatusCode, Value) {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, header};
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"username": username, "password": password}).to_string(),
+        ))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(std::net::SocketAddr::from((client, 40_000))));
+    let (s, b, _) = app.raw(request).await;
+    (s, b)
+}
+
+/// Medium finding: five anonymous wrong passwords locked any account for 15 minutes, renewable
+/// forever, and the answer told which usernames exist. Now the guesser is slowed, the owner signs
+/// in from elsewhere, and every failure reads the same.
+#[tokio::test]
+async fn a_stranger_cannot_lock_out_a_real_user_and_no_answer_reveals_an_account() {
+    let app = spawn_app().await;
+    let attacker = [203, 0, 113, 9];
+    let ward = [10, 0, 0, 21];
+    // The attacker keeps guessing the nurse's password: slowed to a crawl.
+    let mut throttled = 0;
+    for _ in 0..12 {
+        let (s, _) = login_from(&app, attacker, "nurse", "guess").await;
+        throttled += usize::from(s == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(throttled >= 8, "{throttled} of 12 throttled");
+    // The nurse, on the ward's computer, signs in at once.
+    let (s, b) = login_from(&app, ward, "nurse", "nurse-secret-pass").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The same answer, word for word, for an unknown user, a wrong password and a disabled account.
+    let admin = app.login("admin").await;
+    let viewer_id = app
+        .call("GET", "/api/v1/users", Some(&admin), None)
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "viewer")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/users/{viewer_id}/disabled"),
+            Some(&admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let answers: Vec<(StatusCode, Value)> = vec![
+        login_from(&app, [198, 51, 100, 1], "nobody-here", "whatever-password").await,
+        login_from(&app, [198, 51, 100, 2], "doc", "wrong-password-1").await,
+        login_from(&app, [198, 51, 100, 3], "viewer", "viewer-secret-pass").await,
+    ];
+    for (s, b) in &answers {
+        assert_eq!(*s, StatusCode::UNAUTHORIZED, "{b}");
+        assert_eq!(b, &answers[0].1, "one answer for all");
+    }
+}
+
+/// The account-wide lock (NIST: at most 100 consecutive failures) reads like any other failure,
+/// even to the right password, and ends on its own.
+#[tokio::test]
+async fn a_locked_account_answers_like_a_wrong_password() {
+    let app = spawn_app_with(Settings {
+        lockout: ketaflow_store::LockoutPolicy {
+            threshold: 5,
+            lock_for: time::Duration::minutes(15),
+        },
+        ..Settings::default()
+    })
+    .await;
+    assert_eq!(Settings::default().lockout.threshold, 100);
+    // Five failures from five addresses (no one client is slowed): the account locks.
+    for i in 0..5 {
+        let (s, _) = login_from(&app, [192, 0, 2, i], "doc", "wrong-password").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, locked) = login_from(&app, [192, 0, 2, 50], "doc", "doc-secret-pass").await;
+    let (_, unknown) = login_from(&app, [192, 0, 2, 51], "nobody-at-all", "doc-secret-pass").await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "the right password does not open a locked account"
+    );
+    assert_eq!(locked, unknown, "and the answer does not say it is locked");
+    app.advance(15 * 60);
+    let (s, _) = login_from(&app, [192, 0, 2, 52], "doc", "doc-secret-pass").await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// Medium finding: the login throttle kept every distinct username forever; 300 logins with
+/// 200 kB usernames grew memory by 115 MB. Keys are now capped and bounded.
+#[tokio::test]
+async fn huge_usernames_do_not_grow_memory() {
+    let app = spawn_app_with(Settings::default()).await;
+    for i in 0..300u32 {
+        let username = format!("{i}{}", "u".repeat(200_000));
+        let client = [10, 1, (i / 250) as u8, (i % 250) as u8];
+        let (s, b) = login_from(&app, client, &username, "x").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    }
+    // One entry per client and capped username (64 bytes), one per client: 600 small entries.
+    assert_eq!(app.state.password_throttle.len(), 300);
+    assert_eq!(app.state.client_throttle.len(), 300);
+}
+
+/// Low finding: guesses of the current password on /auth/password were unthrottled.
+#[tokio::test]
+async fn guesses_of_the_current_password_are_throttled() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let guess = json!({"current_password": "guess", "new_password": "a long new passphrase"});
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let (s, _, _) = app
+            .call("POST", "/api/v1/auth/password", Some(&nurse), Some(guess.clone()))
+            .await;
+        answers.push(s);
+    }
+    assert_eq!(&answers[..4], [StatusCode::UNAUTHORIZED; 4]);
+    assert_eq!(answers[4], StatusCode::TOO_MANY_REQUESTS, "{answers:?}");
+    // Passwords are taken as typed: a trailing space is part of the password, in the API as in
+    // the web form.
+    app.advance(3600);
+    let nurse = app.login("nurse").await;
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&nurse),
+            Some(json!({"current_password": "nurse-secret-pass", "new_password": "ends with a space "})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = login_from(&app, [10, 9, 9, 9], "nurse", "ends with a space").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = login_from(&app, [10, 9, 9, 9], "nurse", "ends with a space ").await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -22,10 +22,14 @@ pub use ketaflow_app::accounts::{
 
 /// Log in: sets the HttpOnly session cookie.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginIn,
-    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn login(State(state): State<AppState>, body: JsonBody<LoginIn>) -> Result<Response, ApiError> {
+    responses((status = 200, body = UserOut), (status = 401, body = ErrorBody), (status = 429, description = "too many failed attempts from this client for this account: wait Retry-After seconds", body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    client: crate::extract::ClientAddr,
+    body: JsonBody<LoginIn>,
+) -> Result<Response, ApiError> {
     let body = body.value()?;
-    let LoggedIn { user, token, ttl } = state.app.login(body).await?;
+    let LoggedIn { user, token, ttl } = state.app.login(body, client.0).await?;
     Ok((
         [(header::SET_COOKIE, auth::session_cookie(&token, ttl))],
         Json(user),

@@ -24,6 +24,11 @@ impl FormData {
         self.0.get(name).map(|v| v.trim().to_string()).unwrap_or_default()
     }
 
+    /// The field exactly as sent, not trimmed: for passwords, whose spaces are part of them.
+    pub fn raw(&self, name: &str) -> String {
+        self.0.get(name).cloned().unwrap_or_default()
+    }
+
     /// The field's text, or `None` when absent or blank.
     pub fn optional(&self, name: &str) -> Option<String> {
         Some(self.text(name)).filter(|v| !v.is_empty())

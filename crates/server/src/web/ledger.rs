@@ -80,7 +80,7 @@ fn refused(name: &str, form: FormData, e: &ApiError, witness_fields: &[&str]) ->
         ApiError::RefusedAt { field, message, .. } => {
             state.errors.insert(field.clone(), message.clone());
         }
-        ApiError::Throttled => {
+        ApiError::Throttled { .. } => {
             if let Some(field) = witness_fields.first() {
                 state.errors.insert((*field).to_string(), e.to_string());
             }

@@ -263,6 +263,7 @@ async fn login_page() -> Response {
 
 async fn login_submit(
     State(state): State<AppState>,
+    client: crate::extract::ClientAddr,
     headers: axum::http::HeaderMap,
     form: axum::Form<FormData>,
 ) -> Response {
@@ -281,9 +282,9 @@ async fn login_submit(
     }
     let body = LoginIn {
         username: username.clone(),
-        password: form.text("password"),
+        password: form.raw("password"),
     };
-    match state.login(body).await.map_err(ApiError::from) {
+    match state.login(body, client.0).await.map_err(ApiError::from) {
         Ok(LoggedIn { token, ttl, .. }) => {
             let mut response = see_other("/board");
             if let Ok(cookie) = HeaderValue::from_str(&crate::auth::session_cookie(&token, ttl)) {
@@ -331,8 +332,8 @@ async fn password_page(user: WebUser) -> Response {
 async fn password_submit(State(state): State<AppState>, posted: Posted) -> Response {
     let Posted { user, form } = posted;
     let body = ChangePasswordIn {
-        current_password: form.text("current_password"),
-        new_password: form.text("new_password"),
+        current_password: form.raw("current_password"),
+        new_password: form.raw("new_password"),
     };
     match state
         .change_password(&user.me.caller(), &user.me.token_hash, body)
