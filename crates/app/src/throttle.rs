@@ -10,6 +10,10 @@
 //!
 //! Memory is bounded: keys are built from a length-capped username, entries no longer delaying
 //! anything are pruned, and past [`BackoffPolicy::max_keys`] the stalest entry goes.
+//!
+//! Why not `governor`, which this replaced: a GCRA rate limiter allows so many attempts per
+//! minute but cannot make each further failure wait longer, forget a key on success, or bound the
+//! size of its keys; those three are the point here, and they fit in one small map.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -561,3 +561,59 @@ async fn guesses_of_the_current_password_are_throttled() {
     let (s, _) = login_from(&app, [10, 9, 9, 9], "nurse", "ends with a space ").await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// Low finding: `passwordpassword` and `123456789012` were accepted. New passwords are checked
+/// after NIST SP 800-63B against common passwords and the account's own names, wherever they are
+/// set: a new account, an administrator's reset, the owner's change.
+#[tokio::test]
+async fn common_and_self_naming_passwords_are_refused_everywhere() {
+    let app = spawn_app().await;
+    let admin = app.login("admin").await;
+    for weak in ["passwordpassword", "123456789012", "qwertyuiopasdf"] {
+        let (s, b, _) = app
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(&admin),
+                Some(json!({"username": "newnurse", "display_name": "New Nurse", "role": "nurse", "password": weak})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{weak}: {b}");
+        assert_eq!(b["error"]["field"], "password");
+        assert_eq!(b["error"]["value"], "(not shown)", "the password is never echoed");
+    }
+    let doc = app.login("doc").await;
+    let doc_id = app.call("GET", "/api/v1/auth/me", Some(&doc), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/users/{doc_id}/password"),
+            Some(&admin),
+            Some(json!({"password": "doc-doc-doc-doc"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the username repeated");
+    let (s, b, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&doc),
+            Some(json!({"current_password": "doc-secret-pass", "new_password": "ketaflowketaflow1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, _) = app
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            Some(&doc),
+            Some(
+                json!({"current_password": "doc-secret-pass", "new_password": "tundra violet marmalade 47"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}
