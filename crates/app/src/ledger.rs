@@ -56,6 +56,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::accounts::{dummy_hash, verify_password};
+use crate::plans::parse_date;
 use crate::policy::{Action, Caller, allowed};
 use crate::records::SESSION;
 use crate::sessions::session_out;
@@ -403,11 +404,6 @@ fn check_dea(dea: &str) -> Result<String, AppError> {
             "a DEA registration number: 2 letters and 7 digits",
         )
     })
-}
-
-fn parse_date(field: &str, value: &str) -> Result<Date, AppError> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(value.trim(), &format).map_err(|_| AppError::field(field, value, "a date YYYY-MM-DD"))
 }
 
 fn ledger_person(user: &User) -> LedgerPerson {

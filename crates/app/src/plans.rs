@@ -76,10 +76,24 @@ pub fn plan_out(record: Record) -> Result<PlanOut, AppError> {
     })
 }
 
-/// A date field, YYYY-MM-DD.
+/// The earliest and latest clinical date accepted anywhere (a birth date, a measurement, a
+/// session, a vial's expiry): a date outside these is a typing slip, never a patient's.
+pub const CLINICAL_DATES: (Date, Date) = (
+    time::macros::date!(1900 - 01 - 01),
+    time::macros::date!(2099 - 12 - 31),
+);
+
+/// A date field, YYYY-MM-DD, between 1900-01-01 and 2099-12-31 ([`CLINICAL_DATES`]); fields add
+/// their own bounds (not in the future, not before birth) on top.
 pub fn parse_date(field: &str, text: &str) -> Result<Date, AppError> {
-    Date::parse(text, format_description!("[year]-[month]-[day]"))
-        .map_err(|_| AppError::field(field, text, "a date YYYY-MM-DD"))
+    let (first, last) = CLINICAL_DATES;
+    let allowed = || format!("a date YYYY-MM-DD from {first} to {last}");
+    let date = Date::parse(text.trim(), format_description!("[year]-[month]-[day]"))
+        .map_err(|_| AppError::field(field, text, allowed()))?;
+    if !(first..=last).contains(&date) {
+        return Err(AppError::field(field, text, allowed()));
+    }
+    Ok(date)
 }
 
 fn plan_error(e: PlanError) -> AppError {

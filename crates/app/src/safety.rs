@@ -12,10 +12,10 @@ use ketaflow_clinic::surveillance::{
 };
 use ketaflow_units::{Hours, MicrogramsPerHour, Milligrams};
 use serde::{Deserialize, Serialize};
-use time::Date;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::plans::parse_date;
 use crate::plans::plan_out;
 use crate::policy::{Action, Caller};
 use crate::records::{PATIENT, PLAN, PatientDoc, SESSION};
@@ -46,11 +46,6 @@ pub struct SafetyCheckDoc {
     /// what was seen.
     #[serde(default)]
     pub description: Option<String>,
-}
-
-fn parse_date(field: &str, text: &str) -> Result<Date, AppError> {
-    Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
-        .map_err(|_| AppError::field(field, text, "a date YYYY-MM-DD"))
 }
 
 /// The domain check a recorded one stands for; a field that does not fit is named.

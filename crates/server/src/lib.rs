@@ -16,8 +16,10 @@ pub mod state;
 pub mod web;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -60,8 +62,23 @@ pub fn router(state: AppState) -> Router {
             async move { axum::Json((*document).clone()) }
         }),
     );
+    // Patient data in JSON and CSV is never kept by a browser or proxy cache (pages set it too).
+    let v1 = v1.layer(SetResponseHeaderLayer::if_not_present(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    ));
     v1.merge(web::router())
         .layer(RequestBodyLimitLayer::new(max_body))
+        // Every answer: no referrer leaks a patient URL to another site, and no browser guesses a
+        // content type other than the one sent (OWASP Secure Headers Project).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(axum::middleware::from_fn(extract::json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -617,3 +617,74 @@ async fn common_and_self_naming_passwords_are_refused_everywhere() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 }
+
+/// Low finding: no Referrer-Policy or X-Content-Type-Options on staff pages, and no
+/// `Cache-Control: no-store` on patient JSON or CSV.
+#[tokio::test]
+async fn every_answer_carries_the_protective_headers() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let pid = app.patient(&nurse, 70.0).await;
+    for (path, cached) in [
+        (format!("/api/v1/patients/{pid}"), false),
+        (format!("/api/v1/patients/{pid}/outcomes/export"), false),
+        ("/api/v1/auth/me".to_string(), false),
+        ("/login".to_string(), false),
+        (format!("/patients/{pid}"), false),
+        ("/static/app.css".to_string(), true),
+    ] {
+        let request = Request::builder()
+            .uri(&path)
+            .header(header::COOKIE, format!("ketaflow_session={nurse}"))
+            .header(header::AUTHORIZATION, format!("Bearer {nurse}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = app.response(request).await;
+        let h = response.headers();
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{path}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        if !cached {
+            assert_eq!(h[header::CACHE_CONTROL], "no-store", "{path}");
+        }
+    }
+}
+
+/// Low finding: dates such as -0001-01-01 and 9999-12-31 were accepted.
+#[tokio::test]
+async fn implausible_dates_are_refused_with_the_range() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    for dob in ["-0001-01-01", "9999-12-31", "1899-12-31"] {
+        let (s, b, _) = app
+            .call(
+                "POST",
+                "/api/v1/patients",
+                Some(&nurse),
+                Some(json!({"display_name": "Dates", "date_of_birth": dob, "sex": "female"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{dob}: {b}");
+        assert_eq!(b["error"]["field"], "date_of_birth");
+        assert_eq!(
+            b["error"]["allowed"], "a date YYYY-MM-DD from 1900-01-01 to 2099-12-31",
+            "{b}"
+        );
+    }
+    let pid = app.patient(&nurse, 70.0).await;
+    let (s, b, _) = app
+        .call(
+            "POST",
+            &format!("/api/v1/patients/{pid}/plans"),
+            Some(&nurse),
+            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "9999-12-31"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("planned_on")),
+        "{b}"
+    );
+}

@@ -60,6 +60,12 @@ impl Store {
             what: "backup",
             reason: "not a SQLite store".into(),
         })?;
+        // The copy is made readable by its owner only: SQLite would create it with the process's
+        // umask (often world-readable). VACUUM INTO accepts an empty file that already exists.
+        private_file(path).map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         // VACUUM INTO takes an expression, so the file name is bound, not spliced into SQL.
         sqlx::query("VACUUM INTO $1").bind(target).execute(pool).await?;
         Ok(BackupReport {
@@ -86,12 +92,7 @@ impl Store {
             .fetch_all(&mut *c)
             .await?
         });
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .await
-            .map_err(io)?;
+        let file = tokio::fs::File::from_std(private_file(path).map_err(io)?);
         let mut out = tokio::io::BufWriter::new(file);
         let names: Vec<&str> = tables.iter().map(|(name, _)| name.as_str()).collect();
         let header = serde_json::json!({ "ketaflow_backup": 1, "backend": "postgres", "tables": names });
@@ -123,4 +124,14 @@ impl Store {
             rows: Some(rows),
         })
     }
+}
+
+/// Creates a new, empty file that only its owner may read or write (mode 0600 on Unix); an
+/// existing file is an error, so nothing is overwritten.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }

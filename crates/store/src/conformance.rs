@@ -1156,6 +1156,13 @@ pub async fn backup_is_consistent_copy(store: Store) {
     let path = dir.join("backup.out");
     let report = store.backup(&path).await.unwrap();
     assert_eq!(report.path, path);
+    // Only the clinic's service account may read a backup.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "backup file mode {mode:o}");
+    }
     match report.format {
         BackupFormat::SqliteFile => {
             assert_eq!(report.rows, None);

@@ -118,7 +118,24 @@ impl Store {
     }
 
     async fn connect_sqlite(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
-        let connect = SqliteConnectOptions::from_str(url)?
+        let parsed = SqliteConnectOptions::from_str(url)?;
+        // A new database file is readable by its owner only (mode 0600): SQLite would create it
+        // with the process's umask, often world-readable. Its WAL and shared-memory files take
+        // the database file's mode.
+        let file = parsed.get_filename();
+        if file.as_os_str() != ":memory:" && !file.as_os_str().is_empty() && !file.exists() {
+            match crate::backup::private_file(file) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: file.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        let connect = parsed
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Full)

@@ -34,6 +34,13 @@ async fn connect_creates_file_in_wal_mode_and_reopens() {
     let store = Store::connect(&url).await.unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
     assert!(path.exists());
+    // Readable by the clinic's service account only, with its WAL.
+    #[cfg(unix)]
+    for file in [path.clone(), dir.path().join("clinic.db-wal")] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} mode {mode:o}", file.display());
+    }
     store
         .append_audit(&ketaflow_store::NewAuditEntry::new(
             time::macros::datetime!(2026-03-02 08:00 UTC),

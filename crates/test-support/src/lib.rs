@@ -130,6 +130,11 @@ impl App {
         self.raw(request).await
     }
 
+    /// The whole response to a request, headers included.
+    pub async fn response(&self, request: Request<Body>) -> axum::response::Response {
+        self.routes.clone().oneshot(request).await.unwrap()
+    }
+
     pub async fn raw(&self, request: Request<Body>) -> (StatusCode, Value, Option<String>) {
         let response = self.routes.clone().oneshot(request).await.unwrap();
         let status = response.status();
