@@ -45,7 +45,7 @@ fn mutate(value: &Value, pick: usize, with: &Value) -> Value {
         Value::Object(map) if !map.is_empty() => {
             let mut map = map.clone();
             let key = map.keys().nth(pick % map.len()).cloned().unwrap_or_default();
-            if pick % 3 == 0 {
+            if pick.is_multiple_of(3) {
                 map.insert(key, with.clone());
             } else if let Some(inner) = map.get(&key).cloned() {
                 map.insert(key, mutate(&inner, pick / 3, with));
