@@ -43,6 +43,38 @@ pub(crate) struct ServeArgs {
     /// rehearsal or a browser test can reach discharge without waiting 90 minutes. Every page shows it.
     #[arg(long, default_value_t = 1.0)]
     clock_speed: f64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); needs --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Plain HTTP on an address other than loopback, because a reverse proxy in front terminates
+    /// TLS (see the README's security section). Without it, that is refused.
+    #[arg(long)]
+    behind_proxy: bool,
+}
+
+/// How long a client may take to send a request's headers, and how long a kept-alive connection
+/// may sit idle waiting for the next request, before it is closed (slow-header attacks; OWASP
+/// Denial of Service Cheat Sheet). Long answers such as the live event streams are not affected.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a graceful shutdown waits for requests in flight (and closes event streams) before it
+/// stops.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Refuses plain HTTP beyond this machine unless a proxy in front provides TLS.
+fn check_transport(args: &ServeArgs) -> Result<()> {
+    let tls = args.tls_cert.is_some() && args.tls_key.is_some();
+    if !tls && !args.listen.ip().is_loopback() && !args.behind_proxy {
+        anyhow::bail!(
+            "refusing to serve plain HTTP on {}: clinical data must travel encrypted. Give --tls-cert and --tls-key, \
+             or --behind-proxy when a reverse proxy in front terminates TLS, or listen on 127.0.0.1",
+            args.listen
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +206,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+    check_transport(args)?;
     let library = load_library(args.protocols.as_deref())?;
     runtime()?.block_on(async {
         let store = connect(&args.db).await?;
@@ -197,18 +230,55 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         // if no reading arrives: checked every 15 s of clinic time (at most every 250 ms of real time).
         let every = std::time::Duration::from_secs_f64((15.0 / state.settings.clock_speed).max(0.25));
         let watch = state.start_watch(every);
-        let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("could not listen on {}", args.listen))?;
-        tracing::info!(address = %args.listen, database = %redact(&args.db.url), library = %state.library.version, "ketaflow serving");
-        println!("ketaflow listening on http://{}", args.listen);
-        axum::serve(
-            listener,
-            ketaflow_server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        ).with_graceful_shutdown(shutdown_signal()).await.context("server failed")?;
+        let app = ketaflow_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let handle = axum_server::Handle::new();
+        let stopping = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stopping.graceful_shutdown(Some(SHUTDOWN_GRACE));
+        });
+        let timer = |builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>| {
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+        };
+        let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+        tracing::info!(address = %args.listen, %scheme, database = %redact(&args.db.url), library = %state.library.version, "ketaflow serving");
+        match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| format!("could not load the TLS certificate {} and key {}", cert.display(), key.display()))?;
+                let mut server = axum_server::bind_rustls(args.listen, config).handle(handle.clone());
+                timer(server.http_builder());
+                let serving = tokio::spawn(async move { server.serve(app).await });
+                announce(&handle, scheme).await?;
+                serving.await.context("server task failed")?.context("server failed")?;
+            }
+            _ => {
+                let mut server = axum_server::bind(args.listen).handle(handle.clone());
+                timer(server.http_builder());
+                let serving = tokio::spawn(async move { server.serve(app).await });
+                announce(&handle, scheme).await?;
+                serving.await.context("server task failed")?.context("server failed")?;
+            }
+        }
         watch.abort();
         store.close().await;
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+/// Waits until the server listens and says where (or fails if it could not bind).
+async fn announce(handle: &axum_server::Handle, scheme: &str) -> Result<()> {
+    let address = handle
+        .listening()
+        .await
+        .context("could not listen (is the address in use?)")?;
+    println!("ketaflow listening on {scheme}://{address}");
+    Ok(())
 }
 
 /// The clock the clinic runs on: the system clock, or for a demo a faster one (with a banner on

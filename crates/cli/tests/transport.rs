@@ -1,0 +1,164 @@
+//! How `ketaflow serve` meets the network (issue 15): plain HTTP only on loopback or behind a
+//! proxy, HTTPS with a certificate, and slow-header clients cut off.
+//!
+//! The TLS test makes a self-signed certificate with the `openssl` command and fetches with
+//! `curl`, both on every machine this project builds on (the Rust toolchain's installer needs them).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `ketaflow serve` with `args` and waits for its "listening" line.
+fn serve(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = Instant::now();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(url) = line.strip_prefix("ketaflow listening on ") {
+            return (child, url.to_string());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let exit = child.wait();
+    panic!("ketaflow serve did not start listening: {exit:?}");
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
+fn plain_http_beyond_loopback_is_refused_unless_a_proxy_fronts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let listen = format!("0.0.0.0:{}", free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args(["serve", "--db", &db, "--listen", &listen])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to serve plain HTTP on 0.0.0.0"), "{err}");
+    assert!(
+        err.contains("--tls-cert and --tls-key, or --behind-proxy"),
+        "{err}"
+    );
+    // A key without its certificate is a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args(["serve", "--db", &db, "--tls-key", "k.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // Behind a proxy it serves.
+    let (child, url) = serve(&["--db", &db, "--listen", &listen, "--behind-proxy"]);
+    assert!(url.starts_with("http://0.0.0.0:"), "{url}");
+    stop(child);
+}
+
+#[test]
+fn https_with_a_certificate_and_slow_headers_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (child, url) = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        &listen,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(url, format!("https://{listen}"));
+    let fetched = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://127.0.0.1:{port}/api/v1/openapi.json"))
+        .output()
+        .expect("curl");
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    assert!(String::from_utf8_lossy(&fetched.stdout).contains("\"openapi\""));
+    // Plain HTTP to the TLS port gets no page.
+    let plain = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/login"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+
+    // A client that opens a connection and never finishes its headers is cut off after the
+    // header-read timeout (10 s), instead of holding the socket for ever.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    // A TLS ClientHello never sent: the handshake itself is the slow header here. Over plain
+    // HTTP (below) it is a request line without its end.
+    let mut buf = [0u8; 64];
+    let _ = slow.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(25), "held for {waited:?}");
+    stop(child);
+
+    let plain_port = free_port();
+    let listen = format!("127.0.0.1:{plain_port}");
+    let (child, _) = serve(&["--db", &db, "--listen", &listen]);
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", plain_port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    slow.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(20),
+        "closed after {waited:?} with {n} bytes"
+    );
+    stop(child);
+}
