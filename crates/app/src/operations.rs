@@ -12,6 +12,18 @@ pub use crate::accounts::all_accounts;
 pub use crate::library::verify_audit_chain;
 
 /// A consistent online copy of the database into `path`, which must not exist yet.
+/// Loads a backup into an empty database, then checks its audit chain: a restore that does not
+/// verify is reported as the broken chain it is.
+pub async fn restore(
+    store: &Store,
+    path: &Path,
+) -> Result<(ketaflow_store::RestoreReport, ketaflow_store::AuditReport), AppError> {
+    let report = store.restore(path).await?;
+    let chain = store.verify_audit_chain().await?;
+    Ok((report, chain))
+}
+
+/// Writes a consistent copy of the database to `path` (which must not exist).
 pub async fn backup(store: &Store, path: &Path) -> Result<BackupReport, AppError> {
     store.backup(path).await.map_err(|e| match e {
         StoreError::BackupTargetExists { .. } => AppError::Conflict(format!("{e}; choose a new file name")),

@@ -127,7 +127,7 @@ pub(crate) enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct BackupArgs {
-    /// Where to write the copy (must not exist)
+    /// The backup file: where to write the copy (must not exist), or what to restore
     file: PathBuf,
     #[command(flatten)]
     db: DbArgs,
@@ -428,6 +428,33 @@ pub(crate) fn backup(args: &BackupArgs) -> Result<()> {
             .map_err(app_error)
             .with_context(|| format!("could not back up to {}", args.file.display()))?;
         println!("backup written to {} ({report:?})", args.file.display());
+        Ok(())
+    })
+}
+
+pub(crate) fn restore(args: &BackupArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let store = connect(&args.db).await?;
+        let (report, chain) = ketaflow_app::operations::restore(&store, &args.file)
+            .await
+            .map_err(app_error)
+            .with_context(|| format!("could not restore {}", args.file.display()))?;
+        if let Some(problem) = &chain.problem {
+            bail!(
+                "restored {} rows, but the audit chain is broken at entry {}: {:?}",
+                report.rows,
+                problem.seq,
+                problem.kind
+            );
+        }
+        println!(
+            "restored {} rows from {}; audit chain intact ({} entries, last hash {})",
+            report.rows,
+            args.file.display(),
+            chain.checked,
+            chain.last_hash
+        );
+        store.close().await;
         Ok(())
     })
 }

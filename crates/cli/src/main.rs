@@ -35,6 +35,8 @@ enum Command {
     User(clinic::UserCommand),
     /// Make a consistent online copy of the database
     Backup(clinic::BackupArgs),
+    /// Load a backup into a new, empty database and verify its audit chain
+    Restore(clinic::BackupArgs),
     /// Check the audit chain
     #[command(subcommand)]
     Audit(clinic::AuditCommand),
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => clinic::serve(&args),
         Command::User(command) => clinic::user(&command),
         Command::Backup(args) => clinic::backup(&args),
+        Command::Restore(args) => clinic::restore(&args),
         Command::Audit(command) => clinic::audit(&command),
         Command::Models(args) => pk::models(&args),
         Command::Simulate(args) => pk::simulate(&args),

@@ -70,6 +70,14 @@ fn accounts_audit_and_backup_from_the_command_line() {
             .status
             .success()
     );
+    // Restored into a new database, the chain verifies; into a database in use, it is refused.
+    let fresh = format!("sqlite://{}", dir.path().join("restored.db").display());
+    let out = ok(&ketaflow(&["restore", backup.to_str().unwrap(), "--db", &fresh]));
+    assert!(out.contains("audit chain intact (3 entries"), "{out}");
+    assert!(ok(&ketaflow(&["user", "list", "--db", &fresh])).contains("alice"));
+    let refused = ketaflow(&["restore", backup.to_str().unwrap(), "--db", &db]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not empty"));
 }
 
 #[test]

@@ -68,7 +68,7 @@ pub use audit::{
     Actor, AuditEntry, AuditFilter, AuditProblem, AuditProblemKind, AuditReport, GENESIS_HASH,
     MAX_AUDIT_PAGE, NewAuditEntry, batch_digest,
 };
-pub use backup::{BackupFormat, BackupReport};
+pub use backup::{BackupFormat, BackupReport, RestoreReport};
 pub use db::Backend;
 pub use error::StoreError;
 pub use ledger::{

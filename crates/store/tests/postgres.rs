@@ -83,3 +83,11 @@ async fn schema_option_isolates_stores() {
         "{bad:?}"
     );
 }
+
+#[tokio::test]
+async fn a_backup_taken_during_writes_restores_into_a_new_database() {
+    let (Some(a), Some(b)) = (fixture().await, fixture().await) else {
+        return;
+    };
+    ketaflow_store::conformance::restore_drill(a.store(), b.store()).await;
+}

@@ -79,3 +79,9 @@ async fn unsupported_url_is_a_clear_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_backup_taken_during_writes_restores_into_a_new_database() {
+    let (a, b) = (fixture().await.unwrap(), fixture().await.unwrap());
+    ketaflow_store::conformance::restore_drill(a.store(), b.store()).await;
+}
