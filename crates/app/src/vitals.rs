@@ -17,7 +17,7 @@ use std::collections::HashSet;
 
 use ketaflow_clinic::news2::news2;
 use ketaflow_clinic::patient::BloodPressure;
-use ketaflow_clinic::vitals::{self, AlarmRules, Priority, VitalSigns};
+use ketaflow_clinic::vitals::{self, Alarm, AlarmRules, Priority, VitalSigns};
 use ketaflow_store::{
     Actor, NewAuditEntry, NewEvent, NewVital, Store, StoredAlarm, StoredEvent, Tx, VitalInsert, batch_digest,
 };
@@ -129,6 +129,141 @@ pub fn alarm_out(a: StoredAlarm) -> AlarmOut {
         action: a.action,
         note: a.note,
     }
+}
+
+/// What raising an alarm did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaiseOutcome {
+    /// A new alarm.
+    Raised,
+    /// An open alarm's priority went up (an acknowledged one is raised again).
+    Escalated,
+    /// An open alarm's value got worse.
+    Worsened,
+    /// An open alarm seen again, no worse.
+    Repeated,
+}
+
+impl RaiseOutcome {
+    /// The live-stream event to announce it with, if any.
+    pub fn event_kind(self) -> Option<&'static str> {
+        match self {
+            RaiseOutcome::Raised => Some("alarm.raised"),
+            RaiseOutcome::Escalated => Some("alarm.escalated"),
+            RaiseOutcome::Worsened => Some("alarm.updated"),
+            RaiseOutcome::Repeated => None,
+        }
+    }
+}
+
+/// The stored details of an alarm: what was seen, its source and recommendation, the value and
+/// stage, and `facts` (the dose given, when vitals were due...).
+pub fn alarm_detail(alarm: &Alarm, facts: serde_json::Value) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "message": alarm.message,
+        "recommend_pause": alarm.recommend_pause,
+        "source": alarm.source,
+        "clinic_setting": alarm.clinic_setting,
+        "value": alarm.value,
+        "stage": alarm.stage,
+        "worst_value": alarm.value,
+        "worst_message": alarm.message,
+    });
+    if let (Some(d), serde_json::Value::Object(f)) = (detail.as_object_mut(), facts) {
+        d.extend(f);
+    }
+    detail
+}
+
+/// Raises `alarm` for a session inside `tx`, or, when its condition's alarm is open, updates it:
+/// the current value and message, the worst since it was raised, a priority that only goes up
+/// (an escalated alarm that was acknowledged is raised again, keeping the earlier
+/// acknowledgement in its details). The caller commits and publishes.
+pub async fn raise_or_update(
+    tx: &mut ketaflow_store::Tx,
+    session_id: Uuid,
+    alarm: &Alarm,
+    facts: serde_json::Value,
+    at: OffsetDateTime,
+    vital_id: Option<i64>,
+) -> Result<(AlarmOut, RaiseOutcome), AppError> {
+    let mut detail = alarm_detail(alarm, facts);
+    let Some(open) = tx.open_alarm(session_id, alarm.code).await? else {
+        let stored = tx
+            .raise_alarm(&ketaflow_store::NewAlarm {
+                session_id,
+                code: alarm.code,
+                level: alarm.level.code(),
+                at,
+                vital_id,
+                data: &detail,
+            })
+            .await?;
+        let (ketaflow_store::AlarmRaise::Raised(a) | ketaflow_store::AlarmRaise::Repeated(a)) = stored;
+        return Ok((alarm_out(a), RaiseOutcome::Raised));
+    };
+    let before = alarm_out(open.clone());
+    let open_worst = before
+        .detail
+        .get("worst_value")
+        .or_else(|| before.detail.get("value"))
+        .and_then(serde_json::Value::as_f64)
+        .map(|v| {
+            (
+                v,
+                before
+                    .detail
+                    .get("worst_message")
+                    .and_then(|m| m.as_str())
+                    .map_or_else(|| before.message(), str::to_string),
+            )
+        });
+    let update = alarm.update_open(before.priority(), open_worst);
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("worst_value".into(), serde_json::json!(update.worst_value));
+        d.insert("worst_message".into(), serde_json::json!(update.worst_message));
+        d.insert(
+            "first_message".into(),
+            serde_json::json!(
+                before
+                    .detail
+                    .get("first_message")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!(before.message()))
+            ),
+        );
+        d.insert(
+            "raised_priority".into(),
+            serde_json::json!(
+                before
+                    .detail
+                    .get("raised_priority")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!(before.level))
+            ),
+        );
+        let re_raise = update.escalated && open.state == ketaflow_store::AlarmState::Acknowledged;
+        if re_raise {
+            d.insert(
+                "previous_acknowledgement".into(),
+                serde_json::json!({"by": before.acknowledged_by, "at": before.acknowledged_at.map(crate::vitals::rfc3339)}),
+            );
+        } else if let Some(previous) = before.detail.get("previous_acknowledgement") {
+            d.insert("previous_acknowledgement".into(), previous.clone());
+        }
+    }
+    let re_raise = update.escalated && open.state == ketaflow_store::AlarmState::Acknowledged;
+    let stored = tx
+        .update_open_alarm(open.id, update.level.code(), &detail, at, re_raise)
+        .await?;
+    let outcome = if update.escalated {
+        RaiseOutcome::Escalated
+    } else if update.worsened {
+        RaiseOutcome::Worsened
+    } else {
+        RaiseOutcome::Repeated
+    };
+    Ok((alarm_out(stored), outcome))
 }
 
 /// The acknowledgement of one reading.
@@ -278,15 +413,9 @@ pub async fn write_vitals_many(
             );
             let mut alarms = Vec::new();
             for alarm in vitals::evaluate(rules, job.baseline, v) {
-                let (out, outcome) = crate::alarms::raise_or_update(
-                    tx,
-                    id,
-                    &alarm,
-                    serde_json::Value::Null,
-                    *taken_at,
-                    Some(vital.id),
-                )
-                .await?;
+                let (out, outcome) =
+                    raise_or_update(tx, id, &alarm, serde_json::Value::Null, *taken_at, Some(vital.id))
+                        .await?;
                 if let Some(kind) = outcome.event_kind() {
                     event_rows.push((id, kind, now, serde_json::to_value(&out)?));
                 }

@@ -103,7 +103,8 @@ fn alarm_row(a: &AlarmOut) -> AlarmRow {
         raised_at: hhmm(a.raised_at),
         occurrences: a.occurrences,
         recommend_pause: a.recommends_pause(),
-        source: if clinic_setting {
+        // A clinic-setting source that already says so is not prefixed twice.
+        source: if clinic_setting && !source.starts_with("clinic setting") {
             format!("clinic setting — {source}")
         } else {
             source
