@@ -15,6 +15,7 @@ pub mod alarms;
 pub mod bedside;
 pub mod board;
 pub mod booking;
+pub mod checkpoints;
 pub mod error;
 pub mod export;
 pub mod intake;

@@ -2262,3 +2262,64 @@ pub async fn restore_drill(store: Store, fresh: Store) {
     assert!(again.contains("not empty"), "{again}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---- An attacker with write access to the database (for tests of what verification catches) ----
+
+/// Cuts the audit log after `keep` entries and moves the head back, as an attacker with the
+/// database's credentials can: the chain alone still verifies.
+pub async fn tamper_truncate(store: &Store, keep: i64) {
+    drop_append_only_guard(store).await;
+    raw_exec(
+        store,
+        "DELETE FROM audit_log WHERE seq > $1",
+        vec![Bind::Int(keep)],
+    )
+    .await
+    .unwrap();
+    let last = entry(store, keep).await;
+    raw_exec(
+        store,
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+        vec![Bind::Int(keep), Bind::Text(Some(last.hash))],
+    )
+    .await
+    .unwrap();
+}
+
+/// Rewrites entry `seq`'s `after_json` and re-hashes it and every later entry and the head: the
+/// chain alone still verifies.
+pub async fn tamper_rewrite_and_rehash(store: &Store, seq: i64, after_json: &str) {
+    drop_append_only_guard(store).await;
+    let all = store.list_audit(&AuditFilter::default()).await.unwrap();
+    let mut prev = all
+        .iter()
+        .find(|e| e.seq == seq - 1)
+        .map_or(crate::GENESIS_HASH.to_string(), |e| e.hash.clone());
+    for mut e in all.into_iter().filter(|e| e.seq >= seq) {
+        if e.seq == seq {
+            e.after_json = Some(after_json.to_string());
+        }
+        e.prev_hash = prev.clone();
+        e.hash = e.compute_hash();
+        raw_exec(
+            store,
+            "UPDATE audit_log SET after_json = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+            vec![
+                Bind::Text(e.after_json.clone()),
+                Bind::Text(Some(e.prev_hash.clone())),
+                Bind::Text(Some(e.hash.clone())),
+                Bind::Int(e.seq),
+            ],
+        )
+        .await
+        .unwrap();
+        prev = e.hash;
+    }
+    raw_exec(
+        store,
+        "UPDATE audit_head SET hash = $1 WHERE id = 1",
+        vec![Bind::Text(Some(prev))],
+    )
+    .await
+    .unwrap();
+}
