@@ -53,6 +53,16 @@ pub(crate) struct ServeArgs {
     /// TLS (see the README's security section). Without it, that is refused.
     #[arg(long)]
     behind_proxy: bool,
+    /// Sign the audit chain's head with this Ed25519 key (created 0600 when missing) every
+    /// --checkpoint-minutes, appending to --checkpoints; keep both apart from the database
+    #[arg(long, requires = "checkpoints")]
+    checkpoint_key: Option<PathBuf>,
+    /// The checkpoint file the server appends to
+    #[arg(long, requires = "checkpoint_key")]
+    checkpoints: Option<PathBuf>,
+    /// Minutes between checkpoints (1–1440)
+    #[arg(long, default_value_t = 15)]
+    checkpoint_minutes: u64,
 }
 
 /// How long a client may take to send a request's headers, and how long a kept-alive connection
@@ -251,6 +261,28 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         // if no reading arrives: checked every 15 s of clinic time (at most every 250 ms of real time).
         let every = std::time::Duration::from_secs_f64((15.0 / state.settings.clock_speed).max(0.25));
         let watch = state.start_watch(every);
+        let checkpoints = match (&args.checkpoint_key, &args.checkpoints) {
+            (Some(key_file), Some(file)) => {
+                if !(1..=1440).contains(&args.checkpoint_minutes) {
+                    anyhow::bail!("--checkpoint-minutes {} is outside 1–1440", args.checkpoint_minutes);
+                }
+                let key = ketaflow_app::checkpoints::load_or_create_key(key_file).map_err(app_error)?;
+                let (store, file) = (store.clone(), file.clone());
+                let every = std::time::Duration::from_secs(args.checkpoint_minutes * 60);
+                Some(tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(every);
+                    loop {
+                        ticks.tick().await;
+                        match ketaflow_app::checkpoints::write_checkpoint(&store, &key, &file, now()).await {
+                            Ok(cp) => tracing::info!(seq = cp.seq, "audit checkpoint signed"),
+                            // A broken chain is never signed over: say so loudly every round.
+                            Err(e) => tracing::error!(error = %e, "audit checkpoint not signed"),
+                        }
+                    }
+                }))
+            }
+            _ => None,
+        };
         let app = ketaflow_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopping = handle.clone();
@@ -286,6 +318,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             }
         }
         watch.abort();
+        if let Some(task) = checkpoints {
+            task.abort();
+        }
         store.close().await;
         tracing::info!("shut down cleanly");
         Ok(())

@@ -162,3 +162,44 @@ fn https_with_a_certificate_and_slow_headers_cut_off() {
     );
     stop(child);
 }
+
+#[test]
+fn the_server_signs_audit_checkpoints_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (key, log) = (dir.path().join("audit.key"), dir.path().join("checkpoints.jsonl"));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (child, _) = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        &listen,
+        "--checkpoint-key",
+        key.to_str().unwrap(),
+        "--checkpoints",
+        log.to_str().unwrap(),
+        "--checkpoint-minutes",
+        "1",
+    ]);
+    // The first checkpoint is signed at start.
+    let started = Instant::now();
+    while std::fs::read_to_string(&log).map_or(true, |t| t.is_empty()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no checkpoint written"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child);
+    let verified = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args(["audit", "verify", "--db", &db, "--checkpoints"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("checkpoint holds"));
+}
