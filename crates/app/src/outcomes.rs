@@ -1286,6 +1286,22 @@ pub struct DueOut {
 /// The infusions of a course from its session records: started ones at their start, and booked
 /// ones not yet started (scheduled or checked in) at their booked time; sessions closed without
 /// starting are left out. Returns the protocol of the latest one with them.
+/// A session as an infusion of the course: started (its first rate), or booked and not yet
+/// started; `None` for one closed without an infusion.
+fn infusion_of(s: &crate::sessions::SessionOut) -> Option<measurements::Infusion> {
+    match s.doc.rates.first() {
+        Some(r) => Some(measurements::Infusion {
+            at: r.at,
+            started: true,
+        }),
+        None if s.phase.before_infusion() => Some(measurements::Infusion {
+            at: s.doc.scheduled_for,
+            started: false,
+        }),
+        None => None,
+    }
+}
+
 fn course_infusions(
     sessions: Vec<Record>,
     now: OffsetDateTime,
@@ -1294,17 +1310,7 @@ fn course_infusions(
     let mut infusions = Vec::new();
     for record in sessions {
         let s = session_out(record, now)?;
-        let infusion = match s.doc.rates.first() {
-            Some(r) => measurements::Infusion {
-                at: r.at,
-                started: true,
-            },
-            None if s.phase.before_infusion() => measurements::Infusion {
-                at: s.doc.scheduled_for,
-                started: false,
-            },
-            None => continue,
-        };
+        let Some(infusion) = infusion_of(&s) else { continue };
         if latest.as_ref().is_none_or(|(at, _)| infusion.at >= *at) {
             latest = Some((infusion.at, s.doc.protocol_id.clone()));
         }
@@ -1323,17 +1329,7 @@ fn baseline_window(
     let mut first: Option<(measurements::Infusion, String)> = None;
     for record in sessions {
         let s = session_out(record, now)?;
-        let infusion = match s.doc.rates.first() {
-            Some(r) => measurements::Infusion {
-                at: r.at,
-                started: true,
-            },
-            None if s.phase.before_infusion() => measurements::Infusion {
-                at: s.doc.scheduled_for,
-                started: false,
-            },
-            None => continue,
-        };
+        let Some(infusion) = infusion_of(&s) else { continue };
         // A started infusion comes first whatever is booked; among the same kind, the earliest.
         let earlier = first
             .as_ref()

@@ -47,6 +47,26 @@ fn after(entry: &ketaflow_store::AuditEntry) -> Value {
     serde_json::from_str(entry.after_json.as_deref().unwrap_or("null")).unwrap()
 }
 
+/// The signed-in user's id.
+async fn my_id(app: &App, token: &str) -> String {
+    app.call("GET", "/api/v1/auth/me", Some(token), None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// An administrator's reset of a user's password.
+async fn reset(app: &App, admin: &str, id: &str, password: &str) -> StatusCode {
+    app.call(
+        "POST",
+        &format!("/api/v1/users/{id}/password"),
+        Some(admin),
+        Some(json!({"password": password})),
+    )
+    .await
+    .0
+}
+
 async fn status(app: &App, token: &str) -> StatusCode {
     app.call("GET", "/api/v1/auth/me", Some(token), None).await.0
 }
@@ -124,19 +144,11 @@ async fn a_one_time_password_never_becomes_a_token_and_a_password_change_revokes
     assert_eq!(status(&app, &third).await, StatusCode::OK);
 
     // An administrator's reset revokes every one of them, the current one included.
-    let id = app.call("GET", "/api/v1/auth/me", Some(&third), None).await.1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, _, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/users/{id}/password"),
-            Some(&admin),
-            Some(json!({"password": "reset-by-admin-77"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    let id = my_id(&app, &third).await;
+    assert_eq!(
+        reset(&app, &admin, &id, "reset-by-admin-77").await,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(status(&app, &third).await, StatusCode::UNAUTHORIZED);
 
     // Each change is in the audit log with how many sessions and tokens it revoked.
@@ -302,35 +314,14 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
         }
     };
     // A patient named with a formula, a chair with another; their session and outcomes exported.
-    let (s, p, _) = app
-        .call(
-            "POST",
-            "/api/v1/patients",
-            Some(&nurse),
-            Some(json!({"display_name": "=HYPERLINK(\"http://evil.example\",\"Open\")", "mrn": "F-1", "date_of_birth": "1980-02-02", "sex": "female"})),
+    let pid = app
+        .patient_named(
+            &nurse,
+            "=HYPERLINK(\"http://evil.example\",\"Open\")",
+            70.0,
+            "treatment_resistant_depression",
         )
         .await;
-    assert_eq!(s, StatusCode::CREATED, "{p}");
-    let pid = p["id"].as_str().unwrap().to_string();
-    for (path, body) in [
-        ("weights", json!({"weight_kg": 70, "on": "2026-11-20"})),
-        ("heights", json!({"height_cm": 170, "on": "2026-11-20"})),
-        ("indications", json!({"code": "treatment_resistant_depression"})),
-        (
-            "baseline-bp",
-            json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "on": "2026-11-20"}),
-        ),
-    ] {
-        let (s, b, _) = app
-            .call(
-                "POST",
-                &format!("/api/v1/patients/{pid}/{path}"),
-                Some(&nurse),
-                Some(body),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{path}: {b}");
-    }
     let (s, plan, _) = app
         .call(
             "POST",
@@ -583,19 +574,12 @@ async fn common_and_self_naming_passwords_are_refused_everywhere() {
         assert_eq!(b["error"]["value"], "(not shown)", "the password is never echoed");
     }
     let doc = app.login("doc").await;
-    let doc_id = app.call("GET", "/api/v1/auth/me", Some(&doc), None).await.1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (s, _, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/users/{doc_id}/password"),
-            Some(&admin),
-            Some(json!({"password": "doc-doc-doc-doc"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "the username repeated");
+    let doc_id = my_id(&app, &doc).await;
+    assert_eq!(
+        reset(&app, &admin, &doc_id, "doc-doc-doc-doc").await,
+        StatusCode::BAD_REQUEST,
+        "the username repeated"
+    );
     let (s, b, _) = app
         .call(
             "POST",

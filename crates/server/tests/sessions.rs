@@ -1757,6 +1757,22 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     );
 }
 
+/// The board's age of a chair's latest reading, minutes, and whether it is stale.
+async fn reading_age_on_board(app: &App, token: &str, chair: &str) -> (Option<i64>, Option<bool>) {
+    let (_, board, _) = app.call("GET", "/api/v1/board", Some(token), None).await;
+    let tile = board["chairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chair"] == chair)
+        .unwrap()
+        .clone();
+    (
+        tile["latest_vitals_age_min"].as_i64(),
+        tile["latest_vitals_stale"].as_bool(),
+    )
+}
+
 /// Vitals are due by the protocol's schedule (TRD: every 30 min from check-in until the start,
 /// every 10 min while infusing, every 15 min in recovery): on time, nothing; a set missed raises
 /// one `vitals_overdue` alarm with the clock advanced, and resolving it lets the next lapse raise
@@ -1861,34 +1877,14 @@ async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
     );
     assert_eq!(overdue["level"], "medium");
     // The board says how old the latest reading is, and that it is not current.
-    let (_, board, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
-    let chair = board["chairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["chair"] == "Chair O")
-        .unwrap();
     assert_eq!(
-        (
-            chair["latest_vitals_age_min"].as_i64(),
-            chair["latest_vitals_stale"].as_bool()
-        ),
+        reading_age_on_board(&app, &nurse, "Chair O").await,
         (Some(11), Some(true))
     );
     // The set is taken and the alarm resolved; the next lapse raises again.
     vitals(&app, &nurse, &sid, vec![normal("o31")]).await;
-    let (_, board, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
-    let chair = board["chairs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["chair"] == "Chair O")
-        .unwrap();
     assert_eq!(
-        (
-            chair["latest_vitals_age_min"].as_i64(),
-            chair["latest_vitals_stale"].as_bool()
-        ),
+        reading_age_on_board(&app, &nurse, "Chair O").await,
         (Some(0), Some(false))
     );
     resolve(overdue["id"].as_str().unwrap().to_string(), "set taken at 31 min").await;

@@ -218,8 +218,21 @@ impl App {
 
     /// A patient with weight, height, the given indication and BP, created by the nurse.
     pub async fn patient_with(&self, nurse: &str, weight_kg: f64, indication: &str) -> String {
+        self.patient_named(nurse, "Test Patient", weight_kg, indication)
+            .await
+    }
+
+    /// [`App::patient_with`] under another name (a name with quotes or a formula, say).
+    pub async fn patient_named(&self, nurse: &str, name: &str, weight_kg: f64, indication: &str) -> String {
         let (s, p, _) = self
-            .call("POST", "/api/v1/patients", Some(nurse), Some(json!({"display_name": "Test Patient", "mrn": "T-1", "date_of_birth": "1986-01-01", "sex": "male"})))
+            .call(
+                "POST",
+                "/api/v1/patients",
+                Some(nurse),
+                Some(
+                    json!({"display_name": name, "mrn": "T-1", "date_of_birth": "1986-01-01", "sex": "male"}),
+                ),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{p}");
         let id = p["id"].as_str().unwrap().to_string();
