@@ -301,7 +301,14 @@ impl App {
 
         let now = self.now();
         let tolerance = self.settings.dose_tolerance;
-        let open = self.store.list_alarms(None, true).await?;
+        // Read once per round, as the API shows them (priority, stage), not once per session.
+        let open: Vec<AlarmOut> = self
+            .store
+            .list_alarms(None, true)
+            .await?
+            .into_iter()
+            .map(alarm_out)
+            .collect();
         let mut raised = Vec::new();
         for record in self.store.list_in_progress(SESSION).await? {
             let s = crate::sessions::session_out(record, now)?;
@@ -341,7 +348,6 @@ impl App {
                 // changes (the dose passing the plan, then the hard limit): the watch does not
                 // rewrite it every round as minutes and milligrams creep up.
                 let unchanged = open.iter().any(|a| {
-                    let a = alarm_out(a.clone());
                     a.session_id == s.id
                         && a.code == alarm.code
                         && a.priority() >= alarm.level

@@ -39,6 +39,15 @@ async fn reading(nurse: &Browser<'_>, sid: &str, key: &str, changes: &[(&str, &s
     nurse.post(&format!("/sessions/{sid}/vitals"), &fields).await
 }
 
+/// The check-in form with every pre-check ticked.
+const CHECK_IN: [(&str, &str); 5] = [
+    ("event", "check_in"),
+    ("fasting_confirmed", "on"),
+    ("escort_confirmed", "on"),
+    ("consent_on_file", "on"),
+    ("questionnaire_answered", "on"),
+];
+
 async fn event(b: &Browser<'_>, sid: &str, fields: &[(&str, &str)]) -> common::Page {
     b.post(&format!("/sessions/{sid}/transition"), fields).await
 }
@@ -90,14 +99,7 @@ async fn a_nurse_runs_a_session_through_the_screen_and_every_answer_matches_the_
     let page = event(&nurse, &sid, &[("event", "check_in")]).await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
     assert!(page.shows(r#"role="alert""#));
-    let checks = [
-        ("event", "check_in"),
-        ("fasting_confirmed", "on"),
-        ("escort_confirmed", "on"),
-        ("consent_on_file", "on"),
-        ("questionnaire_answered", "on"),
-    ];
-    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(event(&nurse, &sid, &CHECK_IN).await.status, StatusCode::SEE_OTHER);
     assert_eq!(
         event(&nurse, &sid, &[("event", "start")]).await.status,
         StatusCode::SEE_OTHER
@@ -300,14 +302,7 @@ async fn a_soft_breaching_rate_asks_a_physician_for_a_reason_per_limit_and_a_har
         reading(&nurse, &sid, "k-0", &[]).await.status,
         StatusCode::SEE_OTHER
     );
-    let checks = [
-        ("event", "check_in"),
-        ("fasting_confirmed", "on"),
-        ("escort_confirmed", "on"),
-        ("consent_on_file", "on"),
-        ("questionnaire_answered", "on"),
-    ];
-    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(event(&nurse, &sid, &CHECK_IN).await.status, StatusCode::SEE_OTHER);
     assert_eq!(
         event(&nurse, &sid, &[("event", "start")]).await.status,
         StatusCode::SEE_OTHER
@@ -507,14 +502,7 @@ async fn the_live_fragment_costs_the_same_with_100_readings_as_with_4_hours_at_1
         reading(&nurse, &sid, "typed", &[]).await.status,
         StatusCode::SEE_OTHER
     );
-    let checks = [
-        ("event", "check_in"),
-        ("fasting_confirmed", "on"),
-        ("escort_confirmed", "on"),
-        ("consent_on_file", "on"),
-        ("questionnaire_answered", "on"),
-    ];
-    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(event(&nurse, &sid, &CHECK_IN).await.status, StatusCode::SEE_OTHER);
     assert_eq!(
         event(&nurse, &sid, &[("event", "start")]).await.status,
         StatusCode::SEE_OTHER
@@ -594,14 +582,7 @@ async fn alarms_show_by_priority_and_a_chair_is_acknowledged_at_once_with_one_re
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
     let page = reading(&nurse, &sid, "p2", &[("spo2_percent", "88")]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
-    let checks = [
-        ("event", "check_in"),
-        ("fasting_confirmed", "on"),
-        ("escort_confirmed", "on"),
-        ("consent_on_file", "on"),
-        ("questionnaire_answered", "on"),
-    ];
-    assert_eq!(event(&nurse, &sid, &checks).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(event(&nurse, &sid, &CHECK_IN).await.status, StatusCode::SEE_OTHER);
     let live = nurse.get(&format!("/sessions/{sid}/live")).await;
     let high = live.html.find("HIGH: SpO2 88 % &#60; 92");
     let medium = live.html.find("MEDIUM: heart rate 125/min ≥ 120");

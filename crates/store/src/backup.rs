@@ -301,7 +301,8 @@ impl Store {
                 "INSERT INTO {quoted} OVERRIDING SYSTEM VALUE SELECT * FROM json_populate_record(NULL::{quoted}, $1::json)"
             );
             let mut sorted: Vec<&String> = table_rows.iter().collect();
-            sorted.sort_by_key(|r| {
+            // Each row's id parsed once, not once per comparison.
+            sorted.sort_by_cached_key(|r| {
                 serde_json::from_str::<serde_json::Value>(r)
                     .ok()
                     .and_then(|v| v["id"].as_i64())
