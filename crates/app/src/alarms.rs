@@ -312,17 +312,17 @@ impl App {
         let mut raised = Vec::new();
         for record in self.store.list_in_progress(SESSION).await? {
             let s = crate::sessions::session_out(record, now)?;
-            let schedule = self.monitoring_schedule(&s.doc.protocol_id)?;
+            let schedule = self.monitoring_schedule(&s.protocol_id)?;
             if schedule.interval(&s.phase).is_none() {
                 continue;
             }
             let mut due = Vec::new();
             if s.phase.is_infusing() {
                 let plan = self
-                    .load::<crate::records::PlanDoc>(crate::records::PLAN, s.doc.plan_id)
+                    .load::<crate::records::PlanDoc>(crate::records::PLAN, s.plan_id)
                     .await?;
                 let mg = |v: f64| Milligrams::new(v).map_err(|e| AppError::internal(&e));
-                let (given, planned) = (mg(s.given_mg)?, mg(plan.doc.dose_mg)?);
+                let (given, planned) = (mg(s.given_mg)?, plan.doc.dose_mg);
                 let hard = plan
                     .doc
                     .checks
@@ -337,7 +337,7 @@ impl App {
                     due.push((alarm, facts));
                 }
             }
-            let since = s.state_since.unwrap_or(s.doc.scheduled_for);
+            let since = s.state_since.unwrap_or(s.scheduled_for);
             let last = self.store.latest_vital(s.id).await?.map(|v| v.taken_at);
             if let Some(overdue) = vitals_overdue(&s.phase, since, last, now, &schedule) {
                 let facts = serde_json::json!({"due_at": crate::vitals::rfc3339(overdue.due_at), "minutes_late": overdue.minutes_late});

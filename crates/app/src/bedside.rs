@@ -18,10 +18,10 @@ use uuid::Uuid;
 use crate::plans::check_out;
 use crate::policy::{Action, Caller};
 use crate::records::{
-    AldreteDoc, AssessmentDoc, CheckOut, OverrideDoc, PLAN, PlanDoc, RateDoc, SESSION, SessionDoc,
-    SideEffectDoc,
+    AldreteDoc, AssessmentDoc, CheckOut, OverrideDoc, PLAN, PlanDoc, RateChangeKind, RateDoc, SESSION,
+    SessionDoc, SideEffectDoc,
 };
-use crate::sessions::{SessionChange, SessionOut, session_out};
+use crate::sessions::{SessionChange, SessionOut, session_now, session_out};
 use crate::{App, AppError};
 
 /// A rate change. Give exactly one of the two rates.
@@ -72,7 +72,7 @@ impl App {
         now: OffsetDateTime,
     ) -> Result<EvaluatedRate, AppError> {
         let record = self.record(SESSION, id).await?;
-        let current = session_out(record.clone(), now)?;
+        let current = session_now(record.clone(), now)?;
         if !current.phase.is_infusing() {
             return Err(AppError::Conflict(format!(
                 "the rate can change only while infusing; the session is {} (resume a paused infusion first)",
@@ -84,10 +84,8 @@ impl App {
         let protocol = self.library.get(&doc.protocol_id).ok_or_else(|| {
             AppError::Internal(format!("protocol {} is not in the library", doc.protocol_id))
         })?;
-        let dosing_weight =
-            Kilograms::new(plan.doc.dosing_weight_kg).map_err(|e| AppError::Internal(e.to_string()))?;
-        let concentration =
-            MgPerMl::new(plan.doc.concentration_mg_per_ml).map_err(|e| AppError::Internal(e.to_string()))?;
+        let dosing_weight = plan.doc.dosing_weight_kg;
+        let concentration = plan.doc.concentration_mg_per_ml;
         let rate_mg_per_h = match (body.rate_mg_per_kg_per_h, body.pump_ml_per_h) {
             (Some(per_kg), None) if per_kg.is_finite() && per_kg > 0.0 => per_kg * dosing_weight.get(),
             (None, Some(ml)) if ml.is_finite() && ml > 0.0 => ml * concentration.get(),
@@ -114,7 +112,7 @@ impl App {
         let proposed = MgPerHour::new(rate_mg_per_h)
             .map_err(|e| AppError::field("rate", rate_mg_per_h, e.to_string()))?;
         let given = Milligrams::new(current.given_mg).map_err(|e| AppError::Internal(e.to_string()))?;
-        let remaining = Minutes::new((plan.doc.duration_min - current.infusing_min).max(0.0))
+        let remaining = Minutes::new((plan.doc.duration_min.get() - current.infusing_min).max(0.0))
             .map_err(|e| AppError::Internal(e.to_string()))?;
         let checks = check_rate_change(protocol, dosing_weight, concentration, proposed, given, remaining);
         Ok(EvaluatedRate {
@@ -220,7 +218,7 @@ impl App {
             });
         }
         let rate = RateDoc {
-            kind: "change".into(),
+            kind: RateChangeKind::Change,
             at: now,
             rate_mg_per_h,
             pump_ml_per_h: rate_mg_per_h / concentration.get(),
@@ -348,7 +346,7 @@ impl App {
             message: e.to_string(),
         })?;
         let record = self.record(SESSION, id).await?;
-        let current = session_out(record.clone(), now)?;
+        let current = session_now(record.clone(), now)?;
         if !current.phase.patient_present() {
             return Err(AppError::Conflict(format!(
                 "side effects are recorded from check-in to discharge; the session is {}",
@@ -439,7 +437,7 @@ impl App {
         }
         let now = self.now();
         let record = self.record(SESSION, id).await?;
-        let current = session_out(record.clone(), now)?;
+        let current = session_now(record.clone(), now)?;
         if !current.phase.is_open() {
             return Err(AppError::Conflict(format!("the session is {}", current.state)));
         }

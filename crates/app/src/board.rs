@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::policy::{Action, Caller};
 use crate::records::{PATIENT, PLAN, PatientDoc, PlanDoc, SESSION};
-use crate::sessions::{SessionOut, session_out};
+use crate::sessions::{SessionNow, SessionOut, session_now};
 use crate::vitals::{AlarmOut, alarm_out};
 use crate::{App, AppError};
 
@@ -144,31 +144,32 @@ impl App {
         let open_alarms = self.store.list_alarms(None, true).await?;
         for record in self.store.list_in_progress(SESSION).await? {
             let session_version = record.version;
-            let s = session_out(record, now)?;
+            let current = session_now(record, now)?;
+            let s = current.clone().out();
             if !s.phase.is_open() {
                 continue;
             }
-            let first_start = s.doc.rates.first().map(|r| r.at);
+            let first_start = s.rates.first().map(|r| r.at);
             let latest_vital = self.store.latest_vital(s.id).await?;
-            let schedule = self.monitoring_schedule(&s.doc.protocol_id)?;
+            let schedule = self.monitoring_schedule(&s.protocol_id)?;
             let age = latest_vital
                 .as_ref()
                 .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &s.phase, &schedule));
             let latest_vitals_taken_at = latest_vital.as_ref().map(|v| v.taken_at);
             let latest = latest_vital.map(|v| v.data);
-            let plan = self.load::<PlanDoc>(PLAN, s.doc.plan_id).await?;
-            let predicted_recovery_at = self.board_recovery(&s, session_version, &plan, now).await;
+            let plan = self.load::<PlanDoc>(PLAN, s.plan_id).await?;
+            let predicted_recovery_at = self.board_recovery(&current, session_version, &plan, now).await;
             chairs.push(ChairOut {
                 session_id: s.id,
-                chair: s.doc.chair.clone(),
-                patient_name: s.doc.patient_name.clone(),
+                chair: s.chair.clone(),
+                patient_name: s.patient_name.clone(),
                 state: s.state,
                 elapsed_min: first_start.map(|t| (now - t).as_seconds_f64() / 60.0),
-                pump_ml_per_h: s.doc.rates.last().map_or(0.0, |r| r.pump_ml_per_h),
+                pump_ml_per_h: s.rates.last().map_or(0.0, |r| r.pump_ml_per_h),
                 given_mg: s.given_mg,
-                planned_dose_mg: plan.doc.dose_mg,
-                planned_duration_min: plan.doc.duration_min,
-                planned_dose_reached: planned_dose_reached(&s, plan.doc.dose_mg),
+                planned_dose_mg: plan.doc.dose_mg.get(),
+                planned_duration_min: plan.doc.duration_min.get(),
+                planned_dose_reached: planned_dose_reached(&s, plan.doc.dose_mg.get()),
                 latest_vitals: latest,
                 latest_vitals_taken_at,
                 latest_vitals_age_min: age.map(|a| a.minutes),
@@ -199,7 +200,7 @@ impl App {
     /// be predicted (no start yet, or the model refuses the patient: the session page says why).
     async fn board_recovery(
         &self,
-        s: &SessionOut,
+        s: &SessionNow,
         session_version: i64,
         plan: &crate::records::Loaded<PlanDoc>,
         now: OffsetDateTime,
@@ -209,18 +210,18 @@ impl App {
         }
         let patient = self.load::<PatientDoc>(PATIENT, s.doc.patient_id).await.ok()?;
         let key = (session_version, plan.record.version, patient.record.version);
-        if let Some(kept) = self.recovery_cache.get(s.id, key) {
+        if let Some(kept) = self.recovery_cache.get(s.record.id, key) {
             return kept;
         }
         let predicted = self
-            .predict_with(s.id, &s.doc, &plan.doc, &patient.doc, now)
+            .predict_with(s.record.id, &s.doc, &plan.doc, &patient.doc, now)
             .ok()
             .flatten()
             .and_then(|(origin, p)| {
                 p.ce_below_threshold_from_s
                     .map(|secs| origin + time::Duration::seconds_f64(secs))
             });
-        self.recovery_cache.put(s.id, key, predicted);
+        self.recovery_cache.put(s.record.id, key, predicted);
         predicted
     }
 }

@@ -7,11 +7,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::intake::patient_out;
-use crate::plans::{plan_out, prediction_out};
+use crate::plans::prediction_out;
 use crate::policy::{Action, Caller};
-use crate::records::{BaselineDoc, PATIENT, PLAN, PredictionOut, SESSION, SessionDoc};
-use crate::sessions::{DischargeOut, SessionOut, session_out};
+use crate::records::{BaselineDoc, BaselineOrigin, PATIENT, PLAN, PredictionOut, SESSION, SessionDoc};
+use crate::records::{PatientDoc, PlanDoc};
+use crate::sessions::{DischargeOut, SessionOut, session_now, session_out};
 use crate::vitals::rfc3339;
 use crate::{App, AppError};
 
@@ -86,8 +86,8 @@ impl App {
             return Err(AppError::field("chair", chair, "1–40 characters"));
         }
         let scheduled_for = parse_time("scheduled_for", &body.scheduled_for)?;
-        let patient = patient_out(state.record(PATIENT, patient_id).await?)?;
-        let plan = plan_out(state.record(PLAN, body.plan_id).await?)?;
+        let patient = state.load::<PatientDoc>(PATIENT, patient_id).await?;
+        let plan = state.load::<PlanDoc>(PLAN, body.plan_id).await?;
         if plan.doc.patient_id != patient_id {
             return Err(AppError::field(
                 "plan_id",
@@ -107,7 +107,7 @@ impl App {
                 systolic_mmhg: b.systolic_mmhg,
                 diastolic_mmhg: b.diastolic_mmhg,
                 heart_rate_per_min: None,
-                origin: "intake".into(),
+                origin: BaselineOrigin::Intake,
             }),
             transitions: vec![],
             rates: vec![],
@@ -118,28 +118,15 @@ impl App {
         let data = serde_json::to_value(&doc)?;
         let label = format!("{} {}", doc.chair, doc.patient_name);
         let mut tx = state.store.begin().await?;
+        let new = NewRecord {
+            kind: SESSION,
+            parent_id: Some(patient_id),
+            label: &label,
+            data: &data,
+        };
         let record = tx
-            .insert_record(
-                &NewRecord {
-                    kind: SESSION,
-                    parent_id: Some(patient_id),
-                    label: &label,
-                    data: &data,
-                },
-                now,
-            )
+            .insert_record_audited(&caller.actor(), "session.create", &new, now)
             .await?;
-        tx.append_audit(
-            &NewAuditEntry::new(
-                now,
-                caller.actor(),
-                "session.create",
-                SESSION,
-                record.id.to_string(),
-            )
-            .after(data),
-        )
-        .await?;
         tx.set_in_progress(SESSION, record.id, true).await?;
         let event = tx
             .append_event(&NewEvent {
@@ -252,7 +239,7 @@ impl App {
     ) -> Result<SessionPredictionOut, AppError> {
         caller.require(Action::ReadClinical)?;
         let now = self.now();
-        let doc = session_out(self.record(SESSION, id).await?, now)?.doc;
+        let doc = session_now(self.record(SESSION, id).await?, now)?.doc;
         self.prediction_of(id, &doc, now).await?.ok_or_else(|| {
             AppError::Conflict("the infusion has not started; the plan holds the prediction".into())
         })
@@ -281,7 +268,7 @@ impl App {
     pub async fn discharge(&self, caller: &Caller, id: Uuid) -> Result<DischargeOut, AppError> {
         caller.require(Action::ReadClinical)?;
         let now = self.now();
-        let doc = session_out(self.record(SESSION, id).await?, now)?.doc;
+        let doc = session_now(self.record(SESSION, id).await?, now)?.doc;
         Ok(self.assess_discharge(id, &doc, now).await?.0)
     }
 }

@@ -4,8 +4,9 @@
 //! checks the input, appends it to the patient's record and saves it audited.
 
 use ketaflow_clinic::eligibility::{self, AcknowledgementError, EligibilityReport};
-use ketaflow_clinic::patient::{Condition, Indication, MedicationClass, Sex};
+use ketaflow_clinic::patient::{Condition, Indication, Measurement, MedicationClass, Sex};
 use ketaflow_store::{NewRecord, Record, RecordChange};
+use ketaflow_units::{Centimetres, Kilograms, Milligrams};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use utoipa::ToSchema;
@@ -13,29 +14,162 @@ use uuid::Uuid;
 
 use crate::plans::parse_date;
 use crate::policy::{Action, Caller};
-use crate::records::{AckDoc, BpDoc, Dated, IndicationOut, MedicationDoc, PATIENT, PatientDoc};
+use crate::records::{AckDoc, BpDoc, Loaded, MedicationDoc, PATIENT, PatientDoc, RecordedIndication};
 use crate::{App, AppError};
 
-/// A patient as the API returns it.
+/// A patient as the API returns it: the wire form, built from the stored record at the edge.
 #[derive(Serialize, Deserialize, ToSchema, Debug, Clone)]
 pub struct PatientOut {
     /// Id.
     pub id: Uuid,
     /// Record version (send it back as `expected_version`? not needed: each intake call appends).
     pub version: i64,
-    /// The record.
-    #[serde(flatten)]
-    pub doc: PatientDoc,
+    /// Name as the clinic shows it.
+    pub display_name: String,
+    /// Medical record number, if the clinic uses one.
+    pub mrn: Option<String>,
+    /// YYYY-MM-DD.
+    pub date_of_birth: String,
+    /// male or female.
+    pub sex: String,
+    /// Heights, cm.
+    pub heights: Vec<DatedOut>,
+    /// Weights, kg.
+    pub weights: Vec<DatedOut>,
+    /// Indications, each with the evidence grade stored when it was recorded.
+    pub indications: Vec<IndicationOut>,
+    /// Current medications.
+    pub medications: Vec<MedicationOut>,
+    /// Screened history condition codes.
+    pub conditions: Vec<String>,
+    /// Baseline blood pressure.
+    pub baseline_bp: Option<BpOut>,
+    /// Acknowledged relative contraindications.
+    pub acknowledgements: Vec<AckOut>,
+}
+
+/// A dated value.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct DatedOut {
+    /// The value (kg for weights, cm for heights).
+    pub value: f64,
+    /// Date measured, YYYY-MM-DD.
+    pub on: String,
+}
+
+/// A current medication.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct MedicationOut {
+    /// Name.
+    pub name: String,
+    /// Screening class code.
+    pub class: String,
+    /// Daily dose, mg.
+    pub daily_dose_mg: Option<f64>,
+}
+
+/// A baseline blood pressure.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct BpOut {
+    /// Systolic, mmHg.
+    pub systolic_mmhg: f64,
+    /// Diastolic, mmHg.
+    pub diastolic_mmhg: f64,
+    /// Date, YYYY-MM-DD.
+    pub on: String,
+}
+
+/// A physician's acknowledgement of a relative contraindication.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct AckOut {
+    /// Finding code.
+    pub code: String,
+    /// Physician's user id.
+    pub physician: String,
+    /// The physician's name as it was when they acknowledged ("Display Name (username)"); absent in
+    /// records written before names were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physician_name: Option<String>,
+    /// Reason.
+    pub reason: String,
+}
+
+/// An indication with its evidence.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct IndicationOut {
+    /// Code.
+    pub code: String,
+    /// Evidence grade.
+    pub evidence_grade: String,
+    /// Its source.
+    pub evidence_source: String,
+}
+
+impl From<&RecordedIndication> for IndicationOut {
+    fn from(i: &RecordedIndication) -> IndicationOut {
+        IndicationOut {
+            code: i.code.code().into(),
+            evidence_grade: i.evidence_grade.clone(),
+            evidence_source: i.evidence_source.clone(),
+        }
+    }
+}
+
+fn dated<T: Copy + Into<f64>>(list: &[Measurement<T>]) -> Vec<DatedOut> {
+    list.iter()
+        .map(|m| DatedOut {
+            value: m.value.into(),
+            on: m.on.to_string(),
+        })
+        .collect()
+}
+
+impl PatientOut {
+    /// The wire form of a stored patient.
+    pub fn new(id: Uuid, version: i64, doc: &PatientDoc) -> PatientOut {
+        PatientOut {
+            id,
+            version,
+            display_name: doc.display_name.clone(),
+            mrn: doc.mrn.clone(),
+            date_of_birth: doc.date_of_birth.to_string(),
+            sex: doc.sex.code().into(),
+            heights: dated(&doc.heights),
+            weights: dated(&doc.weights),
+            indications: doc.indications.iter().map(IndicationOut::from).collect(),
+            medications: doc
+                .medications
+                .iter()
+                .map(|m| MedicationOut {
+                    name: m.name.clone(),
+                    class: m.class.code().into(),
+                    daily_dose_mg: m.daily_dose_mg.map(f64::from),
+                })
+                .collect(),
+            conditions: doc.conditions.iter().map(|c| c.code().to_string()).collect(),
+            baseline_bp: doc.baseline_bp.as_ref().map(|b| BpOut {
+                systolic_mmhg: b.systolic_mmhg,
+                diastolic_mmhg: b.diastolic_mmhg,
+                on: b.on.to_string(),
+            }),
+            acknowledgements: doc
+                .acknowledgements
+                .iter()
+                .map(|a| AckOut {
+                    code: a.code.clone(),
+                    physician: a.physician.clone(),
+                    physician_name: a.physician_name.clone(),
+                    reason: a.reason.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A stored patient as shown; data that cannot be read names the record.
 pub fn patient_out(record: Record) -> Result<PatientOut, AppError> {
     let doc: PatientDoc = crate::records::parse(PATIENT, &record)?;
-    Ok(PatientOut {
-        id: record.id,
-        version: record.version,
-        doc,
-    })
+    Ok(PatientOut::new(record.id, record.version, &doc))
 }
 
 /// A new patient.
@@ -148,15 +282,6 @@ pub struct AcknowledgeIn {
     pub reason: String,
 }
 
-/// The stored form of an indication: its code and the evidence grade in force when recorded.
-pub fn indication_doc(indication: Indication) -> IndicationOut {
-    IndicationOut {
-        code: indication.code().into(),
-        evidence_grade: indication.evidence().grade.into(),
-        evidence_source: indication.evidence().source.into(),
-    }
-}
-
 fn eligibility_out(report: &EligibilityReport, doc: &PatientDoc) -> EligibilityOut {
     EligibilityOut {
         status: report.status.code().into(),
@@ -178,7 +303,7 @@ fn eligibility_out(report: &EligibilityReport, doc: &PatientDoc) -> EligibilityO
             })
             .collect(),
         unacknowledged: report.unacknowledged.clone(),
-        indications: doc.indications.clone(),
+        indications: doc.indications.iter().map(IndicationOut::from).collect(),
     }
 }
 
@@ -201,7 +326,7 @@ struct MeasurementKind {
     min: f64,
     max: f64,
     action: &'static str,
-    list: fn(&mut PatientDoc) -> &mut Vec<Dated>,
+    list: fn(&mut PatientDoc, f64, Date) -> Result<(), AppError>,
 }
 
 // 2–350 kg: a clinic plausibility range (the unit type allows 0.3–500 kg for any use).
@@ -210,7 +335,11 @@ const WEIGHT: MeasurementKind = MeasurementKind {
     min: 2.0,
     max: 350.0,
     action: "patient.weight.add",
-    list: |doc| &mut doc.weights,
+    list: |doc, value, on| {
+        let value = Kilograms::new(value).map_err(|e| AppError::field("weight_kg", value, e.to_string()))?;
+        doc.weights.push(Measurement { value, on });
+        Ok(())
+    },
 };
 
 const HEIGHT: MeasurementKind = MeasurementKind {
@@ -218,7 +347,12 @@ const HEIGHT: MeasurementKind = MeasurementKind {
     min: 40.0,
     max: 250.0,
     action: "patient.height.add",
-    list: |doc| &mut doc.heights,
+    list: |doc, value, on| {
+        let value =
+            Centimetres::new(value).map_err(|e| AppError::field("height_cm", value, e.to_string()))?;
+        doc.heights.push(Measurement { value, on });
+        Ok(())
+    },
 };
 
 impl App {
@@ -242,6 +376,18 @@ impl App {
         action: &str,
         edit: impl FnOnce(&mut PatientDoc) -> Result<(), AppError>,
     ) -> Result<PatientOut, AppError> {
+        let changed = self.change_patient_doc(caller, id, action, edit).await?;
+        Ok(PatientOut::new(id, changed.record.version, &changed.doc))
+    }
+
+    /// The same, giving back the stored record and its document.
+    async fn change_patient_doc(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        action: &str,
+        edit: impl FnOnce(&mut PatientDoc) -> Result<(), AppError>,
+    ) -> Result<Loaded<PatientDoc>, AppError> {
         let loaded = self.load::<PatientDoc>(PATIENT, id).await?;
         let mut doc = loaded.doc;
         edit(&mut doc)?;
@@ -258,7 +404,7 @@ impl App {
             .store
             .update_record_audited(&caller.actor(), action, &change, self.now())
             .await?;
-        patient_out(updated)
+        Ok(Loaded { record: updated, doc })
     }
 
     /// Registers a patient.
@@ -285,14 +431,15 @@ impl App {
                 "a date from 1900-01-01 to today",
             ));
         }
-        body.sex
+        let sex = body
+            .sex
             .parse::<Sex>()
             .map_err(|_| AppError::field("sex", body.sex.clone(), "male, female"))?;
         let doc = PatientDoc {
             display_name: name.to_string(),
             mrn: body.mrn.map(|m| m.trim().to_string()),
-            date_of_birth: dob.to_string(),
-            sex: body.sex,
+            date_of_birth: dob,
+            sex,
             heights: vec![],
             weights: vec![],
             indications: vec![],
@@ -356,12 +503,9 @@ impl App {
     ) -> Result<PatientOut, AppError> {
         caller.require(Action::WriteIntake)?;
         let value = check_range(kind.field, value, kind.min, kind.max)?;
-        let on = self.not_in_future("on", parse_date("on", on)?)?.to_string();
-        self.change_patient(caller, id, kind.action, |doc| {
-            (kind.list)(doc).push(Dated { value, on });
-            Ok(())
-        })
-        .await
+        let on = self.not_in_future("on", parse_date("on", on)?)?;
+        self.change_patient(caller, id, kind.action, |doc| (kind.list)(doc, value, on))
+            .await
     }
 
     /// Records a weight.
@@ -399,8 +543,8 @@ impl App {
             .parse::<Indication>()
             .map_err(|e| AppError::field("code", body.code.clone(), e.allowed))?;
         self.change_patient(caller, id, "patient.indication.add", |doc| {
-            if !doc.indications.iter().any(|i| i.code == indication.code()) {
-                doc.indications.push(indication_doc(indication));
+            if !doc.indications.iter().any(|i| i.code == indication) {
+                doc.indications.push(RecordedIndication::now(indication));
             }
             Ok(())
         })
@@ -423,14 +567,18 @@ impl App {
             .class
             .parse::<MedicationClass>()
             .map_err(|e| AppError::field("class", body.class.clone(), e.allowed))?;
-        if let Some(dose) = body.daily_dose_mg {
-            check_range("daily_dose_mg", dose, 0.0, 100_000.0)?;
-        }
+        let daily_dose_mg = body
+            .daily_dose_mg
+            .map(|dose| {
+                check_range("daily_dose_mg", dose, 0.0, 100_000.0)?;
+                Milligrams::new(dose).map_err(|e| AppError::field("daily_dose_mg", dose, e.to_string()))
+            })
+            .transpose()?;
         self.change_patient(caller, id, "patient.medication.add", |doc| {
             doc.medications.push(MedicationDoc {
                 name,
-                class: class.code().into(),
-                daily_dose_mg: body.daily_dose_mg,
+                class,
+                daily_dose_mg,
             });
             Ok(())
         })
@@ -450,8 +598,8 @@ impl App {
             .parse::<Condition>()
             .map_err(|e| AppError::field("code", body.code.clone(), e.allowed))?;
         self.change_patient(caller, id, "patient.condition.add", |doc| {
-            if !doc.conditions.contains(&condition.code().to_string()) {
-                doc.conditions.push(condition.code().into());
+            if !doc.conditions.contains(&condition) {
+                doc.conditions.push(condition);
             }
             Ok(())
         })
@@ -480,7 +628,7 @@ impl App {
             doc.baseline_bp = Some(BpDoc {
                 systolic_mmhg: systolic,
                 diastolic_mmhg: diastolic,
-                on: on.to_string(),
+                on,
             });
             Ok(())
         })
@@ -508,7 +656,7 @@ impl App {
         let physician_name = caller.signature();
         let bp_threshold = self.settings.bp_threshold;
         let out = self
-            .change_patient(caller, id, "patient.contraindication.acknowledge", |doc| {
+            .change_patient_doc(caller, id, "patient.contraindication.acknowledge", |doc| {
                 doc.acknowledgements.retain(|a| a.code != body.code);
                 doc.acknowledgements.push(AckDoc {
                     code: body.code.clone(),
@@ -516,8 +664,8 @@ impl App {
                     physician_name: Some(physician_name),
                     reason: body.reason.trim().to_string(),
                 });
-                eligibility::screen(&doc.facts(id)?, bp_threshold, &doc.acknowledgements()).map_err(|e| {
-                    match e {
+                eligibility::screen(&doc.facts(), bp_threshold, &doc.acknowledgements()).map_err(
+                    |e| match e {
                         AcknowledgementError::ReasonTooShort { .. } => {
                             AppError::field("reason", body.reason.clone(), "at least 10 characters")
                         }
@@ -525,8 +673,8 @@ impl App {
                             code: "not_relative",
                             message: e.to_string(),
                         },
-                    }
-                })?;
+                    },
+                )?;
                 Ok(())
             })
             .await?;

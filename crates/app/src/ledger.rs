@@ -681,7 +681,7 @@ impl App {
         let q = quantity("quantity_mg", &body.quantity_mg, false)?;
         let now = state.now();
         let session = session_out(state.record(SESSION, body.session_id).await?, now)?;
-        if !rules::may_draw_for(session.doc.replay()?.state()) {
+        if !rules::may_draw_for(&session.phase) {
             return Err(AppError::Conflict(format!(
                 "session {} is {}; drug is drawn for a session whose infusion has not finished ({})",
                 session.id,
@@ -698,8 +698,8 @@ impl App {
                     vial_id,
                     quantity_mg: q,
                     session_id: session.id,
-                    patient_id: Some(session.doc.patient_id),
-                    patient_name: Some(&session.doc.patient_name),
+                    patient_id: Some(session.patient_id),
+                    patient_name: Some(&session.patient_name),
                     at: now,
                     by: &by,
                 },
@@ -759,7 +759,7 @@ impl App {
             .ok_or_else(|| AppError::Internal(format!("draw {draw_id} has no session")))?;
         let now = state.now();
         let session = session_out(state.record(SESSION, session_id).await?, now)?;
-        if !rules::may_record_administration_for(session.doc.replay()?.state()) {
+        if !rules::may_record_administration_for(&session.phase) {
             return Err(AppError::Conflict(format!(
                 "session {session_id} is {}; administration is recorded once the pump has stopped ({}), so that the dose given is final",
                 session.state,
@@ -1265,7 +1265,7 @@ impl App {
             wasted_mg: canonical(wasted),
             outstanding_mg: canonical(outstanding),
             difference_mg: canonical(difference),
-            reconciled: rules::reconciled(outstanding, difference, session.doc.replay()?.state()),
+            reconciled: rules::reconciled(outstanding, difference, &session.phase),
             entries: out,
         })
     }

@@ -23,8 +23,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::export::csv_text;
-use crate::intake::{PatientOut, patient_out};
 use crate::policy::{Action, Caller};
+use crate::records::{Loaded, PatientDoc};
 use crate::records::{PATIENT, SESSION, SessionDoc};
 use crate::sessions::session_out;
 use crate::vitals::rfc3339;
@@ -341,28 +341,15 @@ async fn store_outcome(
     };
     // The outcome is inserted first so the alert can name it.
     let data = serde_json::to_value(&doc)?;
+    let new = NewRecord {
+        kind: OUTCOME,
+        parent_id: Some(patient.id),
+        label: &doc.instrument,
+        data: &data,
+    };
     let outcome = tx
-        .insert_record(
-            &NewRecord {
-                kind: OUTCOME,
-                parent_id: Some(patient.id),
-                label: &doc.instrument,
-                data: &data,
-            },
-            now,
-        )
+        .insert_record_audited(actor, "outcome.record", &new, now)
         .await?;
-    tx.append_audit(
-        &NewAuditEntry::new(
-            now,
-            actor.clone(),
-            "outcome.record",
-            OUTCOME,
-            outcome.id.to_string(),
-        )
-        .after(data),
-    )
-    .await?;
     let mut alert = None;
     if alert_id.is_some() {
         let a = RiskAlertDoc {
@@ -376,28 +363,15 @@ async fn store_outcome(
             follow_up: None,
         };
         let data = serde_json::to_value(&a)?;
+        let new = NewRecord {
+            kind: RISK_ALERT,
+            parent_id: Some(patient.id),
+            label: patient_name,
+            data: &data,
+        };
         let stored = tx
-            .insert_record(
-                &NewRecord {
-                    kind: RISK_ALERT,
-                    parent_id: Some(patient.id),
-                    label: patient_name,
-                    data: &data,
-                },
-                now,
-            )
+            .insert_record_audited(actor, "risk_alert.raise", &new, now)
             .await?;
-        tx.append_audit(
-            &NewAuditEntry::new(
-                now,
-                actor.clone(),
-                "risk_alert.raise",
-                RISK_ALERT,
-                stored.id.to_string(),
-            )
-            .after(data.clone()),
-        )
-        .await?;
         // The live stream is keyed by subject: a patient-level alert goes out under the patient's
         // id, on the same board stream the clinicians already watch.
         events.push(
@@ -515,7 +489,7 @@ impl App {
             ));
         }
         let patient = state.record(PATIENT, id).await?;
-        let name = patient_out(patient.clone())?.doc.display_name;
+        let name = crate::records::parse::<PatientDoc>(PATIENT, &patient)?.display_name;
         if let Some(s) = body.session_id {
             let session = state
                 .store
@@ -766,31 +740,17 @@ impl App {
         });
         let data = serde_json::to_value(&doc)?;
         let mut tx = state.store.begin().await?;
+        let change = RecordChange {
+            kind: RISK_ALERT,
+            id,
+            expected_version: record.version,
+            label: &doc.patient_name,
+            data: &data,
+            lock: true,
+        };
         let updated = tx
-            .update_record(
-                &RecordChange {
-                    kind: RISK_ALERT,
-                    id,
-                    expected_version: record.version,
-                    label: &doc.patient_name,
-                    data: &data,
-                    lock: true,
-                },
-                now,
-            )
+            .update_record_audited(&caller.actor(), "risk_alert.follow_up", &change, now)
             .await?;
-        tx.append_audit(
-            &NewAuditEntry::new(
-                now,
-                caller.actor(),
-                "risk_alert.follow_up",
-                RISK_ALERT,
-                id.to_string(),
-            )
-            .before(record.data)
-            .after(data.clone()),
-        )
-        .await?;
         let event = tx
             .append_event(&NewEvent {
                 session_id: doc.patient_id,
@@ -992,7 +952,7 @@ impl App {
             docs.push(outcome_doc(a, "home", now, None, "patient-link".into())?);
         }
         let patient = state.record(PATIENT, link.patient_id).await?;
-        let name = patient_out(patient.clone())?.doc.display_name;
+        let name = crate::records::parse::<PatientDoc>(PATIENT, &patient)?.display_name;
         let actor = Actor::system(&format!("patient-link:{}", &link.token_hash[..12]));
         let mut tx = state.store.begin().await?;
         if !tx.use_questionnaire_link(&link.token_hash, now).await? {
@@ -1103,8 +1063,8 @@ impl App {
         let patients = state.store.list_records(PATIENT, None, None, 500).await?;
         for record in patients {
             let pid = record.id;
-            let p = patient_out(record)?;
-            let facts = p.doc.facts(pid)?;
+            let p = crate::records::parse::<PatientDoc>(PATIENT, &record)?;
+            let facts = p.facts();
             let key = hex::encode(
                 &sha2::Sha256::new_with_prefix(salt)
                     .chain_update(pid.as_bytes())
@@ -1118,10 +1078,9 @@ impl App {
                 format!("{decade}-{}", decade + 9)
             };
             let indications = p
-                .doc
                 .indications
                 .iter()
-                .map(|i| i.code.clone())
+                .map(|i| i.code.code().to_string())
                 .collect::<Vec<_>>()
                 .join(" ");
             let sessions = state.store.list_children(SESSION, pid).await?;
@@ -1158,7 +1117,7 @@ impl App {
                 rows.push(vec![
                     key.clone(),
                     age_band.clone(),
-                    p.doc.sex.clone(),
+                    p.sex.code().to_string(),
                     indications.clone(),
                     o.doc.instrument.clone(),
                     o.doc.context.clone(),
@@ -1289,13 +1248,13 @@ pub struct DueOut {
 /// A session as an infusion of the course: started (its first rate), or booked and not yet
 /// started; `None` for one closed without an infusion.
 fn infusion_of(s: &crate::sessions::SessionOut) -> Option<measurements::Infusion> {
-    match s.doc.rates.first() {
+    match s.rates.first() {
         Some(r) => Some(measurements::Infusion {
             at: r.at,
             started: true,
         }),
         None if s.phase.before_infusion() => Some(measurements::Infusion {
-            at: s.doc.scheduled_for,
+            at: s.scheduled_for,
             started: false,
         }),
         None => None,
@@ -1312,7 +1271,7 @@ fn course_infusions(
         let s = session_out(record, now)?;
         let Some(infusion) = infusion_of(&s) else { continue };
         if latest.as_ref().is_none_or(|(at, _)| infusion.at >= *at) {
-            latest = Some((infusion.at, s.doc.protocol_id.clone()));
+            latest = Some((infusion.at, s.protocol_id.clone()));
         }
         infusions.push(infusion);
     }
@@ -1335,7 +1294,7 @@ fn baseline_window(
             .as_ref()
             .is_none_or(|(f, _)| (!infusion.started, infusion.at) < (!f.started, f.at));
         if earlier {
-            first = Some((infusion, s.doc.protocol_id.clone()));
+            first = Some((infusion, s.protocol_id.clone()));
         }
     }
     let Some((infusion, protocol_id)) = first else {
@@ -1353,7 +1312,7 @@ fn baseline_window(
 /// read here).
 async fn patient_schedule(
     state: &App,
-    patient: &PatientOut,
+    patient: &Loaded<PatientDoc>,
     sessions: Vec<Record>,
     now: OffsetDateTime,
 ) -> Result<ScheduleOut, AppError> {
@@ -1366,7 +1325,7 @@ async fn patient_schedule(
     };
     let Some(protocol) = protocol else {
         return Ok(ScheduleOut {
-            patient_id: patient.id,
+            patient_id: patient.record.id,
             protocol_id: None,
             follow_up_days: vec![],
             window_early_days: 0,
@@ -1378,7 +1337,12 @@ async fn patient_schedule(
     };
     let recorded: Vec<(Uuid, OutcomeDoc)> = state
         .store
-        .list_records(OUTCOME, Some(patient.id), None, ketaflow_store::MAX_RECORD_PAGE)
+        .list_records(
+            OUTCOME,
+            Some(patient.record.id),
+            None,
+            ketaflow_store::MAX_RECORD_PAGE,
+        )
         .await?
         .into_iter()
         .map(|r| outcome_out(r).map(|o| (o.id, o.doc)))
@@ -1398,12 +1362,7 @@ async fn patient_schedule(
             })
         })
         .unzip();
-    let indications: Vec<Indication> = patient
-        .doc
-        .indications
-        .iter()
-        .filter_map(|i| i.code.parse().ok())
-        .collect();
+    let indications: Vec<Indication> = patient.doc.indications.iter().map(|i| i.code).collect();
     let plan = &protocol.outcomes;
     let measurements = measurements::schedule(plan, &indications, &infusions, &scores, now)
         .into_iter()
@@ -1441,7 +1400,7 @@ async fn patient_schedule(
         })
         .collect();
     Ok(ScheduleOut {
-        patient_id: patient.id,
+        patient_id: patient.record.id,
         protocol_id: Some(protocol.id.clone()),
         follow_up_days: plan.follow_up_days.clone(),
         window_early_days: plan.window.early_days,
@@ -1459,7 +1418,7 @@ impl App {
     pub async fn schedule(&self, caller: &Caller, id: Uuid) -> Result<ScheduleOut, AppError> {
         let state = self;
         caller.require(Action::ReadClinical)?;
-        let patient = patient_out(state.record(PATIENT, id).await?)?;
+        let patient = state.load::<PatientDoc>(PATIENT, id).await?;
         let sessions = state.store.list_children(SESSION, id).await?;
         patient_schedule(state, &patient, sessions, state.now()).await
     }
@@ -1517,7 +1476,7 @@ impl App {
         }
         let mut due = Vec::new();
         for pid in candidates {
-            let patient = patient_out(state.record(PATIENT, pid).await?)?;
+            let patient = state.load::<PatientDoc>(PATIENT, pid).await?;
             let sessions = state.store.list_children(SESSION, pid).await?;
             let schedule = patient_schedule(state, &patient, sessions, now).await?;
             let Some(protocol_id) = schedule.protocol_id else {

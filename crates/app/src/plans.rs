@@ -38,7 +38,7 @@ pub struct PlanIn {
     pub adjusted_dose_per_kg: Option<f64>,
 }
 
-/// A plan as the API returns it.
+/// A plan as the API returns it: the wire form, built from the stored record at the edge.
 #[derive(Serialize, Deserialize, ToSchema, Debug)]
 pub struct PlanOut {
     /// Plan id.
@@ -47,9 +47,109 @@ pub struct PlanOut {
     pub version: i64,
     /// Whether it can still change (false once approved).
     pub locked: bool,
-    /// The plan.
-    #[serde(flatten)]
-    pub doc: PlanDoc,
+    /// draft or approved.
+    #[schema(value_type = String, example = "approved")]
+    pub status: PlanStatus,
+    /// Patient id.
+    pub patient_id: Uuid,
+    /// The request as given.
+    pub protocol_id: String,
+    /// Protocol version.
+    pub protocol_version: u32,
+    /// Library version.
+    pub library_version: String,
+    /// Session date, YYYY-MM-DD.
+    pub planned_on: String,
+    /// Previous session's date, YYYY-MM-DD.
+    pub last_session_on: Option<String>,
+    /// Adjusted dose per kg, if any.
+    pub adjusted_dose_per_kg: Option<f64>,
+    /// Who computed it.
+    pub created_by: String,
+    /// Total body weight, kg.
+    pub total_weight_kg: f64,
+    /// Dosing weight, kg.
+    pub dosing_weight_kg: f64,
+    /// Basis used (actual, ideal, adjusted).
+    pub weight_basis: String,
+    /// Dose, mg.
+    pub dose_mg: f64,
+    /// Dose per kg (or mg/kg/h for rate protocols) used.
+    pub dose_per_kg: f64,
+    /// Rate, mg/h.
+    pub rate_mg_per_h: f64,
+    /// Rate per kg, mg/kg/h.
+    pub rate_mg_per_kg_per_h: f64,
+    /// Concentration, mg/mL.
+    pub concentration_mg_per_ml: f64,
+    /// Pump rate, mL/h.
+    pub pump_ml_per_h: f64,
+    /// Volume, mL.
+    pub volume_ml: f64,
+    /// Duration, minutes.
+    pub duration_min: f64,
+    /// Limits evaluated.
+    pub checks: Vec<CheckOut>,
+    /// The prediction.
+    pub prediction: PredictionOut,
+    /// Warnings.
+    pub warnings: Vec<String>,
+    /// Who approved it (user id).
+    pub approved_by: Option<String>,
+    /// The approving physician's name as it was at approval ("Display Name (username)"); absent in
+    /// plans approved before names were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by_name: Option<String>,
+    /// When (RFC 3339).
+    pub approved_at: Option<String>,
+    /// Soft-limit overrides with reasons.
+    pub overrides: Vec<OverrideDoc>,
+    /// The protocol's indications against the patient's; absent in plans made before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indication: Option<IndicationDoc>,
+    /// Why a physician approved a protocol for none of the patient's indications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indication_override: Option<String>,
+}
+
+impl PlanOut {
+    /// The wire form of a stored plan.
+    pub fn new(record: &Record, doc: PlanDoc) -> PlanOut {
+        PlanOut {
+            id: record.id,
+            version: record.version,
+            locked: record.locked,
+            status: doc.status,
+            patient_id: doc.patient_id,
+            protocol_id: doc.protocol_id,
+            protocol_version: doc.protocol_version,
+            library_version: doc.library_version,
+            planned_on: doc.planned_on.to_string(),
+            last_session_on: doc.last_session_on.map(|d| d.to_string()),
+            adjusted_dose_per_kg: doc.adjusted_dose_per_kg,
+            created_by: doc.created_by,
+            total_weight_kg: doc.total_weight_kg.get(),
+            dosing_weight_kg: doc.dosing_weight_kg.get(),
+            weight_basis: doc.weight_basis,
+            dose_mg: doc.dose_mg.get(),
+            dose_per_kg: doc.dose_per_kg,
+            rate_mg_per_h: doc.rate_mg_per_h.get(),
+            rate_mg_per_kg_per_h: doc.rate_mg_per_kg_per_h.get(),
+            concentration_mg_per_ml: doc.concentration_mg_per_ml.get(),
+            pump_ml_per_h: doc.pump_ml_per_h.get(),
+            volume_ml: doc.volume_ml.get(),
+            duration_min: doc.duration_min.get(),
+            checks: doc.checks,
+            prediction: doc.prediction,
+            warnings: doc.warnings,
+            approved_by: doc.approved_by,
+            approved_by_name: doc.approved_by_name,
+            approved_at: doc.approved_at.map(crate::vitals::rfc3339),
+            overrides: doc.overrides,
+            indication: doc.indication,
+            indication_override: doc.indication_override,
+        }
+    }
 }
 
 /// An approval.
@@ -68,12 +168,7 @@ pub struct ApproveIn {
 /// A stored plan as shown.
 pub fn plan_out(record: Record) -> Result<PlanOut, AppError> {
     let doc: PlanDoc = crate::records::parse(PLAN, &record)?;
-    Ok(PlanOut {
-        id: record.id,
-        version: record.version,
-        locked: record.locked,
-        doc,
-    })
+    Ok(PlanOut::new(&record, doc))
 }
 
 /// The earliest and latest clinical date accepted anywhere (a birth date, a measurement, a
@@ -153,29 +248,39 @@ pub fn check_out(c: &ketaflow_clinic::plan::LimitCheck) -> CheckOut {
 }
 
 /// A computed plan as stored: a draft until a physician approves it.
-pub fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &str) -> PlanDoc {
+pub fn plan_doc(
+    plan: &DosePlan,
+    patient_id: Uuid,
+    body: &PlanIn,
+    created_by: &str,
+) -> Result<PlanDoc, AppError> {
     let p = &plan.prediction;
-    PlanDoc {
+    let last_session_on = body
+        .last_session_on
+        .as_deref()
+        .map(|d| parse_date("last_session_on", d))
+        .transpose()?;
+    Ok(PlanDoc {
         status: PlanStatus::Draft,
         patient_id,
         protocol_id: plan.protocol_id.clone(),
         protocol_version: plan.protocol_version,
         library_version: plan.library_version.clone(),
-        planned_on: plan.planned_on.to_string(),
-        last_session_on: body.last_session_on.clone(),
+        planned_on: plan.planned_on,
+        last_session_on,
         adjusted_dose_per_kg: body.adjusted_dose_per_kg,
         created_by: created_by.into(),
-        total_weight_kg: plan.total_weight.get(),
-        dosing_weight_kg: plan.dosing_weight.weight.get(),
+        total_weight_kg: plan.total_weight,
+        dosing_weight_kg: plan.dosing_weight.weight,
         weight_basis: plan.dosing_weight.used.code().into(),
-        dose_mg: plan.dose.get(),
+        dose_mg: plan.dose,
         dose_per_kg: plan.dose_per_kg,
-        rate_mg_per_h: plan.rate.get(),
-        rate_mg_per_kg_per_h: plan.rate_per_kg.get(),
-        concentration_mg_per_ml: plan.concentration.get(),
-        pump_ml_per_h: plan.pump_rate.get(),
-        volume_ml: plan.volume.get(),
-        duration_min: plan.duration.get(),
+        rate_mg_per_h: plan.rate,
+        rate_mg_per_kg_per_h: plan.rate_per_kg,
+        concentration_mg_per_ml: plan.concentration,
+        pump_ml_per_h: plan.pump_rate,
+        volume_ml: plan.volume,
+        duration_min: plan.duration,
         checks: plan.checks.iter().map(check_out).collect(),
         prediction: prediction_out(p),
         warnings: plan.warnings.clone(),
@@ -199,12 +304,12 @@ pub fn plan_doc(plan: &DosePlan, patient_id: Uuid, body: &PlanIn, created_by: &s
             matches: plan.indication.matches(),
         }),
         indication_override: None,
-    }
+    })
 }
 
 impl App {
     /// Computes the domain plan for a request against patient `id`'s record (nothing is saved).
-    pub fn compute_plan(&self, id: Uuid, doc: &PatientDoc, body: &PlanIn) -> Result<DosePlan, AppError> {
+    pub fn compute_plan(&self, doc: &PatientDoc, body: &PlanIn) -> Result<DosePlan, AppError> {
         let state = self;
         let protocol = state.library.get(&body.protocol_id).ok_or_else(|| {
             AppError::field(
@@ -241,7 +346,7 @@ impl App {
                 "a date on or before planned_on",
             ));
         }
-        let facts = doc.facts(id)?;
+        let facts = doc.facts();
         let request = PlanRequest {
             protocol,
             library_version: &state.library.version,
@@ -256,15 +361,12 @@ impl App {
 
     /// The patient's eligibility screen from the stored record and acknowledgements.
     pub fn screen(&self, id: Uuid, doc: &PatientDoc) -> Result<EligibilityReport, AppError> {
-        eligibility::screen(
-            &doc.facts(id)?,
-            self.settings.bp_threshold,
-            &doc.acknowledgements(),
-        )
-        .map_err(|e| AppError::CorruptRecord {
-            kind: PATIENT,
-            id: id.to_string(),
-            reason: format!("a stored acknowledgement: {e}"),
+        eligibility::screen(&doc.facts(), self.settings.bp_threshold, &doc.acknowledgements()).map_err(|e| {
+            AppError::CorruptRecord {
+                kind: PATIENT,
+                id: id.to_string(),
+                reason: format!("a stored acknowledgement: {e}"),
+            }
         })
     }
 }
@@ -306,7 +408,7 @@ impl App {
                 });
             }
         }
-        let plan = self.compute_plan(patient_id, &patient.doc, &body)?;
+        let plan = self.compute_plan(&patient.doc, &body)?;
         // A hard limit is refused where the plan is entered, not saved as a draft to be refused
         // at approval or start.
         plan.refuse_hard_breaches()
@@ -315,7 +417,7 @@ impl App {
                 field: format!("limits.{}", refusal.breaches[0].name.code()),
                 message: refusal.to_string(),
             })?;
-        let doc = plan_doc(&plan, patient_id, &body, &caller.user.id.to_string());
+        let doc = plan_doc(&plan, patient_id, &body, &caller.user.id.to_string())?;
         let data = serde_json::to_value(&doc)?;
         let new = NewRecord {
             kind: PLAN,
@@ -361,7 +463,7 @@ impl App {
                 "the plan is already approved and cannot change".into(),
             ));
         }
-        let stored = plan_out(record.clone())?.doc;
+        let stored: PlanDoc = crate::records::parse(PLAN, &record)?;
         if stored.library_version != self.library.version {
             return Err(AppError::Conflict(format!(
                 "the plan was computed with protocol library {} but {} is now in force; compute a new plan",
@@ -391,13 +493,13 @@ impl App {
         let patient = self.load::<PatientDoc>(PATIENT, stored.patient_id).await?;
         let request = PlanIn {
             protocol_id: stored.protocol_id.clone(),
-            concentration_mg_per_ml: stored.concentration_mg_per_ml,
-            planned_on: stored.planned_on.clone(),
-            last_session_on: stored.last_session_on.clone(),
+            concentration_mg_per_ml: stored.concentration_mg_per_ml.get(),
+            planned_on: stored.planned_on.to_string(),
+            last_session_on: stored.last_session_on.map(|d| d.to_string()),
             adjusted_dose_per_kg: stored.adjusted_dose_per_kg,
         };
-        let plan = self.compute_plan(stored.patient_id, &patient.doc, &request)?;
-        let recomputed = plan_doc(&plan, stored.patient_id, &request, &stored.created_by);
+        let plan = self.compute_plan(&patient.doc, &request)?;
+        let recomputed = plan_doc(&plan, stored.patient_id, &request, &stored.created_by)?;
         if recomputed.dose_mg != stored.dose_mg
             || recomputed.pump_ml_per_h != stored.pump_ml_per_h
             || recomputed.checks != stored.checks
@@ -446,7 +548,7 @@ impl App {
         doc.status = PlanStatus::Approved;
         doc.approved_by = Some(approved.approved_by().to_string());
         doc.approved_by_name = Some(caller.signature());
-        doc.approved_at = Some(crate::vitals::rfc3339(now));
+        doc.approved_at = Some(now);
         doc.overrides = approved
             .overrides()
             .iter()

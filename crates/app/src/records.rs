@@ -1,22 +1,28 @@
 //! The clinic's records as they are stored: versioned JSON documents (see `ketaflow_store::records`)
 //! read into these types, and the loaders that name a record whose stored data cannot be read.
 //!
-//! The documents are still the API's response schema too (`#[derive(ToSchema)]`): the wire types
-//! that will separate them are the next step of the application-layer issue (ARCHITECTURE.md).
+//! The three records (patient, plan, session) are read once into domain types (dates, codes as
+//! enums, quantities in their unit types), so stored data that does not parse is an error naming
+//! the record, never a string re-parsed by each reader. They are not the API's schema: the wire
+//! types (`intake::PatientOut`, `plans::PlanOut`, `sessions::SessionOut`) are built from them.
+//! The entries inside a record that are immutable once written (a plan's checks and prediction as
+//! the physician approved them, a session's transitions, rates, side effects and assessments as
+//! recorded) are values whose stored form is the form the API shows, and derive `ToSchema`.
 
 use ketaflow_clinic::news2::Consciousness;
 use ketaflow_clinic::patient::{
-    BloodPressure, Condition, Indication, Measurement, Medication, MedicationClass, PatientFacts, Sex,
+    BloodPressure, Condition, Indication, Measurement, Medication, MedicationClass, PatientFacts, Sex, ymd,
 };
 use ketaflow_clinic::plan::LimitStatus;
 use ketaflow_clinic::session::{PlanStatus, PreChecks, Questionnaire, Session, SessionEvent, StopKind};
 use ketaflow_clinic::vitals::VitalSigns;
 use ketaflow_store::Record;
-use ketaflow_units::{Centimetres, Kilograms};
+use ketaflow_units::{
+    Centimetres, Kilograms, MgPerHour, MgPerKgPerHour, MgPerMl, Milligrams, Millilitres, Minutes, MlPerHour,
+};
 use serde::{Deserialize, Serialize};
 use time::Date;
 use time::OffsetDateTime;
-use time::macros::format_description;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -31,39 +37,31 @@ pub const SESSION: &str = "session";
 
 // ---- Patients ------------------------------------------------------------------------------------
 
-/// A dated value.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct Dated {
-    /// The value (kg for weights, cm for heights).
-    pub value: f64,
-    /// Date measured, YYYY-MM-DD.
-    pub on: String,
-}
-
 /// A medication as stored.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct MedicationDoc {
-    /// Name.
+    /// Name as entered.
     pub name: String,
-    /// Screening class code.
-    pub class: String,
-    /// Daily dose, mg.
-    pub daily_dose_mg: Option<f64>,
+    /// Screening class.
+    pub class: MedicationClass,
+    /// Daily dose, when entered.
+    pub daily_dose_mg: Option<Milligrams>,
 }
 
 /// A baseline blood pressure as stored.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct BpDoc {
     /// Systolic, mmHg.
     pub systolic_mmhg: f64,
     /// Diastolic, mmHg.
     pub diastolic_mmhg: f64,
-    /// Date, YYYY-MM-DD.
-    pub on: String,
+    /// The day measured.
+    #[serde(with = "ymd")]
+    pub on: Date,
 }
 
 /// A physician's acknowledgement as stored.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct AckDoc {
     /// Finding code.
     pub code: String,
@@ -77,38 +75,51 @@ pub struct AckDoc {
     pub reason: String,
 }
 
-/// An indication with its evidence.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
-pub struct IndicationOut {
-    /// Code.
-    pub code: String,
-    /// Evidence grade.
+/// An indication with the evidence grade in force when it was recorded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct RecordedIndication {
+    /// The indication.
+    pub code: Indication,
+    /// Its evidence grade then.
     pub evidence_grade: String,
-    /// Its source.
+    /// The grade's source.
     pub evidence_source: String,
 }
 
-/// A patient record.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+impl RecordedIndication {
+    /// An indication recorded now, with the grade in force now.
+    pub fn now(indication: Indication) -> RecordedIndication {
+        RecordedIndication {
+            code: indication,
+            evidence_grade: indication.evidence().grade.into(),
+            evidence_source: indication.evidence().source.into(),
+        }
+    }
+}
+
+/// A patient record as stored, read once into domain types: a date, sex, condition or unit that
+/// does not parse makes the record unreadable, named, rather than a string parsed on every use.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PatientDoc {
     /// Name as the clinic shows it.
     pub display_name: String,
     /// Medical record number, if the clinic uses one.
     pub mrn: Option<String>,
-    /// YYYY-MM-DD.
-    pub date_of_birth: String,
-    /// male or female.
-    pub sex: String,
-    /// Heights, cm.
-    pub heights: Vec<Dated>,
-    /// Weights, kg.
-    pub weights: Vec<Dated>,
-    /// Indications, each with the evidence grade stored when it was recorded.
-    pub indications: Vec<IndicationOut>,
+    /// Date of birth.
+    #[serde(with = "ymd")]
+    pub date_of_birth: Date,
+    /// Sex for the dosing formulas.
+    pub sex: Sex,
+    /// Dated heights.
+    pub heights: Vec<Measurement<Centimetres>>,
+    /// Dated weights.
+    pub weights: Vec<Measurement<Kilograms>>,
+    /// Indications.
+    pub indications: Vec<RecordedIndication>,
     /// Current medications.
     pub medications: Vec<MedicationDoc>,
-    /// Screened history condition codes.
-    pub conditions: Vec<String>,
+    /// Screened history conditions.
+    pub conditions: Vec<Condition>,
     /// Baseline blood pressure.
     pub baseline_bp: Option<BpDoc>,
     /// Acknowledged relative contraindications.
@@ -177,64 +188,67 @@ pub struct OverrideDoc {
     pub reason: String,
 }
 
-/// A dose plan record.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+/// A dose plan record as stored, its quantities in their units and its dates as dates. The checks
+/// and the prediction are kept exactly as the physician saw them when approving (the same types
+/// the API shows), so the approved record is what was approved.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PlanDoc {
-    /// draft or approved.
-    #[schema(value_type = String, example = "approved")]
+    /// Draft or approved.
     pub status: PlanStatus,
-    /// Patient id.
+    /// The patient.
     pub patient_id: Uuid,
-    /// The request as given.
+    /// The protocol.
     pub protocol_id: String,
     /// Protocol version.
     pub protocol_version: u32,
     /// Library version.
     pub library_version: String,
-    /// Session date.
-    pub planned_on: String,
-    /// Previous session's date.
-    pub last_session_on: Option<String>,
-    /// Adjusted dose per kg, if any.
+    /// The day of the session it is for.
+    #[serde(with = "ymd")]
+    pub planned_on: Date,
+    /// The previous session's day.
+    #[serde(with = "ymd::option")]
+    pub last_session_on: Option<Date>,
+    /// An adjusted dose per kg (mg/kg, or mg/kg/h for rate protocols), if any.
     pub adjusted_dose_per_kg: Option<f64>,
-    /// Who computed it.
+    /// Who computed it (user id).
     pub created_by: String,
-    /// Total body weight, kg.
-    pub total_weight_kg: f64,
-    /// Dosing weight, kg.
-    pub dosing_weight_kg: f64,
+    /// Total body weight.
+    pub total_weight_kg: Kilograms,
+    /// Dosing weight.
+    pub dosing_weight_kg: Kilograms,
     /// Basis used (actual, ideal, adjusted).
     pub weight_basis: String,
-    /// Dose, mg.
-    pub dose_mg: f64,
+    /// Dose.
+    pub dose_mg: Milligrams,
     /// Dose per kg (or mg/kg/h for rate protocols) used.
     pub dose_per_kg: f64,
-    /// Rate, mg/h.
-    pub rate_mg_per_h: f64,
-    /// Rate per kg, mg/kg/h.
-    pub rate_mg_per_kg_per_h: f64,
-    /// Concentration, mg/mL.
-    pub concentration_mg_per_ml: f64,
-    /// Pump rate, mL/h.
-    pub pump_ml_per_h: f64,
-    /// Volume, mL.
-    pub volume_ml: f64,
-    /// Duration, minutes.
-    pub duration_min: f64,
-    /// Limits evaluated.
+    /// Rate.
+    pub rate_mg_per_h: MgPerHour,
+    /// Rate per kg of dosing weight.
+    pub rate_mg_per_kg_per_h: MgPerKgPerHour,
+    /// Syringe or bag concentration.
+    pub concentration_mg_per_ml: MgPerMl,
+    /// Pump rate.
+    pub pump_ml_per_h: MlPerHour,
+    /// Volume.
+    pub volume_ml: Millilitres,
+    /// Duration.
+    pub duration_min: Minutes,
+    /// Limits evaluated, as shown.
     pub checks: Vec<CheckOut>,
-    /// The prediction.
+    /// The prediction, as shown.
     pub prediction: PredictionOut,
     /// Warnings.
     pub warnings: Vec<String>,
     /// Who approved it (user id).
     pub approved_by: Option<String>,
-    /// The approving physician's name as it was at approval ("Display Name (username)"); absent in
-    /// plans approved before names were kept.
+    /// The approving physician's name then; absent in plans approved before names were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by_name: Option<String>,
-    /// When (RFC 3339).
-    pub approved_at: Option<String>,
+    /// When it was approved.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub approved_at: Option<OffsetDateTime>,
     /// Soft-limit overrides with reasons.
     pub overrides: Vec<OverrideDoc>,
     /// The protocol's indications against the patient's; absent in plans made before it was kept.
@@ -275,11 +289,112 @@ pub struct PreChecksDoc {
     pub questionnaire_waived_reason: Option<String>,
 }
 
+/// Declares a stored code list: an enum written as its snake_case code, with `ALL`, `code()` and
+/// a `FromStr` whose error lists the allowed codes.
+macro_rules! stored_codes {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $code:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Serialize, Deserialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every code, in order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable code, as stored and sent.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $($name::$variant => $code),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.code())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(text: &str) -> Result<$name, String> {
+                $name::ALL.iter().copied().find(|k| k.code() == text).ok_or_else(|| {
+                    $name::ALL.iter().map(|k| k.code()).collect::<Vec<_>>().join(", ")
+                })
+            }
+        }
+    };
+}
+
+stored_codes!(
+    /// What an applied transition was: the event's name.
+    TransitionKind {
+        /// Checked in with the pre-infusion checks.
+        CheckIn = "check_in",
+        /// The infusion started.
+        Start = "start",
+        /// Paused.
+        Pause = "pause",
+        /// Resumed.
+        Resume = "resume",
+        /// Stopped, as planned or early.
+        Stop = "stop",
+        /// Recovery began.
+        BeginRecovery = "begin_recovery",
+        /// Discharged.
+        Discharge = "discharge",
+        /// Abandoned.
+        Abort = "abort",
+    }
+);
+
+stored_codes!(
+    /// How an infusion was stopped.
+    StopCode {
+        /// The planned dose was given.
+        Completed = "completed",
+        /// Stopped before the plan, with a reason.
+        Early = "early",
+    }
+);
+
+stored_codes!(
+    /// What changed the pump's rate.
+    RateChangeKind {
+        /// The infusion started at the plan's rate.
+        Start = "start",
+        /// Paused (0).
+        Pause = "pause",
+        /// Resumed.
+        Resume = "resume",
+        /// A clinician changed the rate.
+        Change = "change",
+        /// Stopped (0).
+        Stop = "stop",
+        /// Abandoned (0).
+        Abort = "abort",
+    }
+);
+
+stored_codes!(
+    /// Where a session's baseline came from.
+    BaselineOrigin {
+        /// The pre-infusion reading at check-in.
+        Session = "session",
+        /// The patient's intake record.
+        Intake = "intake",
+    }
+);
+
 /// One applied transition. Replaying these through the state machine gives the session's state.
+/// An entry of the session's log: its stored form is the form the API shows.
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
 pub struct TransitionDoc {
     /// check_in, start, pause, resume, stop, begin_recovery, discharge, abort.
-    pub event: String,
+    pub event: TransitionKind,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -291,14 +406,14 @@ pub struct TransitionDoc {
     /// The checks (check_in).
     pub checks: Option<PreChecksDoc>,
     /// completed or early (stop).
-    pub stop: Option<String>,
+    pub stop: Option<StopCode>,
 }
 
 /// A change of what the pump delivers: start, pause (0), resume, a rate change, stop (0).
 #[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
 pub struct RateDoc {
     /// start, pause, resume, change, stop, abort.
-    pub kind: String,
+    pub kind: RateChangeKind,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -328,11 +443,11 @@ pub struct BaselineDoc {
     /// Heart rate, /min, when known.
     pub heart_rate_per_min: Option<f64>,
     /// `session` (the pre-infusion reading at check-in) or `intake` (the patient's record).
-    pub origin: String,
+    pub origin: BaselineOrigin,
 }
 
-/// A session record.
-#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+/// A session record as stored (the API's form is `sessions::SessionOut`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct SessionDoc {
     /// The patient.
     pub patient_id: Uuid,
@@ -346,7 +461,6 @@ pub struct SessionDoc {
     pub chair: String,
     /// When it is booked.
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub scheduled_for: OffsetDateTime,
     /// Who booked it.
     pub created_by: String,
@@ -384,28 +498,27 @@ impl SessionDoc {
 
 fn to_event(t: &TransitionDoc, plan_id: Uuid) -> Result<SessionEvent, AppError> {
     let reason = || t.reason.clone().unwrap_or_default();
-    Ok(match t.event.as_str() {
-        "check_in" => {
+    Ok(match t.event {
+        TransitionKind::CheckIn => {
             let c = t
                 .checks
                 .as_ref()
                 .ok_or_else(|| AppError::Internal("check_in without checks".into()))?;
             SessionEvent::CheckIn(pre_checks(c, true))
         }
-        "start" => SessionEvent::Start {
+        TransitionKind::Start => SessionEvent::Start {
             plan_id: plan_id.to_string(),
         },
-        "pause" => SessionEvent::Pause { reason: reason() },
-        "resume" => SessionEvent::Resume,
-        "stop" => SessionEvent::Stop(if t.stop.as_deref() == Some("early") {
+        TransitionKind::Pause => SessionEvent::Pause { reason: reason() },
+        TransitionKind::Resume => SessionEvent::Resume,
+        TransitionKind::Stop => SessionEvent::Stop(if t.stop == Some(StopCode::Early) {
             StopKind::Early(reason())
         } else {
             StopKind::Completed
         }),
-        "begin_recovery" => SessionEvent::BeginRecovery,
-        "discharge" => SessionEvent::Discharge,
-        "abort" => SessionEvent::Abort { reason: reason() },
-        other => return Err(AppError::Internal(format!("unknown stored event {other}"))),
+        TransitionKind::BeginRecovery => SessionEvent::BeginRecovery,
+        TransitionKind::Discharge => SessionEvent::Discharge,
+        TransitionKind::Abort => SessionEvent::Abort { reason: reason() },
     })
 }
 
@@ -634,71 +747,29 @@ impl PatientDoc {
             .collect()
     }
 
-    /// The clinic's facts about the patient (for eligibility, dosing and prediction); stored data
-    /// that cannot be read is an error naming the patient record `id`.
-    pub fn facts(&self, id: Uuid) -> Result<PatientFacts, AppError> {
-        let doc = self;
-        let bad = |what: String| AppError::CorruptRecord {
-            kind: PATIENT,
-            id: id.to_string(),
-            reason: format!("it has {what}"),
-        };
-        let date = |s: &str| {
-            Date::parse(s, format_description!("[year]-[month]-[day]"))
-                .map_err(|_| bad(format!("a bad date {s}")))
-        };
-        Ok(PatientFacts {
-            date_of_birth: date(&doc.date_of_birth)?,
-            sex: doc.sex.parse::<Sex>().map_err(|e| bad(e.to_string()))?,
-            heights: doc
-                .heights
-                .iter()
-                .map(|d| {
-                    Ok(Measurement {
-                        value: Centimetres::new(d.value).map_err(|e| bad(e.to_string()))?,
-                        on: date(&d.on)?,
-                    })
-                })
-                .collect::<Result<_, AppError>>()?,
-            weights: doc
-                .weights
-                .iter()
-                .map(|d| {
-                    Ok(Measurement {
-                        value: Kilograms::new(d.value).map_err(|e| bad(e.to_string()))?,
-                        on: date(&d.on)?,
-                    })
-                })
-                .collect::<Result<_, AppError>>()?,
-            indications: doc
-                .indications
-                .iter()
-                .map(|i| i.code.parse::<Indication>().map_err(|e| bad(e.to_string())))
-                .collect::<Result<_, _>>()?,
-            medications: doc
+    /// The clinic's facts about the patient, for eligibility, dosing and prediction.
+    pub fn facts(&self) -> PatientFacts {
+        PatientFacts {
+            date_of_birth: self.date_of_birth,
+            sex: self.sex,
+            heights: self.heights.clone(),
+            weights: self.weights.clone(),
+            indications: self.indications.iter().map(|i| i.code).collect(),
+            medications: self
                 .medications
                 .iter()
-                .map(|m| {
-                    Ok(Medication {
-                        name: m.name.clone(),
-                        class: m
-                            .class
-                            .parse::<MedicationClass>()
-                            .map_err(|e| bad(e.to_string()))?,
-                        daily_dose_mg: m.daily_dose_mg,
-                    })
+                .map(|m| Medication {
+                    name: m.name.clone(),
+                    class: m.class,
+                    daily_dose_mg: m.daily_dose_mg.map(Milligrams::get),
                 })
-                .collect::<Result<_, AppError>>()?,
-            conditions: doc
-                .conditions
-                .iter()
-                .map(|c| c.parse::<Condition>().map_err(|e| bad(e.to_string())))
-                .collect::<Result<_, _>>()?,
-            baseline_bp: doc.baseline_bp.as_ref().map(|b| BloodPressure {
+                .collect(),
+            conditions: self.conditions.clone(),
+            baseline_bp: self.baseline_bp.as_ref().map(|b| BloodPressure {
                 systolic_mmhg: b.systolic_mmhg,
                 diastolic_mmhg: b.diastolic_mmhg,
             }),
-        })
+        }
     }
 }
 

@@ -16,7 +16,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::plans::parse_date;
-use crate::plans::plan_out;
 use crate::policy::{Action, Caller};
 use crate::records::{PATIENT, PLAN, PatientDoc, SESSION};
 use crate::sessions::session_out;
@@ -477,17 +476,17 @@ impl App {
         let mut infusions = Vec::new();
         for record in state.store.list_children(SESSION, id).await? {
             let s = session_out(record, now)?;
-            let Some(started) = s.doc.rates.first().map(|r| r.at) else {
+            let Some(started) = s.rates.first().map(|r| r.at) else {
                 continue;
             };
             if s.given_mg <= 0.0 {
                 continue;
             }
-            let plan = plan_out(state.record(PLAN, s.doc.plan_id).await?)?;
+            let plan = state.load::<crate::records::PlanDoc>(PLAN, s.plan_id).await?;
             infusions.push(InfusionGiven {
                 on: started.date(),
                 given_mg: s.given_mg,
-                dosing_weight_kg: plan.doc.dosing_weight_kg,
+                dosing_weight_kg: plan.doc.dosing_weight_kg.get(),
                 planned_dose_per_kg: plan.doc.dose_per_kg,
             });
         }
@@ -504,7 +503,11 @@ impl App {
                 reason: e.to_string(),
             })?);
         }
-        let at_risk_liver = patient.doc.conditions.iter().any(|c| c.contains("hepatic"));
+        let at_risk_liver = patient
+            .doc
+            .conditions
+            .iter()
+            .any(|c| c.code().contains("hepatic"));
         let s = surveil(
             now.date(),
             &infusions,

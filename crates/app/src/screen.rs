@@ -11,7 +11,7 @@ use crate::alarms::{VitalOut, vital_out};
 use crate::booking::SessionPredictionOut;
 use crate::policy::{Action, Caller};
 use crate::records::{PLAN, PlanDoc, SESSION};
-use crate::sessions::{DischargeOut, SessionOut, session_out};
+use crate::sessions::{DischargeOut, SessionOut, session_now};
 use crate::vitals::{AlarmOut, alarm_out};
 use crate::{App, AppError};
 
@@ -69,8 +69,8 @@ impl App {
     ) -> Result<SessionScreen, AppError> {
         caller.require(Action::ReadClinical)?;
         let now = self.now();
-        let session = session_out(self.record(SESSION, id).await?, now)?;
-        let plan = self.load::<PlanDoc>(PLAN, session.doc.plan_id).await?.doc;
+        let current = session_now(self.record(SESSION, id).await?, now)?;
+        let plan = self.load::<PlanDoc>(PLAN, current.doc.plan_id).await?.doc;
         let mut open_alarms: Vec<AlarmOut> = self
             .store
             .list_alarms(Some(id), true)
@@ -80,28 +80,28 @@ impl App {
             .collect();
         crate::alarms::sort_alarms(&mut open_alarms);
         let stored = self.store.recent_vitals(id, RECENT_READINGS).await?;
-        let schedule = self.monitoring_schedule(&session.doc.protocol_id)?;
+        let schedule = self.monitoring_schedule(&current.doc.protocol_id)?;
         let recent_ages = stored
             .iter()
-            .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &session.phase, &schedule))
+            .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &current.phase, &schedule))
             .collect();
         let recent = stored.into_iter().map(vital_out).collect();
         let history = self
             .store
             .vitals_trend(id, HISTORY_POINTS, &CHARTED_VITALS)
             .await?;
-        let discharge = if session.phase.awaiting_discharge() {
-            Some(self.assess_discharge(id, &session.doc, now).await?.0)
+        let discharge = if current.phase.awaiting_discharge() {
+            Some(self.assess_discharge(id, &current.doc, now).await?.0)
         } else {
             None
         };
         let prediction = if with_prediction {
-            self.prediction_of(id, &session.doc, now).await?
+            self.prediction_of(id, &current.doc, now).await?
         } else {
             None
         };
         Ok(SessionScreen {
-            session,
+            session: current.out(),
             plan,
             open_alarms,
             recent,

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::policy::{Action, Caller};
-use crate::records::{SESSION, stored_reading};
-use crate::sessions::{SessionOut, session_out};
+use crate::records::{SESSION, TransitionKind, stored_reading};
+use crate::sessions::{SessionOut, session_now};
 use crate::vitals::rfc3339;
 use crate::{App, AppError};
 
@@ -137,13 +137,13 @@ fn bp_of(at: OffsetDateTime, data: &serde_json::Value) -> Option<TimedBp> {
 }
 
 async fn build(state: &App, id: Uuid, now: OffsetDateTime) -> Result<SessionRecordOut, AppError> {
-    let session = session_out(state.record(SESSION, id).await?, now)?;
-    let doc = &session.doc;
+    let current = session_now(state.record(SESSION, id).await?, now)?;
+    let doc = &current.doc;
     let vitals = state.store.list_vitals(id).await?;
     let alarms = state.store.list_alarms(Some(id), false).await?;
     let mut timeline = Vec::new();
     for t in &doc.transitions {
-        let mut detail = t.event.replace('_', " ");
+        let mut detail = t.event.code().replace('_', " ");
         if let Some(stop) = &t.stop {
             detail = format!("{detail} ({stop})");
         }
@@ -332,7 +332,7 @@ async fn build(state: &App, id: Uuid, now: OffsetDateTime) -> Result<SessionReco
     let discharged = doc
         .transitions
         .iter()
-        .find(|t| t.event == "discharge")
+        .find(|t| t.event == TransitionKind::Discharge)
         .map(|t| t.at);
     let end = discharged.unwrap_or(now);
     let before = |limit: OffsetDateTime| bps.iter().rev().find(|b| b.at <= limit).cloned();
@@ -344,7 +344,10 @@ async fn build(state: &App, id: Uuid, now: OffsetDateTime) -> Result<SessionReco
             .cloned()
     });
     let monitoring_min = start.map(|s| (end - s).as_seconds_f64() / 60.0);
-    let ready_to_leave_min = match (start, doc.transitions.iter().any(|t| t.event == "stop")) {
+    let ready_to_leave_min = match (
+        start,
+        doc.transitions.iter().any(|t| t.event == TransitionKind::Stop),
+    ) {
         (Some(s), true) => state
             .assess_discharge(id, doc, now)
             .await
@@ -369,9 +372,9 @@ async fn build(state: &App, id: Uuid, now: OffsetDateTime) -> Result<SessionReco
         ],
     };
     Ok(SessionRecordOut {
-        total_given_mg: session.given_mg,
-        infusing_min: session.infusing_min,
-        session,
+        total_given_mg: current.given_mg,
+        infusing_min: current.infusing_min,
+        session: current.out(),
         timeline,
         rems,
     })
@@ -380,7 +383,7 @@ async fn build(state: &App, id: Uuid, now: OffsetDateTime) -> Result<SessionReco
 fn csv_of(record: &SessionRecordOut) -> Result<String, AppError> {
     let mut w = crate::export::CsvWriter::new();
     w.row(["at", "kind", "detail", "by", "by_name"])?;
-    let doc = &record.session.doc;
+    let doc = &record.session;
     let header = [
         ("session", record.session.id.to_string()),
         ("patient", doc.patient_name.clone()),

@@ -31,8 +31,9 @@ use uuid::Uuid;
 
 use crate::policy::{Action, Caller};
 use crate::records::{
-    AssessmentDoc, BaselineDoc, PATIENT, PLAN, PatientDoc, PlanDoc, PreChecksDoc, RateDoc, SESSION,
-    SessionDoc, TransitionDoc, pre_checks, stored_reading,
+    AssessmentDoc, BaselineDoc, BaselineOrigin, PATIENT, PLAN, PatientDoc, PlanDoc, PreChecksDoc,
+    RateChangeKind, RateDoc, SESSION, SessionDoc, SideEffectDoc, StopCode, TransitionDoc, TransitionKind,
+    pre_checks, stored_reading,
 };
 use crate::{App, AppError};
 
@@ -64,9 +65,32 @@ pub struct SessionOut {
     pub given_mg: f64,
     /// Infusing time so far, minutes.
     pub infusing_min: f64,
-    /// The record.
-    #[serde(flatten)]
-    pub doc: SessionDoc,
+    /// The patient.
+    pub patient_id: Uuid,
+    /// The patient's name as the clinic shows it (for the board).
+    pub patient_name: String,
+    /// The dose plan (must be approved before the infusion starts).
+    pub plan_id: Uuid,
+    /// The plan's protocol.
+    pub protocol_id: String,
+    /// Chair or bay.
+    pub chair: String,
+    /// When it is booked.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_for: OffsetDateTime,
+    /// Who booked it.
+    pub created_by: String,
+    /// Baseline BP: from intake until check-in, then the pre-infusion reading.
+    pub baseline: Option<BaselineDoc>,
+    /// Every applied transition, in order.
+    pub transitions: Vec<TransitionDoc>,
+    /// What the pump delivered, in order.
+    pub rates: Vec<RateDoc>,
+    /// Side effects, in the order recorded.
+    pub side_effects: Vec<SideEffectDoc>,
+    /// Bedside assessments (Aldrete, MOAA/S, escort), in order.
+    pub assessments: Vec<AssessmentDoc>,
 }
 
 /// The exact amount given by piecewise-constant rates up to `until`, mg, and the time spent at a
@@ -87,23 +111,73 @@ fn given_until(rates: &[RateDoc], until: OffsetDateTime) -> (f64, f64) {
     (mg, seconds)
 }
 
-/// A stored session read with its state and what was given up to `now`.
-pub fn session_out(record: Record, now: OffsetDateTime) -> Result<SessionOut, AppError> {
+/// A stored session read for a use case: its record, its document and its replayed state, with
+/// what was given up to `now`. [`SessionNow::out`] is its wire form.
+#[derive(Debug, Clone)]
+pub struct SessionNow {
+    /// The record as stored.
+    pub record: Record,
+    /// Its document.
+    pub doc: SessionDoc,
+    /// The state replayed from its transitions.
+    pub phase: SessionState,
+    /// The state's name.
+    pub state: &'static str,
+    /// Ketamine given up to `now`, mg.
+    pub given_mg: f64,
+    /// Infusing time up to `now`, minutes.
+    pub infusing_min: f64,
+}
+
+/// A stored session read with its state and what was given up to `now`; data that cannot be read
+/// names the record.
+pub fn session_now(record: Record, now: OffsetDateTime) -> Result<SessionNow, AppError> {
     let doc: SessionDoc = crate::records::parse(SESSION, &record)?;
     let session = doc.replay()?;
     let (given_mg, infusing_s) = given_until(&doc.rates, now);
-    Ok(SessionOut {
-        id: record.id,
-        version: record.version,
-        state: session.state().name(),
+    Ok(SessionNow {
+        record,
         phase: session.state().clone(),
-        legal_events: session.state().legal_events().to_vec(),
-        state_since: doc.transitions.last().map(|t| t.at),
-        current_rate_mg_per_h: doc.current_rate_mg_per_h(),
+        state: session.state().name(),
+        doc,
         given_mg,
         infusing_min: infusing_s / 60.0,
-        doc,
     })
+}
+
+impl SessionNow {
+    /// The wire form.
+    pub fn out(self) -> SessionOut {
+        let doc = self.doc;
+        SessionOut {
+            id: self.record.id,
+            version: self.record.version,
+            state: self.state,
+            legal_events: self.phase.legal_events().to_vec(),
+            phase: self.phase,
+            state_since: doc.transitions.last().map(|t| t.at),
+            current_rate_mg_per_h: doc.current_rate_mg_per_h(),
+            given_mg: self.given_mg,
+            infusing_min: self.infusing_min,
+            patient_id: doc.patient_id,
+            patient_name: doc.patient_name,
+            plan_id: doc.plan_id,
+            protocol_id: doc.protocol_id,
+            chair: doc.chair,
+            scheduled_for: doc.scheduled_for,
+            created_by: doc.created_by,
+            baseline: doc.baseline,
+            transitions: doc.transitions,
+            rates: doc.rates,
+            side_effects: doc.side_effects,
+            assessments: doc.assessments,
+        }
+    }
+}
+
+/// A stored session as the API shows it, with what was given up to `now`.
+pub fn session_out(record: Record, now: OffsetDateTime) -> Result<SessionOut, AppError> {
+    Ok(session_now(record, now)?.out())
 }
 
 impl App {
@@ -254,9 +328,10 @@ impl App {
         request: TransitionIn,
     ) -> Result<SessionOut, AppError> {
         caller.require(Action::RunSession)?;
-        if !EVENTS.contains(&request.event.as_str()) {
-            return Err(AppError::field("event", request.event.clone(), EVENTS.join(", ")));
-        }
+        let event = request
+            .event
+            .parse::<TransitionKind>()
+            .map_err(|allowed| AppError::field("event", request.event.clone(), allowed))?;
         let now = self.now();
         let record = self.record(SESSION, id).await?;
         if let Some(v) = request.expected_version
@@ -289,7 +364,7 @@ impl App {
         }
         let by = caller.user.id.to_string();
         let mut t = TransitionDoc {
-            event: request.event.clone(),
+            event,
             at: now,
             by: by.clone(),
             reason: request
@@ -303,18 +378,18 @@ impl App {
         let mut rate: Option<RateDoc> = None;
         let mut extra: Option<serde_json::Value> = None;
         let plan = self.load::<PlanDoc>(PLAN, doc.plan_id).await?;
-        let rate_doc = |kind: &str, mg_per_h: f64| RateDoc {
-            kind: kind.into(),
+        let rate_doc = |kind: RateChangeKind, mg_per_h: f64| RateDoc {
+            kind,
             at: now,
             rate_mg_per_h: mg_per_h,
-            pump_ml_per_h: mg_per_h / plan.doc.concentration_mg_per_ml,
-            rate_mg_per_kg_per_h: mg_per_h / plan.doc.dosing_weight_kg,
+            pump_ml_per_h: mg_per_h / plan.doc.concentration_mg_per_ml.get(),
+            rate_mg_per_kg_per_h: mg_per_h / plan.doc.dosing_weight_kg.get(),
             by: by.clone(),
             reason: None,
             overrides: vec![],
         };
-        match request.event.as_str() {
-            "check_in" => {
+        match event {
+            TransitionKind::CheckIn => {
                 let checks = request.checks.clone().ok_or_else(|| {
                     AppError::field("checks", serde_json::Value::Null, "the pre-checks object")
                 })?;
@@ -326,7 +401,7 @@ impl App {
                         systolic_mmhg: r.systolic_mmhg?,
                         diastolic_mmhg: r.diastolic_mmhg?,
                         heart_rate_per_min: r.heart_rate_per_min,
-                        origin: "session".into(),
+                        origin: BaselineOrigin::Session,
                     })
                 });
                 session
@@ -338,7 +413,7 @@ impl App {
                 doc.baseline = baseline;
                 t.checks = Some(checks);
             }
-            "start" => {
+            TransitionKind::Start => {
                 plan_may_start(plan.doc.status, plan.record.locked).map_err(|e| AppError::Refused {
                     code: "plan_not_approved",
                     message: format!("plan {}: {e}", doc.plan_id),
@@ -351,9 +426,9 @@ impl App {
                         now,
                     )
                     .map_err(refused)?;
-                rate = Some(rate_doc("start", plan.doc.rate_mg_per_h));
+                rate = Some(rate_doc(RateChangeKind::Start, plan.doc.rate_mg_per_h.get()));
             }
-            "pause" => {
+            TransitionKind::Pause => {
                 session
                     .apply(
                         SessionEvent::Pause {
@@ -362,9 +437,9 @@ impl App {
                         now,
                     )
                     .map_err(refused)?;
-                rate = Some(rate_doc("pause", 0.0));
+                rate = Some(rate_doc(RateChangeKind::Pause, 0.0));
             }
-            "resume" => {
+            TransitionKind::Resume => {
                 session.apply(SessionEvent::Resume, now).map_err(refused)?;
                 let recorded = doc
                     .rates
@@ -372,15 +447,12 @@ impl App {
                     .map(|r| MgPerHour::new(r.rate_mg_per_h))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| corrupt_session(id, e))?;
-                let planned =
-                    MgPerHour::new(plan.doc.rate_mg_per_h).map_err(|e| AppError::CorruptRecord {
-                        kind: PLAN,
-                        id: doc.plan_id.to_string(),
-                        reason: e.to_string(),
-                    })?;
-                rate = Some(rate_doc("resume", resume_rate(&recorded, planned).get()));
+                rate = Some(rate_doc(
+                    RateChangeKind::Resume,
+                    resume_rate(&recorded, plan.doc.rate_mg_per_h).get(),
+                ));
             }
-            "stop" => {
+            TransitionKind::Stop => {
                 // No default: "completed as planned" is a claim the clinician makes, never assumed.
                 let kind = match request.stop.as_deref() {
                     Some("completed") => StopKind::Completed,
@@ -399,7 +471,7 @@ impl App {
                     let as_mg = |v: f64| Milligrams::new(v).map_err(|e| AppError::internal(&e));
                     check_completed_as_planned(
                         as_mg(given_mg)?,
-                        as_mg(plan.doc.dose_mg)?,
+                        plan.doc.dose_mg,
                         self.settings.dose_tolerance,
                     )
                     .map_err(|e| AppError::RefusedAt {
@@ -408,21 +480,18 @@ impl App {
                         field: "stop".into(),
                     })?;
                 }
-                t.stop = Some(
-                    if matches!(kind, StopKind::Early(_)) {
-                        "early"
-                    } else {
-                        "completed"
-                    }
-                    .into(),
-                );
+                t.stop = Some(if matches!(kind, StopKind::Early(_)) {
+                    StopCode::Early
+                } else {
+                    StopCode::Completed
+                });
                 session.apply(SessionEvent::Stop(kind), now).map_err(refused)?;
-                rate = Some(rate_doc("stop", 0.0));
+                rate = Some(rate_doc(RateChangeKind::Stop, 0.0));
             }
-            "begin_recovery" => {
+            TransitionKind::BeginRecovery => {
                 session.apply(SessionEvent::BeginRecovery, now).map_err(refused)?;
             }
-            "discharge" => {
+            TransitionKind::Discharge => {
                 let (assessment, decided) = self.assess_discharge(id, &doc, now).await?;
                 let request_override = request.override_discharge.then_some(OverrideRequest {
                     by_physician: caller.may(Action::OverrideSession),
@@ -481,7 +550,7 @@ impl App {
                 session.apply(SessionEvent::Discharge, now).map_err(refused)?;
                 extra = Some(serde_json::to_value(&assessment)?);
             }
-            "abort" => {
+            TransitionKind::Abort => {
                 session
                     .apply(
                         SessionEvent::Abort {
@@ -491,10 +560,9 @@ impl App {
                     )
                     .map_err(refused)?;
                 if doc.current_rate_mg_per_h() > 0.0 {
-                    rate = Some(rate_doc("abort", 0.0));
+                    rate = Some(rate_doc(RateChangeKind::Abort, 0.0));
                 }
             }
-            _ => unreachable!("checked against EVENTS above"),
         }
         doc.transitions.push(t.clone());
         if let Some(r) = rate {
@@ -508,7 +576,7 @@ impl App {
         let updated = self
             .save_session(SessionChange {
                 actor: &caller.actor(),
-                action: &format!("session.{}", t.event),
+                action: &format!("session.{}", t.event.code()),
                 record: &record,
                 doc: &doc,
                 event_kind: "session.state",
@@ -598,7 +666,7 @@ impl App {
             return Ok(None);
         };
         let protocol = self.protocol_of(id, doc)?;
-        let facts = patient.facts(doc.patient_id)?;
+        let facts = patient.facts();
         let covariates = covariates_on(&facts, origin.date()).map_err(|e| AppError::Refused {
             code: "prediction_unavailable",
             message: e.to_string(),
@@ -610,7 +678,7 @@ impl App {
                     .infusing_seconds_until(now)
                     .map_err(|e| corrupt_session(id, e))?
                     .get();
-                let remaining = (plan.duration_min * 60.0 - infused).max(0.0);
+                let remaining = (plan.duration_min.get() * 60.0 - infused).max(0.0);
                 (now + time::Duration::seconds_f64(remaining), Some(remaining))
             }
         };
@@ -660,7 +728,7 @@ impl App {
             .transitions
             .iter()
             .rev()
-            .find(|t| t.event == "stop")
+            .find(|t| t.event == TransitionKind::Stop)
             .map(|t| t.at)
             .ok_or_else(|| {
                 AppError::Conflict("the infusion has not ended; discharge criteria apply after it".into())

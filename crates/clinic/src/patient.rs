@@ -357,14 +357,45 @@ impl FromStr for Condition {
     }
 }
 
-/// A dated body measurement.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A dated body measurement (stored as `{"value": number, "on": "YYYY-MM-DD"}`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Measurement<T> {
     /// The value.
     pub value: T,
     /// When it was measured.
+    #[serde(with = "ymd")]
     pub on: Date,
 }
+
+/// Calendar dates as stored and sent, `YYYY-MM-DD`: `#[serde(with = "ymd")]`, and `ymd::option`
+/// for an optional one.
+#[allow(missing_docs)] // the functions serde calls, made by `time`'s macro
+pub mod ymd {
+    time::serde::format_description!(calendar_date, Date, "[year]-[month]-[day]");
+    pub use calendar_date::*;
+}
+
+/// Serde through a code: each type is written as its stable `code()` and read back with its
+/// `FromStr`, so a stored or sent code that is not known is an error naming it and the allowed
+/// ones.
+macro_rules! serde_as_code {
+    ($($kind:ty),* $(,)?) => {$(
+        impl serde::Serialize for $kind {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.code())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $kind {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_as_code!(Sex, Indication, MedicationClass, Condition);
 
 /// A blood pressure reading, mmHg.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -373,6 +404,15 @@ pub struct BloodPressure {
     pub systolic_mmhg: f64,
     /// Diastolic, mmHg.
     pub diastolic_mmhg: f64,
+}
+
+/// Age in whole years on `date` of someone born on `date_of_birth` (zero before birth).
+pub fn age_on(date_of_birth: Date, date: Date) -> Years {
+    let mut years = date.year() - date_of_birth.year();
+    if (date.month() as u8, date.day()) < (date_of_birth.month() as u8, date_of_birth.day()) {
+        years -= 1;
+    }
+    Years::new(f64::from(years.max(0))).unwrap_or(Years::ZERO)
 }
 
 /// Everything screening and dosing need about one patient.
@@ -399,11 +439,7 @@ pub struct PatientFacts {
 impl PatientFacts {
     /// Age in whole years on `date`.
     pub fn age_on(&self, date: Date) -> Years {
-        let mut years = date.year() - self.date_of_birth.year();
-        if (date.month() as u8, date.day()) < (self.date_of_birth.month() as u8, self.date_of_birth.day()) {
-            years -= 1;
-        }
-        Years::new(f64::from(years.max(0))).unwrap_or(Years::ZERO)
+        age_on(self.date_of_birth, date)
     }
 
     /// The most recent weight on or before `date`.

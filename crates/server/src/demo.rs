@@ -366,10 +366,10 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                             patient_id: id,
                             patient_name: p.name.to_string(),
                             plan_id: approved.id,
-                            protocol_id: approved.doc.protocol_id.clone(),
-                            rate_mg_per_h: approved.doc.rate_mg_per_h,
-                            concentration_mg_per_ml: approved.doc.concentration_mg_per_ml,
-                            dosing_weight_kg: approved.doc.dosing_weight_kg,
+                            protocol_id: approved.protocol_id.clone(),
+                            rate_mg_per_h: approved.rate_mg_per_h,
+                            concentration_mg_per_ml: approved.concentration_mg_per_ml,
+                            dosing_weight_kg: approved.dosing_weight_kg,
                         },
                         p.bp,
                         chair,
@@ -416,10 +416,11 @@ async fn seed_session(
     running: bool,
 ) -> Result<(), ApiError> {
     use ketaflow_app::records::{
-        BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc,
+        BaselineDoc, BaselineOrigin, PreChecksDoc, RateChangeKind, RateDoc, ReadingDoc, SESSION, SessionDoc,
+        TransitionDoc, TransitionKind,
     };
     use ketaflow_app::vitals::{VitalsJob, write_vitals};
-    use ketaflow_store::{NewAuditEntry, NewEvent};
+    use ketaflow_store::NewEvent;
     let now = state.now();
     let minutes = |m: i64| now - time::Duration::minutes(m);
     let by = actor.user_id().to_string();
@@ -454,11 +455,11 @@ async fn seed_session(
             systolic_mmhg: systolic,
             diastolic_mmhg: diastolic,
             heart_rate_per_min: Some(74.0),
-            origin: "session".into(),
+            origin: BaselineOrigin::Session,
         }),
         transitions: vec![
             TransitionDoc {
-                event: "check_in".into(),
+                event: TransitionKind::CheckIn,
                 at: minutes(20),
                 by: by.clone(),
                 reason: None,
@@ -472,7 +473,7 @@ async fn seed_session(
                 stop: None,
             },
             TransitionDoc {
-                event: "start".into(),
+                event: TransitionKind::Start,
                 at: minutes(15),
                 by: by.clone(),
                 reason: None,
@@ -481,7 +482,7 @@ async fn seed_session(
             },
         ],
         rates: vec![RateDoc {
-            kind: "start".into(),
+            kind: RateChangeKind::Start,
             at: minutes(15),
             rate_mg_per_h,
             pump_ml_per_h: rate_mg_per_h / concentration,
@@ -503,35 +504,22 @@ async fn seed_session(
             systolic_mmhg: systolic,
             diastolic_mmhg: diastolic,
             heart_rate_per_min: None,
-            origin: "intake".into(),
+            origin: BaselineOrigin::Intake,
         });
     }
     // The document must replay through the state machine like any stored session.
     doc.replay()?;
     let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = state.store.begin().await?;
+    let new = NewRecord {
+        kind: SESSION,
+        parent_id: Some(patient_id),
+        label: &format!("{chair} {patient_name}"),
+        data: &data,
+    };
     let record = tx
-        .insert_record(
-            &NewRecord {
-                kind: SESSION,
-                parent_id: Some(patient_id),
-                label: &format!("{chair} {patient_name}"),
-                data: &data,
-            },
-            now,
-        )
+        .insert_record_audited(actor, "session.create", &new, now)
         .await?;
-    tx.append_audit(
-        &NewAuditEntry::new(
-            now,
-            actor.clone(),
-            "session.create",
-            SESSION,
-            record.id.to_string(),
-        )
-        .after(data),
-    )
-    .await?;
     tx.set_in_progress(SESSION, record.id, true).await?;
     tx.append_event(&NewEvent {
         session_id: record.id,

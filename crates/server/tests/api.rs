@@ -6,7 +6,7 @@ use ketaflow_test_support as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::spawn_app;
+use common::{get, post, spawn_app};
 use ketaflow_server::policy::{Action, allowed};
 use ketaflow_store::Role;
 use serde_json::{Value, json};
@@ -18,20 +18,11 @@ async fn intake_eligibility_plan_and_approval_without_override() {
     let doc = app.login("doc").await;
     let id = app.patient(&nurse, 70.0).await;
 
-    let (s, e, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/patients/{id}/eligibility"),
-            Some(&doc),
-            None,
-        )
-        .await;
+    let (s, e) = get(&app, &doc, &format!("/api/v1/patients/{id}/eligibility")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(e["status"], "eligible");
     // The indication is stored with the evidence grade in force when it was recorded.
-    let (_, patient, _) = app
-        .call("GET", &format!("/api/v1/patients/{id}"), Some(&doc), None)
-        .await;
+    let (_, patient) = get(&app, &doc, &format!("/api/v1/patients/{id}")).await;
     assert_eq!(
         patient["indications"][0]["code"],
         "treatment_resistant_depression"
@@ -47,14 +38,13 @@ async fn intake_eligibility_plan_and_approval_without_override() {
         "CANMAT level 1 (single infusion), level 3 (repeated infusions)"
     );
 
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&nurse),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (s, plan) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{id}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{plan}");
     // 0.5 mg/kg × 70 kg over 40 min: 35 mg, 52.5 mg/h, 52.5 mL/h at 1 mg/mL, 35 mL (clinical.md §11).
     assert_eq!(plan["dose_mg"], 35.0);
@@ -80,50 +70,28 @@ async fn intake_eligibility_plan_and_approval_without_override() {
     let plan_id = plan["id"].as_str().unwrap().to_string();
 
     // A nurse may not approve; a physician may.
-    let (s, _, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(&nurse),
-            Some(json!({})),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/plans/{plan_id}/approve"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, approved, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(&doc),
-            Some(json!({})),
-        )
-        .await;
+    let (s, approved) = post(&app, &doc, &format!("/api/v1/plans/{plan_id}/approve"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"], "approved");
     assert_eq!(approved["locked"], true);
     // Approved plans never change.
-    let (s, body, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(&doc),
-            Some(json!({})),
-        )
-        .await;
+    let (s, body) = post(&app, &doc, &format!("/api/v1/plans/{plan_id}/approve"), json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
 
     // Everything above is in the audit chain, which verifies.
     let admin = app.login("admin").await;
-    let (s, v, _) = app.call("GET", "/api/v1/audit/verify", Some(&admin), None).await;
+    let (s, v) = get(&app, &admin, "/api/v1/audit/verify").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["ok"], true);
-    let (_, entries, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/audit?record_id={plan_id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (_, entries) = get(&app, &admin, &format!("/api/v1/audit?record_id={plan_id}")).await;
     let actions: Vec<&str> = entries
         .as_array()
         .unwrap()
@@ -140,14 +108,7 @@ async fn a_protocol_for_another_indication_needs_a_physicians_reasoned_override(
     let doc = app.login("doc").await;
     // A treatment-resistant depression patient planned on the bipolar-depression protocol.
     let id = app.patient(&nurse, 70.0).await;
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&nurse),
-            Some(json!({"protocol_id": "bipolar-depression", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (s, plan) = post(&app, &nurse, &format!("/api/v1/patients/{id}/plans"), json!({"protocol_id": "bipolar-depression", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})).await;
     assert_eq!(s, StatusCode::CREATED, "{plan}");
     assert_eq!(
         plan["indication"],
@@ -187,23 +148,21 @@ async fn a_protocol_for_another_indication_needs_a_physicians_reasoned_override(
     assert_eq!(approved["status"], "approved");
 
     // The protocol for the patient's own indication needs no override and refuses one.
-    let (_, fitting, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&doc),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (_, fitting) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{id}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
     assert_eq!(fitting["indication"]["matches"], true);
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{}/approve", fitting["id"].as_str().unwrap()),
-            Some(&doc),
-            Some(json!({"indication_override": "not needed at all"})),
-        )
-        .await;
+    let (s, err) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/plans/{}/approve", fitting["id"].as_str().unwrap()),
+        json!({"indication_override": "not needed at all"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(err["error"]["code"], "needless_override");
 }
@@ -216,14 +175,7 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
     let id = app.patient(&nurse, 100.0).await;
     let create = |dose: f64| json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26", "adjusted_dose_per_kg": dose});
 
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&doc),
-            Some(create(0.8)),
-        )
-        .await;
+    let (s, plan) = post(&app, &doc, &format!("/api/v1/patients/{id}/plans"), create(0.8)).await;
     assert_eq!(s, StatusCode::CREATED, "{plan}");
     let breaches: Vec<&str> = plan["checks"]
         .as_array()
@@ -237,14 +189,13 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
         ["dose_mg_per_kg", "rate_mg_per_kg_per_h", "mg_per_session"]
     );
     let plan_id = plan["id"].as_str().unwrap();
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(&doc),
-            Some(json!({"overrides": []})),
-        )
-        .await;
+    let (s, err) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/plans/{plan_id}/approve"),
+        json!({"overrides": []}),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["error"]["code"], "override_needed");
     // The refusal names the limit whose override is missing (the first breached, in check order).
@@ -254,14 +205,7 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
         {"limit": "rate_mg_per_kg_per_h", "reason": "same 40-minute duration, tolerated before"},
         {"limit": "mg_per_session", "reason": "follows from the escalated mg/kg dose"},
     ]});
-    let (s, approved, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(&doc),
-            Some(overrides),
-        )
-        .await;
+    let (s, approved) = post(&app, &doc, &format!("/api/v1/plans/{plan_id}/approve"), overrides).await;
     assert_eq!(s, StatusCode::OK, "{approved}");
     assert_eq!(approved["overrides"].as_array().unwrap().len(), 3);
 
@@ -269,17 +213,8 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
     // with its value and what is allowed, and nothing is saved (a smart pump's library refuses a
     // programme beyond a hard limit at entry). The approval-time refusal of a plan that became a
     // hard breach on recomputation is the clinic's `a_hard_breach_never_passes_even_with_an_override`.
-    let (_, before, _) = app
-        .call("GET", &format!("/api/v1/patients/{id}/plans"), Some(&doc), None)
-        .await;
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&doc),
-            Some(create(1.2)),
-        )
-        .await;
+    let (_, before) = get(&app, &doc, &format!("/api/v1/patients/{id}/plans")).await;
+    let (s, err) = post(&app, &doc, &format!("/api/v1/patients/{id}/plans"), create(1.2)).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert_eq!(err["error"]["code"], "hard_limit");
     assert_eq!(err["error"]["field"], "limits.dose_mg_per_kg");
@@ -288,9 +223,7 @@ async fn soft_limit_breaches_need_reasoned_overrides_and_hard_limits_never_pass(
         message.contains("dose_mg_per_kg 1.200 mg/kg is above the hard limit (allowed: at most 1 mg/kg"),
         "{message}"
     );
-    let (_, after, _) = app
-        .call("GET", &format!("/api/v1/patients/{id}/plans"), Some(&doc), None)
-        .await;
+    let (_, after) = get(&app, &doc, &format!("/api/v1/patients/{id}/plans")).await;
     assert_eq!(after, before, "a refused plan is saved nowhere");
 }
 
@@ -309,47 +242,37 @@ async fn contraindications_block_or_need_a_physicians_reasoned_acknowledgement()
         Some(json!({"code": "pregnancy"})),
     )
     .await;
-    let (_, e, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/patients/{id}/eligibility"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (_, e) = get(&app, &nurse, &format!("/api/v1/patients/{id}/eligibility")).await;
     assert_eq!(e["status"], "needs_acknowledgement");
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&nurse),
-            Some(plan.clone()),
-        )
-        .await;
+    let (s, err) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{id}/plans"),
+        plan.clone(),
+    )
+    .await;
     assert_eq!(
         (s, err["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("acknowledgement_needed"))
     );
 
     let ack = |reason: &str| json!({"code": "condition.pregnancy", "reason": reason});
-    let (s, _, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
-            Some(&nurse),
-            Some(ack("obstetric review done")),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+        ack("obstetric review done"),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let before = app.audit_count().await;
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
-            Some(&doc),
-            Some(ack("ok")),
-        )
-        .await;
+    let (s, err) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+        ack("ok"),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(err["error"]["field"], "reason");
     assert_eq!(
@@ -357,24 +280,22 @@ async fn contraindications_block_or_need_a_physicians_reasoned_acknowledgement()
         before,
         "a refused acknowledgement writes nothing"
     );
-    let (s, e, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
-            Some(&doc),
-            Some(ack("obstetric review: benefit outweighs risk")),
-        )
-        .await;
+    let (s, e) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+        ack("obstetric review: benefit outweighs risk"),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{e}");
     assert_eq!(e["status"], "eligible");
-    let (s, _, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&nurse),
-            Some(plan.clone()),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{id}/plans"),
+        plan.clone(),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
 
     // An absolute contraindication cannot be acknowledged and blocks plans.
@@ -385,37 +306,22 @@ async fn contraindications_block_or_need_a_physicians_reasoned_acknowledgement()
         Some(json!({"name": "theophylline", "class": "theophylline"})),
     )
     .await;
-    let (_, e, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/patients/{id}/eligibility"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (_, e) = get(&app, &nurse, &format!("/api/v1/patients/{id}/eligibility")).await;
     assert_eq!(e["status"], "ineligible");
     assert_eq!(e["findings"][0]["code"], "medication.theophylline");
     assert_eq!(e["findings"][0]["source"], "Ketalar PI 7.1");
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&nurse),
-            Some(plan),
-        )
-        .await;
+    let (s, err) = post(&app, &nurse, &format!("/api/v1/patients/{id}/plans"), plan).await;
     assert_eq!(
         (s, err["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("ineligible"))
     );
-    let (s, err, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
-            Some(&doc),
-            Some(json!({"code": "medication.theophylline", "reason": "I know what I am doing"})),
-        )
-        .await;
+    let (s, err) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{id}/eligibility/acknowledgements"),
+        json!({"code": "medication.theophylline", "reason": "I know what I am doing"}),
+    )
+    .await;
     assert_eq!(
         (s, err["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("not_relative"))
@@ -441,28 +347,24 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
     ];
     let nurse = &tokens[2].1;
     let id = app.patient(nurse, 70.0).await;
-    let (_, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(nurse),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (_, plan) = post(
+        &app,
+        nurse,
+        &format!("/api/v1/patients/{id}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
     let plan_id = plan["id"].as_str().unwrap().to_string();
     // A spare account whose password the matrix resets (resetting revokes its sessions).
-    let (_, spare, _) = app
-        .call("POST", "/api/v1/users", Some(&tokens[0].1), Some(json!({"username": "spare", "display_name": "S", "role": "viewer", "password": "spare-long-password"})))
-        .await;
+    let (_, spare) = post(&app, &tokens[0].1, "/api/v1/users", json!({"username": "spare", "display_name": "S", "role": "viewer", "password": "spare-long-password"})).await;
     let spare_id = spare["id"].as_str().unwrap().to_string();
-    let (s, session, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/sessions"),
-            Some(&tokens[2].1),
-            Some(json!({"plan_id": plan_id, "chair": "Chair 1", "scheduled_for": "2026-11-26T11:00:00Z"})),
-        )
-        .await;
+    let (s, session) = post(
+        &app,
+        &tokens[2].1,
+        &format!("/api/v1/patients/{id}/sessions"),
+        json!({"plan_id": plan_id, "chair": "Chair 1", "scheduled_for": "2026-11-26T11:00:00Z"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{session}");
     let sid = session["id"].as_str().unwrap().to_string();
     // Two vials received by the physician, and a draw from the first for the session.
@@ -471,22 +373,19 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
         "supplier": {"name": "Wholesale", "address": "1 Depot Rd", "dea_number": "RW1234563"}});
     let mut two = receipt.clone();
     two["containers"] = json!(2);
-    let (s, vials, _) = app
-        .call("POST", "/api/v1/ledger/vials", Some(&tokens[1].1), Some(two))
-        .await;
+    let (s, vials) = post(&app, &tokens[1].1, "/api/v1/ledger/vials", two).await;
     assert_eq!(s, StatusCode::CREATED, "{vials}");
     let (vid, vid2) = (
         vials[0]["id"].as_str().unwrap().to_string(),
         vials[1]["id"].as_str().unwrap().to_string(),
     );
-    let (s, drawn, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/ledger/vials/{vid}/draws"),
-            Some(nurse),
-            Some(json!({"session_id": sid, "quantity_mg": "5"})),
-        )
-        .await;
+    let (s, drawn) = post(
+        &app,
+        nurse,
+        &format!("/api/v1/ledger/vials/{vid}/draws"),
+        json!({"session_id": sid, "quantity_mg": "5"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{drawn}");
     let draw_id = drawn["id"].as_i64().unwrap();
     let endpoints = vec![
@@ -1074,9 +973,7 @@ async fn bad_input_is_refused_with_the_field_the_value_and_what_is_allowed_and_w
         .unwrap();
     assert_eq!(app.raw(request).await.0, StatusCode::BAD_REQUEST);
     let huge = json!({"display_name": "A".repeat(40_000), "date_of_birth": "1990-01-01", "sex": "male"});
-    let (s, _, _) = app
-        .call("POST", "/api/v1/patients", Some(&nurse), Some(huge))
-        .await;
+    let (s, _) = post(&app, &nurse, "/api/v1/patients", huge).await;
     assert!(s.is_client_error(), "{s}");
     // Sign-ins aside (audited, and not counted by audit_count), nothing was written.
     assert_eq!(app.audit_count().await, before);
@@ -1145,24 +1042,23 @@ async fn repeated_wrong_passwords_slow_the_guesser_with_growing_delays() {
 async fn api_tokens_work_as_bearer_and_logout_revokes_the_session() {
     let app = spawn_app().await;
     let session = app.login("doc").await;
-    let (s, token, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/tokens",
-            Some(&session),
-            Some(json!({"label": "monitor bridge", "days": 30})),
-        )
-        .await;
+    let (s, token) = post(
+        &app,
+        &session,
+        "/api/v1/auth/tokens",
+        json!({"label": "monitor bridge", "days": 30}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     let bearer = token["token"].as_str().unwrap();
-    let (s, me, _) = app.call("GET", "/api/v1/auth/me", Some(bearer), None).await;
+    let (s, me) = get(&app, bearer, "/api/v1/auth/me").await;
     assert_eq!((s, me["role"].as_str()), (StatusCode::OK, Some("physician")));
     let (s, _, cookie) = app
         .call("POST", "/api/v1/auth/logout", Some(&session), None)
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert!(cookie.unwrap().contains("Max-Age=0"));
-    let (s, _, _) = app.call("GET", "/api/v1/auth/me", Some(&session), None).await;
+    let (s, _) = get(&app, &session, "/api/v1/auth/me").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // The cookie works too.
     let fresh = app.login("doc").await;
@@ -1177,14 +1073,7 @@ async fn api_tokens_work_as_bearer_and_logout_revokes_the_session() {
     // the token only by its hash's first 12 digits.
     let doc_id = me["id"].as_str().unwrap().to_string();
     let admin = app.login("admin").await;
-    let (s, entries, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/audit?record_id={doc_id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (s, entries) = get(&app, &admin, &format!("/api/v1/audit?record_id={doc_id}")).await;
     assert_eq!(s, StatusCode::OK, "{entries}");
     let entries = entries.as_array().unwrap();
     let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
@@ -1244,16 +1133,15 @@ async fn every_write_endpoint_refuses_wrong_types_missing_fields_unknown_ids_and
     let admin = app.login("admin").await;
     let doc = app.login("doc").await;
     let id = app.patient(&doc, 70.0).await;
-    let (_, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&doc),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (_, plan) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{id}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
     let plan_id = plan["id"].as_str().unwrap().to_string();
-    let (_, users, _) = app.call("GET", "/api/v1/users", Some(&admin), None).await;
+    let (_, users) = get(&app, &admin, "/api/v1/users").await;
     let viewer_id = users
         .as_array()
         .unwrap()
@@ -1343,23 +1231,12 @@ async fn every_write_endpoint_refuses_wrong_types_missing_fields_unknown_ids_and
             .replace("{id}", &id)
             .replace("{plan}", &plan_id)
             .replace("{user}", &viewer_id);
-        let (s, e, _) = app
-            .call("POST", &path, Some(token), Some(wrong_type.clone()))
-            .await;
+        let (s, e) = post(&app, token, &path, wrong_type.clone()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "wrong type {path}: {e}");
         assert_eq!(e["error"]["code"], "bad_body", "{path}");
-        let (s, e, _) = app
-            .call("POST", &path, Some(token), Some(json!({"unexpected": 1})))
-            .await;
+        let (s, e) = post(&app, token, &path, json!({"unexpected": 1})).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "missing fields {path}: {e}");
-        let (s, _, _) = app
-            .call(
-                "POST",
-                &path,
-                Some(token),
-                Some(json!({"padding": "x".repeat(20_000)})),
-            )
-            .await;
+        let (s, _) = post(&app, token, &path, json!({"padding": "x".repeat(20_000)})).await;
         assert!(s.is_client_error(), "oversized {path}: {s}");
         if template.contains('{') {
             let unknown_path = template
@@ -1367,9 +1244,7 @@ async fn every_write_endpoint_refuses_wrong_types_missing_fields_unknown_ids_and
                 .replace("{plan}", &unknown)
                 .replace("{user}", &unknown);
             // A valid-looking body for the unknown record: the id is checked, not the body.
-            let (s, e, _) = app
-                .call("POST", &unknown_path, Some(token), Some(valid_body(template)))
-                .await;
+            let (s, e) = post(&app, token, &unknown_path, valid_body(template)).await;
             assert_eq!(s, StatusCode::NOT_FOUND, "unknown id {unknown_path}: {e}");
         }
     }
@@ -1401,9 +1276,7 @@ fn valid_body(template: &str) -> Value {
 async fn a_password_chosen_by_someone_else_must_be_changed_before_anything_else() {
     let app = spawn_app().await;
     let admin = app.login("admin").await;
-    let (s, created, _) = app
-        .call("POST", "/api/v1/users", Some(&admin), Some(json!({"username": "newdoc", "display_name": "New Doc", "role": "physician", "password": "initial-password-123"})))
-        .await;
+    let (s, created) = post(&app, &admin, "/api/v1/users", json!({"username": "newdoc", "display_name": "New Doc", "role": "physician", "password": "initial-password-123"})).await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(created["must_change_password"], true);
     let (s, user, cookie) = app
@@ -1427,50 +1300,46 @@ async fn a_password_chosen_by_someone_else_must_be_changed_before_anything_else(
         .unwrap()
         .1
         .to_string();
-    let (s, e, _) = app.call("GET", "/api/v1/patients", Some(&token), None).await;
+    let (s, e) = get(&app, &token, "/api/v1/patients").await;
     assert_eq!(
         (s, e["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("password_change_required"))
     );
     // Wrong current password, too short, or unchanged: refused.
     let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
-    let (s, _, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&token),
-            Some(change("wrong", "a-brand-new-password")),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &token,
+        "/api/v1/auth/password",
+        change("wrong", "a-brand-new-password"),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&token),
-            Some(change("initial-password-123", "short")),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &token,
+        "/api/v1/auth/password",
+        change("initial-password-123", "short"),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&token),
-            Some(change("initial-password-123", "initial-password-123")),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &token,
+        "/api/v1/auth/password",
+        change("initial-password-123", "initial-password-123"),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&token),
-            Some(change("initial-password-123", "a-brand-new-password")),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &token,
+        "/api/v1/auth/password",
+        change("initial-password-123", "a-brand-new-password"),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _, _) = app.call("GET", "/api/v1/patients", Some(&token), None).await;
+    let (s, _) = get(&app, &token, "/api/v1/patients").await;
     assert_eq!(s, StatusCode::OK);
     let (s, _, _) = app
         .call(
@@ -1497,14 +1366,13 @@ async fn twenty_concurrent_writes_to_one_patient_give_200_or_409_and_lose_nothin
         let (app, nurse, id) = (app.clone(), nurse.clone(), id.clone());
         writes.spawn(async move {
             let weight = 50.0 + f64::from(i);
-            let (s, body, _) = app
-                .call(
-                    "POST",
-                    &format!("/api/v1/patients/{id}/weights"),
-                    Some(&nurse),
-                    Some(json!({"weight_kg": weight, "on": "2026-11-21"})),
-                )
-                .await;
+            let (s, body) = post(
+                &app,
+                &nurse,
+                &format!("/api/v1/patients/{id}/weights"),
+                json!({"weight_kg": weight, "on": "2026-11-21"}),
+            )
+            .await;
             (weight, s, body)
         });
     }
@@ -1524,9 +1392,7 @@ async fn twenty_concurrent_writes_to_one_patient_give_200_or_409_and_lose_nothin
     }
     assert_eq!(acknowledged.len() + conflicts, 20);
     assert!(!acknowledged.is_empty(), "at least one write wins");
-    let (_, patient, _) = app
-        .call("GET", &format!("/api/v1/patients/{id}"), Some(&nurse), None)
-        .await;
+    let (_, patient) = get(&app, &nurse, &format!("/api/v1/patients/{id}")).await;
     let stored: Vec<f64> = patient["weights"]
         .as_array()
         .unwrap()
@@ -1559,18 +1425,14 @@ async fn every_rejection_is_the_uniform_json_error_body() {
             "{what}: {body}"
         );
     };
-    let (s, body, _) = app
-        .call("GET", "/api/v1/patients/not-a-uuid", Some(&doc), None)
-        .await;
+    let (s, body) = get(&app, &doc, "/api/v1/patients/not-a-uuid").await;
     check("bad path id", s, &body, StatusCode::BAD_REQUEST, "invalid_field");
     assert_eq!(body["error"]["field"], "id");
     assert_eq!(body["error"]["value"], "not-a-uuid");
-    let (s, body, _) = app
-        .call("GET", "/api/v1/sessions?active=perhaps", Some(&doc), None)
-        .await;
+    let (s, body) = get(&app, &doc, "/api/v1/sessions?active=perhaps").await;
     check("bad query", s, &body, StatusCode::BAD_REQUEST, "invalid_field");
     assert_eq!(body["error"]["field"], "query");
-    let (s, body, _) = app.call("GET", "/api/v1/no-such-thing", Some(&doc), None).await;
+    let (s, body) = get(&app, &doc, "/api/v1/no-such-thing").await;
     check("unknown route", s, &body, StatusCode::NOT_FOUND, "no_route");
     let (s, body, _) = app
         .call("DELETE", &format!("/api/v1/patients/{id}"), Some(&doc), None)
@@ -1603,14 +1465,7 @@ async fn every_rejection_is_the_uniform_json_error_body() {
         .raw(request("application/json", "{\"weight_kg\": 70,".into()))
         .await;
     check("malformed JSON", s, &body, StatusCode::BAD_REQUEST, "bad_body");
-    let (s, body, _) = app
-        .call(
-            "POST",
-            "/api/v1/ledger/draws/abc/waste",
-            Some(&doc),
-            Some(json!({})),
-        )
-        .await;
+    let (s, body) = post(&app, &doc, "/api/v1/ledger/draws/abc/waste", json!({})).await;
     check(
         "bad draw number",
         s,
@@ -1654,36 +1509,25 @@ async fn text_holding_a_nul_is_refused_naming_the_field_and_stores_nothing() {
             "{what}: {body}"
         );
     };
-    let (s, body, _) = app
-        .call(
-            "POST",
-            "/api/v1/patients",
-            Some(&doc),
-            Some(json!({"display_name": "Ann\u{0}Smith", "mrn": "N-1", "date_of_birth": "1986-01-01", "sex": "female"})),
-        )
-        .await;
+    let (s, body) = post(&app, &doc, "/api/v1/patients", json!({"display_name": "Ann\u{0}Smith", "mrn": "N-1", "date_of_birth": "1986-01-01", "sex": "female"})).await;
     refused("patient name", s, &body, "display_name");
-    let (s, body, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/medications"),
-            Some(&doc),
-            Some(json!({"name": "sertraline", "class": "ssri\u{0}"})),
-        )
-        .await;
+    let (s, body) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{id}/medications"),
+        json!({"name": "sertraline", "class": "ssri\u{0}"}),
+    )
+    .await;
     refused("medication class", s, &body, "class");
-    let (s, body, _) = app
-        .call("GET", "/api/v1/patients?search=%00", Some(&doc), None)
-        .await;
+    let (s, body) = get(&app, &doc, "/api/v1/patients?search=%00").await;
     refused("search", s, &body, "search");
-    let (s, body, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/tokens",
-            Some(&doc),
-            Some(json!({"label": "\u{0}", "days": 1})),
-        )
-        .await;
+    let (s, body) = post(
+        &app,
+        &doc,
+        "/api/v1/auth/tokens",
+        json!({"label": "\u{0}", "days": 1}),
+    )
+    .await;
     refused("token label", s, &body, "label");
     let (s, body, _) = app
         .call(
@@ -1695,7 +1539,7 @@ async fn text_holding_a_nul_is_refused_naming_the_field_and_stores_nothing() {
         .await;
     refused("login", s, &body, "username");
     // Nothing was stored: the one patient, and a search for her still finds only her.
-    let (s, body, _) = app.call("GET", "/api/v1/patients", Some(&doc), None).await;
+    let (s, body) = get(&app, &doc, "/api/v1/patients").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
     // The app refuses it too, for doors that do not read JSON (the pages, soon HL7).

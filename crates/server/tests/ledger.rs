@@ -27,14 +27,7 @@ fn receipt(containers: u32) -> Value {
 }
 
 async fn receive(app: &App, doc: &str, containers: u32) -> Vec<String> {
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/ledger/vials",
-            Some(doc),
-            Some(receipt(containers)),
-        )
-        .await;
+    let (s, b) = post(app, doc, "/api/v1/ledger/vials", receipt(containers)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     b.as_array()
         .unwrap()
@@ -406,14 +399,13 @@ async fn a_witness_is_another_active_clinician_who_confirms_with_their_own_passw
         )
     );
     let nurse2 = app.login("nurse2").await;
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&nurse2),
-            Some(json!({"current_password": "nurse2-secret-pass", "new_password": "nurse2-own-password"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse2,
+        "/api/v1/auth/password",
+        json!({"current_password": "nurse2-secret-pass", "new_password": "nurse2-own-password"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     let nurse2_witness = json!({"username": "nurse2", "password": "nurse2-own-password"});
     // The whole remaining balance, no more and no less.
@@ -482,9 +474,7 @@ async fn roles_read_write_and_manage_the_ledger_as_the_policy_says() {
         app.login("viewer").await,
     );
     for token in [&nurse, &admin, &viewer] {
-        let (s, _, _) = app
-            .call("POST", "/api/v1/ledger/vials", Some(token), Some(receipt(1)))
-            .await;
+        let (s, _) = post(&app, token, "/api/v1/ledger/vials", receipt(1)).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "only physicians receive stock");
     }
     let (s, _, _) = app.call("GET", "/api/v1/ledger/vials", None, None).await;
@@ -777,7 +767,7 @@ async fn the_inspector_csv_lists_every_entry_with_vial_quantities_balances_peopl
     .await;
     assert_eq!(s, StatusCode::CREATED);
 
-    let (s, csv, _) = app.call("GET", "/api/v1/ledger/export", Some(&admin), None).await;
+    let (s, csv) = get(&app, &admin, "/api/v1/ledger/export").await;
     assert_eq!(s, StatusCode::OK, "{csv}");
     let text = csv.as_str().unwrap();
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -846,24 +836,20 @@ async fn the_inspector_csv_lists_every_entry_with_vial_quantities_balances_peopl
     assert!(rows.iter().all(|r| r["at"].starts_with("2026-11-26T")));
 
     // A period with no entries has only the header; a period that ends before it starts is refused.
-    let (s, empty, _) = app
-        .call(
-            "GET",
-            "/api/v1/ledger/export?from=2030-01-01&to=2030-12-31",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (s, empty) = get(
+        &app,
+        &admin,
+        "/api/v1/ledger/export?from=2030-01-01&to=2030-12-31",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(empty.as_str().unwrap().lines().count(), 1);
-    let (s, b, _) = app
-        .call(
-            "GET",
-            "/api/v1/ledger/export?from=2026-12-01&to=2026-11-01",
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (s, b) = get(
+        &app,
+        &admin,
+        "/api/v1/ledger/export?from=2026-12-01&to=2026-11-01",
+    )
+    .await;
     assert_eq!(
         (s, &b["error"]["field"]),
         (StatusCode::BAD_REQUEST, &json!("from"))

@@ -4,20 +4,19 @@
 use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
-use common::{App, spawn_app, spawn_app_with};
+use common::{App, get, post, spawn_app, spawn_app_with};
 use ketaflow_server::Settings;
 use serde_json::{Value, json};
 
 /// Creates an account with a one-time password and signs in with it; returns the session token.
 async fn one_time_login(app: &App, admin: &str, username: &str, password: &str) -> String {
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/users",
-            Some(admin),
-            Some(json!({"username": username, "display_name": username, "role": "nurse", "password": password})),
-        )
-        .await;
+    let (s, b) = post(
+        app,
+        admin,
+        "/api/v1/users",
+        json!({"username": username, "display_name": username, "role": "nurse", "password": password}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     login_as(app, username, password).await
 }
@@ -72,14 +71,13 @@ async fn status(app: &App, token: &str) -> StatusCode {
 }
 
 async fn api_token(app: &App, token: &str) -> (StatusCode, Value) {
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/tokens",
-            Some(token),
-            Some(json!({"label": "script", "days": 365})),
-        )
-        .await;
+    let (s, b) = post(
+        app,
+        token,
+        "/api/v1/auth/tokens",
+        json!({"label": "script", "days": 365}),
+    )
+    .await;
     (s, b)
 }
 
@@ -94,7 +92,7 @@ async fn a_one_time_password_never_becomes_a_token_and_a_password_change_revokes
     let (s, b) = api_token(&app, &first).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(b["error"]["code"], "password_change_required");
-    let (_, mine, _) = app.call("GET", "/api/v1/auth/tokens", Some(&first), None).await;
+    let (_, mine) = get(&app, &first, "/api/v1/auth/tokens").await;
     assert!(
         mine.as_array().unwrap().iter().all(|t| t["kind"] == "browser"),
         "no API token was made: {mine}"
@@ -104,14 +102,13 @@ async fn a_one_time_password_never_becomes_a_token_and_a_password_change_revokes
     let second = login_as(&app, "mallory", "one-time-password-1").await;
     // The owner changes the password from the first session: the second stops working at once,
     // the first stays signed in.
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&first),
-            Some(json!({"current_password": "one-time-password-1", "new_password": "correct horse battery staple"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &first,
+        "/api/v1/auth/password",
+        json!({"current_password": "one-time-password-1", "new_password": "correct horse battery staple"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
     assert_eq!(status(&app, &second).await, StatusCode::UNAUTHORIZED);
     assert_eq!(status(&app, &first).await, StatusCode::OK);
@@ -122,14 +119,7 @@ async fn a_one_time_password_never_becomes_a_token_and_a_password_change_revokes
     let bearer = made["token"].as_str().unwrap().to_string();
     assert_eq!(status(&app, &bearer).await, StatusCode::OK);
     let third = login_as(&app, "mallory", "correct horse battery staple").await;
-    let (s, _, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&third),
-            Some(json!({"current_password": "correct horse battery staple", "new_password": "another long passphrase here"})),
-        )
-        .await;
+    let (s, _) = post(&app, &third, "/api/v1/auth/password", json!({"current_password": "correct horse battery staple", "new_password": "another long passphrase here"})).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(
         status(&app, &bearer).await,
@@ -179,7 +169,7 @@ async fn users_list_and_revoke_their_own_tokens_only() {
     let (s, made) = api_token(&app, &nurse).await;
     assert_eq!(s, StatusCode::CREATED, "{made}");
     let bearer = made["token"].as_str().unwrap().to_string();
-    let (s, list, _) = app.call("GET", "/api/v1/auth/tokens", Some(&nurse), None).await;
+    let (s, list) = get(&app, &nurse, "/api/v1/auth/tokens").await;
     assert_eq!(s, StatusCode::OK, "{list}");
     let list = list.as_array().unwrap();
     let current: Vec<&Value> = list.iter().filter(|t| t["current"] == true).collect();
@@ -308,7 +298,7 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
     let csv = |path: String, token: String| {
         let app = &app;
         async move {
-            let (s, body, _) = app.call("GET", &path, Some(&token), None).await;
+            let (s, body) = get(app, &token, &path).await;
             assert_eq!(s, StatusCode::OK, "{path}: {body}");
             body.as_str().unwrap_or_default().to_string()
         }
@@ -322,35 +312,24 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
             "treatment_resistant_depression",
         )
         .await;
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/plans"),
-            Some(&doc),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (s, plan) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{pid}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{plan}");
     let plan_id = plan["id"].as_str().unwrap();
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/plans/{plan_id}/approve"),
-            Some(&doc),
-            Some(json!({})),
-        )
-        .await;
+    let (s, b) = post(&app, &doc, &format!("/api/v1/plans/{plan_id}/approve"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, session, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/sessions"),
-            Some(&nurse),
-            Some(
-                json!({"plan_id": plan_id, "chair": "@SUM(A1:A9)", "scheduled_for": "2026-11-26T10:00:00Z"}),
-            ),
-        )
-        .await;
+    let (s, session) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{pid}/sessions"),
+        json!({"plan_id": plan_id, "chair": "@SUM(A1:A9)", "scheduled_for": "2026-11-26T10:00:00Z"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{session}");
     let sid = session["id"].as_str().unwrap();
     let record = csv(format!("/api/v1/sessions/{sid}/record?format=csv"), nurse.clone()).await;
@@ -365,12 +344,7 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
     );
 
     // The DEA ledger: a supplier and a lot with formulas.
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/ledger/vials",
-            Some(&doc),
-            Some(json!({
+    let (s, b) = post(&app, &doc, "/api/v1/ledger/vials", json!({
                 "ndc": "0409-2051-05",
                 "product_name": "Ketamine HCl injection",
                 "strength_mg_per_ml": "10",
@@ -380,9 +354,7 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
                 "supplier": {"name": "@SUM(1+1)*cmd|' /C calc'!A0", "address": "1 Depot Road", "dea_number": "RW1234563"},
                 "invoice_number": "INV-1",
                 "containers": 1
-            })),
-        )
-        .await;
+            })).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let ledger = csv("/api/v1/ledger/export".into(), admin.clone()).await;
     assert!(ledger.contains("'-2+3+cmd|' /C calc'!A0"), "{ledger}");
@@ -452,14 +424,13 @@ async fn a_stranger_cannot_lock_out_a_real_user_and_no_answer_reveals_an_account
         .as_str()
         .unwrap()
         .to_string();
-    let (s, _, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/users/{viewer_id}/disabled"),
-            Some(&admin),
-            Some(json!({"disabled": true})),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &admin,
+        &format!("/api/v1/users/{viewer_id}/disabled"),
+        json!({"disabled": true}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let answers: Vec<(StatusCode, Value)> = vec![
         login_from(&app, [198, 51, 100, 1], "nobody-here", "whatever-password").await,
@@ -527,9 +498,7 @@ async fn guesses_of_the_current_password_are_throttled() {
     let guess = json!({"current_password": "guess", "new_password": "a long new passphrase"});
     let mut answers = Vec::new();
     for _ in 0..6 {
-        let (s, _, _) = app
-            .call("POST", "/api/v1/auth/password", Some(&nurse), Some(guess.clone()))
-            .await;
+        let (s, _) = post(&app, &nurse, "/api/v1/auth/password", guess.clone()).await;
         answers.push(s);
     }
     assert_eq!(&answers[..4], [StatusCode::UNAUTHORIZED; 4]);
@@ -538,14 +507,13 @@ async fn guesses_of_the_current_password_are_throttled() {
     // the web form.
     app.advance(3600);
     let nurse = app.login("nurse").await;
-    let (s, _, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&nurse),
-            Some(json!({"current_password": "nurse-secret-pass", "new_password": "ends with a space "})),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &nurse,
+        "/api/v1/auth/password",
+        json!({"current_password": "nurse-secret-pass", "new_password": "ends with a space "}),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = login_from(&app, [10, 9, 9, 9], "nurse", "ends with a space").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -561,14 +529,13 @@ async fn common_and_self_naming_passwords_are_refused_everywhere() {
     let app = spawn_app().await;
     let admin = app.login("admin").await;
     for weak in ["passwordpassword", "123456789012", "qwertyuiopasdf"] {
-        let (s, b, _) = app
-            .call(
-                "POST",
-                "/api/v1/users",
-                Some(&admin),
-                Some(json!({"username": "newnurse", "display_name": "New Nurse", "role": "nurse", "password": weak})),
-            )
-            .await;
+        let (s, b) = post(
+            &app,
+            &admin,
+            "/api/v1/users",
+            json!({"username": "newnurse", "display_name": "New Nurse", "role": "nurse", "password": weak}),
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{weak}: {b}");
         assert_eq!(b["error"]["field"], "password");
         assert_eq!(b["error"]["value"], "(not shown)", "the password is never echoed");
@@ -580,25 +547,21 @@ async fn common_and_self_naming_passwords_are_refused_everywhere() {
         StatusCode::BAD_REQUEST,
         "the username repeated"
     );
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&doc),
-            Some(json!({"current_password": "doc-secret-pass", "new_password": "ketaflowketaflow1"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &doc,
+        "/api/v1/auth/password",
+        json!({"current_password": "doc-secret-pass", "new_password": "ketaflowketaflow1"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
-    let (s, _, _) = app
-        .call(
-            "POST",
-            "/api/v1/auth/password",
-            Some(&doc),
-            Some(
-                json!({"current_password": "doc-secret-pass", "new_password": "tundra violet marmalade 47"}),
-            ),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &doc,
+        "/api/v1/auth/password",
+        json!({"current_password": "doc-secret-pass", "new_password": "tundra violet marmalade 47"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 }
 
@@ -642,14 +605,13 @@ async fn implausible_dates_are_refused_with_the_range() {
     let app = spawn_app().await;
     let nurse = app.login("nurse").await;
     for dob in ["-0001-01-01", "9999-12-31", "1899-12-31"] {
-        let (s, b, _) = app
-            .call(
-                "POST",
-                "/api/v1/patients",
-                Some(&nurse),
-                Some(json!({"display_name": "Dates", "date_of_birth": dob, "sex": "female"})),
-            )
-            .await;
+        let (s, b) = post(
+            &app,
+            &nurse,
+            "/api/v1/patients",
+            json!({"display_name": "Dates", "date_of_birth": dob, "sex": "female"}),
+        )
+        .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{dob}: {b}");
         assert_eq!(b["error"]["field"], "date_of_birth");
         assert_eq!(
@@ -658,14 +620,13 @@ async fn implausible_dates_are_refused_with_the_range() {
         );
     }
     let pid = app.patient(&nurse, 70.0).await;
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/plans"),
-            Some(&nurse),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "9999-12-31"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{pid}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "9999-12-31"}),
+    )
+    .await;
     assert_eq!(
         (s, b["error"]["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("planned_on")),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{App, CHECKS, MIN, T0, approved_plan, book, event, normal, spawn_app, vitals};
+use common::{App, CHECKS, MIN, T0, approved_plan, book, event, get, normal, post, spawn_app, vitals};
 use http_body_util::BodyExt;
 use ketaflow_server::router;
 use ketaflow_store::NewEvent;
@@ -62,14 +62,13 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     assert_eq!(b["rates"][0]["pump_ml_per_h"], 52.5);
 
     // A monitor streams with a token for this session only.
-    let (s, t, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/device-tokens"),
-            Some(&nurse),
-            Some(json!({"label": "Monitor 3"})),
-        )
-        .await;
+    let (s, t) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/device-tokens"),
+        json!({"label": "Monitor 3"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{t}");
     let device = t["token"].as_str().unwrap().to_string();
     assert!(device.starts_with("dev_"));
@@ -77,9 +76,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     let (s, b) = vitals(&app, &device, &other, vec![normal("x")]).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     // A device token opens nothing else.
-    let (s, _, _) = app
-        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&device), None)
-        .await;
+    let (s, _) = get(&app, &device, &format!("/api/v1/sessions/{sid}")).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     app.advance(MIN);
@@ -105,14 +102,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert_eq!(b["error"]["field"], "readings[1].spo2_percent");
     assert_eq!(b["error"]["allowed"], "50–100");
-    let (_, stored, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/vitals"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (_, stored) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/vitals")).await;
     assert_eq!(stored.as_array().unwrap().len(), 4);
     assert_eq!(stored[1]["source"], "device");
 
@@ -135,9 +125,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
         alarms[0]["detail"]["message"],
         "systolic 185 mmHg: ≥ 180 and 57 above baseline 128 (rise ≥ 40)"
     );
-    let (_, s_now, _) = app
-        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
-        .await;
+    let (_, s_now) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}")).await;
     assert_eq!(s_now["state"], "infusing");
     high["idempotency_key"] = json!("m3-high-2");
     let (_, ack) = vitals(&app, &device, &sid, vec![high]).await;
@@ -169,24 +157,22 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/alarms/{alarm_id}/resolve"),
-            Some(&nurse),
-            Some(json!({"action": "wait"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/alarms/{alarm_id}/resolve"),
+        json!({"action": "wait"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     for (id, action) in [(&alarm_id, "pause")] {
-        let (s, a, _) = app
-            .call(
-                "POST",
-                &format!("/api/v1/alarms/{id}/resolve"),
-                Some(&nurse),
-                Some(json!({"action": action, "note": "BP rechecked"})),
-            )
-            .await;
+        let (s, a) = post(
+            &app,
+            &nurse,
+            &format!("/api/v1/alarms/{id}/resolve"),
+            json!({"action": action, "note": "BP rechecked"}),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{a}");
         assert_eq!(a["state"], "resolved");
     }
@@ -196,14 +182,13 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "resume"})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["current_rate_mg_per_h"], 52.5);
-    let (s, r, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/rate"),
-            Some(&nurse),
-            Some(json!({"pump_ml_per_h": 60, "reason": "make up the paused time"})),
-        )
-        .await;
+    let (s, r) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/rate"),
+        json!({"pump_ml_per_h": 60, "reason": "make up the paused time"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     // Given 52.5 mg/h × 10 min = 8.75 mg; 60 mg/h for the remaining 30 min → 38.75 mg projected.
     let dose = r["checks"]
@@ -225,14 +210,13 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     );
     assert_eq!(r["session"]["rates"][3]["kind"], "change");
     // Twice the soft limit's rate is a hard breach for everyone (2.0 mg/kg/h).
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/rate"),
-            Some(&doc),
-            Some(json!({"rate_mg_per_kg_per_h": 2.5, "reason": "test"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/sessions/{sid}/rate"),
+        json!({"rate_mg_per_kg_per_h": 2.5, "reason": "test"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "hard_limit");
 
@@ -264,14 +248,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     assert_eq!(s, StatusCode::OK, "{b}");
 
     // Re-predicted from what was given: more drug, given later, than the plan → later recovery.
-    let (s, p, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/prediction"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (s, p) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/prediction")).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert!(
         p["prediction"]["ce_below_threshold_from_min"].as_f64().unwrap()
@@ -284,14 +261,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "discharge"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "discharge_criteria_unmet");
-    let (s, d, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/discharge"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (s, d) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/discharge")).await;
     assert_eq!(s, StatusCode::OK, "{d}");
     assert_eq!(d["all_met"], false);
     let unmet: Vec<&str> = d["unmet"]
@@ -319,20 +289,10 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     app.advance((earliest - app.now()).whole_seconds() + MIN);
     let (s, _) = vitals(&app, &nurse, &sid, vec![normal("recovery")]).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, b, _) = app
-        .call("POST", &format!("/api/v1/sessions/{sid}/assessments"), Some(&nurse),
-            Some(json!({"aldrete": {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2}, "moaas": 5, "escort_present": true})))
-        .await;
+    let (s, b) = post(&app, &nurse, &format!("/api/v1/sessions/{sid}/assessments"), json!({"aldrete": {"activity": 2, "respiration": 2, "circulation": 2, "consciousness": 2, "spo2": 2}, "moaas": 5, "escort_present": true})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["assessments"][0]["aldrete_total"], 10);
-    let (_, d, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/discharge"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (_, d) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/discharge")).await;
     assert_eq!(d["all_met"], true, "{d}");
     assert!(
         d["instructions"]
@@ -367,14 +327,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     );
 
     // The record: the timeline, the dose given and the REMS-style summary, as JSON and CSV.
-    let (s, rec, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/record"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (s, rec) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/record")).await;
     assert_eq!(s, StatusCode::OK, "{rec}");
     assert_eq!(rec["total_given_mg"], 38.75);
     let rems = &rec["rems"];
@@ -466,26 +419,12 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
         csv.contains("systolic_high (high): systolic 185 mmHg: ≥ 180 and 57 above baseline 128 (rise ≥ 40); seen 2 time(s)"),
         "{csv}"
     );
-    let (s, _, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/record?format=pdf"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (s, _) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/record?format=pdf")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // Every step is in the audit chain, in order, and the chain verifies.
     let admin = app.login("admin").await;
-    let (_, entries, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/audit?record_id={sid}"),
-            Some(&admin),
-            None,
-        )
-        .await;
+    let (_, entries) = get(&app, &admin, &format!("/api/v1/audit?record_id={sid}")).await;
     let actions: Vec<&str> = entries
         .as_array()
         .unwrap()
@@ -517,7 +456,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
             "session.export",
         ]
     );
-    let (_, v, _) = app.call("GET", "/api/v1/audit/verify", Some(&admin), None).await;
+    let (_, v) = get(&app, &admin, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true);
 }
 
@@ -548,31 +487,33 @@ async fn a_whole_crps_session_with_side_effects_limits_and_a_physicians_discharg
 
     // Side effects with severity and action; a severe one with no action is a documentation gap.
     app.advance(20 * MIN);
-    let (s, b, _) = app
-        .call("POST", &format!("/api/v1/sessions/{sid}/side-effects"), Some(&nurse),
-            Some(json!({"kind": "dissociation", "severity": "mild", "cadss6": [1, 2, 0, 1, 0, 1], "action": "reassurance"})))
-        .await;
+    let (s, b) = post(&app, &nurse, &format!("/api/v1/sessions/{sid}/side-effects"), json!({"kind": "dissociation", "severity": "mild", "cadss6": [1, 2, 0, 1, 0, 1], "action": "reassurance"})).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["side_effects"][0]["cadss6_total"], 5);
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/side-effects"),
-            Some(&nurse),
-            Some(json!({"kind": "nausea", "severity": "severe", "action": "none"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/side-effects"),
+        json!({"kind": "nausea", "severity": "severe", "action": "none"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    let (s, b, _) = app
-        .call("POST", &format!("/api/v1/sessions/{sid}/side-effects"), Some(&nurse),
-            Some(json!({"kind": "dissociation", "severity": "mild", "cadss6": [5, 0, 0, 0, 0, 0], "action": "none"})))
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/side-effects"),
+        json!({"kind": "dissociation", "severity": "mild", "cadss6": [5, 0, 0, 0, 0, 0], "action": "none"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert_eq!(b["error"]["field"], "cadss6");
-    let (s, b, _) = app
-        .call("POST", &format!("/api/v1/sessions/{sid}/side-effects"), Some(&nurse),
-            Some(json!({"kind": "nausea", "severity": "moderate", "action": "medication_given:ondansetron:4 mg IV"})))
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/side-effects"),
+        json!({"kind": "nausea", "severity": "moderate", "action": "medication_given:ondansetron:4 mg IV"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(
         b["side_effects"][1]["action"],
@@ -582,47 +523,43 @@ async fn a_whole_crps_session_with_side_effects_limits_and_a_physicians_discharg
     // At 60 min: 1.2 mg/kg/h would project 24.5 + 84 × 3 = 276.5 mg, beyond the 250 mg hard limit.
     app.advance(40 * MIN);
     let rate = |per_kg: f64, overrides: Value| json!({"rate_mg_per_kg_per_h": per_kg, "reason": "pain 7/10", "overrides": overrides});
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/rate"),
-            Some(&doc),
-            Some(rate(1.2, json!([]))),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/sessions/{sid}/rate"),
+        rate(1.2, json!([])),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "hard_limit");
     // 0.5 mg/kg/h projects 24.5 + 35 × 3 = 129.5 mg = 1.85 mg/kg: beyond the 1.6 mg/kg soft limit.
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/rate"),
-            Some(&nurse),
-            Some(rate(0.5, json!([]))),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/rate"),
+        rate(0.5, json!([])),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a nurse cannot pass a soft limit: {b}");
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/rate"),
-            Some(&doc),
-            Some(rate(0.5, json!([]))),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/sessions/{sid}/rate"),
+        rate(0.5, json!([])),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "override_needed");
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/rate"),
-            Some(&doc),
-            Some(rate(
-                0.5,
-                json!([{"limit": "dose_mg_per_kg", "reason": "tolerated 0.5 mg/kg/h in the last series"}]),
-            )),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &doc,
+        &format!("/api/v1/sessions/{sid}/rate"),
+        rate(
+            0.5,
+            json!([{"limit": "dose_mg_per_kg", "reason": "tolerated 0.5 mg/kg/h in the last series"}]),
+        ),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let dose = b["checks"]
         .as_array()
@@ -722,14 +659,7 @@ async fn a_whole_crps_session_with_side_effects_limits_and_a_physicians_discharg
     assert_eq!(b["state"], "discharged");
     let last = b["transitions"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["reason"], "transferred to the ward for observation");
-    let (_, v, _) = app
-        .call(
-            "GET",
-            "/api/v1/audit/verify",
-            Some(&app.login("admin").await),
-            None,
-        )
-        .await;
+    let (_, v) = get(&app, &app.login("admin").await, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true);
 }
 
@@ -769,9 +699,7 @@ async fn every_event_is_refused_where_the_state_machine_forbids_it() {
         "abort",
     ];
     for (state, next) in path {
-        let (_, s_now, _) = app
-            .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
-            .await;
+        let (_, s_now) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}")).await;
         assert_eq!(s_now["state"], state);
         let legal: Vec<String> = s_now["legal_events"]
             .as_array()
@@ -799,23 +727,20 @@ async fn every_event_is_refused_where_the_state_machine_forbids_it() {
         let (s, b) = event(&app, &nurse, &sid, next.clone()).await;
         assert_eq!(s, StatusCode::OK, "{next} in {state}: {b}");
     }
-    let (_, s_now, _) = app
-        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
-        .await;
+    let (_, s_now) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}")).await;
     assert_eq!(s_now["state"], "aborted");
     // Unknown events are a 400 that lists the events.
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "teleport"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(b["error"]["allowed"], all.join(", "));
     // An unapproved plan never starts.
-    let (_, draft, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/plans"),
-            Some(&nurse),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (_, draft) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{pid}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
     let s2 = book(&app, &nurse, &pid, draft["id"].as_str().unwrap(), "Chair 10").await;
     vitals(&app, &nurse, &s2, vec![normal("b2")]).await;
     event(&app, &nurse, &s2, json!({"event": "check_in", "checks": checks})).await;
@@ -951,14 +876,13 @@ async fn concurrent_monitors_share_commits_and_lose_or_duplicate_nothing() {
     let mut chairs = Vec::new();
     for i in 0..5 {
         let sid = book(&app, &nurse, &pid, &plan_id, &format!("Chair {i}")).await;
-        let (_, t, _) = app
-            .call(
-                "POST",
-                &format!("/api/v1/sessions/{sid}/device-tokens"),
-                Some(&nurse),
-                Some(json!({"label": format!("m{i}")})),
-            )
-            .await;
+        let (_, t) = post(
+            &app,
+            &nurse,
+            &format!("/api/v1/sessions/{sid}/device-tokens"),
+            json!({"label": format!("m{i}")}),
+        )
+        .await;
         chairs.push((sid, t["token"].as_str().unwrap().to_string()));
     }
     let first_event = app.state.store.last_event_id().await.unwrap();
@@ -995,14 +919,7 @@ async fn concurrent_monitors_share_commits_and_lose_or_duplicate_nothing() {
     // Every key stored exactly once, whichever of the two copies got there first.
     assert_eq!(stored, 100);
     for (sid, _) in &chairs {
-        let (_, list, _) = app
-            .call(
-                "GET",
-                &format!("/api/v1/sessions/{sid}/vitals"),
-                Some(&nurse),
-                None,
-            )
-            .await;
+        let (_, list) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/vitals")).await;
         assert_eq!(list.as_array().unwrap().len(), 20);
     }
     // One event per stored reading, ids contiguous, and the audit chain intact.
@@ -1014,14 +931,7 @@ async fn concurrent_monitors_share_commits_and_lose_or_duplicate_nothing() {
         .unwrap();
     assert_eq!(events.len(), 100);
     assert!(events.windows(2).all(|w| w[1].id == w[0].id + 1));
-    let (_, v, _) = app
-        .call(
-            "GET",
-            "/api/v1/audit/verify",
-            Some(&app.login("admin").await),
-            None,
-        )
-        .await;
+    let (_, v) = get(&app, &app.login("admin").await, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true);
 }
 
@@ -1059,15 +969,13 @@ async fn the_board_reads_open_sessions_from_the_index_and_start_up_reconciles_ol
         ids(app.state.store.list_in_progress("session").await.unwrap()),
         [open.as_str()]
     );
-    let (s, board, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    let (s, board) = get(&app, &nurse, "/api/v1/board").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(board["chairs"].as_array().unwrap().len(), 1);
     assert_eq!(board["chairs"][0]["session_id"], open.as_str());
-    let (_, active, _) = app.call("GET", "/api/v1/sessions", Some(&nurse), None).await;
+    let (_, active) = get(&app, &nurse, "/api/v1/sessions").await;
     assert_eq!(active.as_array().unwrap().len(), 1);
-    let (_, all, _) = app
-        .call("GET", "/api/v1/sessions?active=false", Some(&nurse), None)
-        .await;
+    let (_, all) = get(&app, &nurse, "/api/v1/sessions?active=false").await;
     assert_eq!(all.as_array().unwrap().len(), 2);
 }
 
@@ -1088,16 +996,16 @@ async fn the_boards_recovery_prediction_is_kept_per_version_and_always_equals_a_
     let (s, _) = event(&app, &nurse, &sid, json!({"event": "check_in", "checks": checks})).await;
     assert_eq!(s, StatusCode::OK);
     async fn board_at(app: &App, nurse: &str) -> Value {
-        let (s, b, _) = app.call("GET", "/api/v1/board", Some(nurse), None).await;
+        let (s, b) = get(app, nurse, "/api/v1/board").await;
         assert_eq!(s, StatusCode::OK, "{b}");
         b["chairs"][0]["predicted_recovery_at"].clone()
     }
     async fn fresh_at(app: &App, sid: &str) -> Value {
         let record = app.state.record("session", sid.parse().unwrap()).await.unwrap();
-        let s = ketaflow_server::api::sessions::session_out(record, app.now()).unwrap();
+        let s = ketaflow_server::api::sessions::session_now(record, app.now()).unwrap();
         let at = app
             .state
-            .predicted_recovery(s.id, &s.doc, app.now())
+            .predicted_recovery(s.record.id, &s.doc, app.now())
             .await
             .unwrap();
         json!(at.map(ketaflow_server::api::sessions::rfc3339))
@@ -1119,14 +1027,13 @@ async fn the_boards_recovery_prediction_is_kept_per_version_and_always_equals_a_
     assert_eq!(first, fresh_at(&app, &sid).await);
 
     // A faster rate brings recovery later: recomputed, not the kept value.
-    let (s, r, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/rate"),
-            Some(&nurse),
-            Some(json!({"pump_ml_per_h": 60, "reason": "physician's order"})),
-        )
-        .await;
+    let (s, r) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/rate"),
+        json!({"pump_ml_per_h": 60, "reason": "physician's order"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     let faster = board_at(&app, &nurse).await;
     assert_ne!(faster, first);
@@ -1154,7 +1061,7 @@ async fn the_boards_recovery_prediction_is_kept_per_version_and_always_equals_a_
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    let (_, b, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    let (_, b) = get(&app, &nurse, "/api/v1/board").await;
     assert_eq!(b["chairs"].as_array().unwrap().len(), 0);
     assert_eq!(app.state.recovery_cache.len(), 0);
 }
@@ -1300,14 +1207,7 @@ async fn a_reused_key_with_other_values_is_refused_and_an_empty_reading_too() {
 }
 
 async fn stored_count(app: &App, token: &str, sid: &str) -> usize {
-    let (_, list, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/vitals"),
-            Some(token),
-            None,
-        )
-        .await;
+    let (_, list) = get(app, token, &format!("/api/v1/sessions/{sid}/vitals")).await;
     list.as_array().unwrap().len()
 }
 
@@ -1381,14 +1281,7 @@ async fn every_news2_tier_and_a_single_red_score_raise_their_alarm() {
             .collect();
         assert_eq!(seen, want, "{key}: {got}");
     }
-    let (_, alarms, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/alarms"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (_, alarms) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/alarms")).await;
     let alarms = alarms.as_array().unwrap();
     // One alarm per condition: NEWS2 is one alarm that went from the single red score to high.
     assert_eq!(
@@ -1542,24 +1435,22 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
     send("e5", json!({"spo2_percent": 88})).await;
     read_events(&mut stream, 2).await;
     let before = app.audit_count().await;
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
-            Some(&nurse),
-            Some(json!({"reason": "  "})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
+        json!({"reason": "  "}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert_eq!(b["error"]["field"], "reason");
-    let (s, done, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
-            Some(&nurse),
-            Some(json!({"reason": "at the bedside, patient reassessed"})),
-        )
-        .await;
+    let (s, done) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
+        json!({"reason": "at the bedside, patient reassessed"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{done}");
     let done = done.as_array().unwrap();
     let codes: Vec<&str> = done.iter().map(|a| a["code"].as_str().unwrap()).collect();
@@ -1575,14 +1466,13 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
     assert!(events.iter().all(|e| e.1 == "alarm.acknowledged"));
     // A viewer may not.
     let viewer = app.login("viewer").await;
-    let (s, _, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
-            Some(&viewer),
-            Some(json!({"reason": "seen it"})),
-        )
-        .await;
+    let (s, _) = post(
+        &app,
+        &viewer,
+        &format!("/api/v1/sessions/{sid}/alarms/acknowledge-all"),
+        json!({"reason": "seen it"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
@@ -1679,14 +1569,7 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     app.advance((minutes_to_hard - 43) * MIN);
     let raised = watch().await;
     assert_eq!(codes(raised), expect("dose", "high", "beyond_hard_limit"));
-    let (_, alarms, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/alarms"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (_, alarms) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/alarms")).await;
     let dose_alarms: Vec<&Value> = alarms
         .as_array()
         .unwrap()
@@ -1707,9 +1590,7 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     assert_eq!(hard_alarm["detail"]["recommend_pause"], true);
     // It recommends; the pump still runs until someone stops it. Stopped now, the dose is not as
     // planned either way, so it is an early stop with its reason.
-    let (_, s_now, _) = app
-        .call("GET", &format!("/api/v1/sessions/{sid}"), Some(&nurse), None)
-        .await;
+    let (_, s_now) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}")).await;
     assert_eq!(s_now["state"], "infusing");
     let (s, b) = event(&app, &nurse, &sid, json!({"event": "stop", "stop": "completed"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
@@ -1727,7 +1608,7 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
     );
 
     // The alarms went to the board's stream with everything else.
-    let (_, events, _) = app.call("GET", "/api/v1/board", Some(&nurse), None).await;
+    let (_, events) = get(&app, &nurse, "/api/v1/board").await;
     assert!(events["last_event_id"].as_i64().unwrap() > 0);
     let kinds: Vec<String> = app
         .state
@@ -1759,7 +1640,7 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
 
 /// The board's age of a chair's latest reading, minutes, and whether it is stale.
 async fn reading_age_on_board(app: &App, token: &str, chair: &str) -> (Option<i64>, Option<bool>) {
-    let (_, board, _) = app.call("GET", "/api/v1/board", Some(token), None).await;
+    let (_, board) = get(app, token, "/api/v1/board").await;
     let tile = board["chairs"]
         .as_array()
         .unwrap()
@@ -1794,14 +1675,7 @@ async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
             .collect::<Vec<_>>()
     };
     let open_overdue = || async {
-        let (_, alarms, _) = app
-            .call(
-                "GET",
-                &format!("/api/v1/sessions/{sid}/alarms"),
-                Some(&nurse),
-                None,
-            )
-            .await;
+        let (_, alarms) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/alarms")).await;
         alarms
             .as_array()
             .unwrap()
@@ -1813,14 +1687,13 @@ async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
     let resolve = |id: String, note: &'static str| {
         let (app, nurse) = (&app, nurse.clone());
         async move {
-            let (s, b, _) = app
-                .call(
-                    "POST",
-                    &format!("/api/v1/alarms/{id}/resolve"),
-                    Some(&nurse),
-                    Some(json!({"action": "observation", "note": note})),
-                )
-                .await;
+            let (s, b) = post(
+                app,
+                &nurse,
+                &format!("/api/v1/alarms/{id}/resolve"),
+                json!({"action": "observation", "note": note}),
+            )
+            .await;
             assert_eq!(s, StatusCode::OK, "{b}");
         }
     };
@@ -1903,14 +1776,7 @@ async fn overdue_vitals_raise_an_alarm_as_the_clock_moves() {
     assert!(watch().await.is_empty(), "55 min: due now");
     app.advance(MIN);
     assert_eq!(watch().await, ["vitals_overdue"]);
-    let (_, alarms, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/sessions/{sid}/alarms"),
-            Some(&nurse),
-            None,
-        )
-        .await;
+    let (_, alarms) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/alarms")).await;
     let again = alarms
         .as_array()
         .unwrap()

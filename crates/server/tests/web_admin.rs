@@ -7,7 +7,7 @@ use ketaflow_test_support as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{App, Page, form_encode, spawn_app};
+use common::{App, Page, form_encode, post, spawn_app};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
@@ -340,9 +340,7 @@ async fn the_audit_page_lists_the_entries_just_made_pages_back_and_verifies_the_
 
     // The physician signs in (seq 7) and receives 50 vials on one receipt: 57 entries, two pages.
     let doc = app.login("doc").await;
-    let (s, b, _) = app
-        .call("POST", "/api/v1/ledger/vials", Some(&doc), Some(receipt_json(50)))
-        .await;
+    let (s, b) = post(&app, &doc, "/api/v1/ledger/vials", receipt_json(50)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let page = admin.get("/audit").await;
     assert!(page.shows("(57 in all, newest first)"));
@@ -464,14 +462,7 @@ async fn receiving_vials_through_the_form_shows_the_exact_balance_and_a_draw_mov
 async fn a_waste_without_a_valid_witness_is_refused_and_a_confirmed_one_is_recorded() {
     let app = spawn_app().await;
     let doc_token = app.login("doc").await;
-    let (s, b, _) = app
-        .call(
-            "POST",
-            "/api/v1/ledger/vials",
-            Some(&doc_token),
-            Some(receipt_json(1)),
-        )
-        .await;
+    let (s, b) = post(&app, &doc_token, "/api/v1/ledger/vials", receipt_json(1)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let vial = b[0]["id"].as_str().unwrap().to_string();
     let (_, sid) = app
@@ -586,14 +577,13 @@ async fn a_phq9_with_item_9_above_0_alerts_a_physician_and_the_documented_follow
     let app = spawn_app().await;
     let nurse = app.login("nurse").await;
     let pid = app.patient(&nurse, 70.0).await;
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/outcomes"),
-            Some(&nurse),
-            Some(json!({"instrument": "phq9", "items": [0, 0, 0, 0, 0, 0, 0, 0, 1], "context": "follow_up"})),
-        )
-        .await;
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        json!({"instrument": "phq9", "items": [0, 0, 0, 0, 0, 0, 0, 0, 1], "context": "follow_up"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let alert = b["risk_alert_id"].as_str().unwrap().to_string();
 
@@ -653,14 +643,13 @@ async fn anonymous(app: &App, method: &str, path: &str, fields: &[(&str, &str)])
 
 async fn link(app: &App, pid: &str, instruments: Value, hours: i64) -> String {
     let nurse = app.login("nurse").await;
-    let (s, b, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{pid}/questionnaire-links"),
-            Some(&nurse),
-            Some(json!({"instruments": instruments, "expires_in_hours": hours})),
-        )
-        .await;
+    let (s, b) = post(
+        app,
+        &nurse,
+        &format!("/api/v1/patients/{pid}/questionnaire-links"),
+        json!({"instruments": instruments, "expires_in_hours": hours}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     b["path"]
         .as_str()

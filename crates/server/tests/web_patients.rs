@@ -4,7 +4,7 @@
 use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
-use common::{App, Browser, Page, infuse_and_stop, spawn_app};
+use common::{App, Browser, Page, get, infuse_and_stop, post, spawn_app};
 use serde_json::{Value, json};
 
 /// A number as the pages print it: at most `decimals` decimals, no trailing zeros.
@@ -31,9 +31,7 @@ fn redirected_id(page: &Page, prefix: &str) -> String {
 
 /// The plan as the API returns it.
 async fn api_plan(app: &App, token: &str, plan_id: &str) -> Value {
-    let (s, plan, _) = app
-        .call("GET", &format!("/api/v1/plans/{plan_id}"), Some(token), None)
-        .await;
+    let (s, plan) = get(app, token, &format!("/api/v1/plans/{plan_id}")).await;
     assert_eq!(s, StatusCode::OK, "{plan}");
     plan
 }
@@ -116,9 +114,7 @@ async fn a_nurse_registers_a_patient_records_a_weight_and_finds_them_by_a_posted
     assert!(chart.shows("1980-05-02 (46 years)"));
     // The API holds what the page shows.
     let token = app.login("nurse").await;
-    let (_, p, _) = app
-        .call("GET", &format!("/api/v1/patients/{id}"), Some(&token), None)
-        .await;
+    let (_, p) = get(&app, &token, &format!("/api/v1/patients/{id}")).await;
     assert_eq!(p["weights"][0]["value"], 72.5);
 
     // The search is POSTed: the name is in the body, never in the URL; the answer is a page.
@@ -573,14 +569,13 @@ async fn a_viewer_sees_no_write_forms_and_is_refused_when_posting() {
     let token = app.login("nurse").await;
     let doc_token = app.login("doc").await;
     let id = app.patient(&token, 70.0).await;
-    let (s, plan, _) = app
-        .call(
-            "POST",
-            &format!("/api/v1/patients/{id}/plans"),
-            Some(&doc_token),
-            Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})),
-        )
-        .await;
+    let (s, plan) = post(
+        &app,
+        &doc_token,
+        &format!("/api/v1/patients/{id}/plans"),
+        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     let plan_id = plan["id"].as_str().unwrap();
     let viewer = app.browser("viewer").await;
@@ -844,14 +839,7 @@ async fn opioid_use_sessions_and_acknowledgements_go_through_the_chart() {
     assert!(!chart.shows("/acknowledgements"), "nurses do not acknowledge");
     let chart = doc.get(&format!("/patients/{id}")).await;
     assert!(chart.shows(&format!(r#"action="/patients/{id}/acknowledgements""#)));
-    let (_, elig, _) = app
-        .call(
-            "GET",
-            &format!("/api/v1/patients/{id}/eligibility"),
-            Some(&doc_token),
-            None,
-        )
-        .await;
+    let (_, elig) = get(&app, &doc_token, &format!("/api/v1/patients/{id}/eligibility")).await;
     let code = elig["unacknowledged"][0].as_str().unwrap().to_string();
     let short = doc
         .post(

@@ -4,7 +4,7 @@
 use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
-use common::{App, Browser, spawn_app};
+use common::{App, Browser, get, spawn_app};
 use serde_json::{Value, json};
 
 /// A 70-kg patient with an approved TRD plan booked in Chair 3; returns the session id.
@@ -15,7 +15,7 @@ async fn booked(app: &App) -> String {
 
 async fn api(app: &App, path: &str) -> Value {
     let token = app.login("doc").await;
-    let (s, body, _) = app.call("GET", path, Some(&token), None).await;
+    let (s, body) = get(app, &token, path).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     body
 }

@@ -132,6 +132,56 @@ async fn get_in(conn: Conn<'_>, kind: &str, id: Uuid) -> Result<Record, StoreErr
 }
 
 impl Tx {
+    /// Inserts a record and its audit entry (`action`, the record as created), in this
+    /// transaction.
+    pub async fn insert_record_audited(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        new: &NewRecord<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Record, StoreError> {
+        let record = self.insert_record(new, now).await?;
+        self.append_audit(
+            &NewAuditEntry::new(
+                now,
+                actor.clone(),
+                action,
+                record.kind.clone(),
+                record.id.to_string(),
+            )
+            .after(record.data.clone()),
+        )
+        .await?;
+        Ok(record)
+    }
+
+    /// Changes a record and writes its audit entry (`action`, before and after), in this
+    /// transaction.
+    pub async fn update_record_audited(
+        &mut self,
+        actor: &Actor,
+        action: &str,
+        change: &RecordChange<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Record, StoreError> {
+        let before = self.get_record(change.kind, change.id).await?;
+        let after = self.update_record(change, now).await?;
+        self.append_audit(
+            &NewAuditEntry::new(
+                now,
+                actor.clone(),
+                action,
+                after.kind.clone(),
+                after.id.to_string(),
+            )
+            .before(before.data)
+            .after(after.data.clone()),
+        )
+        .await?;
+        Ok(after)
+    }
+
     /// Creates a record (version 1). Not audited by itself.
     pub async fn insert_record(
         &mut self,
@@ -374,18 +424,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Record, StoreError> {
         let mut tx = self.begin().await?;
-        let record = tx.insert_record(new, now).await?;
-        tx.append_audit(
-            &NewAuditEntry::new(
-                now,
-                actor.clone(),
-                action,
-                record.kind.clone(),
-                record.id.to_string(),
-            )
-            .after(record.data.clone()),
-        )
-        .await?;
+        let record = tx.insert_record_audited(actor, action, new, now).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -399,20 +438,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Record, StoreError> {
         let mut tx = self.begin().await?;
-        let before = tx.get_record(change.kind, change.id).await?;
-        let after = tx.update_record(change, now).await?;
-        tx.append_audit(
-            &NewAuditEntry::new(
-                now,
-                actor.clone(),
-                action,
-                after.kind.clone(),
-                after.id.to_string(),
-            )
-            .before(before.data)
-            .after(after.data.clone()),
-        )
-        .await?;
+        let after = tx.update_record_audited(actor, action, change, now).await?;
         tx.commit().await?;
         Ok(after)
     }

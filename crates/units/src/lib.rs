@@ -48,8 +48,25 @@ macro_rules! quantity {
         $name:ident, quantity = $what:literal, unit = $unit:literal, min = $min:expr, max = $max:expr
     ) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
+        ///
+        /// Stored and sent as a bare number in its unit; reading one checks the range as `new` does,
+        /// so a stored value out of range is an error, never a quantity the type forbids.
+        #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "f64", into = "f64")]
         pub struct $name(f64);
+
+        impl TryFrom<f64> for $name {
+            type Error = QuantityError;
+            fn try_from(value: f64) -> Result<Self, QuantityError> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for f64 {
+            fn from(quantity: $name) -> f64 {
+                quantity.0
+            }
+        }
 
         impl $name {
             /// The unit symbol this quantity is displayed and parsed with.

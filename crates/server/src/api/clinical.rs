@@ -21,14 +21,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use ketaflow_app::plans::{ApproveIn, PlanIn, PlanOut, parse_date, plan_doc, plan_out, prediction_out};
-pub use ketaflow_app::records::{
-    AckDoc, BpDoc, CheckOut, Dated, IndicationOut, MedicationDoc, OverrideDoc, PATIENT, PLAN, PatientDoc,
-    PlanDoc, PredictionOut,
-};
+pub use ketaflow_app::records::{CheckOut, OverrideDoc, PATIENT, PLAN, PlanDoc, PredictionOut};
 
 pub use ketaflow_app::intake::{
-    AcknowledgeIn, BpIn, CodeIn, EligibilityOut, FindingOut, HeightIn, MedicationIn, PatientIn, PatientOut,
-    WeightIn, indication_doc,
+    AckOut, AcknowledgeIn, BpIn, BpOut, CodeIn, DatedOut, EligibilityOut, FindingOut, HeightIn,
+    IndicationOut, MedicationIn, MedicationOut, PatientIn, PatientOut, WeightIn,
 };
 
 // ---- Patients ------------------------------------------------------------------------------------
@@ -84,89 +81,53 @@ pub async fn get_patient(
     Ok(Json(state.patient(&me.caller(), id).await?))
 }
 
-/// Record a weight.
-#[utoipa::path(post, path = "/patients/{id}/weights", tag = "patients", request_body = WeightIn, params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn add_weight(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<Uuid>,
-    body: JsonBody<WeightIn>,
-) -> Result<Json<PatientOut>, ApiError> {
-    me.require(Action::WriteIntake)?;
-    let body = body.value()?;
-    Ok(Json(state.add_weight(&me.caller(), id, body).await?))
+/// An intake change: a POST of one body to a patient's sub-resource, answered with the patient as
+/// it now is. Each is the same adapter over its use case, with its own path and body in the
+/// OpenAPI document.
+macro_rules! intake_change {
+    ($(#[doc = $doc:literal])* $handler:ident, $path:literal, $body:ty) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "patients", request_body = $body,
+            params(("id" = Uuid, Path, description = "patient id")),
+            responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody),
+                (status = 404, body = ErrorBody)))]
+        pub async fn $handler(
+            State(state): State<AppState>,
+            me: CurrentUser,
+            Path(id): Path<Uuid>,
+            body: JsonBody<$body>,
+        ) -> Result<Json<PatientOut>, ApiError> {
+            me.require(Action::WriteIntake)?;
+            let body = body.value()?;
+            Ok(Json(state.$handler(&me.caller(), id, body).await?))
+        }
+    };
 }
 
-/// Record a height.
-#[utoipa::path(post, path = "/patients/{id}/heights", tag = "patients", request_body = HeightIn, params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn add_height(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<Uuid>,
-    body: JsonBody<HeightIn>,
-) -> Result<Json<PatientOut>, ApiError> {
-    me.require(Action::WriteIntake)?;
-    let body = body.value()?;
-    Ok(Json(state.add_height(&me.caller(), id, body).await?))
-}
-
-/// Add an indication (with its evidence grade, shown on the patient).
-#[utoipa::path(post, path = "/patients/{id}/indications", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn add_indication(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<Uuid>,
-    body: JsonBody<CodeIn>,
-) -> Result<Json<PatientOut>, ApiError> {
-    me.require(Action::WriteIntake)?;
-    let body = body.value()?;
-    Ok(Json(state.add_indication(&me.caller(), id, body).await?))
-}
-
-/// Add a current medication.
-#[utoipa::path(post, path = "/patients/{id}/medications", tag = "patients", request_body = MedicationIn, params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn add_medication(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<Uuid>,
-    body: JsonBody<MedicationIn>,
-) -> Result<Json<PatientOut>, ApiError> {
-    me.require(Action::WriteIntake)?;
-    let body = body.value()?;
-    Ok(Json(state.add_medication(&me.caller(), id, body).await?))
-}
-
-/// Add a history condition.
-#[utoipa::path(post, path = "/patients/{id}/conditions", tag = "patients", request_body = CodeIn, params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn add_condition(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<Uuid>,
-    body: JsonBody<CodeIn>,
-) -> Result<Json<PatientOut>, ApiError> {
-    me.require(Action::WriteIntake)?;
-    let body = body.value()?;
-    Ok(Json(state.add_condition(&me.caller(), id, body).await?))
-}
-
-/// Set the baseline blood pressure.
-#[utoipa::path(post, path = "/patients/{id}/baseline-bp", tag = "patients", request_body = BpIn, params(("id" = Uuid, Path, description = "patient id")),
-    responses((status = 200, body = PatientOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn set_baseline_bp(
-    State(state): State<AppState>,
-    me: CurrentUser,
-    Path(id): Path<Uuid>,
-    body: JsonBody<BpIn>,
-) -> Result<Json<PatientOut>, ApiError> {
-    me.require(Action::WriteIntake)?;
-    let body = body.value()?;
-    Ok(Json(state.set_baseline_bp(&me.caller(), id, body).await?))
-}
+intake_change!(
+    /// Record a weight.
+    add_weight, "/patients/{id}/weights", WeightIn
+);
+intake_change!(
+    /// Record a height.
+    add_height, "/patients/{id}/heights", HeightIn
+);
+intake_change!(
+    /// Add an indication (with its evidence grade, shown on the patient).
+    add_indication, "/patients/{id}/indications", CodeIn
+);
+intake_change!(
+    /// Add a current medication.
+    add_medication, "/patients/{id}/medications", MedicationIn
+);
+intake_change!(
+    /// Add a history condition.
+    add_condition, "/patients/{id}/conditions", CodeIn
+);
+intake_change!(
+    /// Set the baseline blood pressure.
+    set_baseline_bp, "/patients/{id}/baseline-bp", BpIn
+);
 
 // ---- Eligibility ---------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ pub use ketaflow_app::records::{
     BaselineDoc, PreChecksDoc, RateDoc, ReadingDoc, SESSION, SessionDoc, TransitionDoc, pre_checks,
     stored_reading,
 };
-pub use ketaflow_app::sessions::{EVENTS, SessionOut, TransitionIn, session_out};
+pub use ketaflow_app::sessions::{EVENTS, SessionOut, TransitionIn, session_now, session_out};
 pub use ketaflow_app::vitals::{
     AlarmOut, ReadingAck, ReadingsAuthor, VitalsAck, VitalsJob, VitalsWritten, alarm_out, rfc3339,
     write_vitals,

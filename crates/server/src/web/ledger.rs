@@ -593,10 +593,10 @@ async fn vial_view(
                     s.id.to_string(),
                     format!(
                         "{} · {} · {} · booked {} UTC",
-                        s.doc.chair,
-                        s.doc.patient_name,
+                        s.chair,
+                        s.patient_name,
                         s.state.replace('_', " "),
-                        clock(s.doc.scheduled_for)
+                        clock(s.scheduled_for)
                     ),
                 )
             })

@@ -271,13 +271,13 @@ struct PatientRow {
 }
 
 fn patient_row(p: &PatientOut) -> PatientRow {
-    let latest = p.doc.weights.iter().max_by(|a, b| a.on.cmp(&b.on));
+    let latest = p.weights.iter().max_by(|a, b| a.on.cmp(&b.on));
     PatientRow {
         id: p.id.to_string(),
-        name: p.doc.display_name.clone(),
-        mrn: p.doc.mrn.clone().unwrap_or_else(|| "—".into()),
-        date_of_birth: p.doc.date_of_birth.clone(),
-        sex: p.doc.sex.clone(),
+        name: p.display_name.clone(),
+        mrn: p.mrn.clone().unwrap_or_else(|| "—".into()),
+        date_of_birth: p.date_of_birth.clone(),
+        sex: p.sex.clone(),
         latest_weight: latest.map_or_else(|| "—".into(), |w| format!("{} kg ({})", num(w.value, 1), w.on)),
     }
 }
@@ -1113,8 +1113,9 @@ async fn load_chart(
 
     let now = state.now();
     let today = now.date().to_string();
-    let doc = &patient.doc;
-    let age = doc.facts(id)?.age_on(now.date()).get();
+    let doc = &patient;
+    let born = ketaflow_app::plans::parse_date("date_of_birth", &doc.date_of_birth)?;
+    let age = ketaflow_clinic::patient::age_on(born, now.date()).get();
 
     let mut weights: Vec<_> = doc.weights.clone();
     weights.sort_by(|a, b| b.on.cmp(&a.on));
@@ -1160,16 +1161,16 @@ async fn load_chart(
         .iter()
         .map(|p| PlanRow {
             id: p.id.to_string(),
-            planned_on: p.doc.planned_on.clone(),
-            protocol: p.doc.protocol_id.clone(),
+            planned_on: p.planned_on.clone(),
+            protocol: p.protocol_id.clone(),
             dose: format!(
                 "{} mg ({} mg/kg)",
-                num(p.doc.dose_mg, 1),
-                num(p.doc.dose_mg / p.doc.dosing_weight_kg, 3)
+                num(p.dose_mg, 1),
+                num(p.dose_mg / p.dosing_weight_kg, 3)
             ),
-            pump: format!("{} mL/h", num(p.doc.pump_ml_per_h, 1)),
-            status: p.doc.status.code().to_string(),
-            approved: p.doc.status == PlanStatus::Approved,
+            pump: format!("{} mL/h", num(p.pump_ml_per_h, 1)),
+            status: p.status.code().to_string(),
+            approved: p.status == PlanStatus::Approved,
         })
         .collect();
 
@@ -1177,8 +1178,8 @@ async fn load_chart(
         .iter()
         .map(|s| SessionRow {
             id: s.id.to_string(),
-            scheduled_for: clock(s.doc.scheduled_for),
-            chair: s.doc.chair.clone(),
+            scheduled_for: clock(s.scheduled_for),
+            chair: s.chair.clone(),
             state: s.state,
             given: format!("{} mg", num(s.given_mg, 1)),
         })

@@ -174,16 +174,13 @@ async fn new_plan_page(
         Err(e) => return error_page(&e),
     };
     let today = state.now().date().to_string();
-    let latest = patient.doc.weights.iter().max_by(|a, b| a.on.cmp(&b.on));
+    let latest = patient.weights.iter().max_by(|a, b| a.on.cmp(&b.on));
     render_with_status(
         status,
         &NewPage {
-            chrome: user.chrome(
-                "patients",
-                format!("New dose plan · {}", patient.doc.display_name),
-            ),
+            chrome: user.chrome("patients", format!("New dose plan · {}", patient.display_name)),
             patient_id: patient_id.to_string(),
-            patient_name: patient.doc.display_name.clone(),
+            patient_name: patient.display_name.clone(),
             latest_weight: latest.map_or_else(
                 || "none recorded: add a weight on the chart first".into(),
                 |w| format!("{} kg on {}", num(w.value, 1), w.on),
@@ -289,7 +286,7 @@ struct PlanPage {
 
 /// The prediction chart: Cp and Ce over time with the protocol's recovery threshold.
 fn prediction_chart(plan: &PlanOut) -> String {
-    let p = &plan.doc.prediction;
+    let p = &plan.prediction;
     let recovery = p.ce_below_threshold_from_min.map_or_else(
         || "Ce never reaches it".into(),
         |m| format!("Ce below it from {} min", num(m, 0)),
@@ -298,9 +295,9 @@ fn prediction_chart(plan: &PlanOut) -> String {
         title: format!("Predicted ketamine concentrations ({})", p.model),
         subtitle: format!(
             "{} mg over {} min at {} mL/h; peak Cp {} µg/mL at {} min, peak Ce {} µg/mL at {} min; recovery threshold {} µg/mL, {recovery}",
-            num(plan.doc.dose_mg, 1),
-            num(plan.doc.duration_min, 0),
-            num(plan.doc.pump_ml_per_h, 1),
+            num(plan.dose_mg, 1),
+            num(plan.duration_min, 0),
+            num(plan.pump_ml_per_h, 1),
             num(p.peak_cp_ug_per_ml, 3),
             num(p.peak_cp_at_min, 0),
             num(p.peak_ce_ug_per_ml, 3),
@@ -342,7 +339,6 @@ fn reason_field(limit: &str) -> String {
 fn approve_form(form: &FormState, plan: &PlanOut) -> FormView {
     let b = Builder::new(form, "approve");
     let mut fields = plan
-        .doc
         .checks
         .iter()
         .filter(|c| c.status == LimitStatus::SoftBreach)
@@ -364,7 +360,7 @@ fn approve_form(form: &FormState, plan: &PlanOut) -> FormView {
             .required()
         })
         .collect::<Vec<_>>();
-    if let Some(indication) = plan.doc.indication.as_ref().filter(|i| !i.matches) {
+    if let Some(indication) = plan.indication.as_ref().filter(|i| !i.matches) {
         fields.push(
             b.field(
                 "indication_override",
@@ -394,8 +390,8 @@ fn approve_form(form: &FormState, plan: &PlanOut) -> FormView {
     view.open = true;
     view.confirm = format!(
         "Approve this plan ({} mg at {} mL/h) under your name? An approved plan is locked and cannot change.",
-        num(plan.doc.dose_mg, 1),
-        num(plan.doc.pump_ml_per_h, 1)
+        num(plan.dose_mg, 1),
+        num(plan.pump_ml_per_h, 1)
     );
     view.intro = if view.fields.is_empty() {
         "Every limit is within its soft limit. Approval locks the plan.".into()
@@ -416,14 +412,14 @@ async fn show_plan(
 ) -> Response {
     let load = async {
         let plan = state.plan(&user.me.caller(), id).await?;
-        let patient = state.patient(&user.me.caller(), plan.doc.patient_id).await?;
+        let patient = state.patient(&user.me.caller(), plan.patient_id).await?;
         Ok::<_, ApiError>((plan, patient))
     };
     let (plan, patient) = match load.await {
         Ok(loaded) => loaded,
         Err(e) => return error_page(&e),
     };
-    let d = &plan.doc;
+    let d = &plan;
     let p = &d.prediction;
     let approved = d.status == PlanStatus::Approved;
     let facts = vec![
@@ -523,9 +519,9 @@ async fn show_plan(
     render_with_status(
         status,
         &PlanPage {
-            chrome: user.chrome("patients", format!("Dose plan · {}", patient.doc.display_name)),
+            chrome: user.chrome("patients", format!("Dose plan · {}", patient.display_name)),
             patient_id: d.patient_id.to_string(),
-            patient_name: patient.doc.display_name.clone(),
+            patient_name: patient.display_name.clone(),
             status: d.status.code().to_string(),
             approved,
             protocol: format!("{} (protocol v{})", d.protocol_id, d.protocol_version),
@@ -566,8 +562,7 @@ async fn plan_page(State(state): State<AppState>, user: WebUser, Path(id): Path<
 
 /// The overrides the approval form carries: one per soft-breached limit whose reason was filled in.
 fn overrides(form: &FormData, plan: &PlanOut) -> Vec<OverrideDoc> {
-    plan.doc
-        .checks
+    plan.checks
         .iter()
         .filter(|c| c.status == LimitStatus::SoftBreach)
         .filter_map(|c| {

@@ -282,21 +282,20 @@ fn vitals_chart(history: &[VitalsBucket]) -> String {
 fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> LivePanels {
     let s = &screen.session;
     let plan = &screen.plan;
-    let last = s.doc.rates.last();
+    let last = s.rates.last();
     LivePanels {
         planned: format!(
             "{} mg over {} min ({} mg/kg, pump {} mL/h)",
-            fixed(plan.dose_mg, 1),
-            fixed(plan.duration_min, 0),
+            fixed(plan.dose_mg.get(), 1),
+            fixed(plan.duration_min.get(), 0),
             fixed(plan.dose_per_kg, 3),
-            fixed(plan.pump_ml_per_h, 1)
+            fixed(plan.pump_ml_per_h.get(), 1)
         ),
-        planned_dose_reached: planned_dose_reached(s, plan.dose_mg),
+        planned_dose_reached: planned_dose_reached(s, plan.dose_mg.get()),
         id: s.id.to_string(),
         state: s.state,
         state_since: s.state_since.map(clock).unwrap_or_default(),
         elapsed_s: s
-            .doc
             .rates
             .first()
             .filter(|_| s.phase.infusion_underway())
@@ -486,12 +485,11 @@ async fn page(
     let (prediction_svg, predicted_recovery) = prediction_chart(screen.prediction.as_ref());
     let s = &screen.session;
     let rates = s
-        .doc
         .rates
         .iter()
         .map(|r| RateRow {
             at: hhmm(r.at),
-            kind: r.kind.clone(),
+            kind: r.kind.to_string(),
             mg_per_h: fixed(r.rate_mg_per_h, 1),
             mg_per_kg_per_h: fixed(r.rate_mg_per_kg_per_h, 3),
             ml_per_h: fixed(r.pump_ml_per_h, 1),
@@ -507,7 +505,6 @@ async fn page(
         })
         .collect();
     let side_effects = s
-        .doc
         .side_effects
         .iter()
         .map(|e| SideEffectRow {
@@ -526,16 +523,16 @@ async fn page(
             .join(" · "),
         })
         .collect();
-    let title = format!("{} — {}", s.doc.chair, s.doc.patient_name);
+    let title = format!("{} — {}", s.chair, s.patient_name);
     Ok(render_with_status(
         status,
         &SessionPage {
             chrome: user.chrome("board", title),
             id: s.id.to_string(),
-            patient_id: s.doc.patient_id.to_string(),
-            patient_name: s.doc.patient_name.clone(),
-            chair: s.doc.chair.clone(),
-            protocol_id: s.doc.protocol_id.clone(),
+            patient_id: s.patient_id.to_string(),
+            patient_name: s.patient_name.clone(),
+            chair: s.chair.clone(),
+            protocol_id: s.protocol_id.clone(),
             legal: s.legal_events.clone(),
             live,
             prediction_svg,
