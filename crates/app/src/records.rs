@@ -784,9 +784,10 @@ pub struct Loaded<T> {
     pub doc: T,
 }
 
-/// Reads a stored record's data as `T`; data that does not fit is an error naming the record.
+/// Reads a stored record's data as `T`; data that does not fit is an error naming the record and
+/// the field (`weights[0].value: weight 900 kg is outside 0.3–500 kg`).
 pub fn parse<T: serde::de::DeserializeOwned>(kind: &'static str, record: &Record) -> Result<T, AppError> {
-    T::deserialize(&record.data).map_err(|e| AppError::CorruptRecord {
+    serde_path_to_error::deserialize(&record.data).map_err(|e| AppError::CorruptRecord {
         kind,
         id: record.id.to_string(),
         reason: e.to_string(),
@@ -814,5 +815,105 @@ impl App {
         let record = self.record(kind, id).await?;
         let doc = parse(kind, &record)?;
         Ok(Loaded { record, doc })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(kind: &str, data: serde_json::Value) -> Record {
+        let at = time::macros::datetime!(2026-12-06 08:00 UTC);
+        Record {
+            id: Uuid::nil(),
+            kind: kind.into(),
+            parent_id: None,
+            version: 1,
+            label: String::new(),
+            data,
+            locked: false,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    /// A patient document exactly as records were written before they were typed.
+    fn stored_patient() -> serde_json::Value {
+        json!({
+            "display_name": "Ada Example", "mrn": "MRN-1", "date_of_birth": "1980-02-29", "sex": "female",
+            "heights": [{"value": 165.0, "on": "2026-11-01"}],
+            "weights": [{"value": 70.5, "on": "2026-11-01"}],
+            "indications": [{"code": "treatment_resistant_depression", "evidence_grade": "A", "evidence_source": "src"}],
+            "medications": [{"name": "sertraline", "class": "other", "daily_dose_mg": 100.0}],
+            "conditions": ["pregnancy"],
+            "baseline_bp": {"systolic_mmhg": 120.0, "diastolic_mmhg": 80.0, "on": "2026-11-01"},
+            "acknowledgements": [{"code": "condition.pregnancy", "physician": "u1", "reason": "ten chars!!"}]
+        })
+    }
+
+    #[test]
+    fn a_stored_patient_reads_into_domain_types_and_writes_back_the_same_json() {
+        let doc: PatientDoc = parse(PATIENT, &record(PATIENT, stored_patient())).unwrap();
+        assert_eq!(doc.date_of_birth, time::macros::date!(1980 - 02 - 29));
+        assert_eq!(doc.sex, Sex::Female);
+        assert_eq!(doc.weights[0].value, Kilograms::new(70.5).unwrap());
+        assert_eq!(doc.conditions, vec![Condition::Pregnancy]);
+        assert_eq!(doc.indications[0].code, Indication::TreatmentResistantDepression);
+        assert_eq!(
+            doc.medications[0].daily_dose_mg,
+            Some(Milligrams::new(100.0).unwrap())
+        );
+        assert_eq!(serde_json::to_value(&doc).unwrap(), stored_patient());
+        let facts = doc.facts();
+        assert_eq!(facts.age_on(time::macros::date!(2026 - 02 - 28)).get(), 45.0);
+    }
+
+    #[test]
+    fn stored_data_that_does_not_parse_names_the_record_and_what_is_wrong() {
+        for (field, bad, says) in [
+            ("sex", json!("x"), "sex \"x\" is not known; allowed: male, female"),
+            ("date_of_birth", json!("1980-02-30"), "date_of_birth: day"),
+            (
+                "conditions",
+                json!(["no_such_condition"]),
+                "conditions[0]: condition \"no_such_condition\"",
+            ),
+            (
+                "weights",
+                json!([{"value": 900.0, "on": "2026-11-01"}]),
+                "weights[0].value: weight",
+            ),
+        ] {
+            let mut data = stored_patient();
+            data[field] = bad;
+            match parse::<PatientDoc>(PATIENT, &record(PATIENT, data)) {
+                Err(AppError::CorruptRecord { kind, id, reason }) => {
+                    assert_eq!(
+                        (kind, id.as_str()),
+                        (PATIENT, "00000000-0000-0000-0000-000000000000")
+                    );
+                    assert!(reason.contains(says), "{field}: {reason}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn stored_codes_read_and_write_as_their_codes() {
+        for kind in TransitionKind::ALL {
+            let text = serde_json::to_value(kind).unwrap();
+            assert_eq!(text, json!(kind.code()));
+            assert_eq!(serde_json::from_value::<TransitionKind>(text).unwrap(), *kind);
+            assert_eq!(kind.code().parse::<TransitionKind>().unwrap(), *kind);
+        }
+        assert_eq!(
+            "resumed".parse::<TransitionKind>().unwrap_err(),
+            "check_in, start, pause, resume, stop, begin_recovery, discharge, abort"
+        );
+        assert_eq!(RateChangeKind::ALL.len(), 6);
+        assert_eq!(StopCode::Early.to_string(), "early");
+        assert_eq!(BaselineOrigin::Intake.code(), "intake");
     }
 }
