@@ -295,12 +295,7 @@ impl Tx {
                 .await?
                 .rows_affected()
         });
-        if done == 0 {
-            return Err(StoreError::NotFound {
-                what: "user",
-                id: id.to_string(),
-            });
-        }
+        user_updated(done, id)?;
         self.get_user(id).await
     }
 
@@ -316,12 +311,7 @@ impl Tx {
                 .await?
                 .rows_affected()
         });
-        if done == 0 {
-            return Err(StoreError::NotFound {
-                what: "user",
-                id: id.to_string(),
-            });
-        }
+        user_updated(done, id)?;
         Ok(())
     }
 }
@@ -486,12 +476,7 @@ impl Store {
             .await?
             .rows_affected()
         });
-        if done == 0 {
-            return Err(StoreError::NotFound {
-                what: "user",
-                id: id.to_string(),
-            });
-        }
+        user_updated(done, id)?;
         let user = tx.get_user(id).await?;
         if user.failed_logins >= policy.threshold {
             tx.append_audit(
@@ -520,12 +505,7 @@ impl Store {
                 .await?
                 .rows_affected()
         });
-        if done == 0 {
-            return Err(StoreError::NotFound {
-                what: "user",
-                id: id.to_string(),
-            });
-        }
+        user_updated(done, id)?;
         Ok(())
     }
 
@@ -539,12 +519,7 @@ impl Store {
                 .await?
                 .rows_affected()
         });
-        if done == 0 {
-            return Err(StoreError::NotFound {
-                what: "user",
-                id: id.to_string(),
-            });
-        }
+        user_updated(done, id)?;
         Ok(())
     }
 
@@ -556,4 +531,15 @@ impl Store {
         });
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// A user update that changed no row: the user does not exist.
+fn user_updated(rows: u64, id: Uuid) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::NotFound {
+            what: "user",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
 }
