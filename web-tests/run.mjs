@@ -18,9 +18,10 @@ const CLOCK_SPEED = 120;
 
 function log(...args) { console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...args); }
 
-async function startServer() {
-  const dir = mkdtempSync(join(tmpdir(), "ketaflow-web-"));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+// A demo server on a fresh database, or, given `again`, the same database and port once more.
+async function startServer(again) {
+  const dir = again?.dir ?? mkdtempSync(join(tmpdir(), "ketaflow-web-"));
+  const port = again?.port ?? 20000 + Math.floor(Math.random() * 20000);
   const child = spawn(bin, ["serve", "--demo", "--clock-speed", String(CLOCK_SPEED),
     "--db", `sqlite://${join(dir, "demo.db")}`, "--listen", `127.0.0.1:${port}`],
     { stdio: ["ignore", "pipe", "pipe"] });
@@ -34,7 +35,11 @@ async function startServer() {
     });
     child.on("exit", (code) => fail(new Error(`server exited ${code}:\n${output}`)));
   });
-  return { base: `http://127.0.0.1:${port}`, stop: () => { child.kill("SIGTERM"); rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    base: `http://127.0.0.1:${port}`, dir, port,
+    kill: () => new Promise((done) => { child.once("exit", done); child.kill("SIGKILL"); }),
+    stop: () => { child.kill("SIGTERM"); rmSync(dir, { recursive: true, force: true }); },
+  };
 }
 
 const openPages = [];
@@ -251,6 +256,26 @@ async function main() {
     await admin.waitForSelector("text=Chain intact");
     log("admin: users, audit (chain intact) and ledger pages render");
     assert.deepEqual(consoleErrors, [], `console errors in the browser:\n${consoleErrors.join("\n")}`);
+
+    // Live status tells the truth: the server killed, the board says "disconnected" within 10 s
+    // and greys its tiles; the server back on the same database, the board is live again.
+    // (From here on the browser logs the refused connections; they are expected.)
+    await board.bringToFront();
+    await board.goto(`${base}/board`);
+    await board.waitForSelector('.live[data-state="connected"]');
+    await server.kill();
+    const killedAt = Date.now();
+    await board.waitForSelector('.live[data-state="disconnected"]', { timeout: 10_000 });
+    const noticed = (Date.now() - killedAt) / 1000;
+    assert.equal(await board.evaluate(() => document.body.classList.contains("disconnected")), true);
+    assert.equal(await board.evaluate(() => getComputedStyle(document.querySelector("#chairs")).filter), "grayscale(1)");
+    await board.screenshot({ path: join(shots, "board-disconnected.png"), fullPage: true });
+    const restarted = await startServer({ dir: server.dir, port: server.port });
+    server.kill = restarted.kill;
+    server.stop = restarted.stop;
+    await board.waitForSelector('.live[data-state="connected"]', { timeout: 20_000 });
+    assert.equal(await board.evaluate(() => document.body.classList.contains("disconnected")), false);
+    log(`board: "disconnected" ${noticed.toFixed(1)} s after the server was killed; live again after restart`);
   } catch (e) {
     failed = true;
     console.error(e);

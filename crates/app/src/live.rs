@@ -17,10 +17,12 @@ use uuid::Uuid;
 use crate::policy::{Action, allowed};
 use crate::{App, AppError};
 
-/// Hands committed events to every live subscriber.
+/// Hands committed events to every live subscriber, and tells every stream when the server is
+/// shutting down so each can end at once rather than hold the shutdown open.
 #[derive(Debug, Clone)]
 pub struct LiveHub {
     sender: broadcast::Sender<Arc<StoredEvent>>,
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for LiveHub {
@@ -35,6 +37,22 @@ impl LiveHub {
     pub fn new() -> LiveHub {
         LiveHub {
             sender: broadcast::channel(4096).0,
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Ends every live stream: the server is shutting down. Viewers see the stream end and
+    /// reconnect (with `Last-Event-ID`) to whichever server answers next.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`LiveHub::close`] has been called (at once if it already has).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.closing.subscribe();
+        async move {
+            // An error means the hub itself is gone, which ends the streams as well.
+            let _ = rx.wait_for(|closing| *closing).await;
         }
     }
 

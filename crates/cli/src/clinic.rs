@@ -70,8 +70,8 @@ pub(crate) struct ServeArgs {
 /// Denial of Service Cheat Sheet). Long answers such as the live event streams are not affected.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How long a graceful shutdown waits for requests in flight (and closes event streams) before it
-/// stops.
+/// How long a graceful shutdown waits for requests in flight before it stops (event streams are
+/// ended as it begins, so an open board does not hold it).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Refuses plain HTTP beyond this machine unless a proxy in front provides TLS.
@@ -287,8 +287,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let handle = axum_server::Handle::new();
         let stopping = handle.clone();
         let signal = shutdown_signal();
+        let live = state.live.clone();
         tokio::spawn(async move {
             signal.await;
+            // Event streams never finish by themselves: end them first, or they would hold the
+            // shutdown until the grace period runs out.
+            live.close();
             stopping.graceful_shutdown(Some(SHUTDOWN_GRACE));
         });
         let timer = |builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>| {

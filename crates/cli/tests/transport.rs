@@ -1,5 +1,6 @@
 //! How `ketaflow serve` meets the network (issue 15): plain HTTP only on loopback or behind a
-//! proxy, HTTPS with a certificate, and slow-header clients cut off.
+//! proxy, HTTPS with a certificate, and slow-header clients cut off; and (issue 14) live streams
+//! that beat every 5 s and end at shutdown so the server exits inside its grace period.
 //!
 //! The TLS test makes a self-signed certificate with the `openssl` command and fetches with
 //! `curl`, both on every machine this project builds on (the Rust toolchain's installer needs them).
@@ -202,4 +203,59 @@ fn the_server_signs_audit_checkpoints_on_its_own() {
         String::from_utf8_lossy(&verified.stderr)
     );
     assert!(String::from_utf8_lossy(&verified.stdout).contains("checkpoint holds"));
+}
+
+/// Signs in over the API and gives back the session cookie (`name=value`).
+fn sign_in(base: &str, username: &str, password: &str) -> String {
+    let response = ureq::post(&format!("{base}/api/v1/auth/login"))
+        .send_json(serde_json::json!({ "username": username, "password": password }))
+        .unwrap();
+    let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn an_open_board_stream_beats_and_ends_at_sigterm_within_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (mut child, base) = serve(&["--demo", "--db", &db, "--listen", &listen]);
+    let cookie = sign_in(&base, "demo.physician", "demo.physician-password");
+    let mut stream = std::net::TcpStream::connect(&listen).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(
+        stream,
+        "GET /api/v1/board/stream HTTP/1.1\r\nHost: {listen}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    // A named heartbeat comes at once and then every 5 s, so a page can tell a live server from
+    // a silent one.
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    let opened = Instant::now();
+    while !seen.contains("event: heartbeat") {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the stream ended before a heartbeat: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        assert!(opened.elapsed() < Duration::from_secs(6), "no heartbeat: {seen}");
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    // SIGTERM with the stream open: the server ends the stream and exits well inside its 10-s
+    // grace period, rather than waiting for the viewer to leave.
+    let signalled = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    let stream_ended = signalled.elapsed();
+    let exit = child.wait().unwrap();
+    let exited = signalled.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        stream_ended < Duration::from_secs(5),
+        "the stream stayed open {stream_ended:?}"
+    );
+    assert!(exited < Duration::from_secs(10), "exit took {exited:?}");
 }

@@ -12,6 +12,18 @@ const EVENT_KINDS = ["session.created", "session.state", "session.rate", "sessio
   "alarm.resolved",
   "risk.alert", "risk.followed_up"];
 
+// The server sends a "heartbeat" event every 5 s on every stream. Without one for this long (two
+// missed and a margin), or when the stream errors, the page says "disconnected" and greys what it
+// shows: values on screen are no longer live.
+const HEARTBEAT_MISSED_MS = 12000;
+
+function setLiveStatus(status, state, text) {
+  document.body.classList.toggle("disconnected", state === "disconnected");
+  if (!status) return;
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
 function livePanel(panel) {
   const status = document.querySelector("[data-live-status]");
   let inFlight = false, again = false;
@@ -26,16 +38,36 @@ function livePanel(panel) {
         panel.dataset.refreshed = String(Number(panel.dataset.refreshed || 0) + 1);
         startTimers(panel);
       }
+    } catch (_) {
+      // The server is unreachable: the heartbeat watch already says so.
     } finally {
       inFlight = false;
       if (again) { again = false; refresh(); }
     }
   }
+  let lastSign = Date.now(), down = false;
+  function alive() {
+    lastSign = Date.now();
+    if (down) {
+      // Back: catch up. The stream replays from Last-Event-ID; the panel is re-read as well.
+      down = false;
+      refresh();
+    }
+    setLiveStatus(status, "connected", "live");
+  }
+  function lost(why) {
+    down = true;
+    setLiveStatus(status, "disconnected", `disconnected: ${why}; what is shown may be out of date`);
+  }
   // EventSource reconnects by itself and sends Last-Event-ID; the server fills any gap.
   const source = new EventSource(panel.dataset.liveStream, { withCredentials: true });
-  source.onopen = () => { if (status) { status.dataset.state = "connected"; status.textContent = "live"; } };
-  source.onerror = () => { if (status) { status.dataset.state = "reconnecting"; status.textContent = "reconnecting…"; } };
-  for (const kind of EVENT_KINDS) source.addEventListener(kind, refresh);
+  source.onopen = alive;
+  source.onerror = () => lost("the live connection to the server was lost");
+  source.addEventListener("heartbeat", alive);
+  for (const kind of EVENT_KINDS) source.addEventListener(kind, () => { alive(); refresh(); });
+  setInterval(() => {
+    if (!down && Date.now() - lastSign > HEARTBEAT_MISSED_MS) lost("no word from the server for 12 s");
+  }, 1000);
 }
 
 function pad(n) { return String(n).padStart(2, "0"); }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::extract::{Path, Query};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::response::sse::{Event, Sse};
+use futures_util::{Stream, StreamExt};
 use ketaflow_store::StoredEvent;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -32,6 +32,10 @@ pub struct StreamQuery {
     /// Resume after this event id (the `Last-Event-ID` header takes precedence).
     pub after: Option<i64>,
 }
+
+/// How often every stream says the server is there (a named `heartbeat` event, no id). Pages
+/// call a stream disconnected after 12 s without one.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 fn to_sse(e: &StoredEvent) -> Event {
     let body = serde_json::json!({
@@ -60,11 +64,25 @@ async fn open(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(query.after);
     let follow = state.follow(me.token_hash.clone(), after, session).await?;
-    let stream = futures_util::stream::unfold(follow, |mut follow| async move {
+    let events = futures_util::stream::unfold(follow, |mut follow| async move {
         let e = follow.next().await?;
         Some((Ok(to_sse(&e)), follow))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    // A named heartbeat, unlike an SSE comment, reaches the page's script: a page that misses
+    // two says "disconnected" instead of showing old values as live.
+    let clock = state.clock.clone();
+    let beats = futures_util::stream::unfold(tokio::time::interval(HEARTBEAT), move |mut every| {
+        let clock = clock.clone();
+        async move {
+            every.tick().await;
+            let beat = Event::default()
+                .event("heartbeat")
+                .data(serde_json::json!({ "at": rfc3339(clock()) }).to_string());
+            Some((Ok(beat), every))
+        }
+    });
+    let stream = futures_util::stream::select(events, beats).take_until(state.live.closed());
+    Ok(Sse::new(stream))
 }
 
 /// Server-sent events of one session: state changes, rates, readings, alarms, side effects,
