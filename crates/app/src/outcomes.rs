@@ -372,6 +372,8 @@ async fn store_outcome(
         let stored = tx
             .insert_record_audited(actor, "risk_alert.raise", &new, now)
             .await?;
+        // Open alerts are read through the in-progress index, whatever their age.
+        tx.set_in_progress(RISK_ALERT, stored.id, true).await?;
         // The live stream is keyed by subject: a patient-level alert goes out under the patient's
         // id, on the same board stream the clinicians already watch.
         events.push(
@@ -662,18 +664,39 @@ impl App {
     pub async fn risk_alerts(&self, caller: &Caller, open_only: bool) -> Result<Vec<RiskAlertOut>, AppError> {
         let state = self;
         caller.require(Action::ReadClinical)?;
-        let mut alerts: Vec<RiskAlertOut> = state
-            .store
-            .list_records(RISK_ALERT, None, None, 500)
-            .await?
-            .into_iter()
-            .map(alert_out)
-            .collect::<Result<_, _>>()?;
+        // Open alerts come from the in-progress index (every one, however old); the history is
+        // the newest 500.
+        let records = if open_only {
+            state.store.list_in_progress(RISK_ALERT).await?
+        } else {
+            state.store.list_records(RISK_ALERT, None, None, 500).await?
+        };
+        let mut alerts: Vec<RiskAlertOut> = records.into_iter().map(alert_out).collect::<Result<_, _>>()?;
         if open_only {
             alerts.retain(|a| a.doc.state == RiskAlertState::Open);
         }
         alerts.sort_by_key(|a| a.doc.raised_at);
         Ok(alerts)
+    }
+
+    /// How many suicide-risk alerts are open (for the menu and the board's banner).
+    pub async fn open_risk_alert_count(&self, caller: &Caller) -> Result<usize, AppError> {
+        Ok(self.risk_alerts(caller, true).await?.len())
+    }
+
+    /// Clears the in-progress mark of alerts already followed up (a database migrated to the index
+    /// has every alert marked); run once at start-up with the sessions' reconcile.
+    pub async fn reconcile_open_risk_alerts(&self) -> Result<usize, AppError> {
+        let mut cleared = 0;
+        for record in self.store.list_in_progress(RISK_ALERT).await? {
+            if alert_out(record.clone())?.doc.state != RiskAlertState::Open {
+                let mut tx = self.store.begin().await?;
+                tx.set_in_progress(RISK_ALERT, record.id, false).await?;
+                tx.commit().await?;
+                cleared += 1;
+            }
+        }
+        Ok(cleared)
     }
 }
 
@@ -751,6 +774,7 @@ impl App {
         let updated = tx
             .update_record_audited(&caller.actor(), "risk_alert.follow_up", &change, now)
             .await?;
+        tx.set_in_progress(RISK_ALERT, id, false).await?;
         let event = tx
             .append_event(&NewEvent {
                 session_id: doc.patient_id,

@@ -251,6 +251,13 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         if cleared > 0 {
             tracing::info!(cleared, "closed sessions taken off the board index");
         }
+        let followed_up = state
+            .reconcile_open_risk_alerts()
+            .await
+            .map_err(|e| anyhow::anyhow!("could not reconcile the open risk alerts: {e}"))?;
+        if followed_up > 0 {
+            tracing::info!(followed_up, "followed-up risk alerts taken off the open index");
+        }
         if args.demo {
             let accounts = demo::seed(&state).await.map_err(|e| anyhow::anyhow!("could not seed the demo clinic: {e}"))?;
             for account in accounts {

@@ -442,6 +442,70 @@ async fn suicide_risk_raises_an_urgent_live_alert_that_only_a_documented_follow_
 }
 
 #[tokio::test]
+async fn open_risk_alerts_lead_the_board_and_are_counted_in_the_menu_until_followed_up() {
+    let app = spawn_app().await;
+    let nurse = app.login("nurse").await;
+    let pid = app
+        .patient_named(&nurse, "Robin Risk", 70.0, "treatment_resistant_depression")
+        .await;
+    let browser = app.browser("nurse").await;
+    let board = browser.get("/board").await;
+    assert!(!board.shows("open suicide-risk alert"));
+    assert!(!board.shows("data-open-risk-alerts"));
+
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/patients/{pid}/outcomes"),
+        phq9([1, 1, 1, 1, 1, 1, 1, 1, 2], "pre_infusion"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let alert_id = b["risk_alert_id"].as_str().unwrap().to_string();
+    // The board and its live fragment lead with the alert; every page's menu counts it.
+    for path in ["/board", "/board/chairs"] {
+        let page = browser.get(path).await;
+        assert!(page.shows("1 open suicide-risk alert:"), "{path}: {}", page.html);
+        assert!(page.shows("Robin Risk"), "{path}");
+        assert!(
+            page.shows("PHQ-9 item 9 (thoughts of death or self-harm) = 2"),
+            "{path}"
+        );
+    }
+    for path in ["/board", "/patients", &format!("/patients/{pid}")] {
+        assert!(
+            browser.get(path).await.shows(r#"data-open-risk-alerts="1""#),
+            "{path}"
+        );
+    }
+
+    let (s, b) = post(
+        &app,
+        Some(&nurse),
+        &format!("/api/v1/risk-alerts/{alert_id}/follow-up"),
+        json!({"action": "cssrs_assessment", "note": "C-SSRS low risk; passive thoughts only; safety plan given"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let board = browser.get("/board").await;
+    assert!(!board.shows("open suicide-risk alert"));
+    assert!(!board.shows("data-open-risk-alerts"));
+
+    // Open alerts are read through the in-progress index, never from the newest N records. A
+    // database migrated to the index has every alert marked; the start-up reconcile clears the
+    // followed-up ones and leaves the open list as it was.
+    let mut tx = app.state.store.begin().await.unwrap();
+    tx.set_in_progress("risk_alert", alert_id.parse().unwrap(), true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(app.state.reconcile_open_risk_alerts().await.unwrap(), 1);
+    assert_eq!(app.state.reconcile_open_risk_alerts().await.unwrap(), 0);
+    let (_, open, _) = app.call("GET", "/api/v1/risk-alerts", Some(&nurse), None).await;
+    assert_eq!(open, json!([]));
+}
+
+#[tokio::test]
 async fn a_patient_answers_once_through_an_expiring_link_without_an_account() {
     let app = spawn_app().await;
     let nurse = app.login("nurse").await;

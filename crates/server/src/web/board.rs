@@ -117,11 +117,20 @@ fn tile(c: ChairOut) -> ChairTile {
     }
 }
 
+/// An open suicide-risk alert as the board's banner names it.
+struct RiskLine {
+    patient_id: String,
+    patient_name: String,
+    raised: String,
+    reason: String,
+}
+
 #[derive(Template)]
 #[template(path = "board.html")]
 struct BoardPage {
     chrome: Chrome,
     chairs: Vec<ChairTile>,
+    risks: Vec<RiskLine>,
     last_event_id: i64,
 }
 
@@ -129,23 +138,44 @@ struct BoardPage {
 #[template(path = "board_chairs.html")]
 struct BoardChairs {
     chairs: Vec<ChairTile>,
+    risks: Vec<RiskLine>,
 }
 
-async fn load(state: &AppState, user: &WebUser) -> Result<(Vec<ChairTile>, i64), Response> {
-    let board = state.board(&user.me.caller()).await.map_err(page_err)?;
-    Ok((board.chairs.into_iter().map(tile).collect(), board.last_event_id))
+/// The chairs, the open risk alerts (oldest first: the longest waiting leads) and the event id the
+/// live stream resumes after.
+async fn load(state: &AppState, user: &WebUser) -> Result<(Vec<ChairTile>, Vec<RiskLine>, i64), Response> {
+    let caller = user.me.caller();
+    let board = state.board(&caller).await.map_err(page_err)?;
+    let risks = state
+        .risk_alerts(&caller, true)
+        .await
+        .map_err(page_err)?
+        .into_iter()
+        .map(|a| RiskLine {
+            patient_id: a.doc.patient_id.to_string(),
+            patient_name: a.doc.patient_name,
+            raised: clock(a.doc.raised_at),
+            reason: a.doc.reason,
+        })
+        .collect();
+    Ok((
+        board.chairs.into_iter().map(tile).collect(),
+        risks,
+        board.last_event_id,
+    ))
 }
 
 async fn board_page(State(state): State<AppState>, user: WebUser) -> PageResult {
-    let (chairs, last_event_id) = load(&state, &user).await?;
+    let (chairs, risks, last_event_id) = load(&state, &user).await?;
     Ok(render(&BoardPage {
         chrome: user.chrome("board", "Clinic board"),
         chairs,
+        risks,
         last_event_id,
     }))
 }
 
 async fn board_chairs(State(state): State<AppState>, user: WebUser) -> PageResult {
-    let (chairs, _) = load(&state, &user).await?;
-    Ok(render(&BoardChairs { chairs }))
+    let (chairs, risks, _) = load(&state, &user).await?;
+    Ok(render(&BoardChairs { chairs, risks }))
 }

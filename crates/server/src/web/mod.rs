@@ -63,6 +63,8 @@ pub struct WebUser {
     pub csrf: String,
     /// The clinic's notice for every page, if any.
     pub banner: Option<String>,
+    /// Open suicide-risk alerts, counted for the menu (0 for roles without clinical access).
+    pub open_risk_alerts: usize,
 }
 
 /// The CSRF token of a session: SHA-256 of the session token under a fixed label. The session
@@ -85,10 +87,22 @@ impl FromRequestParts<AppState> for WebUser {
         if me.user.must_change_password && parts.uri.path() != "/password" {
             return Err(Redirect::to("/password").into_response());
         }
+        // Counted on every page so an open alert is never out of sight; a count that cannot be
+        // read fails the page rather than showing none.
+        let open_risk_alerts = if allowed(me.user.role, Action::ReadClinical) && !me.user.must_change_password
+        {
+            state
+                .open_risk_alert_count(&me.caller())
+                .await
+                .map_err(|e| error_page(&ApiError::from(e)))?
+        } else {
+            0
+        };
         Ok(WebUser {
             csrf: csrf_token(&raw),
             me,
             banner: state.settings.banner.clone(),
+            open_risk_alerts,
         })
     }
 }
@@ -104,6 +118,7 @@ impl WebUser {
             role: role.as_str(),
             csrf: self.csrf.clone(),
             banner: self.banner.clone(),
+            open_risk_alerts: self.open_risk_alerts,
             can_clinical: allowed(role, Action::ReadClinical),
             can_ledger: allowed(role, Action::ReadLedger),
             can_admin: allowed(role, Action::ManageUsers),
@@ -137,6 +152,8 @@ pub struct Chrome {
     pub csrf: String,
     /// The clinic's notice (a demo clinic, a simulated clock).
     pub banner: Option<String>,
+    /// Open suicide-risk alerts (the menu shows the count).
+    pub open_risk_alerts: usize,
     /// Whether the clinical sections are shown.
     pub can_clinical: bool,
     /// Whether the ledger is shown.
