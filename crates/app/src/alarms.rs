@@ -2,6 +2,7 @@
 //! (who) → resolved (who, and the action taken). Raising is the vital-sign writer's
 //! ([`crate::vitals`]).
 
+pub use ketaflow_store::AlarmState;
 use ketaflow_store::{NewAuditEntry, NewEvent, StoredVital};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -69,7 +70,7 @@ pub struct AcknowledgeAllIn {
 /// Open alarms first, by priority (high first) then time raised; resolved ones after, newest first.
 pub fn sort_alarms(alarms: &mut [AlarmOut]) {
     alarms.sort_by_key(|a| {
-        let open = a.state != "resolved";
+        let open = a.is_open();
         (
             std::cmp::Reverse(open),
             std::cmp::Reverse(if open { a.priority() } else { Priority::Low }),

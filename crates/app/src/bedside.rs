@@ -58,7 +58,7 @@ pub struct RateOut {
 struct EvaluatedRate {
     record: ketaflow_store::Record,
     doc: SessionDoc,
-    rate_mg_per_h: f64,
+    rate: MgPerHour,
     dosing_weight: Kilograms,
     concentration: MgPerMl,
     checks: Vec<ketaflow_clinic::plan::LimitCheck>,
@@ -118,7 +118,7 @@ impl App {
         Ok(EvaluatedRate {
             record,
             doc,
-            rate_mg_per_h,
+            rate: proposed,
             dosing_weight,
             concentration,
             checks,
@@ -150,7 +150,7 @@ impl App {
         let EvaluatedRate {
             record,
             mut doc,
-            rate_mg_per_h,
+            rate,
             dosing_weight,
             concentration,
             checks,
@@ -218,14 +218,16 @@ impl App {
             });
         }
         let rate = RateDoc {
-            kind: RateChangeKind::Change,
-            at: now,
-            rate_mg_per_h,
-            pump_ml_per_h: rate_mg_per_h / concentration.get(),
-            rate_mg_per_kg_per_h: rate_mg_per_h / dosing_weight.get(),
-            by: caller.user.id.to_string(),
             reason: Some(reason.to_string()),
             overrides,
+            ..RateDoc::delivering(
+                RateChangeKind::Change,
+                now,
+                rate,
+                concentration,
+                dosing_weight,
+                caller.user.id.to_string(),
+            )
         };
         doc.rates.push(rate.clone());
         let predicted = self
@@ -356,13 +358,13 @@ impl App {
         let mut doc = current.doc;
         let e = effect.entry();
         let out = SideEffectDoc {
-            kind: e.kind.to_string(),
-            severity: e.severity.code().into(),
+            kind: e.kind.clone(),
+            severity: e.severity,
             onset: e.onset,
             cadss6: e.cadss6.map(|c| c.items()),
             cadss6_total: e.cadss6.map(|c| c.total()),
             moaas: e.moaas.map(|m| m.get()),
-            action: e.action.to_string(),
+            action: e.action.clone(),
             note: e.note.clone(),
             recorded_by: caller.user.id.to_string(),
             recorded_at: now,

@@ -165,7 +165,7 @@ impl App {
                 patient_name: s.patient_name.clone(),
                 state: s.state,
                 elapsed_min: first_start.map(|t| (now - t).as_seconds_f64() / 60.0),
-                pump_ml_per_h: s.rates.last().map_or(0.0, |r| r.pump_ml_per_h),
+                pump_ml_per_h: s.rates.last().map_or(0.0, |r| r.pump_ml_per_h.get()),
                 given_mg: s.given_mg,
                 planned_dose_mg: plan.doc.dose_mg.get(),
                 planned_duration_min: plan.doc.duration_min.get(),

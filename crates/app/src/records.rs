@@ -15,7 +15,9 @@ use ketaflow_clinic::patient::{
 };
 use ketaflow_clinic::plan::LimitStatus;
 use ketaflow_clinic::session::{PlanStatus, PreChecks, Questionnaire, Session, SessionEvent, StopKind};
+use ketaflow_clinic::side_effects::{ActionTaken, Severity, SideEffectKind};
 use ketaflow_clinic::vitals::VitalSigns;
+use ketaflow_clinic::weight::WeightBasis;
 use ketaflow_store::Record;
 use ketaflow_units::{
     Centimetres, Kilograms, MgPerHour, MgPerKgPerHour, MgPerMl, Milligrams, Millilitres, Minutes, MlPerHour,
@@ -218,7 +220,7 @@ pub struct PlanDoc {
     /// Dosing weight.
     pub dosing_weight_kg: Kilograms,
     /// Basis used (actual, ideal, adjusted).
-    pub weight_basis: String,
+    pub weight_basis: WeightBasis,
     /// Dose.
     pub dose_mg: Milligrams,
     /// Dose per kg (or mg/kg/h for rate protocols) used.
@@ -419,11 +421,14 @@ pub struct RateDoc {
     #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// Ketamine delivered from now on, mg/h (0 when paused or stopped).
-    pub rate_mg_per_h: f64,
+    #[schema(value_type = f64)]
+    pub rate_mg_per_h: MgPerHour,
     /// The same as a pump rate, mL/h.
-    pub pump_ml_per_h: f64,
+    #[schema(value_type = f64)]
+    pub pump_ml_per_h: MlPerHour,
     /// Per kg of dosing weight, mg/kg/h.
-    pub rate_mg_per_kg_per_h: f64,
+    #[schema(value_type = f64)]
+    pub rate_mg_per_kg_per_h: MgPerKgPerHour,
     /// Who.
     pub by: String,
     /// Why (rate changes).
@@ -431,6 +436,35 @@ pub struct RateDoc {
     /// Soft-limit overrides with reasons (physician rate changes above a soft limit).
     #[serde(default)]
     pub overrides: Vec<OverrideDoc>,
+}
+
+impl RateDoc {
+    /// The pump set to `rate` by `by` at `at`, in each unit the clinic reads it in: mg/h, the pump's
+    /// mL/h for the plan's concentration, and mg/kg/h of the plan's dosing weight.
+    pub fn delivering(
+        kind: RateChangeKind,
+        at: OffsetDateTime,
+        rate: MgPerHour,
+        concentration: MgPerMl,
+        dosing_weight: Kilograms,
+        by: String,
+    ) -> RateDoc {
+        RateDoc {
+            kind,
+            at,
+            rate_mg_per_h: rate,
+            pump_ml_per_h: rate / concentration,
+            rate_mg_per_kg_per_h: rate / dosing_weight,
+            by,
+            reason: None,
+            overrides: vec![],
+        }
+    }
+
+    /// Whether the pump is delivering drug.
+    pub fn is_delivering(&self) -> bool {
+        self.rate_mg_per_h.get() > 0.0
+    }
 }
 
 /// The blood pressure and heart rate the session compares against.
@@ -490,9 +524,9 @@ impl SessionDoc {
         Ok(session)
     }
 
-    /// The rate in force now, mg/h.
-    pub fn current_rate_mg_per_h(&self) -> f64 {
-        self.rates.last().map_or(0.0, |r| r.rate_mg_per_h)
+    /// The rate in force now (zero before the start).
+    pub fn current_rate(&self) -> MgPerHour {
+        self.rates.last().map_or(MgPerHour::ZERO, |r| r.rate_mg_per_h)
     }
 }
 
@@ -542,9 +576,11 @@ pub fn pre_checks(c: &PreChecksDoc, baseline_vitals_taken: bool) -> PreChecks {
 pub struct SideEffectDoc {
     /// dissociation, sedation, nausea, vomiting, dizziness, blurred_vision, dream_like_or_emergence,
     /// blood_pressure_rise, heart_rate_rise, headache, anxiety, other:<description>.
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: SideEffectKind,
     /// mild, moderate, severe.
-    pub severity: String,
+    #[schema(value_type = String)]
+    pub severity: Severity,
     /// When it began.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -557,7 +593,8 @@ pub struct SideEffectDoc {
     pub moaas: Option<u8>,
     /// What was done: none, observation, reassurance, pause, rate_reduction,
     /// medication_given:<name>:<dose>, physician_called, infusion_stopped.
-    pub action: String,
+    #[schema(value_type = String)]
+    pub action: ActionTaken,
     /// Note.
     pub note: String,
     /// Who recorded it.
@@ -896,6 +933,91 @@ mod tests {
                     assert!(reason.contains(says), "{field}: {reason}");
                 }
                 other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    /// A session document exactly as sessions were written before their entries were typed.
+    fn stored_session() -> serde_json::Value {
+        json!({
+            "patient_id": Uuid::nil(), "patient_name": "Ada Example", "plan_id": Uuid::nil(),
+            "protocol_id": "trd", "chair": "Chair 1", "scheduled_for": "2026-12-06T08:00:00Z",
+            "created_by": "u1",
+            "baseline": {"systolic_mmhg": 128.0, "diastolic_mmhg": 80.0, "heart_rate_per_min": 74.0, "origin": "session"},
+            "transitions": [
+                {"event": "check_in", "at": "2026-12-06T08:00:00Z", "by": "u1", "reason": null, "stop": null,
+                 "checks": {"fasting_confirmed": true, "escort_confirmed": true, "consent_on_file": true,
+                            "questionnaire_answered": true, "questionnaire_waived_reason": null}},
+                {"event": "start", "at": "2026-12-06T08:05:00Z", "by": "u1", "reason": null, "checks": null, "stop": null}
+            ],
+            "rates": [{"kind": "start", "at": "2026-12-06T08:05:00Z", "rate_mg_per_h": 52.5,
+                       "pump_ml_per_h": 5.25, "rate_mg_per_kg_per_h": 0.75, "by": "u1", "reason": null,
+                       "overrides": []}],
+            "side_effects": [{"kind": "other:tingling lips", "severity": "mild", "onset": "2026-12-06T08:20:00Z",
+                              "cadss6": null, "cadss6_total": null, "moaas": null,
+                              "action": "medication_given:ondansetron:4 mg IV", "note": "",
+                              "recorded_by": "u1", "recorded_at": "2026-12-06T08:21:00Z"}],
+            "assessments": []
+        })
+    }
+
+    #[test]
+    fn a_stored_session_reads_its_entries_typed_and_writes_back_the_same_json() {
+        use ketaflow_clinic::side_effects::{ActionTaken, Severity, SideEffectKind};
+        let doc: SessionDoc = parse(SESSION, &record(SESSION, stored_session())).unwrap();
+        assert_eq!(doc.current_rate(), MgPerHour::new(52.5).unwrap());
+        assert_eq!(doc.rates[0].pump_ml_per_h, MlPerHour::new(5.25).unwrap());
+        let effect = &doc.side_effects[0];
+        assert_eq!(effect.kind, SideEffectKind::Other("tingling lips".into()));
+        assert_eq!(effect.severity, Severity::Mild);
+        assert_eq!(
+            effect.action,
+            ActionTaken::MedicationGiven {
+                name: "ondansetron".into(),
+                dose: "4 mg IV".into()
+            }
+        );
+        assert_eq!(serde_json::to_value(&doc).unwrap(), stored_session());
+        assert!(doc.replay().unwrap().state().is_infusing());
+    }
+
+    #[test]
+    fn a_stored_session_entry_that_does_not_parse_names_its_path() {
+        for (path, bad, says) in [
+            (
+                "/side_effects/0/kind",
+                json!("itching"),
+                "side_effects[0].kind: side-effect kind \"itching\"",
+            ),
+            (
+                "/side_effects/0/severity",
+                json!("awful"),
+                "side_effects[0].severity: severity \"awful\"",
+            ),
+            (
+                "/side_effects/0/action",
+                json!("medication_given:x"),
+                "side_effects[0].action: action",
+            ),
+            (
+                "/rates/0/rate_mg_per_h",
+                json!(-1.0),
+                "rates[0].rate_mg_per_h: dose rate",
+            ),
+            (
+                "/rates/0/pump_ml_per_h",
+                json!(1e9),
+                "rates[0].pump_ml_per_h: pump rate",
+            ),
+        ] {
+            let mut data = stored_session();
+            *data.pointer_mut(path).unwrap() = bad;
+            match parse::<SessionDoc>(SESSION, &record(SESSION, data)) {
+                Err(AppError::CorruptRecord { kind, reason, .. }) => {
+                    assert_eq!(kind, SESSION);
+                    assert!(reason.contains(says), "{path}: {reason}");
+                }
+                other => panic!("{path}: {other:?}"),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! administration, about 40 min after it and before completion, monitoring duration, sedation,
 //! dissociation and respiratory depression. Every export is audited.
 
+use ketaflow_clinic::side_effects::SideEffectKind;
 use ketaflow_store::NewAuditEntry;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -259,8 +260,8 @@ async fn build(state: &App, id: Uuid, now: OffsetDateTime) -> Result<SessionReco
     let mut highest_cadss6: Option<u8> = None;
     let (mut dissociation, mut sedation) = (false, false);
     for e in &doc.side_effects {
-        dissociation |= e.kind == "dissociation";
-        sedation |= e.kind == "sedation";
+        dissociation |= e.kind == SideEffectKind::Dissociation;
+        sedation |= e.kind == SideEffectKind::Sedation;
         if let Some(t) = e.cadss6_total {
             highest_cadss6 = Some(highest_cadss6.map_or(t, |h| h.max(t)));
         }

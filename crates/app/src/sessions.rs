@@ -102,8 +102,8 @@ fn given_until(rates: &[RateDoc], until: OffsetDateTime) -> (f64, f64) {
         let end = rates.get(i + 1).map_or(until, |n| n.at).min(until);
         if end > r.at {
             let dt = (end - r.at).as_seconds_f64();
-            mg += r.rate_mg_per_h * dt / 3600.0;
-            if r.rate_mg_per_h > 0.0 {
+            mg += r.rate_mg_per_h.get() * dt / 3600.0;
+            if r.is_delivering() {
                 seconds += dt;
             }
         }
@@ -156,7 +156,7 @@ impl SessionNow {
             legal_events: self.phase.legal_events().to_vec(),
             phase: self.phase,
             state_since: doc.transitions.last().map(|t| t.at),
-            current_rate_mg_per_h: doc.current_rate_mg_per_h(),
+            current_rate_mg_per_h: doc.current_rate().get(),
             given_mg: self.given_mg,
             infusing_min: self.infusing_min,
             patient_id: doc.patient_id,
@@ -378,15 +378,9 @@ impl App {
         let mut rate: Option<RateDoc> = None;
         let mut extra: Option<serde_json::Value> = None;
         let plan = self.load::<PlanDoc>(PLAN, doc.plan_id).await?;
-        let rate_doc = |kind: RateChangeKind, mg_per_h: f64| RateDoc {
-            kind,
-            at: now,
-            rate_mg_per_h: mg_per_h,
-            pump_ml_per_h: mg_per_h / plan.doc.concentration_mg_per_ml.get(),
-            rate_mg_per_kg_per_h: mg_per_h / plan.doc.dosing_weight_kg.get(),
-            by: by.clone(),
-            reason: None,
-            overrides: vec![],
+        let rate_doc = |kind: RateChangeKind, rate: MgPerHour| {
+            let (concentration, weight) = (plan.doc.concentration_mg_per_ml, plan.doc.dosing_weight_kg);
+            RateDoc::delivering(kind, now, rate, concentration, weight, by.clone())
         };
         match event {
             TransitionKind::CheckIn => {
@@ -426,7 +420,7 @@ impl App {
                         now,
                     )
                     .map_err(refused)?;
-                rate = Some(rate_doc(RateChangeKind::Start, plan.doc.rate_mg_per_h.get()));
+                rate = Some(rate_doc(RateChangeKind::Start, plan.doc.rate_mg_per_h));
             }
             TransitionKind::Pause => {
                 session
@@ -437,19 +431,14 @@ impl App {
                         now,
                     )
                     .map_err(refused)?;
-                rate = Some(rate_doc(RateChangeKind::Pause, 0.0));
+                rate = Some(rate_doc(RateChangeKind::Pause, MgPerHour::ZERO));
             }
             TransitionKind::Resume => {
                 session.apply(SessionEvent::Resume, now).map_err(refused)?;
-                let recorded = doc
-                    .rates
-                    .iter()
-                    .map(|r| MgPerHour::new(r.rate_mg_per_h))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| corrupt_session(id, e))?;
+                let recorded: Vec<MgPerHour> = doc.rates.iter().map(|r| r.rate_mg_per_h).collect();
                 rate = Some(rate_doc(
                     RateChangeKind::Resume,
-                    resume_rate(&recorded, plan.doc.rate_mg_per_h).get(),
+                    resume_rate(&recorded, plan.doc.rate_mg_per_h),
                 ));
             }
             TransitionKind::Stop => {
@@ -486,7 +475,7 @@ impl App {
                     StopCode::Completed
                 });
                 session.apply(SessionEvent::Stop(kind), now).map_err(refused)?;
-                rate = Some(rate_doc(RateChangeKind::Stop, 0.0));
+                rate = Some(rate_doc(RateChangeKind::Stop, MgPerHour::ZERO));
             }
             TransitionKind::BeginRecovery => {
                 session.apply(SessionEvent::BeginRecovery, now).map_err(refused)?;
@@ -559,8 +548,8 @@ impl App {
                         now,
                     )
                     .map_err(refused)?;
-                if doc.current_rate_mg_per_h() > 0.0 {
-                    rate = Some(rate_doc(RateChangeKind::Abort, 0.0));
+                if doc.current_rate().get() > 0.0 {
+                    rate = Some(rate_doc(RateChangeKind::Abort, MgPerHour::ZERO));
                 }
             }
         }
@@ -571,7 +560,7 @@ impl App {
         let state_name = session.state().name();
         let event_data = serde_json::json!({
             "event": t.event, "state": state_name, "by": t.by, "reason": t.reason,
-            "rate_mg_per_h": doc.current_rate_mg_per_h(), "discharge": extra,
+            "rate_mg_per_h": doc.current_rate(), "discharge": extra,
         });
         let updated = self
             .save_session(SessionChange {
@@ -617,7 +606,7 @@ pub fn delivery(id: Uuid, doc: &SessionDoc) -> Result<Delivery, AppError> {
         .map(|r| {
             Ok(RateChange {
                 at: r.at,
-                rate: MgPerHour::new(r.rate_mg_per_h).map_err(|e| corrupt_session(id, e))?,
+                rate: r.rate_mg_per_h,
             })
         })
         .collect::<Result<Vec<_>, AppError>>()?;

@@ -19,7 +19,8 @@ use ketaflow_clinic::news2::news2;
 use ketaflow_clinic::patient::BloodPressure;
 use ketaflow_clinic::vitals::{self, Alarm, AlarmRules, Priority, VitalSigns};
 use ketaflow_store::{
-    Actor, NewAuditEntry, NewEvent, NewVital, Store, StoredAlarm, StoredEvent, Tx, VitalInsert, batch_digest,
+    Actor, AlarmState, NewAuditEntry, NewEvent, NewVital, Store, StoredAlarm, StoredEvent, Tx, VitalInsert,
+    batch_digest,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -41,9 +42,11 @@ pub struct AlarmOut {
     /// Rule code, e.g. systolic_high, news2_high.
     pub code: String,
     /// Priority after IEC 60601-1-8: high, medium or low. It only goes up while the alarm is open.
-    pub level: String,
+    #[schema(value_type = String)]
+    pub level: Priority,
     /// raised, acknowledged, resolved.
-    pub state: String,
+    #[schema(value_type = String)]
+    pub state: AlarmState,
     /// What was seen, the threshold's source, whether it is a clinic setting, and whether the rule
     /// recommends pausing (an alarm never changes the infusion by itself).
     #[schema(value_type = Object)]
@@ -85,10 +88,14 @@ impl AlarmOut {
             .map_or_else(|| self.code.replace('_', " "), str::to_string)
     }
 
-    /// The priority (alarms stored before priorities were named read "warning" as medium and
-    /// "urgent" as high; an unknown level reads as high, never lower).
+    /// The priority.
     pub fn priority(&self) -> Priority {
-        Priority::from_stored(&self.level).unwrap_or(Priority::High)
+        self.level
+    }
+
+    /// Still open (raised or acknowledged).
+    pub fn is_open(&self) -> bool {
+        self.state != AlarmState::Resolved
     }
 
     /// The worst value's message since the alarm was raised, when it differs from the current.
@@ -115,9 +122,10 @@ pub fn alarm_out(a: StoredAlarm) -> AlarmOut {
         id: a.id,
         session_id: a.session_id,
         code: a.code,
-        // Stored before priorities were named: "warning" is medium, "urgent" high.
-        level: Priority::from_stored(&a.level).map_or(a.level, |p| p.code().to_string()),
-        state: a.state.as_str().into(),
+        // Stored before priorities were named: "warning" is medium, "urgent" high. A level no
+        // version wrote reads as high, never lower.
+        level: Priority::from_stored(&a.level).unwrap_or(Priority::High),
+        state: a.state,
         detail: a.data,
         raised_at: a.raised_at,
         last_seen_at: a.last_seen_at,

@@ -35,6 +35,27 @@ pub enum CodeError {
     },
 }
 
+/// Stored and sent in their text form (`Display`), read back through `FromStr`, so a stored code
+/// that no longer parses is an error naming it rather than a string each reader re-checks.
+macro_rules! serde_as_text {
+    ($($ty:ty),*) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_as_text!(SideEffectKind, Severity, ActionTaken);
+
 fn non_blank(s: &str) -> Option<&str> {
     let t = s.trim();
     (!t.is_empty()).then_some(t)

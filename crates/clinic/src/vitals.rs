@@ -199,13 +199,16 @@ impl Default for AlarmRules {
 
 /// An alarm's priority, after IEC 60601-1-8 (medical electrical equipment, alarm systems): high
 /// needs an immediate response, medium a prompt one, low awareness. Ordered low < medium < high.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Awareness.
     Low,
     /// Prompt response ("warning" before priorities were named).
+    #[serde(alias = "warning")]
     Medium,
     /// Immediate response ("urgent" before priorities were named).
+    #[serde(alias = "urgent")]
     High,
 }
 

@@ -5,7 +5,8 @@ use ketaflow_units::{Centimetres, Kilograms};
 use crate::patient::Sex;
 
 /// Which weight a protocol doses on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WeightBasis {
     /// Total (actual) body weight.
     Actual,

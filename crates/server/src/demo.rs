@@ -421,6 +421,10 @@ async fn seed_session(
     };
     use ketaflow_app::vitals::{VitalsJob, write_vitals};
     use ketaflow_store::NewEvent;
+    use ketaflow_units::{Kilograms, MgPerHour, MgPerMl, QuantityError};
+    fn quantity<T>(q: Result<T, QuantityError>) -> Result<T, ApiError> {
+        q.map_err(|e| ApiError::Internal(format!("demo plan: {e}")))
+    }
     let now = state.now();
     let minutes = |m: i64| now - time::Duration::minutes(m);
     let by = actor.user_id().to_string();
@@ -482,14 +486,14 @@ async fn seed_session(
             },
         ],
         rates: vec![RateDoc {
-            kind: RateChangeKind::Start,
-            at: minutes(15),
-            rate_mg_per_h,
-            pump_ml_per_h: rate_mg_per_h / concentration,
-            rate_mg_per_kg_per_h: rate_mg_per_h / dosing_weight,
-            by: by.clone(),
-            reason: None,
-            overrides: vec![],
+            ..RateDoc::delivering(
+                RateChangeKind::Start,
+                minutes(15),
+                quantity(MgPerHour::new(rate_mg_per_h))?,
+                quantity(MgPerMl::new(concentration))?,
+                quantity(Kilograms::new(dosing_weight))?,
+                by.clone(),
+            )
         }],
         side_effects: vec![],
         assessments: vec![],

@@ -1512,7 +1512,7 @@ async fn a_session_left_running_alarms_at_its_planned_dose_and_its_hard_limit() 
             .into_iter()
             .map(|a| {
                 let stage = a.detail["stage"].as_str().unwrap_or_default().to_string();
-                (a.code, a.level, stage)
+                (a.code, a.level.code().to_string(), stage)
             })
             .collect::<Vec<_>>()
     };

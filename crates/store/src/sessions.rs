@@ -92,7 +92,8 @@ pub enum VitalInsert {
 }
 
 /// Where an alarm is in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AlarmState {
     /// Raised, nobody has acknowledged it.
     Raised,

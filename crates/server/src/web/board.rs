@@ -8,6 +8,7 @@ use axum::routing::get;
 
 use super::{Chrome, PageResult, WebUser, clock, fixed, page_err, render};
 use crate::state::AppState;
+use ketaflow_app::alarms::AlarmState;
 use ketaflow_app::board::ChairOut;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -99,18 +100,23 @@ fn tile(c: ChairOut) -> ChairTile {
             _ => String::new(),
         },
         vitals_stale: c.latest_vitals_stale,
-        unacknowledged: c.active_alarms.iter().any(|a| a.state == "raised"),
+        unacknowledged: c.active_alarms.iter().any(|a| a.state == AlarmState::Raised),
         alarms: c
             .active_alarms
             .iter()
             .map(|a| match a.worst_message() {
                 Some(worst) => format!(
                     "{}: {} (worst {worst}; {})",
-                    a.level.to_uppercase(),
+                    a.level.code().to_uppercase(),
                     a.message(),
-                    a.state
+                    a.state.as_str()
                 ),
-                None => format!("{}: {} ({})", a.level.to_uppercase(), a.message(), a.state),
+                None => format!(
+                    "{}: {} ({})",
+                    a.level.code().to_uppercase(),
+                    a.message(),
+                    a.state.as_str()
+                ),
             })
             .collect(),
         recovery: c.predicted_recovery_at.map(clock).unwrap_or_else(|| "—".into()),

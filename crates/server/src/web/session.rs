@@ -18,7 +18,7 @@ use super::{render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
-use ketaflow_app::alarms::{ALARM_ACTIONS, AcknowledgeAllIn, AlarmResolveIn, VitalOut};
+use ketaflow_app::alarms::{ALARM_ACTIONS, AcknowledgeAllIn, AlarmResolveIn, AlarmState, VitalOut};
 use ketaflow_app::bedside::{AssessmentIn, RateIn, SideEffectIn};
 use ketaflow_app::board::planned_dose_reached;
 use ketaflow_app::booking::SessionPredictionOut;
@@ -91,7 +91,7 @@ fn alarm_row(a: &AlarmOut) -> AlarmRow {
     AlarmRow {
         id: a.id.to_string(),
         message: a.message(),
-        level: a.level.clone(),
+        level: a.level.code().to_string(),
         worst: a.worst_message(),
         re_raised: a
             .detail
@@ -99,7 +99,7 @@ fn alarm_row(a: &AlarmOut) -> AlarmRow {
             .and_then(|p| p.get("at"))
             .and_then(serde_json::Value::as_str)
             .map(|at| format!("escalated after it was acknowledged at {at}")),
-        state: a.state.clone(),
+        state: a.state.as_str().to_string(),
         raised_at: hhmm(a.raised_at),
         occurrences: a.occurrences,
         recommend_pause: a.recommends_pause(),
@@ -304,7 +304,7 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
         rate_mg_per_h: fixed(s.current_rate_mg_per_h, 1),
         rate_mg_per_kg_per_h: fixed(
             if s.current_rate_mg_per_h > 0.0 {
-                last.map_or(0.0, |r| r.rate_mg_per_kg_per_h)
+                last.map_or(0.0, |r| r.rate_mg_per_kg_per_h.get())
             } else {
                 0.0
             },
@@ -312,7 +312,7 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
         ),
         pump_ml_per_h: fixed(
             if s.current_rate_mg_per_h > 0.0 {
-                last.map_or(0.0, |r| r.pump_ml_per_h)
+                last.map_or(0.0, |r| r.pump_ml_per_h.get())
             } else {
                 0.0
             },
@@ -321,7 +321,11 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
         given_mg: fixed(s.given_mg, 1),
         infusing_min: fixed(s.infusing_min, 0),
         alarms: screen.open_alarms.iter().map(alarm_row).collect(),
-        raised_alarms: screen.open_alarms.iter().filter(|a| a.state == "raised").count(),
+        raised_alarms: screen
+            .open_alarms
+            .iter()
+            .filter(|a| a.state == AlarmState::Raised)
+            .count(),
         vitals_svg: vitals_chart(&screen.history),
         vitals: screen
             .recent
@@ -490,9 +494,9 @@ async fn page(
         .map(|r| RateRow {
             at: hhmm(r.at),
             kind: r.kind.to_string(),
-            mg_per_h: fixed(r.rate_mg_per_h, 1),
-            mg_per_kg_per_h: fixed(r.rate_mg_per_kg_per_h, 3),
-            ml_per_h: fixed(r.pump_ml_per_h, 1),
+            mg_per_h: fixed(r.rate_mg_per_h.get(), 1),
+            mg_per_kg_per_h: fixed(r.rate_mg_per_kg_per_h.get(), 3),
+            ml_per_h: fixed(r.pump_ml_per_h.get(), 1),
             reason: std::iter::once(r.reason.clone().unwrap_or_default())
                 .chain(
                     r.overrides
@@ -509,9 +513,9 @@ async fn page(
         .iter()
         .map(|e| SideEffectRow {
             at: hhmm(e.onset),
-            kind: e.kind.replace('_', " "),
-            severity: e.severity.clone(),
-            action: e.action.replace('_', " "),
+            kind: e.kind.to_string().replace('_', " "),
+            severity: e.severity.to_string(),
+            action: e.action.to_string().replace('_', " "),
             detail: [
                 e.cadss6_total.map(|t| format!("CADSS-6 {t}/24")),
                 e.moaas.map(|m| format!("MOAA/S {m}")),
