@@ -6,6 +6,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use ketaflow_app::AppError;
 use ketaflow_store::{Actor, TokenKind, User};
 
 use crate::error::ApiError;
@@ -95,7 +96,7 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<CurrentUser, ApiError> {
-        let raw = presented_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+        let raw = presented_token(&parts.headers).ok_or(ApiError::App(AppError::Unauthenticated))?;
         let found = state.authenticate(&raw).await?;
         Ok(CurrentUser {
             user: found.caller.user,

@@ -264,7 +264,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             .store
             .get_user_by_username(username)
             .await?
-            .ok_or_else(|| ApiError::Internal(format!("the demo account {username} is missing")))?;
+            .ok_or_else(|| ApiError::internal(format!("the demo account {username} is missing")))?;
         Ok::<_, ApiError>(Caller { user })
     };
     let (nurse, physician) = (caller("demo.nurse").await?, caller("demo.physician").await?);
@@ -423,7 +423,7 @@ async fn seed_session(
     use ketaflow_store::NewEvent;
     use ketaflow_units::{Kilograms, MgPerHour, MgPerMl, QuantityError};
     fn quantity<T>(q: Result<T, QuantityError>) -> Result<T, ApiError> {
-        q.map_err(|e| ApiError::Internal(format!("demo plan: {e}")))
+        q.map_err(|e| ApiError::internal(format!("demo plan: {e}")))
     }
     let now = state.now();
     let minutes = |m: i64| now - time::Duration::minutes(m);
@@ -513,7 +513,7 @@ async fn seed_session(
     }
     // The document must replay through the state machine like any stored session.
     doc.replay()?;
-    let data = serde_json::to_value(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let data = serde_json::to_value(&doc).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut tx = state.store.begin().await?;
     let new = NewRecord {
         kind: SESSION,

@@ -12,117 +12,51 @@ use ketaflow_store::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Everything a handler can answer with besides success.
-#[derive(Debug, thiserror::Error)]
+/// Everything a handler can answer with besides success: the application's answer, or one of the
+/// refusals that only HTTP has (no such route, wrong method, a body that is not JSON or too large).
+#[derive(Debug)]
 pub enum ApiError {
-    /// 400: a field has a value outside what is allowed.
-    #[error("{field} {} is outside {allowed}", display_value(value))]
-    InvalidField {
-        /// The field, as named on the wire.
-        field: String,
-        /// The value given.
-        value: serde_json::Value,
-        /// What is allowed, e.g. "2–350".
-        allowed: String,
-    },
+    /// What the use case answered (mapped to its status in [`ApiError::status_and_code`]).
+    App(AppError),
     /// 400: the body is not valid JSON of the expected shape.
-    #[error("{0}")]
     BadBody(String),
-    /// 401: no valid credentials.
-    #[error("authentication required")]
-    Unauthenticated,
-    /// 401: wrong username or password, or an account that cannot sign in now (never says which).
-    #[error(
-        "wrong username or password, or the account cannot sign in now; if this persists, ask an administrator"
-    )]
-    BadCredentials,
-    /// 403: the password was set by someone else and must be changed first.
-    #[error("change your password first (POST /api/v1/auth/password)")]
-    PasswordChangeRequired,
-    /// 429: too many failed password attempts from this client for this account.
-    #[error("too many failed password attempts; wait {retry_after_s} s and try again")]
-    Throttled {
-        /// Seconds to wait (also in `Retry-After`).
-        retry_after_s: i64,
-    },
-    /// 403: the role may not do this.
-    #[error("your role ({role}) may not {action}")]
-    Forbidden {
-        /// The caller's role.
-        role: &'static str,
-        /// What was attempted.
-        action: &'static str,
-    },
-    /// 404: no such record.
-    #[error("{what} {id} not found")]
-    NotFound {
-        /// The kind of record.
-        what: String,
-        /// The id.
-        id: String,
-    },
-    /// 409: the request conflicts with the record's state (e.g. a plan already approved).
-    #[error("{0}")]
-    Conflict(String),
-    /// 409: someone changed the record since it was read; the body carries the version stored
-    /// now, so a client can reload and retry.
-    #[error("{message}")]
-    StaleVersion {
-        /// What changed, naming both versions.
-        message: String,
-        /// The version stored now.
-        current_version: i64,
-    },
-    /// 409: the record is locked (an approved plan) and never changes again.
-    #[error("{0}")]
-    RecordLocked(String),
-    /// 422: the request is well formed but the clinical rules refuse it.
-    #[error("{message}")]
-    Refused {
-        /// Stable code, e.g. `hard_limit`.
-        code: &'static str,
-        /// Why.
-        message: String,
-    },
-    /// 422: the clinical rules refuse the request because of one thing in it, which the body
-    /// names in `field` (a witness, or the limit whose override is missing).
-    #[error("{message}")]
-    RefusedAt {
-        /// Stable code, e.g. `witness_locked`.
-        code: &'static str,
-        /// Why.
-        message: String,
-        /// What in the request it is about.
-        field: String,
-    },
     /// 404: no route answers this path under `/api/v1`.
-    #[error("no such endpoint; the API's paths are listed in /api/v1/openapi.json")]
     NoRoute,
     /// 405: the path exists but not with this method.
-    #[error("this endpoint does not take this method; the Allow header lists the ones it takes")]
     MethodNotAllowed,
     /// 415: the body is not sent as `application/json`.
-    #[error("send the body as JSON with Content-Type: application/json")]
     NotJson,
     /// 413: the body is over the server's limit.
-    #[error("the request body is larger than the server accepts")]
     TooLarge,
-    /// 500: a stored record cannot be read as what it should be. The message names the record
-    /// (kind and id) so it can be found and repaired; the cause is logged, the data never returned.
-    #[error("stored {kind} {id} cannot be read; the cause is logged")]
-    CorruptRecord {
-        /// The kind of record.
-        kind: &'static str,
-        /// Its id.
-        id: String,
-        /// What is wrong with it (logged only).
-        reason: String,
-    },
-    /// 500: something failed inside; the cause with its whole source chain is logged, never
-    /// returned.
-    #[error("internal error")]
-    Internal(String),
 }
+
+/// What a person is told: the application's words, except that a failure inside never shows its
+/// cause (it is logged) and a password change names the endpoint that makes it.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::App(AppError::Internal(_)) => f.write_str("internal error"),
+            ApiError::App(AppError::CorruptRecord { kind, id, .. }) => {
+                write!(f, "stored {kind} {id} cannot be read; the cause is logged")
+            }
+            ApiError::App(AppError::PasswordChangeRequired) => {
+                f.write_str("change your password first (POST /api/v1/auth/password)")
+            }
+            ApiError::App(e) => e.fmt(f),
+            ApiError::BadBody(message) => f.write_str(message),
+            ApiError::NoRoute => {
+                f.write_str("no such endpoint; the API's paths are listed in /api/v1/openapi.json")
+            }
+            ApiError::MethodNotAllowed => f.write_str(
+                "this endpoint does not take this method; the Allow header lists the ones it takes",
+            ),
+            ApiError::NotJson => f.write_str("send the body as JSON with Content-Type: application/json"),
+            ApiError::TooLarge => f.write_str("the request body is larger than the server accepts"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 /// The JSON error body.
 #[derive(Debug, Serialize, ToSchema)]
@@ -157,10 +91,19 @@ pub struct ErrorDetail {
 impl ApiError {
     /// A field error.
     pub fn field(field: &str, value: impl Into<serde_json::Value>, allowed: impl Into<String>) -> ApiError {
-        ApiError::InvalidField {
-            field: field.to_string(),
-            value: value.into(),
-            allowed: allowed.into(),
+        ApiError::App(AppError::field(field, value, allowed))
+    }
+
+    /// A failure inside, whose cause is logged and never shown.
+    pub fn internal(cause: impl Into<String>) -> ApiError {
+        ApiError::App(AppError::Internal(cause.into()))
+    }
+
+    /// The application's answer, if this is one.
+    pub fn app(&self) -> Option<&AppError> {
+        match self {
+            ApiError::App(e) => Some(e),
+            _ => None,
         }
     }
 
@@ -169,28 +112,33 @@ impl ApiError {
         self.status_and_code().0
     }
 
+    /// The one place where an answer gets its HTTP status and stable code.
     fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
-            ApiError::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
-            ApiError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
-            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
-            ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
-            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::StaleVersion { .. } => (StatusCode::CONFLICT, "stale_version"),
-            ApiError::RecordLocked(_) => (StatusCode::CONFLICT, "locked"),
-            ApiError::Refused { code, .. } | ApiError::RefusedAt { code, .. } => {
+        let app = match self {
+            ApiError::App(app) => app,
+            ApiError::BadBody(_) => return (StatusCode::BAD_REQUEST, "bad_body"),
+            ApiError::NoRoute => return (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::MethodNotAllowed => return (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::TooLarge => return (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::NotJson => return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
+        };
+        match app {
+            AppError::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            AppError::BadInput(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+            AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            AppError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            AppError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+            AppError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
+            AppError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::StaleVersion { .. } => (StatusCode::CONFLICT, "stale_version"),
+            AppError::Locked(_) => (StatusCode::CONFLICT, "locked"),
+            AppError::Refused { code, .. } | AppError::RefusedAt { code, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code)
             }
-            ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            ApiError::NotJson => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_json"),
-            ApiError::CorruptRecord { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_record"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AppError::CorruptRecord { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_record"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -198,24 +146,24 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        match &self {
-            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
-            ApiError::CorruptRecord { kind, id, reason } => {
+        match self.app() {
+            Some(AppError::Internal(cause)) => tracing::error!(%cause, "internal error"),
+            Some(AppError::CorruptRecord { kind, id, reason }) => {
                 tracing::error!(kind, id, reason, "stored record cannot be read")
             }
             _ => {}
         }
-        let (field, value, allowed) = match &self {
-            ApiError::InvalidField {
+        let (field, value, allowed) = match self.app() {
+            Some(AppError::InvalidField {
                 field,
                 value,
                 allowed,
-            } => (Some(field.clone()), Some(value.clone()), Some(allowed.clone())),
-            ApiError::RefusedAt { field, .. } => (Some(field.clone()), None, None),
+            }) => (Some(field.clone()), Some(value.clone()), Some(allowed.clone())),
+            Some(AppError::RefusedAt { field, .. }) => (Some(field.clone()), None, None),
             _ => (None, None, None),
         };
-        let current_version = match &self {
-            ApiError::StaleVersion { current_version, .. } => Some(*current_version),
+        let current_version = match self.app() {
+            Some(AppError::StaleVersion { current_version, .. }) => Some(*current_version),
             _ => None,
         };
         let body = ErrorBody {
@@ -229,7 +177,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::Throttled { retry_after_s } = &self
+        if let Some(AppError::Throttled { retry_after_s }) = self.app()
             && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after_s.to_string())
         {
             response
@@ -246,40 +194,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// One place where the application's answers become HTTP ones.
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> ApiError {
-        match e {
-            AppError::InvalidField {
-                field,
-                value,
-                allowed,
-            } => ApiError::InvalidField {
-                field,
-                value,
-                allowed,
-            },
-            AppError::BadInput(message) => ApiError::BadBody(message),
-            AppError::Forbidden { role, action } => ApiError::Forbidden { role, action },
-            AppError::PasswordChangeRequired => ApiError::PasswordChangeRequired,
-            AppError::Unauthenticated => ApiError::Unauthenticated,
-            AppError::BadCredentials => ApiError::BadCredentials,
-            AppError::Throttled { retry_after_s } => ApiError::Throttled { retry_after_s },
-            AppError::NotFound { what, id } => ApiError::NotFound { what, id },
-            AppError::Conflict(message) => ApiError::Conflict(message),
-            AppError::StaleVersion {
-                message,
-                current_version,
-            } => ApiError::StaleVersion {
-                message,
-                current_version,
-            },
-            AppError::Locked(message) => ApiError::RecordLocked(message),
-            AppError::Refused { code, message } => ApiError::Refused { code, message },
-            AppError::RefusedAt { code, message, field } => ApiError::RefusedAt { code, message, field },
-            AppError::CorruptRecord { kind, id, reason } => ApiError::CorruptRecord { kind, id, reason },
-            AppError::Internal(cause) => ApiError::Internal(cause),
-        }
+        ApiError::App(e)
     }
 }
 

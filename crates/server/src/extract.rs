@@ -241,7 +241,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => ApiError::NoRoute,
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
-        s if s.is_server_error() => ApiError::Internal(format!("{s}: {text}")),
+        s if s.is_server_error() => ApiError::internal(format!("{s}: {text}")),
         _ => ApiError::BadBody(if text.is_empty() {
             status.canonical_reason().unwrap_or("bad request").to_string()
         } else {

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use ketaflow_app::AppError;
 use ketaflow_store::DeviceToken;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -136,7 +137,7 @@ impl FromRequestParts<AppState> for VitalsWriter {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<VitalsWriter, ApiError> {
-        let raw = presented_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+        let raw = presented_token(&parts.headers).ok_or(ApiError::App(AppError::Unauthenticated))?;
         if raw.starts_with(DEVICE_TOKEN_PREFIX) {
             return Ok(VitalsWriter::Device(state.authenticate_device(&raw).await?));
         }

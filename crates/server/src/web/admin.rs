@@ -300,7 +300,7 @@ async fn audit_view(
     let before = before.unwrap_or(head + 1).clamp(1, head + 1);
     let first = (before - AUDIT_PAGE).max(1);
     let entries = if before > first {
-        let limit = u32::try_from(before - first).map_err(|e| page_err(ApiError::Internal(e.to_string())))?;
+        let limit = u32::try_from(before - first).map_err(|e| page_err(ApiError::internal(e.to_string())))?;
         audit_entries(state, user, first - 1, limit)
             .await
             .map_err(page_err)?

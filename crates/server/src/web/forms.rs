@@ -1,6 +1,7 @@
 //! Posted forms: the CSRF check, typed access to fields with errors that name the field, and the
 //! state a refused form is re-rendered with (what was typed, what was wrong, next to the field).
 
+use ketaflow_app::AppError;
 use std::collections::HashMap;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -119,7 +120,7 @@ impl FormState {
     /// A form refused by the server: keep what was typed and place the error by its field.
     pub fn refused(values: FormData, error: &ApiError) -> FormState {
         let mut errors = HashMap::new();
-        if let ApiError::InvalidField { field, allowed, .. } = error {
+        if let Some(AppError::InvalidField { field, allowed, .. }) = error.app() {
             // Nested API fields (checks.fasting_confirmed, aldrete.spo2) are shown by their leaf.
             let leaf = field.rsplit('.').next().unwrap_or(field);
             errors.insert(leaf.to_string(), format!("allowed: {allowed}"));

@@ -9,6 +9,7 @@
 //! re-authentication and the audit entries are the same; a form is shown only to a role that may
 //! use it and the use case checks again. Witness passwords are never written back into a page.
 
+use ketaflow_app::AppError;
 use std::collections::HashMap;
 
 use askama::Template;
@@ -72,15 +73,15 @@ fn without_passwords(mut form: FormData) -> FormData {
 /// could not be confirmed next to that witness's username.
 fn refused(name: &str, form: FormData, e: &ApiError, witness_fields: &[&str]) -> FormState {
     let mut state = FormState::refused_named(name, without_passwords(form), e);
-    match e {
-        ApiError::InvalidField { field, allowed, .. } => {
+    match e.app() {
+        Some(AppError::InvalidField { field, allowed, .. }) => {
             state.errors.insert(field.clone(), format!("allowed: {allowed}"));
         }
         // The refusal names the witness it is about: put it beside that witness's username.
-        ApiError::RefusedAt { field, message, .. } => {
+        Some(AppError::RefusedAt { field, message, .. }) => {
             state.errors.insert(field.clone(), message.clone());
         }
-        ApiError::Throttled { .. } => {
+        Some(AppError::Throttled { .. }) => {
             if let Some(field) = witness_fields.first() {
                 state.errors.insert((*field).to_string(), e.to_string());
             }
@@ -369,17 +370,17 @@ async fn count(State(state): State<AppState>, posted: Posted) -> PageResult {
         Ok(()) => Ok(see_other("/ledger")),
         Err(e) => {
             let e = match e {
-                ApiError::InvalidField {
+                ApiError::App(AppError::InvalidField {
                     field,
                     value,
                     allowed,
-                } => {
+                }) => {
                     let field = renumber(&field, &from_line);
-                    ApiError::InvalidField {
+                    ApiError::App(AppError::InvalidField {
                         field,
                         value,
                         allowed,
-                    }
+                    })
                 }
                 other => other,
             };

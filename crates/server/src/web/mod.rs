@@ -26,6 +26,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use ketaflow_app::AppError;
 use ketaflow_store::Role;
 use sha2::{Digest, Sha256};
 
@@ -81,7 +82,9 @@ impl FromRequestParts<AppState> for WebUser {
         let raw = presented_token(&parts.headers).unwrap_or_default();
         let me = match CurrentUser::from_request_parts(parts, state).await {
             Ok(me) => me,
-            Err(ApiError::Unauthenticated) => return Err(Redirect::to("/login").into_response()),
+            Err(ApiError::App(AppError::Unauthenticated)) => {
+                return Err(Redirect::to("/login").into_response());
+            }
             Err(e) => return Err(error_page(&e)),
         };
         if me.user.must_change_password && parts.uri.path() != "/password" {
@@ -203,9 +206,13 @@ struct ErrorPage {
 /// An error as a page: what went wrong, in words, with the API's status code.
 pub fn error_page(error: &ApiError) -> Response {
     let status = error.status();
-    if let ApiError::Internal(cause) = error {
+    match error.app() {
         // The page says it has been logged: log it, with the cause the page withholds.
-        tracing::error!(%cause, "page failed");
+        Some(AppError::Internal(cause)) => tracing::error!(%cause, "page failed"),
+        Some(AppError::CorruptRecord { kind, id, reason }) => {
+            tracing::error!(kind, id, reason, "page failed: stored record cannot be read")
+        }
+        _ => {}
     }
     let message = if status.is_server_error() {
         "Something failed inside the server; it has been logged. Nothing was changed.".to_string()

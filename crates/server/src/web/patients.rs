@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use ketaflow_app::AppError;
 use ketaflow_clinic::instruments::{Instrument, is_remission, is_response};
 use ketaflow_clinic::mme::{NALOXONE_OFFER_MME_PER_DAY, Opioid, Route};
 use ketaflow_clinic::patient::{Condition, Indication, MedicationClass};
@@ -306,7 +307,9 @@ async fn list(state: AppState, user: WebUser, search: Option<String>) -> Respons
             found.iter().map(patient_row).collect(),
             String::new(),
         ),
-        Err(e) if matches!(e, ApiError::InvalidField { .. }) => (e.status(), vec![], e.to_string()),
+        Err(e) if matches!(e.app(), Some(AppError::InvalidField { .. })) => {
+            (e.status(), vec![], e.to_string())
+        }
         Err(e) => return error_page(&e),
     };
     render_with_status(
@@ -408,12 +411,15 @@ async fn create(State(state): State<AppState>, posted: Posted) -> Response {
 /// page rather than the form again.
 pub(super) fn is_page_error(e: &ApiError) -> bool {
     matches!(
-        e,
-        ApiError::Forbidden { .. }
-            | ApiError::NotFound { .. }
-            | ApiError::Unauthenticated
-            | ApiError::PasswordChangeRequired
-            | ApiError::Internal(_)
+        e.app(),
+        Some(
+            AppError::Forbidden { .. }
+                | AppError::NotFound { .. }
+                | AppError::Unauthenticated
+                | AppError::PasswordChangeRequired
+                | AppError::Internal(_)
+                | AppError::CorruptRecord { .. }
+        )
     )
 }
 
@@ -868,11 +874,11 @@ fn opioid_form(form: &FormState, id: Uuid, today: &str) -> FormView {
 /// The API names a dose's fault `doses[k].<field>`, k counting only the rows filled in; the form
 /// shows it under that row's own field (`dose_2`, `route_3`).
 fn opioid_error_on_row(error: ApiError, rows: &[usize]) -> ApiError {
-    let ApiError::InvalidField {
+    let ApiError::App(AppError::InvalidField {
         field,
         value,
         allowed,
-    } = error
+    }) = error
     else {
         return error;
     };
@@ -888,11 +894,11 @@ fn opioid_error_on_row(error: ApiError, rows: &[usize]) -> ApiError {
             };
             format!("{name}_{row}")
         });
-    ApiError::InvalidField {
+    ApiError::App(AppError::InvalidField {
         field: placed.unwrap_or(field),
         value,
         allowed,
-    }
+    })
 }
 
 fn session_form(form: &FormState, id: Uuid, plans: &[PlanRow], now: OffsetDateTime) -> FormView {

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
+use ketaflow_app::AppError;
 use ketaflow_clinic::plan::LimitStatus;
 use ketaflow_clinic::session::PlanStatus;
 use uuid::Uuid;
@@ -594,16 +595,16 @@ async fn approve(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Po
             let mut refused = FormState::refused_named("approve", form, &e);
             // The domain names the limit whose override is missing or too short: put the message
             // beside that limit's reason.
-            if let ApiError::RefusedAt {
+            if let Some(AppError::RefusedAt {
                 code: "override_needed",
                 message,
                 field,
-            } = &e
+            }) = e.app()
                 && let Some(limit) = field.strip_prefix("overrides.")
             {
                 refused.errors.insert(reason_field(limit), message.clone());
             }
-            if let ApiError::RefusedAt { message, field, .. } = &e
+            if let Some(AppError::RefusedAt { message, field, .. }) = e.app()
                 && field == "indication_override"
             {
                 refused.errors.insert(field.clone(), message.clone());

@@ -18,6 +18,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
+use ketaflow_app::AppError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -340,15 +341,15 @@ fn patient_page<T: Template>(status: StatusCode, page: &T) -> Response {
 
 /// The page for a link that cannot be used: unknown, used or expired, in words.
 fn gone(e: &ApiError) -> Response {
-    let (title, message) = match e {
-        ApiError::NotFound { .. } => (
+    let (title, message) = match e.app() {
+        Some(AppError::NotFound { .. }) => (
             "This link is not valid",
             "Check that you opened the whole link from your clinic's message, or ask your clinic for a new one."
                 .to_string(),
         ),
-        ApiError::Conflict(m) if m.contains("expired") => ("This link has expired", capitalised(m)),
-        ApiError::Conflict(m) => ("This link has already been used", capitalised(m)),
-        other => ("This link cannot be used", capitalised(&other.to_string())),
+        Some(AppError::Conflict(m)) if m.contains("expired") => ("This link has expired", capitalised(m)),
+        Some(AppError::Conflict(m)) => ("This link has already been used", capitalised(m)),
+        _ => ("This link cannot be used", capitalised(&e.to_string())),
     };
     patient_page(
         e.status(),
@@ -514,7 +515,7 @@ async fn questionnaire_submit(
         Err(errors) => {
             let mut refused = FormState::refused_named("q", form, &errors[0]);
             for e in &errors {
-                if let ApiError::InvalidField { field, allowed, .. } = e {
+                if let Some(AppError::InvalidField { field, allowed, .. }) = e.app() {
                     refused
                         .errors
                         .insert(field.clone(), format!("allowed: {allowed}"));
@@ -537,7 +538,7 @@ async fn questionnaire_submit(
                 numbers: done.crisis_information.map(phone_numbers).unwrap_or_default(),
             },
         ),
-        Err(e @ (ApiError::NotFound { .. } | ApiError::Conflict(_))) => gone(&e),
+        Err(e @ ApiError::App(AppError::NotFound { .. } | AppError::Conflict(_))) => gone(&e),
         Err(e) => {
             let refused = FormState::refused_named("q", form, &e);
             questionnaire_view(&state, &token, refused, e.status()).await

@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use ketaflow_app::AppError;
 use ketaflow_clinic::plan::LimitStatus;
 use ketaflow_clinic::side_effects::{ActionTaken, SideEffectKind};
 use uuid::Uuid;
@@ -683,12 +684,14 @@ async fn change_rate(State(state): State<AppState>, Path(id): Path<Uuid>, posted
         .map_err(ApiError::from);
     match result {
         Err(
-            e @ ApiError::RefusedAt {
-                code: "override_needed",
-                ..
-            },
-        )
-        | Err(e @ ApiError::Forbidden { .. }) => {
+            e @ ApiError::App(
+                AppError::RefusedAt {
+                    code: "override_needed",
+                    ..
+                }
+                | AppError::Forbidden { .. },
+            ),
+        ) => {
             // Show one reason field per breached soft limit (physicians) next to what was typed.
             let breaches = preview
                 .map(|checks| {
