@@ -227,10 +227,10 @@ pub fn soft_breaches(checks: &[LimitCheck]) -> Vec<LimitName> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::patient::{Indication, Measurement, PatientFacts, Sex};
+    use crate::patient::PatientFacts;
+    use crate::plan::tests::facts;
     use crate::plan::{PlanRequest, compute_plan};
     use crate::protocol::ProtocolLibrary;
-    use ketaflow_units::Centimetres;
     use time::Duration;
     use time::macros::{date, datetime};
 
@@ -261,25 +261,6 @@ mod tests {
             change(50, 0.0),
         ])
         .unwrap()
-    }
-
-    fn facts(weight: f64) -> PatientFacts {
-        PatientFacts {
-            date_of_birth: date!(1986 - 01 - 01),
-            sex: Sex::Male,
-            heights: vec![Measurement {
-                value: Centimetres::new(177.8).unwrap(),
-                on: date!(2026 - 11 - 01),
-            }],
-            weights: vec![Measurement {
-                value: Kilograms::new(weight).unwrap(),
-                on: date!(2026 - 11 - 01),
-            }],
-            indications: vec![Indication::TreatmentResistantDepression],
-            medications: vec![],
-            conditions: vec![],
-            baseline_bp: None,
-        }
     }
 
     #[test]

@@ -738,13 +738,15 @@ impl DosePlan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::patient::{Indication, Measurement, Sex};
     use crate::protocol::ProtocolLibrary;
     use time::macros::date;
 
-    fn facts(weight: f64) -> PatientFacts {
+    /// A 177.8 cm man with treatment-resistant depression and nothing else on record (shared with
+    /// the delivery tests).
+    pub(crate) fn facts(weight: f64) -> PatientFacts {
         PatientFacts {
             date_of_birth: date!(1986 - 01 - 01),
             sex: Sex::Male,

@@ -6,7 +6,7 @@ use ketaflow_test_support as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{get, post, spawn_app};
+use common::{draft_plan, get, post, spawn_app, texts};
 use ketaflow_server::policy::{Action, allowed};
 use ketaflow_store::Role;
 use serde_json::{Value, json};
@@ -38,14 +38,7 @@ async fn intake_eligibility_plan_and_approval_without_override() {
         "CANMAT level 1 (single infusion), level 3 (repeated infusions)"
     );
 
-    let (s, plan) = post(
-        &app,
-        &nurse,
-        &format!("/api/v1/patients/{id}/plans"),
-        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    let plan = draft_plan(&app, &nurse, &id).await;
     // 0.5 mg/kg × 70 kg over 40 min: 35 mg, 52.5 mg/h, 52.5 mL/h at 1 mg/mL, 35 mL (clinical.md §11).
     assert_eq!(plan["dose_mg"], 35.0);
     assert_eq!(plan["pump_ml_per_h"], 52.5);
@@ -92,12 +85,7 @@ async fn intake_eligibility_plan_and_approval_without_override() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["ok"], true);
     let (_, entries) = get(&app, &admin, &format!("/api/v1/audit?record_id={plan_id}")).await;
-    let actions: Vec<&str> = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = texts(&entries, "action");
     assert_eq!(actions, ["plan.create", "plan.approve"]);
 }
 
@@ -148,13 +136,7 @@ async fn a_protocol_for_another_indication_needs_a_physicians_reasoned_override(
     assert_eq!(approved["status"], "approved");
 
     // The protocol for the patient's own indication needs no override and refuses one.
-    let (_, fitting) = post(
-        &app,
-        &doc,
-        &format!("/api/v1/patients/{id}/plans"),
-        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-    )
-    .await;
+    let fitting = draft_plan(&app, &doc, &id).await;
     assert_eq!(fitting["indication"]["matches"], true);
     let (s, err) = post(
         &app,
@@ -347,13 +329,7 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
     ];
     let nurse = &tokens[2].1;
     let id = app.patient(nurse, 70.0).await;
-    let (_, plan) = post(
-        &app,
-        nurse,
-        &format!("/api/v1/patients/{id}/plans"),
-        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-    )
-    .await;
+    let plan = draft_plan(&app, nurse, &id).await;
     let plan_id = plan["id"].as_str().unwrap().to_string();
     // A spare account whose password the matrix resets (resetting revokes its sessions).
     let (_, spare) = post(&app, &tokens[0].1, "/api/v1/users", json!({"username": "spare", "display_name": "S", "role": "viewer", "password": "spare-long-password"})).await;
@@ -1133,13 +1109,7 @@ async fn every_write_endpoint_refuses_wrong_types_missing_fields_unknown_ids_and
     let admin = app.login("admin").await;
     let doc = app.login("doc").await;
     let id = app.patient(&doc, 70.0).await;
-    let (_, plan) = post(
-        &app,
-        &doc,
-        &format!("/api/v1/patients/{id}/plans"),
-        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-    )
-    .await;
+    let plan = draft_plan(&app, &doc, &id).await;
     let plan_id = plan["id"].as_str().unwrap().to_string();
     let (_, users) = get(&app, &admin, "/api/v1/users").await;
     let viewer_id = users

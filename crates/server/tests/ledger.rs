@@ -9,22 +9,8 @@ use ketaflow_test_support as common;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use common::{App, error_code, get, post, spawn_app, witness};
+use common::{App, error_code, get, post, receipt, spawn_app, texts, witness};
 use serde_json::{Value, json};
-
-fn receipt(containers: u32) -> Value {
-    json!({
-        "ndc": "0409-2051-05",
-        "product_name": "Ketamine HCl injection",
-        "strength_mg_per_ml": "10",
-        "volume_ml": "10",
-        "lot": "LOT-7731",
-        "expiry": "2027-06-30",
-        "supplier": {"name": "Example Wholesale Inc.", "address": "1 Depot Road, Springfield", "dea_number": "RW1234563"},
-        "invoice_number": "INV-2026-0042",
-        "containers": containers
-    })
-}
 
 async fn receive(app: &App, doc: &str, containers: u32) -> Vec<String> {
     let (s, b) = post(app, doc, "/api/v1/ledger/vials", receipt(containers)).await;
@@ -217,12 +203,7 @@ async fn a_vial_from_receipt_to_empty_with_exact_decimal_balances() {
         (&v["vial"]["balance_mg"], &v["vial"]["status"]),
         (&json!("0"), &json!("empty"))
     );
-    let balances: Vec<&str> = v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["balance_after_mg"].as_str().unwrap())
-        .collect();
+    let balances = texts(&v["entries"], "balance_after_mg");
     assert_eq!(balances, ["100", "60", "60", "60", "59.9", "59.7", "0"]);
     let (_, listed) = get(&app, &nurse, "/api/v1/ledger/vials?status=sealed").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
@@ -448,12 +429,7 @@ async fn a_witness_is_another_active_clinician_who_confirms_with_their_own_passw
             &json!("reverse distributor, sealed return bag")
         )
     );
-    let names: Vec<&str> = e["witnesses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| w["name"].as_str().unwrap())
-        .collect();
+    let names = texts(&e["witnesses"], "name");
     assert_eq!(names, ["nurse (nurse)", "Second Nurse (nurse2)"]);
     assert_eq!(vial(&app, &doc, &vials[1]).await["vial"]["status"], "destroyed");
     let (s, b) = draw(&app, &nurse, &vials[1], &sid, "1").await;

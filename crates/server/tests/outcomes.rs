@@ -4,11 +4,9 @@
 
 use ketaflow_test_support as common;
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{App, spawn_app};
+use common::{App, EventStream, spawn_app, texts};
 use http_body_util::BodyExt;
 use ketaflow_server::router;
 use serde_json::{Value, json};
@@ -297,28 +295,6 @@ async fn a_depression_course_shows_response_remission_and_time_to_first_response
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
-/// Reads SSE frames until an event of `kind` arrives (5 s at most).
-async fn wait_for(body: &mut Body, kind: &str) -> Value {
-    let mut buffer = String::new();
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
-            .await
-            .expect("the event within 5 s")
-            .expect("stream open")
-            .unwrap();
-        if let Ok(data) = frame.into_data() {
-            buffer.push_str(std::str::from_utf8(&data).unwrap());
-        }
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            if block.lines().any(|l| l == format!("event: {kind}")) {
-                let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-                return serde_json::from_str(data).unwrap();
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn suicide_risk_raises_an_urgent_live_alert_that_only_a_documented_follow_up_closes() {
     let app = spawn_app().await;
@@ -326,16 +302,7 @@ async fn suicide_risk_raises_an_urgent_live_alert_that_only_a_documented_follow_
     let viewer = app.login("viewer").await;
     let pid = app.patient(&nurse, 70.0).await;
     // The board's stream is open before the answer arrives.
-    let request = Request::builder()
-        .uri("/api/v1/board/stream")
-        .header(header::AUTHORIZATION, format!("Bearer {viewer}"))
-        .body(Body::empty())
-        .unwrap();
-    let mut stream = router(app.state.clone())
-        .oneshot(request)
-        .await
-        .unwrap()
-        .into_body();
+    let (_, mut stream) = EventStream::open(&app, "/api/v1/board/stream", &viewer, None).await;
 
     // A low total does not hide item 9.
     let (s, b) = post(
@@ -350,7 +317,7 @@ async fn suicide_risk_raises_an_urgent_live_alert_that_only_a_documented_follow_
     assert_eq!(b["band"], "none-minimal");
     assert!(b["crisis_information"].as_str().unwrap().contains("988"));
     let alert_id = b["risk_alert_id"].as_str().unwrap().to_string();
-    let live = wait_for(&mut stream, "risk.alert").await;
+    let live = stream.wait_for("risk.alert").await;
     assert_eq!(live["session_id"], pid.as_str());
     assert_eq!(
         live["data"]["alert"]["reason"],
@@ -740,12 +707,7 @@ async fn safety_shows_cumulative_dose_flags_and_the_opioid_trend_in_mme() {
         "{safety}"
     );
     assert!((safety["last_30_days"]["mg_per_kg"].as_f64().unwrap() - 17.5 / 70.0).abs() < 1e-9);
-    let flags: Vec<&str> = safety["flags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["code"].as_str().unwrap())
-        .collect();
+    let flags = texts(&safety["flags"], "code");
     assert!(flags.contains(&"urinary_symptoms"), "{flags:?}");
     assert!(
         !flags.contains(&"liver_tests_due"),

@@ -4,7 +4,7 @@
 use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
-use common::{App, get, post, spawn_app, spawn_app_with};
+use common::{App, draft_plan, get, post, receipt, spawn_app, spawn_app_with};
 use ketaflow_server::Settings;
 use serde_json::{Value, json};
 
@@ -312,14 +312,7 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
             "treatment_resistant_depression",
         )
         .await;
-    let (s, plan) = post(
-        &app,
-        &doc,
-        &format!("/api/v1/patients/{pid}/plans"),
-        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    let plan = draft_plan(&app, &doc, &pid).await;
     let plan_id = plan["id"].as_str().unwrap();
     let (s, b) = post(&app, &doc, &format!("/api/v1/plans/{plan_id}/approve"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -344,17 +337,10 @@ async fn formulas_typed_into_records_are_inert_in_every_csv_export() {
     );
 
     // The DEA ledger: a supplier and a lot with formulas.
-    let (s, b) = post(&app, &doc, "/api/v1/ledger/vials", json!({
-                "ndc": "0409-2051-05",
-                "product_name": "Ketamine HCl injection",
-                "strength_mg_per_ml": "10",
-                "volume_ml": "10",
-                "lot": "-2+3+cmd|' /C calc'!A0",
-                "expiry": "2027-06-30",
-                "supplier": {"name": "@SUM(1+1)*cmd|' /C calc'!A0", "address": "1 Depot Road", "dea_number": "RW1234563"},
-                "invoice_number": "INV-1",
-                "containers": 1
-            })).await;
+    let mut formulas = receipt(1);
+    formulas["lot"] = json!("-2+3+cmd|' /C calc'!A0");
+    formulas["supplier"]["name"] = json!("@SUM(1+1)*cmd|' /C calc'!A0");
+    let (s, b) = post(&app, &doc, "/api/v1/ledger/vials", formulas).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let ledger = csv("/api/v1/ledger/export".into(), admin.clone()).await;
     assert!(ledger.contains("'-2+3+cmd|' /C calc'!A0"), "{ledger}");

@@ -5,11 +5,12 @@
 
 use ketaflow_test_support as common;
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{App, CHECKS, MIN, T0, approved_plan, book, event, get, normal, post, spawn_app, vitals};
+use common::{
+    App, CHECKS, EventStream, MIN, T0, approved_plan, book, draft_plan, event, get, normal, post, spawn_app,
+    texts, vitals,
+};
 use http_body_util::BodyExt;
 use ketaflow_server::router;
 use ketaflow_store::NewEvent;
@@ -353,12 +354,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
         ),
         (Some(false), Some(false), Some(false))
     );
-    let kinds: Vec<&str> = rec["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let kinds = texts(&rec["timeline"], "kind");
     for k in [
         "state",
         "rate",
@@ -425,12 +421,7 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     // Every step is in the audit chain, in order, and the chain verifies.
     let admin = app.login("admin").await;
     let (_, entries) = get(&app, &admin, &format!("/api/v1/audit?record_id={sid}")).await;
-    let actions: Vec<&str> = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = texts(&entries, "action");
     assert_eq!(
         actions,
         [
@@ -734,66 +725,13 @@ async fn every_event_is_refused_where_the_state_machine_forbids_it() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(b["error"]["allowed"], all.join(", "));
     // An unapproved plan never starts.
-    let (_, draft) = post(
-        &app,
-        &nurse,
-        &format!("/api/v1/patients/{pid}/plans"),
-        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-    )
-    .await;
+    let draft = draft_plan(&app, &nurse, &pid).await;
     let s2 = book(&app, &nurse, &pid, draft["id"].as_str().unwrap(), "Chair 10").await;
     vitals(&app, &nurse, &s2, vec![normal("b2")]).await;
     event(&app, &nurse, &s2, json!({"event": "check_in", "checks": checks})).await;
     let (s, b) = event(&app, &nurse, &s2, json!({"event": "start"})).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(b["error"]["code"], "plan_not_approved");
-}
-
-/// Reads SSE frames from a streaming response until `n` events arrived (or 5 s passed).
-async fn read_events(body: &mut Body, n: usize) -> Vec<(i64, String, Value)> {
-    let mut out = Vec::new();
-    let mut buffer = String::new();
-    while out.len() < n {
-        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
-            .await
-            .expect("an event within 5 s")
-            .expect("stream open")
-            .unwrap();
-        if let Ok(data) = frame.into_data() {
-            buffer.push_str(std::str::from_utf8(&data).unwrap());
-        }
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut id, mut kind, mut data) = (None, String::new(), Value::Null);
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = v.parse().ok();
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    kind = v.into();
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(v).unwrap();
-                }
-            }
-            if let Some(id) = id {
-                out.push((id, kind, data));
-            }
-        }
-    }
-    out
-}
-
-async fn open_stream(app: &App, path: &str, token: &str, last_event_id: Option<i64>) -> (StatusCode, Body) {
-    let mut request = Request::builder()
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"));
-    if let Some(id) = last_event_id {
-        request = request.header("last-event-id", id.to_string());
-    }
-    let response = router(app.state.clone())
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    (response.status(), response.into_body())
 }
 
 #[tokio::test]
@@ -811,22 +749,23 @@ async fn live_events_catch_up_from_the_last_event_id_without_gaps() {
     vitals(&app, &nurse, &a, vec![normal("a2")]).await; // 5
 
     // Only signed-in clinical readers may listen; a monitor's token may not.
-    let (s, _) = open_stream(&app, "/api/v1/board/stream", "dev_0000", None).await;
+    let (s, _) = EventStream::open(&app, "/api/v1/board/stream", "dev_0000", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // The board from event 2 on: 3, 4, 5 in order; then live events as they commit.
-    let (s, mut board) = open_stream(&app, "/api/v1/board/stream", &viewer, Some(2)).await;
+    let (s, mut board) = EventStream::open(&app, "/api/v1/board/stream", &viewer, Some(2)).await;
     assert_eq!(s, StatusCode::OK);
-    let caught = read_events(&mut board, 3).await;
+    let caught = board.events(3).await;
     assert_eq!(caught.iter().map(|e| e.0).collect::<Vec<_>>(), [3, 4, 5]);
     assert_eq!(caught[0].1, "vitals");
     assert_eq!(caught[0].2["session_id"], a.as_str());
     assert_eq!(caught[0].2["data"]["reading"]["idempotency_key"], "a1");
 
     // Session A's stream from the start: only its own events (1, 3, 5).
-    let (s, mut only_a) = open_stream(&app, &format!("/api/v1/sessions/{a}/stream"), &nurse, Some(0)).await;
+    let (s, mut only_a) =
+        EventStream::open(&app, &format!("/api/v1/sessions/{a}/stream"), &nurse, Some(0)).await;
     assert_eq!(s, StatusCode::OK);
-    let caught = read_events(&mut only_a, 3).await;
+    let caught = only_a.events(3).await;
     assert_eq!(caught.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 3, 5]);
     assert_eq!(caught[0].1, "session.created");
 
@@ -835,12 +774,12 @@ async fn live_events_catch_up_from_the_last_event_id_without_gaps() {
     high["systolic_mmhg"] = json!(190);
     high["spo2_percent"] = json!(88);
     vitals(&app, &nurse, &a, vec![high]).await;
-    let live = read_events(&mut board, 3).await;
+    let live = board.events(3).await;
     let kinds: Vec<&str> = live.iter().map(|e| e.1.as_str()).collect();
     assert_eq!(kinds, ["alarm.raised", "alarm.raised", "vitals"]);
     assert_eq!(live[0].2["data"]["code"], "systolic_high");
     assert_eq!(live.iter().map(|e| e.0).collect::<Vec<_>>(), [6, 7, 8]);
-    let live_a = read_events(&mut only_a, 3).await;
+    let live_a = only_a.events(3).await;
     assert_eq!(live_a.iter().map(|e| e.0).collect::<Vec<_>>(), [6, 7, 8]);
 
     // Commits published out of order (or not at all) are filled from the database: events 9 and
@@ -862,7 +801,7 @@ async fn live_events_catch_up_from_the_last_event_id_without_gaps() {
     }
     tx.commit().await.unwrap();
     app.state.live.publish(appended.pop());
-    let filled = read_events(&mut board, 2).await;
+    let filled = board.events(2).await;
     assert_eq!(filled.iter().map(|e| e.0).collect::<Vec<_>>(), [9, 10]);
 }
 
@@ -1316,7 +1255,8 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
     let doc = app.login("doc").await;
     let (pid, plan) = approved_plan(&app, &nurse, &doc, 70.0, "treatment_resistant_depression", "trd").await;
     let sid = book(&app, &nurse, &pid, plan["id"].as_str().unwrap(), "Chair E").await;
-    let (s, mut stream) = open_stream(&app, &format!("/api/v1/sessions/{sid}/stream"), &nurse, Some(1)).await;
+    let (s, mut stream) =
+        EventStream::open(&app, &format!("/api/v1/sessions/{sid}/stream"), &nurse, Some(1)).await;
     assert_eq!(s, StatusCode::OK);
     let send = |key: &str, changes: Value| {
         let mut r = normal(key);
@@ -1342,7 +1282,7 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
         (Some("news2"), Some("medium"))
     );
     let alarm_id = alarm["id"].as_str().unwrap().to_string();
-    let events = read_events(&mut stream, 2).await;
+    let events = stream.events(2).await;
     assert_eq!(
         events.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
         ["alarm.raised", "vitals"]
@@ -1357,7 +1297,7 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
         )
         .await;
     assert_eq!((s, a["state"].as_str()), (StatusCode::OK, Some("acknowledged")));
-    read_events(&mut stream, 1).await;
+    stream.events(1).await;
     // NEWS2 6: still medium, worse: updated and announced, still acknowledged.
     let ack = send(
         "e2",
@@ -1373,7 +1313,7 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
         (a["detail"]["value"].as_f64(), a["detail"]["worst_value"].as_f64()),
         (Some(6.0), Some(6.0))
     );
-    let events = read_events(&mut stream, 2).await;
+    let events = stream.events(2).await;
     assert_eq!(
         events.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
         ["alarm.updated", "vitals"]
@@ -1399,7 +1339,7 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
         "{news2}"
     );
     // HR 135 is its own, new condition (medium).
-    let events = read_events(&mut stream, 3).await;
+    let events = stream.events(3).await;
     assert_eq!(
         events
             .iter()
@@ -1428,12 +1368,12 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
         ),
         (Some("high"), Some(5.0), Some(worst))
     );
-    let events = read_events(&mut stream, 1).await;
+    let events = stream.events(1).await;
     assert_eq!(events[0].1, "vitals");
 
     // A second condition, then "acknowledge all" for the chair with one reason.
     send("e5", json!({"spo2_percent": 88})).await;
-    read_events(&mut stream, 2).await;
+    stream.events(2).await;
     let before = app.audit_count().await;
     let (s, b) = post(
         &app,
@@ -1462,7 +1402,7 @@ async fn an_alarm_updates_and_escalates_as_readings_worsen_and_the_stream_says_s
     assert!(done.iter().all(|a| a["state"] == "acknowledged"
         && a["detail"]["acknowledged_with"] == "at the bedside, patient reassessed"));
     assert_eq!(app.audit_count().await, before + 3, "one audit entry per alarm");
-    let events = read_events(&mut stream, 3).await;
+    let events = stream.events(3).await;
     assert!(events.iter().all(|e| e.1 == "alarm.acknowledged"));
     // A viewer may not.
     let viewer = app.login("viewer").await;

@@ -7,7 +7,7 @@ use ketaflow_test_support as common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{App, Page, form_encode, post, spawn_app};
+use common::{App, Page, form_encode, post, receipt, spawn_app};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
@@ -340,7 +340,7 @@ async fn the_audit_page_lists_the_entries_just_made_pages_back_and_verifies_the_
 
     // The physician signs in (seq 7) and receives 50 vials on one receipt: 57 entries, two pages.
     let doc = app.login("doc").await;
-    let (s, b) = post(&app, &doc, "/api/v1/ledger/vials", receipt_json(50)).await;
+    let (s, b) = post(&app, &doc, "/api/v1/ledger/vials", receipt(50)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let page = admin.get("/audit").await;
     assert!(page.shows("(57 in all, newest first)"));
@@ -351,20 +351,6 @@ async fn the_audit_page_lists_the_entries_just_made_pages_back_and_verifies_the_
     assert_eq!(older.html.matches("<tr data-seq=").count(), 7);
     assert!(older.shows("<tr data-seq=\"1\">") && !older.shows("<tr data-seq=\"8\">"));
     assert!(older.shows("href=\"/audit?before=58\""));
-}
-
-fn receipt_json(containers: u32) -> Value {
-    json!({
-        "ndc": "0409-2051-05",
-        "product_name": "Ketamine HCl injection",
-        "strength_mg_per_ml": "10",
-        "volume_ml": "10",
-        "lot": "LOT-7731",
-        "expiry": "2027-06-30",
-        "supplier": {"name": "Example Wholesale Inc.", "address": "1 Depot Road, Springfield", "dea_number": "RW1234563"},
-        "invoice_number": "INV-2026-0042",
-        "containers": containers
-    })
 }
 
 const RECEIPT: [(&str, &str); 11] = [
@@ -462,7 +448,7 @@ async fn receiving_vials_through_the_form_shows_the_exact_balance_and_a_draw_mov
 async fn a_waste_without_a_valid_witness_is_refused_and_a_confirmed_one_is_recorded() {
     let app = spawn_app().await;
     let doc_token = app.login("doc").await;
-    let (s, b) = post(&app, &doc_token, "/api/v1/ledger/vials", receipt_json(1)).await;
+    let (s, b) = post(&app, &doc_token, "/api/v1/ledger/vials", receipt(1)).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let vial = b[0]["id"].as_str().unwrap().to_string();
     let (_, sid) = app

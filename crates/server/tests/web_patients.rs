@@ -4,8 +4,8 @@
 use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
-use common::{App, Browser, Page, get, infuse_and_stop, post, spawn_app};
-use serde_json::{Value, json};
+use common::{App, Browser, Page, draft_plan, get, infuse_and_stop, spawn_app, texts};
+use serde_json::Value;
 
 /// A number as the pages print it: at most `decimals` decimals, no trailing zeros.
 fn num(value: f64, decimals: usize) -> String {
@@ -506,12 +506,7 @@ async fn approval_with_soft_breaches_needs_a_reason_for_each_and_hard_limits_nev
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
     let plan = api_plan(&app, &doc_token, &plan_id).await;
     assert_eq!(plan["status"], "approved");
-    let limits: Vec<&str> = plan["overrides"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["limit"].as_str().unwrap())
-        .collect();
+    let limits = texts(&plan["overrides"], "limit");
     assert_eq!(limits, breaches);
     let page = doc.get(&format!("/plans/{plan_id}")).await;
     assert!(page.shows("<td>follows from the escalated mg/kg dose</td>"));
@@ -569,14 +564,7 @@ async fn a_viewer_sees_no_write_forms_and_is_refused_when_posting() {
     let token = app.login("nurse").await;
     let doc_token = app.login("doc").await;
     let id = app.patient(&token, 70.0).await;
-    let (s, plan) = post(
-        &app,
-        &doc_token,
-        &format!("/api/v1/patients/{id}/plans"),
-        json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
+    let plan = draft_plan(&app, &doc_token, &id).await;
     let plan_id = plan["id"].as_str().unwrap();
     let viewer = app.browser("viewer").await;
 

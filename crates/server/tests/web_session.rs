@@ -4,7 +4,7 @@
 use ketaflow_test_support as common;
 
 use axum::http::StatusCode;
-use common::{App, Browser, get, spawn_app};
+use common::{App, Browser, get, spawn_app, texts};
 use serde_json::{Value, json};
 
 /// A 70-kg patient with an approved TRD plan booked in Chair 3; returns the session id.
@@ -353,12 +353,7 @@ async fn a_soft_breaching_rate_asks_a_physician_for_a_reason_per_limit_and_a_har
     let last = session["rates"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["rate_mg_per_kg_per_h"], 1.2);
     assert_eq!(last["rate_mg_per_h"], 84.0);
-    let limits: Vec<&str> = last["overrides"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["limit"].as_str().unwrap())
-        .collect();
+    let limits = texts(&last["overrides"], "limit");
     assert_eq!(limits, ["dose_mg_per_kg", "rate_mg_per_kg_per_h"]);
 
     // 2.5 mg/kg/h is beyond the hard 2.0 mg/kg/h: refused for everyone, nothing changes.

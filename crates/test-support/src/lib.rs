@@ -264,17 +264,7 @@ impl App {
     /// 1 mg/mL) booked in `chair`; returns (patient id, session id).
     pub async fn booked_session(&self, nurse: &str, doc: &str, chair: &str) -> (String, String) {
         let pid = self.patient(nurse, 70.0).await;
-        let (s, plan, _) = self
-            .call(
-                "POST",
-                &format!("/api/v1/patients/{pid}/plans"),
-                Some(nurse),
-                Some(
-                    json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),
-                ),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{plan}");
+        let plan = draft_plan(self, nurse, &pid).await;
         let plan_id = plan["id"].as_str().unwrap().to_string();
         let (s, b, _) = self
             .call(
@@ -495,6 +485,136 @@ pub async fn post(app: &App, token: &str, path: &str, body: Value) -> (StatusCod
 pub async fn get(app: &App, token: &str, path: &str) -> (StatusCode, Value) {
     let (s, b, _) = app.call("GET", path, Some(token), None).await;
     (s, b)
+}
+
+/// The text `key` of each element of the JSON array `list`, in order (panics on anything else, as a
+/// test should).
+pub fn texts<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|item| {
+            item[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no text {key} in {item}"))
+        })
+        .collect()
+}
+
+/// The plan most tests compute: the TRD protocol at 1 mg/mL for the test day.
+pub fn trd_plan() -> Value {
+    json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})
+}
+
+/// A draft TRD plan for the patient, computed as `token`; returns it (201 asserted).
+pub async fn draft_plan(app: &App, token: &str, pid: &str) -> Value {
+    let (s, plan) = post(app, token, &format!("/api/v1/patients/{pid}/plans"), trd_plan()).await;
+    assert_eq!(s, StatusCode::CREATED, "{plan}");
+    plan
+}
+
+/// A ledger receipt of `containers` 10-mL vials of ketamine 10 mg/mL from one supplier.
+pub fn receipt(containers: u32) -> Value {
+    json!({
+        "ndc": "0409-2051-05",
+        "product_name": "Ketamine HCl injection",
+        "strength_mg_per_ml": "10",
+        "volume_ml": "10",
+        "lot": "LOT-7731",
+        "expiry": "2027-06-30",
+        "supplier": {"name": "Example Wholesale Inc.", "address": "1 Depot Road, Springfield", "dea_number": "RW1234563"},
+        "invoice_number": "INV-2026-0042",
+        "containers": containers
+    })
+}
+
+/// A server-sent event stream of the API, read as a client reads it.
+#[derive(Debug)]
+pub struct EventStream {
+    body: Body,
+    buffer: String,
+}
+
+/// One event: its id (none for a heartbeat), name and data.
+pub type SseEvent = (Option<i64>, String, Value);
+
+impl EventStream {
+    /// Opens `path` as `token`, resuming after `last_event_id` when given.
+    pub async fn open(
+        app: &App,
+        path: &str,
+        token: &str,
+        last_event_id: Option<i64>,
+    ) -> (StatusCode, EventStream) {
+        let mut request = Request::builder()
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let response = router(app.state.clone())
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let stream = EventStream {
+            body: response.into_body(),
+            buffer: String::new(),
+        };
+        (status, stream)
+    }
+
+    /// The next event, heartbeats included (5 s at most).
+    pub async fn next(&mut self) -> SseEvent {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut kind, mut data) = (None, String::new(), Value::Null);
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        kind = v.into();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = serde_json::from_str(v).unwrap_or(Value::String(v.into()));
+                    }
+                }
+                if kind.is_empty() && id.is_none() {
+                    continue; // a comment or keep-alive line
+                }
+                return (id, kind, data);
+            }
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), self.body.frame())
+                .await
+                .expect("an event within 5 s")
+                .expect("stream open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+
+    /// The next `n` events that carry an id (heartbeats skipped), as (id, name, data).
+    pub async fn events(&mut self, n: usize) -> Vec<(i64, String, Value)> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            if let (Some(id), kind, data) = self.next().await {
+                out.push((id, kind, data));
+            }
+        }
+        out
+    }
+
+    /// The data of the next event named `kind`, skipping others.
+    pub async fn wait_for(&mut self, kind: &str) -> Value {
+        loop {
+            let (_, name, data) = self.next().await;
+            if name == kind {
+                return data;
+            }
+        }
+    }
 }
 
 /// A patient (by `nurse`) with an approved plan of `protocol` (by `doc`) at 1 mg/mL; returns the
