@@ -1,7 +1,7 @@
 //! Engine benchmarks (`cargo bench -p ketaflow-pkpd`). The side-by-side comparison with opentiva
 //! is `bench/compare_opentiva.sh`; these track the engine's own costs between changes.
 
-use ketaflow_pkpd::model::{Covariates, ModelId, Sex};
+use ketaflow_pkpd::model::{Covariates, ModelId};
 use ketaflow_pkpd::params::Disposition;
 use ketaflow_pkpd::population::{PopulationSettings, Variability, run_population};
 use ketaflow_pkpd::recovery::{DEFAULT_BRACKET_S, Quantity, time_below};
@@ -9,23 +9,14 @@ use ketaflow_pkpd::schedule::{Schedule, Segment};
 use ketaflow_pkpd::simulate::{Grid, simulate, simulate_cp_ce};
 use ketaflow_pkpd::system::System;
 use ketaflow_pkpd::tci::{TargetSite, TargetStep, TciSettings, run_tci};
-use ketaflow_units::{Centimetres, Kilograms, MgPerMl, MlPerHour, Years};
+use ketaflow_units::{MgPerMl, MlPerHour};
 
 fn main() {
     divan::main();
 }
 
-fn adult() -> Covariates {
-    Covariates {
-        weight: Kilograms::new(70.0).unwrap(),
-        age: Years::new(40.0).unwrap(),
-        height: Centimetres::new(170.0).unwrap(),
-        sex: Sex::Male,
-    }
-}
-
 fn kamp_lean() -> System {
-    let e = ModelId::Kamp2020.evaluate(&adult());
+    let e = ModelId::Kamp2020.evaluate(&Covariates::reference_adult());
     System::plasma_and_effect(Disposition::new(&e.parameters).unwrap(), e.ke0.per_second())
 }
 
@@ -54,7 +45,7 @@ fn single_subject_4h_1s_cp_ce(bencher: divan::Bencher) {
 /// The same with every response (peripheral amounts, eliminated amount) via the stepper.
 #[divan::bench]
 fn single_subject_4h_1s_all_outputs(bencher: divan::Bencher) {
-    let e = ModelId::Kamp2020.evaluate(&adult());
+    let e = ModelId::Kamp2020.evaluate(&Covariates::reference_adult());
     let system = System::new(Disposition::new(&e.parameters).unwrap(), e.ke0.per_second());
     let schedule = forty_minutes();
     let grid = Grid::uniform(1.0, 14_400.0).unwrap();
@@ -96,7 +87,7 @@ fn recovery_time_ce(bencher: divan::Bencher) {
 /// 100,000 virtual patients × 4 h on a 10-s grid with 5/50/95 bands (issue 2 target: < 2 s).
 #[divan::bench(sample_count = 3, sample_size = 1)]
 fn population_100k_4h_10s() {
-    let e = ModelId::Kamp2020.evaluate(&adult());
+    let e = ModelId::Kamp2020.evaluate(&Covariates::reference_adult());
     let settings = PopulationSettings {
         n_subjects: 100_000,
         seed: 1,

@@ -56,6 +56,20 @@ pub struct Covariates {
     pub sex: Sex,
 }
 
+impl Covariates {
+    /// A 70-kg, 40-year-old, 170-cm man: the one reference case the engine's tests, reference
+    /// curves and benchmarks share. Not a clinical default; a patient's own covariates always come
+    /// from their record.
+    pub fn reference_adult() -> Covariates {
+        Covariates {
+            weight: Kilograms::new(70.0).expect("in range"),
+            age: Years::new(40.0).expect("in range"),
+            height: Centimetres::new(170.0).expect("in range"),
+            sex: Sex::Male,
+        }
+    }
+}
+
 /// A published source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reference {
@@ -568,21 +582,17 @@ impl FromStr for ModelId {
 mod tests {
     use super::*;
 
-    fn adult() -> Covariates {
-        Covariates {
-            weight: Kilograms::new(70.0).unwrap(),
-            age: Years::new(40.0).unwrap(),
-            height: Centimetres::new(170.0).unwrap(),
-            sex: Sex::Male,
-        }
-    }
-
     #[test]
     fn hijazi_warns_for_children_not_adults() {
-        assert!(ModelId::Hijazi2003.evaluate(&adult()).warnings.is_empty());
+        assert!(
+            ModelId::Hijazi2003
+                .evaluate(&Covariates::reference_adult())
+                .warnings
+                .is_empty()
+        );
         let child = Covariates {
             age: Years::new(6.0).unwrap(),
-            ..adult()
+            ..Covariates::reference_adult()
         };
         let warnings = ModelId::Hijazi2003.evaluate(&child).warnings;
         assert_eq!(warnings.len(), 1);
@@ -591,18 +601,28 @@ mod tests {
 
     #[test]
     fn paediatric_models_warn_for_an_adult_with_a_readable_message() {
-        let warnings = ModelId::Herd2007.evaluate(&adult()).warnings;
+        let warnings = ModelId::Herd2007
+            .evaluate(&Covariates::reference_adult())
+            .warnings;
         assert_eq!(warnings.len(), 1);
         assert_eq!(
             warnings[0].to_string(),
             "age 40 years is outside the range 1–14 years that herd2007 was developed on"
         );
-        assert_eq!(ModelId::Hornik2018.evaluate(&adult()).warnings.len(), 1);
+        assert_eq!(
+            ModelId::Hornik2018
+                .evaluate(&Covariates::reference_adult())
+                .warnings
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn kamp_parameters_scale_linearly_with_weight() {
-        let p = ModelId::Kamp2020.evaluate(&adult()).parameters;
+        let p = ModelId::Kamp2020
+            .evaluate(&Covariates::reference_adult())
+            .parameters;
         assert!((p.v1_l() - 25.0).abs() < 1e-12);
         assert!((p.cl_l_per_min() - 84.0 / 60.0).abs() < 1e-12);
         assert!((p.volume_of_distribution_at_steady_state_l() - 238.0).abs() < 1e-9);

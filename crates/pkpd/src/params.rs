@@ -244,6 +244,14 @@ fn cubic_roots(k10: f64, k12: f64, k21: f64, k13: f64, k31: f64) -> [f64; 3] {
     roots
 }
 
+/// Kamp et al. 2020's typical adult (V1 25 L, CL 84 L/h; peripheral 161 L/h to 56 L and 79 L/h to
+/// 157 L: `model::ModelId::Kamp2020` at 70 kg, which scales all of them by WT/70), the system the unit
+/// tests of several modules solve.
+#[cfg(test)]
+pub(crate) fn kamp_typical() -> Mammillary {
+    Mammillary::from_volumes_and_clearances(25.0, 84.0 / 60.0, &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -768,13 +768,7 @@ mod tests {
     use crate::simulate::{Grid, simulate};
     use crate::system::System;
 
-    fn kamp() -> Mammillary {
-        Mammillary::from_volumes_and_clearances(
-            25.0,
-            84.0 / 60.0,
-            &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)],
-        )
-    }
+    use crate::params::kamp_typical as kamp;
 
     fn schedule() -> Schedule {
         // Off-grid breakpoints (25 s, 2405 s) and a bolus exercise the piecewise path.

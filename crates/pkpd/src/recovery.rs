@@ -209,17 +209,12 @@ fn upper_bound(system: &System, quantity: Quantity, state: &State, s: f64) -> f6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{Disposition, Mammillary};
+    use crate::params::{Disposition, kamp_typical};
     use crate::schedule::{BolusAt, Segment};
     use crate::simulate::{Grid, simulate};
 
     fn kamp() -> System {
-        let p = Mammillary::from_volumes_and_clearances(
-            25.0,
-            84.0 / 60.0,
-            &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)],
-        );
-        System::new(Disposition::new(&p).unwrap(), 2.791 / 60.0)
+        System::new(Disposition::new(&kamp_typical()).unwrap(), 2.791 / 60.0)
     }
 
     fn dense_last_above(traj: &[f64], times: &[f64], threshold: f64) -> Option<f64> {

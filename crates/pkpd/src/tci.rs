@@ -434,16 +434,11 @@ pub fn site_quantity(site: TargetSite) -> Quantity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{Disposition, Mammillary};
+    use crate::params::{Disposition, kamp_typical};
     use crate::simulate::{Grid, simulate};
 
     fn kamp() -> System {
-        let p = Mammillary::from_volumes_and_clearances(
-            25.0,
-            84.0 / 60.0,
-            &[(161.0 / 60.0, 56.0), (79.0 / 60.0, 157.0)],
-        );
-        System::new(Disposition::new(&p).unwrap(), 2.791 / 60.0)
+        System::new(Disposition::new(&kamp_typical()).unwrap(), 2.791 / 60.0)
     }
 
     fn settings(site: TargetSite) -> TciSettings {

@@ -5,12 +5,11 @@
 
 use std::path::PathBuf;
 
-use ketaflow_pkpd::model::{Covariates, ModelId, Sex};
+use ketaflow_pkpd::model::{Covariates, ModelId};
 use ketaflow_pkpd::params::Disposition;
 use ketaflow_pkpd::schedule::{Schedule, Segment};
 use ketaflow_pkpd::simulate::{Grid, simulate};
 use ketaflow_pkpd::system::System;
-use ketaflow_units::{Centimetres, Kilograms, Years};
 
 struct Reference {
     t_s: Vec<f64>,
@@ -62,15 +61,6 @@ fn read_schedule(name: &str) -> Schedule {
     Schedule::new(segments, vec![]).unwrap()
 }
 
-fn adult() -> Covariates {
-    Covariates {
-        weight: Kilograms::new(70.0).unwrap(),
-        age: Years::new(40.0).unwrap(),
-        height: Centimetres::new(170.0).unwrap(),
-        sex: Sex::Male,
-    }
-}
-
 fn opentiva_name(model: ModelId) -> &'static str {
     match model {
         ModelId::Clements1981 => "Clements250",
@@ -101,7 +91,7 @@ fn every_model_and_regimen_matches_the_exact_reference() {
             let name = format!("{}_adult_{regimen}", opentiva_name(model));
             let reference = read_curve(&name);
             let schedule = read_schedule(&name);
-            let evaluated = model.evaluate(&adult());
+            let evaluated = model.evaluate(&Covariates::reference_adult());
             let system = System::new(
                 Disposition::new(&evaluated.parameters).unwrap(),
                 evaluated.ke0.per_second(),
@@ -153,7 +143,7 @@ fn sanity_numbers_at_forty_minutes_match_the_domain_notes() {
     )
     .unwrap();
     for (model, cp_40) in expected {
-        let evaluated = model.evaluate(&adult());
+        let evaluated = model.evaluate(&Covariates::reference_adult());
         let system = System::new(
             Disposition::new(&evaluated.parameters).unwrap(),
             evaluated.ke0.per_second(),
