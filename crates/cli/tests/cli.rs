@@ -2,23 +2,10 @@
 //! numbers checked against the engine's reference values.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn ketaflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ketaflow"))
-        .args(args)
-        .output()
-        .expect("run ketaflow")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
+mod support;
+use support::{ketaflow, ok};
 
 fn stderr_of_failure(output: &Output) -> String {
     assert_eq!(
@@ -46,7 +33,7 @@ const ADULT: [&str; 8] = [
 
 #[test]
 fn models_json_lists_every_model_with_source_and_validity() {
-    let out = stdout(&ketaflow(&["models", "--json"]));
+    let out = ok(&ketaflow(&["models", "--json"]));
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ids: Vec<&str> = doc["pk_models"]
         .as_array()
@@ -73,7 +60,7 @@ fn models_json_lists_every_model_with_source_and_validity() {
     assert_eq!(doc["pk_models"][5]["compartments"], 3);
     assert_eq!(doc["pd_models"][0]["id"], "olofsen2022");
     // The table form names every model too.
-    let table = stdout(&ketaflow(&["models"]));
+    let table = ok(&ketaflow(&["models"]));
     assert!(table.contains("kamp2020") && table.contains("PMID 32997732"));
 }
 
@@ -92,7 +79,7 @@ fn simulate_csv_has_the_documented_columns_and_the_reference_value() {
         "10s",
         "--csv",
     ]);
-    let (header, rows) = csv_rows(&stdout(&ketaflow(&args)));
+    let (header, rows) = csv_rows(&ok(&ketaflow(&args)));
     assert_eq!(header[..3], ["time_s", "cp_ug_per_ml", "ce_ug_per_ml"]);
     assert_eq!(rows.len(), 1441);
     // 40 min: Cp 0.25305 µg/mL (reference curve Klamp_adult_a, cp_exact).
@@ -119,7 +106,7 @@ fn simulate_reports_recovery_and_writes_a_plot() {
         "--plot",
         plot_arg,
     ]);
-    let out = stdout(&ketaflow(&args));
+    let out = ok(&ketaflow(&args));
     assert!(
         out.contains("below 0.05 µg/mL for good: Cp from 119.8 min"),
         "{out}"
@@ -137,7 +124,7 @@ fn a_cohort_runs_every_subject_with_a_leading_subject_column() {
         "id,weight_kg,age_years,height_cm,sex\na,50,30,160,female\nb,70,40,170,male\nc,100,60,185,male\n",
     )
     .unwrap();
-    let out = stdout(&ketaflow(&[
+    let out = ok(&ketaflow(&[
         "simulate",
         "--cohort",
         cohort.to_str().unwrap(),
@@ -196,7 +183,7 @@ fn regimen_files_in_toml_and_json_give_the_same_result_as_flags() {
         args.extend(ADULT);
         args.extend(["--every", "15min", "--until", "2h", "--csv"]);
         args.extend(extra);
-        stdout(&ketaflow(&args))
+        ok(&ketaflow(&args))
     };
     let from_flags = run(&[
         "--bolus",
@@ -229,7 +216,7 @@ fn tci_csv_holds_the_plasma_target_and_gives_pump_rates_in_ml_per_hour() {
         "90min",
         "--csv",
     ]);
-    let (header, rows) = csv_rows(&stdout(&ketaflow(&args)));
+    let (header, rows) = csv_rows(&ok(&ketaflow(&args)));
     assert_eq!(
         header,
         ["time_s", "cp_ug_per_ml", "ce_ug_per_ml", "rate_ml_per_h"]
@@ -265,9 +252,9 @@ fn population_is_reproducible_by_seed_and_labels_assumed_variability() {
         ketaflow(&args)
     };
     let first = run("7");
-    let text = stdout(&first);
-    assert_eq!(text, stdout(&run("7")));
-    assert_ne!(text, stdout(&run("8")));
+    let text = ok(&first);
+    assert_eq!(text, ok(&run("7")));
+    assert_ne!(text, ok(&run("8")));
     let (header, rows) = csv_rows(&text);
     assert_eq!(
         header,
@@ -362,7 +349,7 @@ fn bad_input_is_an_error_that_names_the_value_and_the_allowed_range() {
 
 #[test]
 fn out_of_range_covariates_warn_but_still_predict() {
-    let out = stdout(&ketaflow(&[
+    let out = ok(&ketaflow(&[
         "simulate",
         "--model",
         "herd2007",
@@ -400,7 +387,7 @@ fn compartment_amounts_add_up_to_the_dose_given() {
         "--amounts",
         "--csv",
     ]);
-    let (header, rows) = csv_rows(&stdout(&ketaflow(&args)));
+    let (header, rows) = csv_rows(&ok(&ketaflow(&args)));
     assert_eq!(
         header[3..],
         ["central_mg", "peripheral2_mg", "peripheral3_mg", "eliminated_mg"]

@@ -2,25 +2,11 @@
 //! `ketaflow serve --demo` answering HTTP and shutting down cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn ketaflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ketaflow"))
-        .args(args)
-        .output()
-        .expect("run ketaflow")
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
+mod support;
+use support::{ketaflow, ok};
 
 #[test]
 fn accounts_audit_and_backup_from_the_command_line() {

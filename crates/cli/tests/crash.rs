@@ -13,6 +13,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod support;
+use support::free_port;
+
 use serde_json::{Value, json};
 
 /// A running `ketaflow serve`; killed when dropped, so a failing test leaves no server behind.
@@ -28,14 +31,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the server on `db` and waits (at most 30 s) until it says it is listening.

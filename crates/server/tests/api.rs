@@ -1111,16 +1111,7 @@ async fn every_write_endpoint_refuses_wrong_types_missing_fields_unknown_ids_and
     let id = app.patient(&doc, 70.0).await;
     let plan = draft_plan(&app, &doc, &id).await;
     let plan_id = plan["id"].as_str().unwrap().to_string();
-    let (_, users) = get(&app, &admin, "/api/v1/users").await;
-    let viewer_id = users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == "viewer")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let viewer_id = app.user_id(&admin, "viewer").await;
     let unknown = uuid::Uuid::now_v7().to_string();
     // (path with {id} for the record, the token to use, a body with a wrongly typed field)
     let endpoints: Vec<(String, &str, Value)> = vec![

@@ -398,18 +398,7 @@ async fn a_stranger_cannot_lock_out_a_real_user_and_no_answer_reveals_an_account
     assert_eq!(s, StatusCode::OK, "{b}");
     // The same answer, word for word, for an unknown user, a wrong password and a disabled account.
     let admin = app.login("admin").await;
-    let viewer_id = app
-        .call("GET", "/api/v1/users", Some(&admin), None)
-        .await
-        .1
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["username"] == "viewer")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let viewer_id = app.user_id(&admin, "viewer").await;
     let (s, _) = post(
         &app,
         &admin,

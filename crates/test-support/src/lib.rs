@@ -200,6 +200,21 @@ impl App {
         total - sign_ins
     }
 
+    /// The id of `username`, looked up as the administrator `admin`.
+    pub async fn user_id(&self, admin: &str, username: &str) -> String {
+        let (s, users, _) = self.call("GET", "/api/v1/users", Some(admin), None).await;
+        assert_eq!(s, StatusCode::OK, "{users}");
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == username)
+            .unwrap_or_else(|| panic!("no user {username}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Moves the clock forward.
     pub fn advance(&self, seconds: i64) {
         self.offset_s.fetch_add(seconds, Ordering::SeqCst);
