@@ -167,6 +167,38 @@ pub struct VerifyOut {
     pub problem_seq: Option<i64>,
     /// altered, deleted, broken_link or head_mismatch.
     pub problem: Option<String>,
+    /// The records, vital signs and users checked against the chain.
+    pub tables: TablesOut,
+}
+
+/// The mutable tables checked against the audit log (see `ketaflow_store::TablesReport`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TablesOut {
+    /// Whether every row agrees with the audit log.
+    pub ok: bool,
+    /// Records checked.
+    pub records: u64,
+    /// Vital-sign readings checked.
+    pub vitals: u64,
+    /// Audited batches of readings checked.
+    pub vital_batches: u64,
+    /// Users checked.
+    pub users: u64,
+    /// Every row that disagrees.
+    pub problems: Vec<TableProblemOut>,
+}
+
+/// A row that disagrees with the audit log.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TableProblemOut {
+    /// records, vital_signs or users.
+    pub table: String,
+    /// The row (or the session and audit entry of a batch of readings).
+    pub id: String,
+    /// changed, unaudited, history_broken or missing.
+    pub kind: String,
+    /// In words.
+    pub detail: String,
 }
 
 /// Which audit entries to list.
@@ -247,10 +279,29 @@ impl App {
     }
 }
 
-/// Verifies the whole audit chain: each entry's hash, each link, and the head.
+/// Verifies the whole audit chain (each entry's hash, each link, and the head), then the records,
+/// vital signs and users against it.
 pub async fn verify_audit_chain(store: &Store) -> Result<VerifyOut, AppError> {
     let report = store.verify_audit_chain().await?;
+    let tables = store.verify_tables().await?;
     Ok(VerifyOut {
+        tables: TablesOut {
+            ok: tables.is_ok(),
+            records: tables.records,
+            vitals: tables.vitals,
+            vital_batches: tables.vital_batches,
+            users: tables.users,
+            problems: tables
+                .problems
+                .into_iter()
+                .map(|p| TableProblemOut {
+                    table: p.table.into(),
+                    id: p.id,
+                    kind: p.kind.code().into(),
+                    detail: p.detail,
+                })
+                .collect(),
+        },
         ok: report.is_ok(),
         checked: report.checked,
         last_hash: report.last_hash,

@@ -387,8 +387,11 @@ async fn store_outcome(
         );
         doc.risk_alert_id = Some(stored.id);
         let data = serde_json::to_value(&doc)?;
+        // The link to its alert is a change of the outcome like any other: audited.
         let outcome = tx
-            .update_record(
+            .update_record_audited(
+                actor,
+                "outcome.link_risk_alert",
                 &RecordChange {
                     kind: OUTCOME,
                     id: outcome.id,

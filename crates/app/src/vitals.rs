@@ -446,8 +446,14 @@ pub async fn write_vitals_many(
         if stored > 0 {
             let digest = batch_digest(stored_rows.iter());
             audits.push(
-                NewAuditEntry::new(now, job.actor.clone(), "vitals.record", SESSION, id.to_string())
-                    .after(serde_json::json!({ "readings": stored, "source": source, "digest": digest })),
+                NewAuditEntry::new(
+                    now,
+                    job.actor.clone(),
+                    ketaflow_store::VITALS_ACTION,
+                    SESSION,
+                    id.to_string(),
+                )
+                .after(serde_json::json!({ "readings": stored, "source": source, "digest": digest })),
             );
         }
         events_per_job.push(events_before..event_rows.len());

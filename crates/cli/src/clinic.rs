@@ -129,6 +129,8 @@ pub(crate) enum UserCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
     /// Check the hash chain; fails and says where if any entry was altered, deleted or reordered.
+    /// Then checks every record, vital-sign reading and user against it (a row edited in the
+    /// database, or written without an audit entry, fails and is named).
     /// With --checkpoints, also checks it against the latest signed checkpoint (truncation and
     /// re-hashing, which the chain alone cannot show)
     Verify {
@@ -590,6 +592,20 @@ pub(crate) fn audit(command: &AuditCommand) -> Result<()> {
                 println!(
                     "audit chain intact: {} entries, last hash {}",
                     report.checked, report.last_hash
+                );
+                let t = &report.tables;
+                for p in &t.problems {
+                    eprintln!("{} {}: {} ({})", p.table, p.id, p.kind, p.detail);
+                }
+                if !t.ok {
+                    bail!(
+                        "{} row(s) disagree with the audit log (listed above): changed or written behind the application's back",
+                        t.problems.len()
+                    );
+                }
+                println!(
+                    "tables agree with the chain: {} records, {} vital-sign readings in {} batches, {} users",
+                    t.records, t.vitals, t.vital_batches, t.users
                 );
                 Ok(())
             }

@@ -45,6 +45,11 @@ fn accounts_audit_and_backup_from_the_command_line() {
     // Three audited changes: create, disable, password change.
     let verify = ok(&ketaflow(&["audit", "verify", "--db", &db]));
     assert!(verify.starts_with("audit chain intact: 3 entries"), "{verify}");
+    assert!(
+        verify
+            .contains("tables agree with the chain: 0 records, 0 vital-sign readings in 0 batches, 1 users"),
+        "{verify}"
+    );
     let backup = dir.path().join("copy.db");
     ok(&ketaflow(&["backup", backup.to_str().unwrap(), "--db", &db]));
     let copy = format!("sqlite://{}", backup.display());
@@ -202,4 +207,7 @@ fn serve_with_demo_data_answers_and_shuts_down_cleanly() {
     // A restart on the same database seeds nothing twice and keeps the chain intact.
     let verify = ok(&ketaflow(&["audit", "verify", "--db", &db]));
     assert!(verify.starts_with("audit chain intact"), "{verify}");
+    // Everything the demo wrote (patients, plans, sessions, readings, users) agrees with the chain.
+    assert!(verify.contains("tables agree with the chain: "), "{verify}");
+    assert!(!verify.contains(" 0 records"), "{verify}");
 }

@@ -84,6 +84,15 @@ async fn intake_eligibility_plan_and_approval_without_override() {
     let (s, v) = get(&app, &admin, "/api/v1/audit/verify").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["ok"], true);
+    // Every record, reading and user the flow wrote agrees with the chain.
+    assert_eq!(
+        (
+            v["tables"]["ok"].as_bool(),
+            v["tables"]["problems"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0)),
+        "{v}"
+    );
     let (_, entries) = get(&app, &admin, &format!("/api/v1/audit?record_id={plan_id}")).await;
     let actions = texts(&entries, "action");
     assert_eq!(actions, ["plan.create", "plan.approve"]);

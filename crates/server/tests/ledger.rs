@@ -224,6 +224,7 @@ async fn a_vial_from_receipt_to_empty_with_exact_decimal_balances() {
     assert!(audit.iter().any(|a| a.action == "ledger.waste"));
     let (s, verify) = get(&app, &app.login("admin").await, "/api/v1/audit/verify").await;
     assert_eq!(s, StatusCode::OK, "{verify}");
+    assert_eq!(verify["tables"]["ok"], true, "{verify}");
     assert!(app.state.store.verify_audit_chain().await.unwrap().is_ok());
     assert!(app.state.store.verify_ledger().await.unwrap().problems.is_empty());
 }

@@ -406,6 +406,15 @@ async fn suicide_risk_raises_an_urgent_live_alert_that_only_a_documented_follow_
         )
         .await;
     assert_eq!(v["ok"], true);
+    // Every record, reading and user the flow wrote agrees with the chain.
+    assert_eq!(
+        (
+            v["tables"]["ok"].as_bool(),
+            v["tables"]["problems"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0)),
+        "{v}"
+    );
 }
 
 #[tokio::test]

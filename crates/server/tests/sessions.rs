@@ -449,6 +449,15 @@ async fn a_whole_depression_session_from_booking_to_discharge() {
     );
     let (_, v) = get(&app, &admin, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true);
+    // Every record, reading and user the flow wrote agrees with the chain.
+    assert_eq!(
+        (
+            v["tables"]["ok"].as_bool(),
+            v["tables"]["problems"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0)),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -652,6 +661,15 @@ async fn a_whole_crps_session_with_side_effects_limits_and_a_physicians_discharg
     assert_eq!(last["reason"], "transferred to the ward for observation");
     let (_, v) = get(&app, &app.login("admin").await, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true);
+    // Every record, reading and user the flow wrote agrees with the chain.
+    assert_eq!(
+        (
+            v["tables"]["ok"].as_bool(),
+            v["tables"]["problems"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0)),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -872,6 +890,15 @@ async fn concurrent_monitors_share_commits_and_lose_or_duplicate_nothing() {
     assert!(events.windows(2).all(|w| w[1].id == w[0].id + 1));
     let (_, v) = get(&app, &app.login("admin").await, "/api/v1/audit/verify").await;
     assert_eq!(v["ok"], true);
+    // Every record, reading and user the flow wrote agrees with the chain.
+    assert_eq!(
+        (
+            v["tables"]["ok"].as_bool(),
+            v["tables"]["problems"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0)),
+        "{v}"
+    );
 }
 
 #[tokio::test]

@@ -334,6 +334,7 @@ async fn the_audit_page_lists_the_entries_just_made_pages_back_and_verifies_the_
     let page = admin.post("/audit/verify", &[]).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.shows("data-verify=\"intact\""));
+    assert!(page.shows("data-verify-tables=\"intact\""), "{}", page.html);
     assert!(page.shows(&format!("{count} entries checked")));
     let head = app.state.store.verify_audit_chain().await.unwrap().last_hash;
     assert!(page.shows(&head));

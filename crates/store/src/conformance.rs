@@ -18,7 +18,9 @@ use crate::{
     MAX_RECORD_PAGE, NewAuditEntry, NewRecord, NewToken, NewUser, RecordChange, Role, Store, StoreError,
     TokenKind, batch_digest, hash_token,
 };
-use crate::{AlarmRaise, AlarmState, NewAlarm, NewDeviceToken, NewEvent, NewVital, VitalInsert};
+use crate::{
+    AlarmRaise, AlarmState, NewAlarm, NewDeviceToken, NewEvent, NewVital, TableProblemKind, VitalInsert,
+};
 
 mod ledger;
 pub use ledger::{
@@ -56,6 +58,7 @@ macro_rules! conformance_tests {
             audit_detects_rehashed_edit,
             audit_concurrent_appends_keep_chain,
             audit_batch_digest_entry,
+            tables_verify_against_the_audit_log,
             tx_rollback_discards_write_and_audit,
             tx_failed_write_discards_everything,
             backup_is_consistent_copy,
@@ -1063,6 +1066,231 @@ pub async fn audit_batch_digest_entry(store: Store) {
         "the entry holds a digest, not the rows"
     );
     assert!(store.verify_audit_chain().await.unwrap().is_ok());
+}
+
+/// Records, vital signs and users are checked against the audit log: a clean database verifies,
+/// and each edit someone with database access makes behind the application's back is named by
+/// table, row and kind (the attacker's edits are plain SQL, as they would be).
+pub async fn tables_verify_against_the_audit_log(store: Store) {
+    let nurse = seed_user(&store, "tnurse", Role::Nurse).await;
+    let actor = Actor::user(nurse.id, Role::Nurse);
+    // A patient created and changed twice, through the audited writes.
+    let data = serde_json::json!({ "weight_kg": 70 });
+    let new = NewRecord {
+        kind: "patient",
+        parent_id: None,
+        label: "p",
+        data: &data,
+    };
+    let patient = store
+        .insert_record_audited(&actor, "patient.create", &new, T0)
+        .await
+        .unwrap();
+    let mut version = patient.version;
+    for w in [71, 72] {
+        let data = serde_json::json!({ "weight_kg": w });
+        let change = RecordChange {
+            kind: "patient",
+            id: patient.id,
+            expected_version: version,
+            label: "p",
+            data: &data,
+            lock: false,
+        };
+        version = store
+            .update_record_audited(&actor, "patient.update", &change, T0)
+            .await
+            .unwrap()
+            .version;
+    }
+    // Two audited batches of readings for a session, as the vital-sign writer writes them.
+    let session = Uuid::now_v7();
+    for batch in [["k1", "k2"], ["k3", "k4"]] {
+        let values: Vec<serde_json::Value> = batch
+            .iter()
+            .map(|k| serde_json::json!({ "key": k, "hr": 70 }))
+            .collect();
+        let rows: Vec<NewVital> = batch
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| NewVital {
+                session_id: session,
+                idempotency_key: k,
+                taken_at: T0,
+                received_at: T0,
+                source: "device",
+                recorded_by: "device:m1",
+                data: v,
+            })
+            .collect();
+        let mut tx = store.begin().await.unwrap();
+        let stored: Vec<serde_json::Value> = tx
+            .insert_vitals(&rows)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| match r {
+                VitalInsert::Inserted(v) => {
+                    serde_json::json!({ "id": v.id, "key": v.idempotency_key, "data": v.data })
+                }
+                VitalInsert::Duplicate(_) => panic!("new keys"),
+            })
+            .collect();
+        tx.append_audit(
+            &NewAuditEntry::new(
+                T0,
+                actor.clone(),
+                crate::VITALS_ACTION,
+                "session",
+                session.to_string(),
+            )
+            .after(serde_json::json!({ "readings": 2, "source": "device", "digest": batch_digest(&stored) })),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let clean = store.verify_tables().await.unwrap();
+    assert!(clean.is_ok(), "{:?}", clean.problems);
+    assert_eq!(
+        (clean.records, clean.vitals, clean.vital_batches, clean.users),
+        (1, 4, 2, 1)
+    );
+
+    // The attacker: a weight edited, a role raised, a reading changed, one deleted from the second
+    // batch, one slipped in, and a record inserted with no audit entry.
+    let pid = patient.id.to_string();
+    raw_exec(
+        &store,
+        "UPDATE records SET data = $1 WHERE id = $2",
+        vec![
+            Bind::Text(Some(r#"{"weight_kg":60}"#.into())),
+            Bind::Text(Some(pid.clone())),
+        ],
+    )
+    .await
+    .unwrap();
+    raw_exec(
+        &store,
+        "UPDATE users SET role = 'administrator' WHERE id = $1",
+        vec![Bind::Text(Some(nurse.id.to_string()))],
+    )
+    .await
+    .unwrap();
+    raw_exec(
+        &store,
+        "UPDATE vital_signs SET data = $1 WHERE idempotency_key = 'k1'",
+        vec![Bind::Text(Some(r#"{"key":"k1","hr":40}"#.into()))],
+    )
+    .await
+    .unwrap();
+    raw_exec(
+        &store,
+        "DELETE FROM vital_signs WHERE idempotency_key = 'k4'",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let forged = serde_json::json!({ "key": "k9", "hr": 70 });
+    tx.insert_vitals(&[NewVital {
+        session_id: session,
+        idempotency_key: "k9",
+        taken_at: T0,
+        received_at: T0,
+        source: "device",
+        recorded_by: "device:m1",
+        data: &forged,
+    }])
+    .await
+    .unwrap();
+    let ghost = tx
+        .insert_record(
+            &NewRecord {
+                kind: "plan",
+                parent_id: None,
+                label: "g",
+                data: &forged,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let found = store.verify_tables().await.unwrap();
+    let mut got: Vec<(&str, TableProblemKind, bool)> = found
+        .problems
+        .iter()
+        .map(|p| {
+            (
+                p.table,
+                p.kind,
+                p.id.contains(&pid) || p.id == ghost.id.to_string() || p.id == nurse.id.to_string(),
+            )
+        })
+        .collect();
+    got.sort_by_key(|p| (p.0, p.1.code()));
+    assert_eq!(
+        got,
+        [
+            ("records", TableProblemKind::Changed, true),
+            ("records", TableProblemKind::Unaudited, true),
+            ("users", TableProblemKind::Changed, true),
+            // k1 changed: the first batch; k4 gone and k9 in its place: the second batch no longer
+            // matches its digest.
+            ("vital_signs", TableProblemKind::Changed, false),
+            ("vital_signs", TableProblemKind::Changed, false),
+        ],
+        "{:#?}",
+        found.problems
+    );
+    let role = found.problems.iter().find(|p| p.table == "users").unwrap();
+    assert!(role.detail.contains("role"), "{}", role.detail);
+
+    // A version bumped with no entry, and a reading beyond every batch.
+    raw_exec(
+        &store,
+        "UPDATE records SET version = version + 1 WHERE id = $1",
+        vec![Bind::Text(Some(pid.clone()))],
+    )
+    .await
+    .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_vitals(&[NewVital {
+        session_id: session,
+        idempotency_key: "k10",
+        taken_at: T0,
+        received_at: T0,
+        source: "device",
+        recorded_by: "device:m1",
+        data: &forged,
+    }])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let found = store.verify_tables().await.unwrap();
+    let kinds: Vec<(&str, TableProblemKind)> = found.problems.iter().map(|p| (p.table, p.kind)).collect();
+    assert!(
+        kinds.contains(&("records", TableProblemKind::HistoryBroken)),
+        "{:#?}",
+        found.problems
+    );
+    assert!(
+        kinds.contains(&("vital_signs", TableProblemKind::Unaudited)),
+        "{:#?}",
+        found.problems
+    );
+    let history = found
+        .problems
+        .iter()
+        .find(|p| p.kind == TableProblemKind::HistoryBroken)
+        .unwrap();
+    assert!(
+        history.detail.contains("version 4") && history.detail.contains("3 version"),
+        "{}",
+        history.detail
+    );
 }
 
 /// A rolled-back (or dropped) transaction leaves neither its write nor its audit entry, and the

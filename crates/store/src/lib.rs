@@ -53,6 +53,7 @@ mod audit;
 mod backup;
 mod db;
 mod error;
+mod integrity;
 mod ledger;
 mod links;
 mod records;
@@ -71,6 +72,7 @@ pub use audit::{
 pub use backup::{BackupFormat, BackupReport, RestoreReport};
 pub use db::Backend;
 pub use error::StoreError;
+pub use integrity::{TableProblem, TableProblemKind, TablesReport, VITALS_ACTION};
 pub use ledger::{
     BusinessTime, CountKind, CountLine, CountRecorded, Discrepancy, DiscrepancyResolution, DiscrepancyStatus,
     EntryKind, LedgerCount, LedgerEntry, LedgerFilter, LedgerPerson, LedgerReport, MAX_FRACTION_DIGITS,

@@ -208,6 +208,10 @@ struct Verification {
     checked: u64,
     last_hash: String,
     problem: String,
+    /// The tables against the chain: (records, readings, users) checked, and each disagreement in
+    /// words.
+    tables_checked: (u64, u64, u64),
+    table_problems: Vec<String>,
 }
 
 #[derive(Template)]
@@ -281,11 +285,28 @@ fn verification(v: VerifyOut) -> Verification {
             }
         }
     };
+    let table_problems = v
+        .tables
+        .problems
+        .iter()
+        .map(|p| {
+            let what = match p.kind.as_str() {
+                "changed" => "changed since it was audited",
+                "unaudited" => "written without an audit entry",
+                "history_broken" => "its versions do not match the audit log",
+                "missing" => "rows of an audited batch are gone",
+                other => other,
+            };
+            format!("{} {}: {what} ({})", p.table.replace('_', " "), p.id, p.detail)
+        })
+        .collect();
     Verification {
         ok: v.ok,
         checked: v.checked,
         last_hash: v.last_hash,
         problem,
+        tables_checked: (v.tables.records, v.tables.vitals, v.tables.users),
+        table_problems,
     }
 }
 
