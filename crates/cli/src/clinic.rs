@@ -53,6 +53,11 @@ pub(crate) struct ServeArgs {
     /// TLS (see the README's security section). Without it, that is refused.
     #[arg(long)]
     behind_proxy: bool,
+    /// With --behind-proxy: a proxy (address, or range as ADDR/PREFIX) whose Forwarded or
+    /// X-Forwarded-For header names the client; repeat for several. Default: this machine
+    /// (127.0.0.0/8, ::1). Nobody else's such headers are believed.
+    #[arg(long = "trusted-proxy", value_name = "ADDR[/PREFIX]", requires = "behind_proxy", value_parser = parse_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Sign the audit chain's head with this Ed25519 key (created 0600 when missing) every
     /// --checkpoint-minutes, appending to --checkpoints; keep both apart from the database
     #[arg(long, requires = "checkpoints")]
@@ -73,6 +78,26 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// How long a graceful shutdown waits for requests in flight before it stops (event streams are
 /// ended as it begins, so an open board does not hold it).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A proxy's address or range: `10.0.0.5`, `10.0.0.0/24`, `::1`.
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("{text:?} is not an address or ADDR/PREFIX range (e.g. 10.0.0.5 or 10.0.0.0/24)")
+        })
+}
+
+/// The proxies whose forwarded-for headers are believed: none without --behind-proxy; the ones
+/// named, or this machine.
+fn trusted_proxies(args: &ServeArgs) -> ketaflow_server::proxy::TrustedProxies {
+    use ketaflow_server::proxy::TrustedProxies;
+    match (args.behind_proxy, args.trusted_proxies.is_empty()) {
+        (false, _) => TrustedProxies::none(),
+        (true, true) => TrustedProxies::loopback(),
+        (true, false) => TrustedProxies::new(args.trusted_proxies.clone()),
+    }
+}
 
 /// Refuses plain HTTP beyond this machine unless a proxy in front provides TLS.
 fn check_transport(args: &ServeArgs) -> Result<()> {
@@ -245,7 +270,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         let store = connect(&args.db).await?;
         ensure_administrator(&store).await?;
         let (clock, settings) = clock_and_settings(args)?;
-        let state = AppState::new(store.clone(), library, clock, settings);
+        let proxies = trusted_proxies(args);
+        if !proxies.nets().is_empty() {
+            let nets: Vec<String> = proxies.nets().iter().map(ToString::to_string).collect();
+            tracing::info!(proxies = %nets.join(", "), "client addresses taken from these proxies' forwarded-for headers");
+        }
+        let state = AppState::new(store.clone(), library, clock, settings).with_trusted_proxies(proxies);
         let cleared = state
             .reconcile_in_progress()
             .await

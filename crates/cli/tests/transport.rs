@@ -66,8 +66,42 @@ fn plain_http_beyond_loopback_is_refused_unless_a_proxy_fronts_it() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    // Behind a proxy it serves.
-    let (child, url) = serve(&["--db", &db, "--listen", &listen, "--behind-proxy"]);
+    // Trusting a proxy's headers only makes sense behind one, and the proxy must be an address.
+    let out = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args(["serve", "--db", &db, "--trusted-proxy", "10.0.0.5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--behind-proxy"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args([
+            "serve",
+            "--db",
+            &db,
+            "--behind-proxy",
+            "--trusted-proxy",
+            "proxy.local",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"proxy.local\" is not an address or ADDR/PREFIX range"),
+        "{err}"
+    );
+    // Behind a proxy it serves, and says whose forwarded headers it believes.
+    let (child, url) = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        &listen,
+        "--behind-proxy",
+        "--trusted-proxy",
+        "10.0.0.0/24",
+        "--trusted-proxy",
+        "::1",
+    ]);
     assert!(url.starts_with("http://0.0.0.0:"), "{url}");
     stop(child);
 }

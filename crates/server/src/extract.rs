@@ -312,19 +312,23 @@ mod tests {
 }
 
 /// The address the request came from, when the server was started with connection info (`serve`
-/// does; tests built on the router alone have none). Throttles key on it.
+/// does; tests built on the router alone have none): the connection's, or, from a trusted reverse
+/// proxy, the client it names (`crate::proxy`). Throttles key on it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<crate::state::AppState> for ClientAddr {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::state::AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientAddr(
             parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
+                .map(|info| state.proxies.client(info.0.ip(), &parts.headers)),
         ))
     }
 }

@@ -14,6 +14,8 @@ pub use ketaflow_app::{Clock, Settings};
 pub struct AppState {
     /// The clinic's use cases; every front door goes through it.
     pub app: App,
+    /// The reverse proxies whose forwarded-for headers name the client (none by default).
+    pub proxies: std::sync::Arc<crate::proxy::TrustedProxies>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -41,6 +43,15 @@ impl AppState {
 
     /// The HTTP edge over an application already running.
     pub fn over(app: App) -> AppState {
-        AppState { app }
+        AppState {
+            app,
+            proxies: std::sync::Arc::new(crate::proxy::TrustedProxies::none()),
+        }
+    }
+
+    /// The same state, believing these proxies' forwarded-for headers.
+    pub fn with_trusted_proxies(mut self, proxies: crate::proxy::TrustedProxies) -> AppState {
+        self.proxies = std::sync::Arc::new(proxies);
+        self
     }
 }

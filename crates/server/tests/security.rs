@@ -418,6 +418,81 @@ async fn a_stranger_cannot_lock_out_a_real_user_and_no_answer_reveals_an_account
     }
 }
 
+/// A login through a reverse proxy: the connection comes from `peer`, with `forwarded_for` as the
+/// proxy (or an impostor) wrote it.
+async fn login_via(
+    routes: &axum::Router,
+    peer: [u8; 4],
+    forwarded_for: &str,
+    username: &str,
+    password: &str,
+) -> StatusCode {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-forwarded-for", forwarded_for)
+        .body(Body::from(
+            json!({"username": username, "password": password}).to_string(),
+        ))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(std::net::SocketAddr::from((peer, 40_000))));
+    routes.clone().oneshot(request).await.unwrap().status()
+}
+
+/// Behind a proxy every connection comes from the proxy, so without forwarded headers one
+/// guesser would slow the whole clinic's sign-ins. The proxy the operator names is believed about
+/// who its client was; a client cannot pose as another through the header, and nobody else's
+/// header is believed.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_throttled_as_itself_and_cannot_pose_as_another() {
+    use ketaflow_server::proxy::TrustedProxies;
+    let app = spawn_app().await;
+    let routes = ketaflow_server::router(app.state.clone().with_trusted_proxies(TrustedProxies::loopback()));
+    let proxy = [127, 0, 0, 1];
+    // The guesser at 198.51.100.1, through the proxy: slowed.
+    let mut throttled = 0;
+    for _ in 0..8 {
+        let s = login_via(&routes, proxy, "198.51.100.1", "nurse", "guess").await;
+        throttled += usize::from(s == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(throttled >= 4, "{throttled} of 8 throttled");
+    // Writing another address into the header does not help: the proxy appends the real one.
+    let s = login_via(&routes, proxy, "198.51.100.2, 198.51.100.1", "nurse", "guess").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    // The nurse at 198.51.100.2, through the same proxy, signs in at once.
+    let s = login_via(&routes, proxy, "198.51.100.2", "nurse", "nurse-secret-pass").await;
+    assert_eq!(s, StatusCode::OK);
+    // A stranger connecting directly cannot claim to be the nurse's machine: its header is not
+    // believed, so its own address is what is throttled.
+    let stranger = [203, 0, 113, 50];
+    let mut throttled = 0;
+    for _ in 0..8 {
+        let s = login_via(&routes, stranger, "198.51.100.2", "nurse", "guess").await;
+        throttled += usize::from(s == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(throttled >= 4, "{throttled} of 8 throttled");
+    let s = login_via(&routes, proxy, "198.51.100.2", "nurse", "nurse-secret-pass").await;
+    assert_eq!(s, StatusCode::OK, "the nurse was not slowed by the stranger");
+    // Without a trusted proxy (the default) the proxy's connections are one client, headers or not.
+    let plain = ketaflow_server::router(app.state.clone());
+    let mut throttled = 0;
+    for i in 0..8 {
+        let s = login_via(&plain, proxy, &format!("198.51.100.{}", 100 + i), "doc", "guess").await;
+        throttled += usize::from(s == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(
+        throttled >= 4,
+        "{throttled} of 8 throttled: one client for every header"
+    );
+}
+
 /// The account-wide lock (NIST: at most 100 consecutive failures) reads like any other failure,
 /// even to the right password, and ends on its own.
 #[tokio::test]
