@@ -5,10 +5,22 @@ use ketaflow_app::checkpoints::{CheckpointVerdict, load_or_create_key, verify_ag
 use ketaflow_store::{Actor, NewAuditEntry, Store};
 use time::macros::datetime;
 
+/// A clinic database with six audited changes: a SQLite file in `dir`, or a fresh PostgreSQL
+/// schema when `KETAFLOW_TEST_BACKEND=postgres` and `KETAFLOW_TEST_POSTGRES_URL` are set.
 async fn clinic(dir: &std::path::Path, name: &str) -> Store {
-    let store = Store::connect(&format!("sqlite://{}", dir.join(name).display()))
-        .await
-        .unwrap();
+    let store = match (
+        std::env::var("KETAFLOW_TEST_BACKEND").as_deref(),
+        std::env::var("KETAFLOW_TEST_POSTGRES_URL"),
+    ) {
+        (Ok("postgres"), Ok(url)) => {
+            let schema = format!("checkpoints_{}", uuid::Uuid::now_v7().simple());
+            let options = ketaflow_store::StoreOptions::default().postgres_schema(schema);
+            Store::connect_with(&url, &options).await.unwrap()
+        }
+        _ => Store::connect(&format!("sqlite://{}", dir.join(name).display()))
+            .await
+            .unwrap(),
+    };
     for i in 0..6 {
         store
             .append_audit(
