@@ -22,7 +22,8 @@ function log(...args) { console.log(`[${new Date().toISOString().slice(11, 19)}]
 async function startServer(again) {
   const dir = again?.dir ?? mkdtempSync(join(tmpdir(), "ketaflow-web-"));
   const port = again?.port ?? 20000 + Math.floor(Math.random() * 20000);
-  const child = spawn(bin, ["serve", "--demo", "--clock-speed", String(CLOCK_SPEED),
+  // A clinic in New York: every time on a page, and every time typed, is New York time.
+  const child = spawn(bin, ["serve", "--demo", "--clock-speed", String(CLOCK_SPEED), "--time-zone", "America/New_York",
     "--db", `sqlite://${join(dir, "demo.db")}`, "--listen", `127.0.0.1:${port}`],
     { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -237,6 +238,21 @@ async function main() {
     await doc.click("#approve button[type=submit]");
     await doc.waitForSelector("text=The plan is locked");
     log(`plan: approved with ${soft} soft-limit override(s)`);
+
+    // A booking typed as 09:00 in New York in winter is stored as 14:00Z, and reads back as 09:00.
+    await nurse.click("nav >> text=Patients");
+    await nurse.click("text=Alex Morgan");
+    await nurse.click("#book > summary");
+    await nurse.waitForSelector("#session-scheduled_for");
+    assert.match(await nurse.textContent(".zone"), /America\/New_York \((EST|EDT)\)/);
+    await nurse.fill("#session-chair", "Chair 9");
+    await nurse.fill("#session-scheduled_for", "2027-01-15T09:00");
+    await nurse.click("form[data-form=session] button[type=submit]");
+    await nurse.waitForSelector("h1:has-text('Chair 9')");
+    const booked = nurse.url().split("/sessions/")[1];
+    const stored = await nurse.evaluate(async (id) => (await (await fetch(`/api/v1/sessions/${id}`)).json()).scheduled_for, booked);
+    assert.equal(stored, "2027-01-15T14:00:00Z");
+    log("booking: 09:00 typed in America/New_York stored as 14:00Z (winter)");
 
     // Every other screen renders for the roles that use it; screenshots for the README and review.
     await doc.click("nav >> text=Patients");

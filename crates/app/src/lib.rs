@@ -16,6 +16,7 @@ pub mod bedside;
 pub mod board;
 pub mod booking;
 pub mod checkpoints;
+pub mod clinic_time;
 pub mod error;
 pub mod export;
 pub mod intake;
@@ -91,6 +92,9 @@ pub struct Settings {
     /// How fast the clinic clock runs against real time (1 except in a demo); running timers on
     /// pages tick at this rate.
     pub clock_speed: f64,
+    /// The clinic's time zone until an administrator sets one (`serve --time-zone`, else the
+    /// machine's; UTC in tests). Every time a person reads or types is in it.
+    pub time_zone: clinic_time::ClinicZone,
 }
 
 impl Default for Settings {
@@ -110,6 +114,7 @@ impl Default for Settings {
             browser_idle_timeout: time::Duration::minutes(30),
             banner: None,
             clock_speed: 1.0,
+            time_zone: clinic_time::ClinicZone::utc(),
         }
     }
 }
@@ -137,6 +142,8 @@ pub struct App {
     pub password_throttle: Arc<throttle::PasswordThrottle>,
     /// Failed logins per client across every username it tries.
     pub client_throttle: Arc<throttle::PasswordThrottle>,
+    /// The clinic's time zone in force (the setting's, or an administrator's choice).
+    zone: Arc<std::sync::RwLock<Arc<clinic_time::ClinicZone>>>,
 }
 
 impl std::fmt::Debug for App {
@@ -154,6 +161,7 @@ impl App {
         let live = LiveHub::new();
         let ingest = VitalsIngest::start(store.clone(), settings.alarm_rules, live.clone());
         App {
+            zone: Arc::new(std::sync::RwLock::new(Arc::new(settings.time_zone.clone()))),
             store,
             library: Arc::new(library),
             clock,
@@ -173,5 +181,21 @@ impl App {
     /// Now, from the injected clock.
     pub fn now(&self) -> OffsetDateTime {
         (self.clock)()
+    }
+
+    /// The clinic's time zone in force.
+    pub fn zone(&self) -> Arc<clinic_time::ClinicZone> {
+        // A poisoned lock only means a writer panicked after its check; the zone it holds is whole.
+        self.zone
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_zone(&self, zone: clinic_time::ClinicZone) {
+        *self
+            .zone
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(zone);
     }
 }

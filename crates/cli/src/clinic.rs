@@ -39,6 +39,11 @@ pub(crate) struct ServeArgs {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
+    /// The clinic's time zone, an IANA name (America/New_York, Europe/London): every time shown or
+    /// typed on a page is in it (times are stored in UTC). Default: this machine's zone. An
+    /// administrator's choice on the clinic page replaces it
+    #[arg(long, value_name = "ZONE")]
+    time_zone: Option<String>,
     /// Demo only: run the clinic clock this many times faster than real time (1–600), so that a
     /// rehearsal or a browser test can reach discharge without waiting 90 minutes. Every page shows it.
     #[arg(long, default_value_t = 1.0)]
@@ -269,7 +274,11 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     runtime()?.block_on(async {
         let store = connect(&args.db).await?;
         ensure_administrator(&store).await?;
-        let (clock, settings) = clock_and_settings(args)?;
+        let (clock, mut settings) = clock_and_settings(args)?;
+        settings.time_zone = match &args.time_zone {
+            Some(name) => ketaflow_app::clinic_time::ClinicZone::named(name).map_err(app_error)?,
+            None => ketaflow_app::clinic_time::ClinicZone::system(),
+        };
         let proxies = trusted_proxies(args);
         if !proxies.nets().is_empty() {
             let nets: Vec<String> = proxies.nets().iter().map(ToString::to_string).collect();
@@ -290,6 +299,15 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         if followed_up > 0 {
             tracing::info!(followed_up, "followed-up risk alerts taken off the open index");
         }
+        let zone = state
+            .load_time_zone()
+            .await
+            .map_err(|e| anyhow::anyhow!("could not read the clinic's time zone: {e}"))?;
+        tracing::info!(
+            zone = zone.zone.name(),
+            chosen_by = if zone.set_at.is_some() { "an administrator" } else { "the server's setting" },
+            "clinic time zone"
+        );
         if args.demo {
             let accounts = demo::seed(&state).await.map_err(|e| anyhow::anyhow!("could not seed the demo clinic: {e}"))?;
             for account in accounts {

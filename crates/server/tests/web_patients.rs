@@ -914,7 +914,8 @@ async fn the_chart_lists_questionnaires_due_and_creates_a_link_and_the_worklist_
         .await;
     assert_eq!(page.status, StatusCode::CREATED, "{}", page.html);
     assert!(page.shows("Questionnaire link created"));
-    assert!(page.shows("expires 2026-11-29 11:00 UTC"));
+    assert!(page.shows("expires 2026-11-29 11:00"));
+    assert!(page.shows("Times are UTC"), "the page names its zone once");
     let start = page
         .html
         .find(r#"<code id="new-link">/q/"#)
@@ -955,4 +956,133 @@ async fn the_chart_lists_questionnaires_due_and_creates_a_link_and_the_worklist_
     assert!(chart.shows("Questionnaires due"));
     assert!(!chart.shows("Create link"));
     assert!(viewer.get("/outcomes/due").await.shows("Test Patient"));
+}
+
+/// A clinic in New York books in New York time: 09:00 typed in winter is 14:00Z, in summer 13:00Z,
+/// the pages show it back as 09:00 and say their zone once; a time the clocks skip is refused on
+/// its field. An administrator's change of zone is audited and in force at once, and changes how
+/// stored times read, never the times themselves.
+#[tokio::test]
+async fn a_new_york_clinic_books_and_reads_times_in_new_york() {
+    use ketaflow_app::clinic_time::ClinicZone;
+    let app = common::spawn_app_with(ketaflow_server::Settings {
+        time_zone: ClinicZone::named("America/New_York").unwrap(),
+        browser_idle_timeout: time::Duration::hours(12),
+        ..ketaflow_server::Settings::default()
+    })
+    .await;
+    let nurse = app.browser("nurse").await;
+    let doc = app.browser("doc").await;
+    let token = app.login("nurse").await;
+    let id = app.patient(&token, 70.0).await;
+    let plan_id = plan_through_form(&doc, &id, "").await;
+    for (typed, stored, shown) in [
+        // US daylight saving time 2027 begins 14 March: EST (UTC−5) before, EDT (UTC−4) after.
+        ("2027-03-12T09:00", "2027-03-12T14:00:00Z", "2027-03-12 09:00"),
+        ("2027-03-15T09:00", "2027-03-15T13:00:00Z", "2027-03-15 09:00"),
+    ] {
+        let booked = nurse
+            .post(
+                &format!("/patients/{id}/sessions"),
+                &[
+                    ("plan_id", &plan_id),
+                    ("chair", "Chair 1"),
+                    ("scheduled_for", typed),
+                ],
+            )
+            .await;
+        let session = redirected_id(&booked, "/sessions/");
+        let (s, b) = get(&app, &token, &format!("/api/v1/sessions/{session}")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(
+            b["scheduled_for"], stored,
+            "{typed}: stored in UTC, the API says so"
+        );
+        let chart = nurse.get(&format!("/patients/{id}")).await;
+        assert!(
+            chart.shows(&format!(r#"<a href="/sessions/{session}">{shown}</a>"#)),
+            "{typed}"
+        );
+        // Cancel it again so the next booking's chair is free.
+        let (s, b) = common::event(
+            &app,
+            &token,
+            &session,
+            serde_json::json!({"event": "abort", "reason": "test booking"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    // The test clock's 2026-11-26 10:00Z is 05:00 EST.
+    assert!(chart.shows("Times are America/New_York (EST)"), "{}", chart.html);
+    // 02:30 on 14 March 2027 never happens in New York.
+    let refused = nurse
+        .post(
+            &format!("/patients/{id}/sessions"),
+            &[
+                ("plan_id", &plan_id),
+                ("chair", "Chair 2"),
+                ("scheduled_for", "2027-03-14T02:30"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.html);
+    assert!(
+        refused.shows(r#"id="session-scheduled_for-error">allowed: a time that exists in America/New_York"#),
+        "{}",
+        refused.html
+    );
+    assert!(
+        refused.shows(r#"value="2027-03-14T02:30""#),
+        "what was typed is kept"
+    );
+
+    // An administrator moves the clinic to London: audited, and the same booking reads 14:00 GMT.
+    let admin = app.browser("admin").await;
+    let users = admin.get("/users").await;
+    assert!(
+        users.shows(r#"data-zone-in-force="America/New_York (EST)""#),
+        "{}",
+        users.html
+    );
+    let wrong = admin
+        .post("/clinic/time-zone", &[("time_zone", "Europe/Londn")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(
+        wrong.shows("an IANA time-zone name such as America/New_York"),
+        "{}",
+        wrong.html
+    );
+    let set = admin
+        .post("/clinic/time-zone", &[("time_zone", "Europe/London")])
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.html);
+    let chart = nurse.get(&format!("/patients/{id}")).await;
+    assert!(chart.shows("Times are Europe/London (GMT)"), "{}", chart.html);
+    assert!(
+        chart.shows(">2027-03-12 14:00</a>"),
+        "the winter booking at 14:00Z reads 14:00 GMT"
+    );
+    assert_eq!(app.state.zone().name(), "Europe/London");
+    let admin_token = app.login("admin").await;
+    let (_, entries) = get(&app, &admin_token, "/api/v1/audit?record_type=clinic_settings").await;
+    assert_eq!(texts(&entries, "action"), ["clinic.time_zone"]);
+    let (_, v) = get(&app, &admin_token, "/api/v1/audit/verify").await;
+    assert_eq!(v["tables"]["ok"], true, "{v}");
+    // A restart (a new application over the same database, started with UTC) reads it back.
+    let restarted = ketaflow_app::App::new(
+        app.state.store.clone(),
+        ketaflow_clinic::protocol::ProtocolLibrary::embedded(),
+        std::sync::Arc::new(time::OffsetDateTime::now_utc),
+        ketaflow_server::Settings::default(),
+    );
+    assert_eq!(restarted.zone().name(), "UTC");
+    let loaded = restarted.load_time_zone().await.unwrap();
+    assert_eq!(
+        (loaded.zone.name(), loaded.set_at.is_some()),
+        ("Europe/London", true)
+    );
+    assert_eq!(restarted.zone().name(), "Europe/London");
 }

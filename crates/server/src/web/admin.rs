@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, page_err};
+use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, page_err};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
@@ -42,6 +42,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/users", get(users_page).post(create_user))
         .route("/users/{id}/disabled", post(set_disabled))
         .route("/users/{id}/password", post(reset_password))
+        .route("/clinic/time-zone", post(set_time_zone))
         .route("/audit", get(audit_page))
         .route("/audit/verify", post(verify_chain))
 }
@@ -72,6 +73,11 @@ struct UsersPage {
     users: Vec<UserRow>,
     roles: [(&'static str, &'static str); 4],
     form: FormState,
+    /// The clinic's zone in force and who chose it.
+    zone: String,
+    zone_source: String,
+    /// Every IANA zone name, for the input's suggestions.
+    zone_names: Vec<String>,
 }
 
 /// A form without its password fields: a password is never echoed back into a page.
@@ -82,6 +88,11 @@ fn without_passwords(mut form: FormData) -> FormData {
 
 async fn users_view(state: &AppState, user: &WebUser, form: FormState, status: StatusCode) -> PageResult {
     let list = state.accounts(&user.me.caller()).await.map_err(page_err)?;
+    let in_force = state.time_zone(&user.me.caller()).await.map_err(page_err)?;
+    let zone_source = match in_force.set_at {
+        Some(at) => format!("chosen by an administrator on {}", in_force.zone.clock(at)),
+        None => "from the server's --time-zone, or this machine's zone".to_string(),
+    };
     let users = list
         .into_iter()
         .map(
@@ -90,7 +101,7 @@ async fn users_view(state: &AppState, user: &WebUser, form: FormState, status: S
                  locked_until,
              }| UserRow {
                 id: u.id.to_string(),
-                locked_until: locked_until.map(clock),
+                locked_until: locked_until.map(|t| user.zone.clock(t)),
                 is_me: u.id == user.me.user.id,
                 form: format!("user-{}", u.id),
                 username: u.username,
@@ -108,8 +119,27 @@ async fn users_view(state: &AppState, user: &WebUser, form: FormState, status: S
             users,
             roles: ROLES,
             form,
+            zone: in_force.zone.label(user.now),
+            zone_source,
+            zone_names: ketaflow_app::clinic_time::zone_names(),
         },
     ))
+}
+
+/// An administrator sets the clinic's time zone; every page shows and reads times in it at once.
+async fn set_time_zone(State(state): State<AppState>, posted: Posted) -> PageResult {
+    let Posted { user, form } = posted;
+    match state
+        .set_time_zone(&user.me.caller(), &form.text("time_zone"))
+        .await
+        .map_err(ApiError::from)
+    {
+        Ok(_) => Ok(see_other("/users#clinic")),
+        Err(e) => {
+            let refused = FormState::refused_named("clinic", form, &e);
+            users_view(&state, &user, refused, e.status()).await
+        }
+    }
 }
 
 async fn users_page(State(state): State<AppState>, user: WebUser) -> PageResult {
@@ -351,7 +381,7 @@ async fn audit_view(
         .map(|e| AuditRow {
             seq: e.seq,
             at: time::OffsetDateTime::parse(&e.at, &time::format_description::well_known::Rfc3339)
-                .map(clock)
+                .map(|t| user.zone.clock_seconds(t))
                 .unwrap_or(e.at),
             actor: names.get(&e.actor_user_id).cloned().unwrap_or(e.actor_user_id),
             role: e.actor_role,

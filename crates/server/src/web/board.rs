@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 
-use super::{Chrome, PageResult, WebUser, clock, fixed, page_err, render};
+use super::{Chrome, PageResult, WebUser, fixed, page_err, render};
 use crate::state::AppState;
 use ketaflow_app::alarms::AlarmState;
 use ketaflow_app::board::ChairOut;
+use ketaflow_app::clinic_time::ClinicZone;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -80,7 +81,7 @@ pub fn vitals_summary(reading: Option<&serde_json::Value>) -> Vec<(&'static str,
     out
 }
 
-fn tile(c: ChairOut) -> ChairTile {
+fn tile(zone: &ClinicZone, c: ChairOut) -> ChairTile {
     ChairTile {
         session_id: c.session_id.to_string(),
         chair: c.chair,
@@ -96,7 +97,7 @@ fn tile(c: ChairOut) -> ChairTile {
         planned_dose_reached: c.planned_dose_reached,
         vitals: vitals_summary(c.latest_vitals.as_ref()),
         vitals_age: match (c.latest_vitals_taken_at, c.latest_vitals_age_min) {
-            (Some(at), Some(min)) => format!("taken {}, {min} min ago", clock(at)),
+            (Some(at), Some(min)) => format!("taken {}, {min} min ago", zone.hhmm(at)),
             _ => String::new(),
         },
         vitals_stale: c.latest_vitals_stale,
@@ -119,7 +120,10 @@ fn tile(c: ChairOut) -> ChairTile {
                 ),
             })
             .collect(),
-        recovery: c.predicted_recovery_at.map(clock).unwrap_or_else(|| "—".into()),
+        recovery: c
+            .predicted_recovery_at
+            .map(|t| zone.hhmm(t))
+            .unwrap_or_else(|| "—".into()),
     }
 }
 
@@ -160,12 +164,12 @@ async fn load(state: &AppState, user: &WebUser) -> Result<(Vec<ChairTile>, Vec<R
         .map(|a| RiskLine {
             patient_id: a.doc.patient_id.to_string(),
             patient_name: a.doc.patient_name,
-            raised: clock(a.doc.raised_at),
+            raised: user.zone.clock(a.doc.raised_at),
             reason: a.doc.reason,
         })
         .collect();
     Ok((
-        board.chairs.into_iter().map(tile).collect(),
+        board.chairs.into_iter().map(|c| tile(&user.zone, c)).collect(),
         risks,
         board.last_event_id,
     ))

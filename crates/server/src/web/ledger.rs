@@ -21,11 +21,12 @@ use ketaflow_store::{canonical, parse_quantity, round_mg};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, page_err};
+use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, page_err};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
+use ketaflow_app::clinic_time::ClinicZone;
 use ketaflow_app::ledger::{
     AdministrationIn, CountIn, CountLineIn, DestructionIn, DiscrepancyOut, DrawIn, EntryOut, ReceiptIn,
     ResolveIn, SupplierDoc, VialOut, WasteIn, WitnessIn,
@@ -113,11 +114,11 @@ struct VialRow {
     invoice_number: String,
 }
 
-fn vial_row(v: VialOut) -> VialRow {
+fn vial_row(zone: &ClinicZone, v: VialOut) -> VialRow {
     VialRow {
         id: v.id.to_string(),
         on_hand: matches!(v.status, "sealed" | "open"),
-        received_at: clock(v.received_at),
+        received_at: zone.clock(v.received_at),
         received_by: v.received_by.name,
         product_name: v.product_name,
         ndc: v.ndc,
@@ -137,7 +138,7 @@ fn vial_row(v: VialOut) -> VialRow {
 
 async fn vials(state: &AppState, user: &WebUser) -> Result<Vec<VialRow>, ApiError> {
     let list = state.vials(&user.me.caller(), None).await?;
-    Ok(list.into_iter().map(vial_row).collect())
+    Ok(list.into_iter().map(|v| vial_row(&user.zone, v)).collect())
 }
 
 // ---- The ledger overview ---------------------------------------------------------------------------
@@ -191,7 +192,11 @@ struct LedgerPage {
     today: String,
 }
 
-fn discrepancy_row(d: DiscrepancyOut, labels: &HashMap<String, (String, String)>) -> DiscrepancyRow {
+fn discrepancy_row(
+    zone: &ClinicZone,
+    d: DiscrepancyOut,
+    labels: &HashMap<String, (String, String)>,
+) -> DiscrepancyRow {
     let vial_id = d.vial_id.to_string();
     let (label, strength) = labels.get(&vial_id).cloned().unwrap_or_default();
     DiscrepancyRow {
@@ -206,11 +211,11 @@ fn discrepancy_row(d: DiscrepancyOut, labels: &HashMap<String, (String, String)>
         book_mg: d.book_mg,
         counted_mg: d.counted_mg,
         variance_mg: d.variance_mg,
-        opened_at: clock(d.opened_at),
+        opened_at: zone.clock(d.opened_at),
         open: d.status == "open",
         resolved: match (d.resolved_at, d.resolved_by) {
-            (Some(at), Some(by)) => format!("{} by {}", clock(at), by.name),
-            (Some(at), None) => clock(at),
+            (Some(at), Some(by)) => format!("{} by {}", zone.clock(at), by.name),
+            (Some(at), None) => zone.clock(at),
             _ => String::new(),
         },
         note: d.resolution_note.unwrap_or_default(),
@@ -240,7 +245,7 @@ async fn ledger_view(state: &AppState, user: &WebUser, form: FormState, status: 
         .collect();
     let (open, resolved): (Vec<_>, Vec<_>) = discrepancies
         .into_iter()
-        .map(|d| discrepancy_row(d, &labels))
+        .map(|d| discrepancy_row(&user.zone, d, &labels))
         .partition(|d| d.open);
     let on_hand: Vec<&VialRow> = vials.iter().filter(|v| v.on_hand).collect();
     let on_hand_mg: Decimal = on_hand.iter().filter_map(|v| parse_quantity(&v.balance_mg)).sum();
@@ -269,7 +274,7 @@ async fn ledger_view(state: &AppState, user: &WebUser, form: FormState, status: 
             resolved: resolved.into_iter().rev().collect(),
             can_manage: user.may(Action::ManageLedger),
             form,
-            today: ketaflow_store::iso_date(state.now().date()),
+            today: ketaflow_store::iso_date(user.zone.date(user.now)),
         },
     ))
 }
@@ -447,7 +452,7 @@ struct EntryRow {
     details: Vec<String>,
 }
 
-fn entry_row(e: EntryOut) -> EntryRow {
+fn entry_row(zone: &ClinicZone, e: EntryOut) -> EntryRow {
     let mut details = Vec::new();
     if let Some(given) = &e.session_given_mg {
         details.push(format!("session's recorded dose given {given} mg"));
@@ -479,7 +484,7 @@ fn entry_row(e: EntryOut) -> EntryRow {
     EntryRow {
         id: e.id,
         seq: e.vial_seq,
-        at: clock(e.at),
+        at: zone.clock(e.at),
         kind: e.kind,
         by: e.by.name,
         quantity_mg: e.quantity_mg,
@@ -578,8 +583,12 @@ async fn vial_view(
     status: StatusCode,
 ) -> PageResult {
     let detail = state.vial(&user.me.caller(), id).await.map_err(page_err)?;
-    let v = vial_row(detail.vial);
-    let entries: Vec<EntryRow> = detail.entries.into_iter().map(entry_row).collect();
+    let v = vial_row(&user.zone, detail.vial);
+    let entries: Vec<EntryRow> = detail
+        .entries
+        .into_iter()
+        .map(|e| entry_row(&user.zone, e))
+        .collect();
     let draws = outstanding_draws(&entries, &v.strength_mg_per_ml);
     let can_write = user.may(Action::WriteLedger);
     let sessions = if can_write && v.on_hand && !v.expired {
@@ -593,11 +602,11 @@ async fn vial_view(
                 (
                     s.id.to_string(),
                     format!(
-                        "{} · {} · {} · booked {} UTC",
+                        "{} · {} · {} · booked {}",
                         s.chair,
                         s.patient_name,
                         s.state.replace('_', " "),
-                        clock(s.scheduled_for)
+                        user.zone.clock(s.scheduled_for)
                     ),
                 )
             })
@@ -788,19 +797,19 @@ async fn inventory_page(State(state): State<AppState>, user: WebUser) -> PageRes
             next_due_by: r.next_due_by.unwrap_or_default(),
             last: r.last_inventory.map(|c| {
                 (
-                    clock(c.taken_at),
+                    user.zone.clock(c.taken_at),
                     c.taken_by.name,
                     c.business_time.unwrap_or("(not recorded)").to_string(),
                     c.note.unwrap_or_default(),
                 )
             }),
-            on_hand: r.on_hand.into_iter().map(vial_row).collect(),
+            on_hand: r.on_hand.into_iter().map(|v| vial_row(&user.zone, v)).collect(),
             on_hand_mg: r.on_hand_mg,
             open_discrepancies: r.open_discrepancies,
             ledger_consistent: r.ledger_consistent,
             ledger_problems: r.ledger_problems,
             retention: r.retention,
-            today: ketaflow_store::iso_date(state.now().date()),
+            today: ketaflow_store::iso_date(user.zone.date(user.now)),
             can_manage: user.may(Action::ManageLedger),
         },
     ))

@@ -66,6 +66,10 @@ pub struct WebUser {
     pub banner: Option<String>,
     /// Open suicide-risk alerts, counted for the menu (0 for roles without clinical access).
     pub open_risk_alerts: usize,
+    /// The clinic's time zone: every time on the page is shown, and every time typed is read, in it.
+    pub zone: std::sync::Arc<ketaflow_app::clinic_time::ClinicZone>,
+    /// When the page was asked for (the clinic clock).
+    pub now: time::OffsetDateTime,
 }
 
 /// The CSRF token of a session: SHA-256 of the session token under a fixed label. The session
@@ -106,6 +110,8 @@ impl FromRequestParts<AppState> for WebUser {
             me,
             banner: state.settings.banner.clone(),
             open_risk_alerts,
+            zone: state.zone(),
+            now: state.now(),
         })
     }
 }
@@ -122,6 +128,7 @@ impl WebUser {
             csrf: self.csrf.clone(),
             banner: self.banner.clone(),
             open_risk_alerts: self.open_risk_alerts,
+            zone: self.zone.label(self.now),
             can_clinical: allowed(role, Action::ReadClinical),
             can_ledger: allowed(role, Action::ReadLedger),
             can_admin: allowed(role, Action::ManageUsers),
@@ -157,6 +164,8 @@ pub struct Chrome {
     pub banner: Option<String>,
     /// Open suicide-risk alerts (the menu shows the count).
     pub open_risk_alerts: usize,
+    /// The zone every time on the page is in, said once: `America/New_York (EST)`.
+    pub zone: String,
     /// Whether the clinical sections are shown.
     pub can_clinical: bool,
     /// Whether the ledger is shown.
@@ -398,23 +407,4 @@ async fn live_script() -> Response {
 /// Formats a number with a fixed count of decimals, for tables and labels.
 pub fn fixed(value: f64, decimals: usize) -> String {
     format!("{value:.decimals$}")
-}
-
-/// Formats a time as the clinic reads it: `2026-11-26 10:05` (UTC).
-pub fn clock(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
-/// The time of day only: `10:05`.
-pub fn hhmm(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!("{:02}:{:02}", t.hour(), t.minute())
 }

@@ -20,12 +20,13 @@ use ketaflow_clinic::session::PlanStatus;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, error_page, fixed, page_err};
+use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, error_page, fixed, page_err};
 use super::{render, render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
 use ketaflow_app::booking::SessionIn;
+use ketaflow_app::clinic_time::ClinicZone;
 use ketaflow_app::intake::{
     AcknowledgeIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, PatientOut, WeightIn,
 };
@@ -217,15 +218,12 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// A datetime-local value (`2026-11-26T10:05`, UTC as the clinic's clock shows it) as RFC 3339;
-/// anything else is passed on as typed, for the API to refuse with its own message.
-pub(super) fn rfc3339_from_form(text: &str) -> String {
-    let b = text.as_bytes();
-    match b.len() {
-        16 if b[10] == b'T' => format!("{text}:00Z"),
-        19 if b[10] == b'T' => format!("{text}Z"),
-        _ => text.to_string(),
-    }
+/// A `datetime-local` value (`2026-11-26T09:05`), read as the clinic's wall-clock time, as the
+/// RFC 3339 UTC instant the use case takes; a time that cannot be read, or that a daylight-saving
+/// change skips or repeats, is refused on its field.
+pub(super) fn utc_from_form(zone: &ClinicZone, field: &str, text: &str) -> Result<String, ApiError> {
+    let at = zone.parse_local(field, text)?;
+    Ok(ketaflow_app::vitals::rfc3339(at))
 }
 
 fn code_choices(codes: impl IntoIterator<Item = &'static str>) -> Vec<(String, String)> {
@@ -374,10 +372,10 @@ fn new_form(form: &FormState, today: Date) -> FormView {
     view
 }
 
-async fn new_page(State(state): State<AppState>, user: WebUser) -> PageResult {
+async fn new_page(user: WebUser) -> PageResult {
     user.me.require(Action::WriteIntake).map_err(page_err)?;
     Ok(render(&NewPage {
-        f: new_form(&FormState::default(), state.now().date()),
+        f: new_form(&FormState::default(), user.zone.date(user.now)),
         chrome: user.chrome("patients", "Register a patient"),
     }))
 }
@@ -400,7 +398,10 @@ async fn create(State(state): State<AppState>, posted: Posted) -> Response {
         Err(e) => render_with_status(
             e.status(),
             &NewPage {
-                f: new_form(&FormState::refused_named("patient", form, &e), state.now().date()),
+                f: new_form(
+                    &FormState::refused_named("patient", form, &e),
+                    user.zone.date(user.now),
+                ),
                 chrome: user.chrome("patients", "Register a patient"),
             },
         ),
@@ -519,7 +520,7 @@ pub(super) struct ScheduleRow {
 }
 
 /// A measurement as a chart or worklist row.
-pub(super) fn schedule_row(m: &MeasurementOut) -> ScheduleRow {
+pub(super) fn schedule_row(zone: &ClinicZone, m: &MeasurementOut) -> ScheduleRow {
     ScheduleRow {
         occasion: match (m.occasion, m.infusion, m.follow_up_days) {
             ("pre_infusion", Some(n), _) => format!("Before infusion {n}"),
@@ -532,12 +533,12 @@ pub(super) fn schedule_row(m: &MeasurementOut) -> ScheduleRow {
             .map(|c| instrument_name(c))
             .collect::<Vec<_>>()
             .join(" or "),
-        due: clock(m.due_at),
+        due: zone.clock(m.due_at),
         window: format!(
             "{} to {}",
-            clock(m.opens_at),
+            zone.clock(m.opens_at),
             m.closes_at
-                .map_or_else(|| "the infusion's start".to_string(), clock)
+                .map_or_else(|| "the infusion's start".to_string(), |t| zone.clock(t))
         ),
         status: m.status,
         class: match m.status {
@@ -554,7 +555,7 @@ pub(super) fn schedule_row(m: &MeasurementOut) -> ScheduleRow {
                     "{} {} points, {}",
                     instrument_name(&d.instrument),
                     num(d.total, 1),
-                    clock(d.answered_at)
+                    zone.clock(d.answered_at)
                 )
             })
             .unwrap_or_default(),
@@ -669,7 +670,7 @@ fn outcome_form(form: &FormState, id: Uuid, instrument: Instrument) -> FormView 
             ]))
             .required(),
         b.field("answered_at", "Answered at", "datetime-local", "")
-            .hint("UTC; blank = now"),
+            .hint("clinic time; blank = now"),
     ];
     for i in 1..=items {
         fields.push(
@@ -901,7 +902,13 @@ fn opioid_error_on_row(error: ApiError, rows: &[usize]) -> ApiError {
     })
 }
 
-fn session_form(form: &FormState, id: Uuid, plans: &[PlanRow], now: OffsetDateTime) -> FormView {
+fn session_form(
+    form: &FormState,
+    id: Uuid,
+    plans: &[PlanRow],
+    zone: &ClinicZone,
+    now: OffsetDateTime,
+) -> FormView {
     let b = Builder::new(form, "session");
     let default_plan = plans
         .iter()
@@ -909,15 +916,7 @@ fn session_form(form: &FormState, id: Uuid, plans: &[PlanRow], now: OffsetDateTi
         .or(plans.first())
         .map(|p| p.id.clone())
         .unwrap_or_default();
-    let soon = now + time::Duration::minutes(30);
-    let default_time = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}",
-        soon.year(),
-        u8::from(soon.month()),
-        soon.day(),
-        soon.hour(),
-        soon.minute()
-    );
+    let default_time = zone.input_value(now + time::Duration::minutes(30));
     b.form(
         format!("/patients/{id}/sessions"),
         "Book a session",
@@ -936,7 +935,7 @@ fn session_form(form: &FormState, id: Uuid, plans: &[PlanRow], now: OffsetDateTi
                 .hint("1–40 characters")
                 .required(),
             b.field("scheduled_for", "Scheduled for", "datetime-local", &default_time)
-                .hint("UTC")
+                .hint(format!("clinic time, {}", zone.name()))
                 .required(),
         ],
     )
@@ -966,7 +965,7 @@ fn seconds_between(from: OffsetDateTime, to: OffsetDateTime) -> f64 {
     (to - from).as_seconds_f64()
 }
 
-fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
+fn trajectory_view(zone: &ClinicZone, t: &outcomes::TrajectoryOut) -> TrajectoryView {
     let instrument = ITEM_INSTRUMENTS.into_iter().find(|i| i.code() == t.instrument);
     let points: Vec<(OffsetDateTime, f64)> = t
         .series
@@ -998,7 +997,7 @@ fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
         }
     }
     let baseline = match t.baseline.zip(t.baseline_at) {
-        Some((total, at)) => format!("{} points ({})", num(total, 1), clock(at)),
+        Some((total, at)) => format!("{} points ({})", num(total, 1), zone.clock(at)),
         None => "none".to_string(),
     };
     if let Some(i) = instrument
@@ -1023,7 +1022,7 @@ fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
         subtitle: format!(
             "baseline {baseline}, latest {} on {}",
             num(t.latest, 1),
-            clock(t.latest_at)
+            zone.clock(t.latest_at)
         ),
         y_label: format!("{name} total (points)"),
         times_s: points.iter().map(|p| seconds_between(origin, p.0)).collect(),
@@ -1042,7 +1041,7 @@ fn trajectory_view(t: &outcomes::TrajectoryOut) -> TrajectoryView {
         instrument: name.to_string(),
         baseline,
         baseline_why: t.baseline_why.clone(),
-        latest: format!("{} points ({})", num(t.latest, 1), clock(t.latest_at)),
+        latest: format!("{} points ({})", num(t.latest, 1), zone.clock(t.latest_at)),
         change: match (t.change, t.change_percent) {
             (Some(c), Some(p)) => format!("{} points ({} %)", num(c, 1), num(p, 1)),
             (Some(c), None) => format!("{} points", num(c, 1)),
@@ -1117,11 +1116,11 @@ async fn load_chart(
     let safety_out = state.safety(&caller, id).await?;
     let alerts = state.risk_alerts(&caller, true).await?;
 
-    let now = state.now();
-    let today = now.date().to_string();
+    let (zone, now) = (&user.zone, user.now);
+    let today = zone.date(now).to_string();
     let doc = &patient;
     let born = ketaflow_app::plans::parse_date("date_of_birth", &doc.date_of_birth)?;
-    let age = ketaflow_clinic::patient::age_on(born, now.date()).get();
+    let age = ketaflow_clinic::patient::age_on(born, zone.date(now)).get();
 
     let mut weights: Vec<_> = doc.weights.clone();
     weights.sort_by(|a, b| b.on.cmp(&a.on));
@@ -1184,7 +1183,7 @@ async fn load_chart(
         .iter()
         .map(|s| SessionRow {
             id: s.id.to_string(),
-            scheduled_for: clock(s.scheduled_for),
+            scheduled_for: zone.clock(s.scheduled_for),
             chair: s.chair.clone(),
             state: s.state,
             given: format!("{} mg", num(s.given_mg, 1)),
@@ -1195,7 +1194,7 @@ async fn load_chart(
         .outcomes
         .iter()
         .map(|o| OutcomeRow {
-            answered_at: clock(o.doc.answered_at),
+            answered_at: zone.clock(o.doc.answered_at),
             instrument: instrument_name(&o.doc.instrument).to_string(),
             context: o.doc.context.replace('_', " "),
             total: if o.doc.instrument == "cssrs_screener" {
@@ -1215,7 +1214,11 @@ async fn load_chart(
             alarming: o.doc.risk_alert_id.is_some(),
         })
         .collect();
-    let trajectories = outcome_list.trajectories.iter().map(trajectory_view).collect();
+    let trajectories = outcome_list
+        .trajectories
+        .iter()
+        .map(|t| trajectory_view(zone, t))
+        .collect();
 
     let exposures = [
         ("last 30 days", &safety_out.last_30_days),
@@ -1261,7 +1264,7 @@ async fn load_chart(
         .iter()
         .filter(|a| a.doc.patient_id == id)
         .map(|a| AlertRow {
-            raised_at: clock(a.doc.raised_at),
+            raised_at: zone.clock(a.doc.raised_at),
             reason: a.doc.reason.clone(),
         })
         .collect();
@@ -1348,7 +1351,11 @@ async fn load_chart(
         mme_svg: mme_chart(&o.series, o.table),
         crisis_information: CRISIS_INFORMATION,
         open_alerts,
-        schedule: schedule.measurements.iter().map(schedule_row).collect(),
+        schedule: schedule
+            .measurements
+            .iter()
+            .map(|m| schedule_row(zone, m))
+            .collect(),
         schedule_note: match &schedule.protocol_id {
             Some(p) => format!(
                 "Protocol {p}: follow-ups {} days after the last infusion; a score counts from {} days before its due time ({} days after, for follow-ups){}.",
@@ -1386,7 +1393,7 @@ async fn load_chart(
         },
         opioid_form: writes.then(|| opioid_form(&form, id, &today)),
         session_form: (user.may(Action::RunSession) && !plan_rows.is_empty())
-            .then(|| session_form(&form, id, &plan_rows, now)),
+            .then(|| session_form(&form, id, &plan_rows, zone, now)),
         plans: plan_rows,
     })
 }
@@ -1553,7 +1560,10 @@ async fn record_outcome(State(state): State<AppState>, Path(id): Path<Uuid>, pos
             items: Some(items),
             cssrs: None,
             context: form.text("context"),
-            answered_at: form.optional("answered_at").map(|t| rfc3339_from_form(&t)),
+            answered_at: form
+                .optional("answered_at")
+                .map(|t| utc_from_form(&user.zone, "answered_at", &t))
+                .transpose()?,
             session_id: None,
         };
         state.record_outcome(&user.me.caller(), id, body).await?;
@@ -1589,7 +1599,7 @@ async fn send_link(State(state): State<AppState>, Path(id): Path<Uuid>, posted: 
             Ok(mut page) => {
                 // The patient's page is the API path without its prefix (web::risk serves it).
                 let path = link.path.replacen("/api/v1", "", 1);
-                page.new_link = Some((path, clock(link.expires_at)));
+                page.new_link = Some((path, user.zone.clock(link.expires_at)));
                 render_with_status(StatusCode::CREATED, &page)
             }
             Err(e) => error_page(&e),
@@ -1676,7 +1686,7 @@ async fn book_session(State(state): State<AppState>, Path(id): Path<Uuid>, poste
         let body = SessionIn {
             plan_id,
             chair: form.text("chair"),
-            scheduled_for: rfc3339_from_form(&form.text("scheduled_for")),
+            scheduled_for: utc_from_form(&user.zone, "scheduled_for", &form.text("scheduled_for"))?,
         };
         let session = state.book_session(&user.me.caller(), id, body).await?;
         Ok(session.id)
@@ -1703,9 +1713,22 @@ mod tests {
 
     #[test]
     fn datetime_local_becomes_rfc3339_utc() {
-        assert_eq!(rfc3339_from_form("2026-11-26T10:05"), "2026-11-26T10:05:00Z");
-        assert_eq!(rfc3339_from_form("2026-11-26T10:05:30"), "2026-11-26T10:05:30Z");
-        assert_eq!(rfc3339_from_form("tomorrow"), "tomorrow");
+        let ny = ClinicZone::named("America/New_York").unwrap();
+        assert_eq!(
+            utc_from_form(&ny, "scheduled_for", "2026-11-26T09:05").unwrap(),
+            "2026-11-26T14:05:00Z"
+        );
+        assert_eq!(
+            utc_from_form(&ny, "scheduled_for", "2026-07-01T09:05:30").unwrap(),
+            "2026-07-01T13:05:30Z"
+        );
+        let refused = utc_from_form(&ny, "scheduled_for", "tomorrow").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("YYYY-MM-DD HH:MM in America/New_York"),
+            "{refused}"
+        );
     }
 
     #[test]

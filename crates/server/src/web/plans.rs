@@ -15,7 +15,7 @@ use ketaflow_clinic::session::PlanStatus;
 use uuid::Uuid;
 
 use super::patients::{Builder, Field, FormView, is_page_error, num};
-use super::{Chrome, FormData, FormState, Posted, WebUser, clock, error_page};
+use super::{Chrome, FormData, FormState, Posted, WebUser, error_page};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
@@ -174,7 +174,7 @@ async fn new_plan_page(
         Ok(loaded) => loaded,
         Err(e) => return error_page(&e),
     };
-    let today = state.now().date().to_string();
+    let today = user.zone.date(user.now).to_string();
     let latest = patient.weights.iter().max_by(|a, b| a.on.cmp(&b.on));
     render_with_status(
         status,
@@ -507,7 +507,7 @@ async fn show_plan(
     let approval = match (&d.approved_by, &d.approved_at) {
         (Some(by), Some(at)) => {
             let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                .map_or_else(|_| at.clone(), |t| format!("{} UTC", clock(t)));
+                .map_or_else(|_| at.clone(), |t| user.zone.clock(t));
             format!(
                 "Approved by {} at {at}",
                 d.approved_by_name.as_deref().unwrap_or(by)

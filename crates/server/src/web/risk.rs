@@ -22,7 +22,7 @@ use ketaflow_app::AppError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, page_err};
+use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, page_err};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
@@ -108,7 +108,7 @@ async fn alerts_view(state: &AppState, user: &WebUser, form: FormState, status: 
         .risk_alerts(&user.me.caller(), false)
         .await
         .map_err(page_err)?;
-    let now = state.now();
+    let (zone, now) = (&user.zone, user.now);
     let (open, mut closed): (Vec<RiskAlertOut>, Vec<RiskAlertOut>) = all
         .into_iter()
         .partition(|a| a.doc.state == ketaflow_app::outcomes::RiskAlertState::Open);
@@ -124,7 +124,7 @@ async fn alerts_view(state: &AppState, user: &WebUser, form: FormState, status: 
                     patient_id: a.doc.patient_id.to_string(),
                     patient_name: a.doc.patient_name,
                     reason: a.doc.reason,
-                    raised_at: clock(a.doc.raised_at),
+                    raised_at: zone.clock(a.doc.raised_at),
                     open_for: since(a.doc.raised_at, now),
                     form: format!("follow-up-{}", a.id),
                 })
@@ -138,13 +138,13 @@ async fn alerts_view(state: &AppState, user: &WebUser, form: FormState, status: 
                         patient_id: a.doc.patient_id.to_string(),
                         patient_name: a.doc.patient_name,
                         reason: a.doc.reason,
-                        raised_at: clock(a.doc.raised_at),
+                        raised_at: zone.clock(a.doc.raised_at),
                         action: f
                             .as_ref()
                             .map(|f| action_label(&f.action).to_string())
                             .unwrap_or_default(),
                         note: f.as_ref().map(|f| f.note.clone()).unwrap_or_default(),
-                        at: f.map(|f| clock(f.at)).unwrap_or_default(),
+                        at: f.map(|f| zone.clock(f.at)).unwrap_or_default(),
                     }
                 })
                 .collect(),
@@ -211,7 +211,7 @@ async fn due_page(State(state): State<AppState>, user: WebUser) -> PageResult {
                 .map(|d| DueRow {
                     patient_id: d.patient_id.to_string(),
                     patient_name: d.patient_name.clone(),
-                    row: super::patients::schedule_row(&d.measurement),
+                    row: super::patients::schedule_row(&user.zone, &d.measurement),
                 })
                 .collect(),
         },
@@ -431,7 +431,11 @@ async fn questionnaire_view(state: &AppState, token: &str, form: FormState, stat
             &QuestionnairePage {
                 token: token.to_string(),
                 sets: question_sets(&link.instruments, &form),
-                expires_at: clock(link.expires_at),
+                // The patient's page has no header: it names the clinic's zone itself.
+                expires_at: {
+                    let zone = state.zone();
+                    format!("{} {}", zone.clock(link.expires_at), zone.label(link.expires_at))
+                },
                 message: form.message.clone().unwrap_or_default(),
                 crisis_information: link.crisis_information,
             },

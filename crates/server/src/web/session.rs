@@ -14,7 +14,7 @@ use ketaflow_clinic::side_effects::{ActionTaken, SideEffectKind};
 use uuid::Uuid;
 
 use super::board::vitals_summary;
-use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, clock, fixed, hhmm, page_err};
+use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, fixed, page_err};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
 use crate::policy::Action;
@@ -23,6 +23,7 @@ use ketaflow_app::alarms::{ALARM_ACTIONS, AcknowledgeAllIn, AlarmResolveIn, Alar
 use ketaflow_app::bedside::{AssessmentIn, RateIn, SideEffectIn};
 use ketaflow_app::board::planned_dose_reached;
 use ketaflow_app::booking::SessionPredictionOut;
+use ketaflow_app::clinic_time::ClinicZone;
 use ketaflow_app::records::{AldreteDoc, OverrideDoc, PreChecksDoc, ReadingDoc};
 use ketaflow_app::screen::SessionScreen;
 use ketaflow_app::sessions::{DischargeOut, TransitionIn};
@@ -77,7 +78,7 @@ pub struct AlarmRow {
     pub source: String,
 }
 
-fn alarm_row(a: &AlarmOut) -> AlarmRow {
+fn alarm_row(zone: &ClinicZone, a: &AlarmOut) -> AlarmRow {
     let source = a
         .detail
         .get("source")
@@ -99,9 +100,13 @@ fn alarm_row(a: &AlarmOut) -> AlarmRow {
             .get("previous_acknowledgement")
             .and_then(|p| p.get("at"))
             .and_then(serde_json::Value::as_str)
-            .map(|at| format!("escalated after it was acknowledged at {at}")),
+            .map(|at| {
+                let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                    .map_or_else(|_| at.to_string(), |t| zone.hhmm(t));
+                format!("escalated after it was acknowledged at {at}")
+            }),
         state: a.state.as_str().to_string(),
-        raised_at: hhmm(a.raised_at),
+        raised_at: zone.hhmm(a.raised_at),
         occurrences: a.occurrences,
         recommend_pause: a.recommends_pause(),
         // A clinic-setting source that already says so is not prefixed twice.
@@ -191,7 +196,7 @@ pub struct DischargeView {
     pub instructions: Vec<String>,
 }
 
-fn discharge_view(d: DischargeOut) -> DischargeView {
+fn discharge_view(zone: &ClinicZone, d: DischargeOut) -> DischargeView {
     DischargeView {
         criteria: d
             .criteria
@@ -199,8 +204,11 @@ fn discharge_view(d: DischargeOut) -> DischargeView {
             .map(|c| (c.met, c.code.replace('_', " "), c.detail, c.source))
             .collect(),
         all_met: d.all_met,
-        earliest_at: clock(d.earliest_at),
-        predicted_recovery_at: d.predicted_recovery_at.map(clock).unwrap_or_else(|| "—".into()),
+        earliest_at: zone.clock(d.earliest_at),
+        predicted_recovery_at: d
+            .predicted_recovery_at
+            .map(|t| zone.clock(t))
+            .unwrap_or_else(|| "—".into()),
         instructions: d.instructions,
     }
 }
@@ -217,7 +225,7 @@ fn taken(v: &VitalOut) -> time::OffsetDateTime {
 /// The vital-sign history chart: each vital's mean per group of readings, with its lowest and
 /// highest value shaded where a group holds more than one reading (so an extreme reading in a long
 /// session stays visible).
-fn vitals_chart(history: &[VitalsBucket]) -> String {
+fn vitals_chart(zone: &ClinicZone, history: &[VitalsBucket]) -> String {
     let Some(first) = history.first() else {
         return String::new();
     };
@@ -260,12 +268,12 @@ fn vitals_chart(history: &[VitalsBucket]) -> String {
         title: "Vital signs".into(),
         subtitle: if grouped {
             format!(
-                "from {} (UTC); {readings} readings in {} groups: mean, shaded from lowest to highest",
-                hhmm(origin),
+                "from {}; {readings} readings in {} groups: mean, shaded from lowest to highest",
+                zone.hhmm(origin),
                 history.len()
             )
         } else {
-            format!("from {} (UTC)", hhmm(origin))
+            format!("from {}", zone.hhmm(origin))
         },
         y_label: "mmHg · /min · %".into(),
         times_s: history
@@ -281,6 +289,7 @@ fn vitals_chart(history: &[VitalsBucket]) -> String {
 
 /// The live panels from the screen's one read.
 fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> LivePanels {
+    let zone = &user.zone;
     let s = &screen.session;
     let plan = &screen.plan;
     let last = s.rates.last();
@@ -295,7 +304,7 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
         planned_dose_reached: planned_dose_reached(s, plan.dose_mg.get()),
         id: s.id.to_string(),
         state: s.state,
-        state_since: s.state_since.map(clock).unwrap_or_default(),
+        state_since: s.state_since.map(|t| zone.clock(t)).unwrap_or_default(),
         elapsed_s: s
             .rates
             .first()
@@ -321,19 +330,19 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
         ),
         given_mg: fixed(s.given_mg, 1),
         infusing_min: fixed(s.infusing_min, 0),
-        alarms: screen.open_alarms.iter().map(alarm_row).collect(),
+        alarms: screen.open_alarms.iter().map(|a| alarm_row(zone, a)).collect(),
         raised_alarms: screen
             .open_alarms
             .iter()
             .filter(|a| a.state == AlarmState::Raised)
             .count(),
-        vitals_svg: vitals_chart(&screen.history),
+        vitals_svg: vitals_chart(zone, &screen.history),
         vitals: screen
             .recent
             .iter()
             .zip(&screen.recent_ages)
             .map(|(v, age)| VitalRow {
-                at: hhmm(taken(v)),
+                at: zone.hhmm(taken(v)),
                 age: format!("{} min ago", age.minutes),
                 stale: age.stale,
                 source: v.source.clone(),
@@ -346,7 +355,7 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
             screen.monitoring.during_infusion.whole_minutes(),
             screen.monitoring.recovery.whole_minutes()
         ),
-        discharge: screen.discharge.clone().map(discharge_view),
+        discharge: screen.discharge.clone().map(|d| discharge_view(zone, d)),
         can_run: user.may(Action::RunSession),
         csrf: user.csrf.clone(),
         alarm_actions: ALARM_ACTIONS.to_vec(),
@@ -428,7 +437,7 @@ struct LiveFragment {
     live: LivePanels,
 }
 
-fn prediction_chart(prediction: Option<&SessionPredictionOut>) -> (String, String) {
+fn prediction_chart(zone: &ClinicZone, prediction: Option<&SessionPredictionOut>) -> (String, String) {
     // Before the start there is nothing given to predict from; the plan page shows the planned curve.
     let Some(p) = prediction else {
         return (String::new(), "—".into());
@@ -437,9 +446,9 @@ fn prediction_chart(prediction: Option<&SessionPredictionOut>) -> (String, Strin
     let chart = Chart {
         title: "Predicted concentrations from what was given".into(),
         subtitle: format!(
-            "{} model; time 0 = infusion start {} (UTC)",
+            "{} model; time 0 = infusion start {}",
             p.prediction.model,
-            hhmm(p.origin)
+            zone.hhmm(p.origin)
         ),
         y_label: "concentration (µg/mL)".into(),
         times_s,
@@ -470,7 +479,9 @@ fn prediction_chart(prediction: Option<&SessionPredictionOut>) -> (String, Strin
     };
     (
         chart.to_svg(),
-        p.ce_below_threshold_at.map(clock).unwrap_or_else(|| "—".into()),
+        p.ce_below_threshold_at
+            .map(|t| zone.clock(t))
+            .unwrap_or_else(|| "—".into()),
     )
 }
 
@@ -487,13 +498,13 @@ async fn page(
         .await
         .map_err(page_err)?;
     let live = live_panels(state, user, &screen);
-    let (prediction_svg, predicted_recovery) = prediction_chart(screen.prediction.as_ref());
+    let (prediction_svg, predicted_recovery) = prediction_chart(&user.zone, screen.prediction.as_ref());
     let s = &screen.session;
     let rates = s
         .rates
         .iter()
         .map(|r| RateRow {
-            at: hhmm(r.at),
+            at: user.zone.hhmm(r.at),
             kind: r.kind.to_string(),
             mg_per_h: fixed(r.rate_mg_per_h.get(), 1),
             mg_per_kg_per_h: fixed(r.rate_mg_per_kg_per_h.get(), 3),
@@ -513,7 +524,7 @@ async fn page(
         .side_effects
         .iter()
         .map(|e| SideEffectRow {
-            at: hhmm(e.onset),
+            at: user.zone.hhmm(e.onset),
             kind: e.kind.to_string().replace('_', " "),
             severity: e.severity.to_string(),
             action: e.action.to_string().replace('_', " "),
