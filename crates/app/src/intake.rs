@@ -357,7 +357,7 @@ const HEIGHT: MeasurementKind = MeasurementKind {
 
 impl App {
     fn not_in_future(&self, field: &str, date: Date) -> Result<Date, AppError> {
-        if date > self.now().date() {
+        if date > self.today() {
             return Err(AppError::field(
                 field,
                 date.to_string(),

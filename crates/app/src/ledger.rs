@@ -625,7 +625,7 @@ impl App {
                     .ok_or_else(|| AppError::field("status", s, "sealed, open, empty or destroyed"))?,
             ),
         };
-        let today = state.now().date();
+        let today = state.today();
         Ok(state
             .store
             .list_vials(status)
@@ -650,7 +650,7 @@ impl App {
             })
             .await?;
         Ok(VialDetailOut {
-            vial: vial_out(&vial, state.now().date()),
+            vial: vial_out(&vial, state.today()),
             entries: entries
                 .iter()
                 .map(|e| entry_out(e, vial.strength_mg_per_ml))

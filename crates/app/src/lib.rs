@@ -183,6 +183,11 @@ impl App {
         (self.clock)()
     }
 
+    /// Today's date in the clinic (not UTC's: a Tokyo morning is still yesterday in UTC).
+    pub fn today(&self) -> time::Date {
+        self.zone().date(self.now())
+    }
+
     /// The clinic's time zone in force.
     pub fn zone(&self) -> Arc<clinic_time::ClinicZone> {
         // A poisoned lock only means a writer panicked after its check; the zone it holds is whole.

@@ -106,7 +106,7 @@ impl App {
             | SafetyCheck::CognitiveScreen { on }
             | SafetyCheck::PsychiatricEvent { on, .. } => *on,
         };
-        if on > state.now().date() {
+        if on > state.today() {
             return Err(AppError::field(
                 "on",
                 body.on.clone(),
@@ -337,7 +337,7 @@ impl App {
         let state = self;
         caller.require(Action::WriteIntake)?;
         let on = parse_date("on", &body.on)?;
-        if on > state.now().date() {
+        if on > state.today() {
             return Err(AppError::field(
                 "on",
                 body.on.clone(),

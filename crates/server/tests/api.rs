@@ -1253,3 +1253,51 @@ fn the_openapi_document_is_the_committed_one() {
         "the OpenAPI document differs from docs/openapi.json; if the change is intended, bless it (see this test's comment)"
     );
 }
+
+/// "Today" is the clinic's date: at 00:30 on 27 November in Tokyo it is still the 26th in UTC,
+/// and a weight measured on the 27th is today's there, not a future one.
+#[tokio::test]
+async fn a_date_is_today_by_the_clinics_calendar_not_utcs() {
+    let tokyo = common::spawn_app_with(ketaflow_server::Settings {
+        time_zone: ketaflow_app::clinic_time::ClinicZone::named("Asia/Tokyo").unwrap(),
+        ..ketaflow_server::Settings::default()
+    })
+    .await;
+    // The test clock starts at 2026-11-26 10:00Z (19:00 in Tokyo); 15:30Z is 00:30 on the 27th.
+    tokyo.advance(5 * 3600 + 30 * 60);
+    let nurse = tokyo.login("nurse").await;
+    let id = tokyo.patient(&nurse, 70.0).await;
+    let (s, b) = post(
+        &tokyo,
+        &nurse,
+        &format!("/api/v1/patients/{id}/weights"),
+        json!({"weight_kg": 71, "on": "2026-11-27"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = post(
+        &tokyo,
+        &nurse,
+        &format!("/api/v1/patients/{id}/weights"),
+        json!({"weight_kg": 71, "on": "2026-11-28"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["allowed"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("a date not in the future")),
+        "{b}"
+    );
+    // The same instant in a UTC clinic: the 27th has not begun.
+    let utc = spawn_app().await;
+    utc.advance(5 * 3600 + 30 * 60);
+    let nurse = utc.login("nurse").await;
+    let id = utc.patient(&nurse, 70.0).await;
+    let (s, _) = post(
+        &utc,
+        &nurse,
+        &format!("/api/v1/patients/{id}/weights"),
+        json!({"weight_kg": 71, "on": "2026-11-27"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
