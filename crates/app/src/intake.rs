@@ -46,6 +46,23 @@ pub struct PatientOut {
     pub baseline_bp: Option<BpOut>,
     /// Acknowledged relative contraindications.
     pub acknowledgements: Vec<AckOut>,
+    /// Recorded allergies; an empty list means none has been recorded, not that there are none.
+    pub allergies: Vec<AllergyOut>,
+}
+
+/// A recorded allergy.
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+pub struct AllergyOut {
+    /// The substance.
+    pub substance: String,
+    /// The reaction.
+    pub reaction: String,
+    /// mild, moderate, severe or unknown.
+    pub severity: String,
+    /// Whether it is an allergy to ketamine (an absolute contraindication).
+    pub ketamine: bool,
+    /// The day recorded, YYYY-MM-DD.
+    pub recorded_on: String,
 }
 
 /// A dated value.
@@ -152,6 +169,22 @@ impl PatientOut {
                 diastolic_mmhg: b.diastolic_mmhg,
                 on: b.on.to_string(),
             }),
+            allergies: doc
+                .allergies
+                .iter()
+                .map(|a| AllergyOut {
+                    substance: a.substance.clone(),
+                    reaction: a.reaction.clone(),
+                    severity: a.severity.code().into(),
+                    ketamine: ketaflow_clinic::patient::Allergy {
+                        substance: a.substance.clone(),
+                        reaction: String::new(),
+                        severity: a.severity,
+                    }
+                    .is_to_ketamine(),
+                    recorded_on: a.recorded_on.to_string(),
+                })
+                .collect(),
             acknowledgements: doc
                 .acknowledgements
                 .iter()
@@ -224,6 +257,18 @@ pub struct MedicationIn {
     pub class: String,
     /// Daily dose, mg (0–100000).
     pub daily_dose_mg: Option<f64>,
+}
+
+/// An allergy to record.
+#[derive(Debug, Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AllergyIn {
+    /// The substance, 1–80 characters (`penicillin`, `ketamine`).
+    pub substance: String,
+    /// The reaction, 1–200 characters (`hives`, `anaphylaxis`).
+    pub reaction: String,
+    /// mild, moderate, severe or unknown.
+    pub severity: String,
 }
 
 /// A baseline blood pressure.
@@ -447,6 +492,7 @@ impl App {
             conditions: vec![],
             baseline_bp: None,
             acknowledgements: vec![],
+            allergies: vec![],
         };
         let data = serde_json::to_value(&doc)?;
         let new = NewRecord {
@@ -579,6 +625,48 @@ impl App {
                 name,
                 class,
                 daily_dose_mg,
+            });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records an allergy. One to ketamine under any of its names makes the patient ineligible
+    /// (an absolute contraindication; see `clinic::eligibility`).
+    pub async fn add_allergy(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        body: AllergyIn,
+    ) -> Result<PatientOut, AppError> {
+        caller.require(Action::WriteIntake)?;
+        let substance = body.substance.trim().to_string();
+        if substance.is_empty() || substance.chars().count() > 80 {
+            return Err(AppError::field(
+                "substance",
+                body.substance.clone(),
+                "1–80 characters",
+            ));
+        }
+        let reaction = body.reaction.trim().to_string();
+        if reaction.is_empty() || reaction.chars().count() > 200 {
+            return Err(AppError::field(
+                "reaction",
+                body.reaction.clone(),
+                "1–200 characters",
+            ));
+        }
+        let severity = body
+            .severity
+            .parse::<ketaflow_clinic::patient::AllergySeverity>()
+            .map_err(|e| AppError::field("severity", body.severity.clone(), e.allowed))?;
+        let recorded_on = self.today();
+        self.change_patient(caller, id, "patient.allergy.add", |doc| {
+            doc.allergies.push(crate::records::AllergyDoc {
+                substance,
+                reaction,
+                severity,
+                recorded_on,
             });
             Ok(())
         })

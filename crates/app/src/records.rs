@@ -126,6 +126,23 @@ pub struct PatientDoc {
     pub baseline_bp: Option<BpDoc>,
     /// Acknowledged relative contraindications.
     pub acknowledgements: Vec<AckDoc>,
+    /// Recorded allergies (absent in records written before allergies were recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allergies: Vec<AllergyDoc>,
+}
+
+/// An allergy as stored: substance, reaction, severity, and the day it was recorded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AllergyDoc {
+    /// The substance.
+    pub substance: String,
+    /// The reaction.
+    pub reaction: String,
+    /// How severe.
+    pub severity: ketaflow_clinic::patient::AllergySeverity,
+    /// The day recorded.
+    #[serde(with = "ymd")]
+    pub recorded_on: Date,
 }
 
 // ---- Dose plans ----------------------------------------------------------------------------------
@@ -806,6 +823,15 @@ impl PatientDoc {
                 systolic_mmhg: b.systolic_mmhg,
                 diastolic_mmhg: b.diastolic_mmhg,
             }),
+            allergies: self
+                .allergies
+                .iter()
+                .map(|a| ketaflow_clinic::patient::Allergy {
+                    substance: a.substance.clone(),
+                    reaction: a.reaction.clone(),
+                    severity: a.severity,
+                })
+                .collect(),
         }
     }
 }

@@ -56,6 +56,11 @@ struct ConditionRule {
 
 const COHEN: &str = "Cohen SP et al. Reg Anesth Pain Med 2018;43:521-546, doi 10.1097/AAP.0000000000000808";
 
+/// The hypersensitivity contraindication of the ketamine labels: Ketalar SmPC (Pfizer Ltd, MHRA,
+/// rev. 2019) §4.3 "hypersensitivity to the active substance or to any of the excipients"; Ketalar
+/// US prescribing information §4 (Par Pharmaceutical); Spravato PI §4 (esketamine, ketamine).
+const KETAMINE_ALLERGY_SOURCE: &str = "Ketalar SmPC (Pfizer, MHRA 2019) §4.3 and US PI §4: hypersensitivity to ketamine or an excipient; Spravato PI §4";
+
 const CONDITION_RULES: [ConditionRule; 13] = [
     ConditionRule {
         condition: Condition::KetamineHypersensitivity,
@@ -328,6 +333,22 @@ pub fn screen(
             });
         }
     }
+    // An allergy to ketamine under any of its names is the label's hypersensitivity
+    // contraindication, however it was entered.
+    for allergy in facts.allergies.iter().filter(|a| a.is_to_ketamine()) {
+        findings.push(Finding {
+            code: "allergy.ketamine".into(),
+            severity: Severity::Absolute,
+            message: format!(
+                "allergy to ketamine recorded: {} — {} ({})",
+                allergy.substance,
+                allergy.reaction,
+                allergy.severity.code()
+            ),
+            source: KETAMINE_ALLERGY_SOURCE,
+            clinic_setting: false,
+        });
+    }
     for rule in &MEDICATION_RULES {
         let names: Vec<&str> = facts
             .medications
@@ -420,6 +441,7 @@ mod tests {
                 systolic_mmhg: 128.0,
                 diastolic_mmhg: 82.0,
             }),
+            allergies: vec![],
         }
     }
 
@@ -516,6 +538,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, AcknowledgementError::NotRelative { .. }));
+    }
+
+    #[test]
+    fn an_allergy_to_ketamine_under_any_name_is_absolute_and_others_are_not() {
+        use crate::patient::{Allergy, AllergySeverity};
+        let allergy = |substance: &str| Allergy {
+            substance: substance.into(),
+            reaction: "hives".into(),
+            severity: AllergySeverity::Moderate,
+        };
+        for substance in [
+            "Ketamine",
+            "ketamine HCl",
+            "Esketamine nasal spray",
+            "KETALAR",
+            "Spravato",
+        ] {
+            let f = PatientFacts {
+                allergies: vec![allergy(substance)],
+                ..facts()
+            };
+            let report = screen(&f, BaselineBpThreshold::default(), &[]).unwrap();
+            let found: Vec<_> = report
+                .findings
+                .iter()
+                .filter(|x| x.code == "allergy.ketamine")
+                .collect();
+            assert_eq!(found.len(), 1, "{substance}");
+            assert_eq!(found[0].severity, Severity::Absolute);
+            assert_eq!(
+                found[0].message,
+                format!("allergy to ketamine recorded: {substance} — hives (moderate)")
+            );
+            assert!(found[0].source.contains("SmPC") && found[0].source.contains("§4.3"));
+            assert_eq!(report.status, EligibilityStatus::Ineligible, "{substance}");
+            // Absolute: no acknowledgement lets it through.
+            assert!(matches!(
+                screen(&f, BaselineBpThreshold::default(), &[ack("allergy.ketamine")]).unwrap_err(),
+                AcknowledgementError::NotRelative { .. }
+            ));
+        }
+        // Not ketamine: no finding (a word that merely contains the letters does not count).
+        for substance in ["penicillin", "latex", "ketorolac", "sketamineral"] {
+            let f = PatientFacts {
+                allergies: vec![allergy(substance)],
+                ..facts()
+            };
+            let report = screen(&f, BaselineBpThreshold::default(), &[]).unwrap();
+            assert!(
+                report.findings.iter().all(|x| x.code != "allergy.ketamine"),
+                "{substance}"
+            );
+        }
     }
 
     #[test]

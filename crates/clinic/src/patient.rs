@@ -434,6 +434,84 @@ pub struct PatientFacts {
     pub conditions: Vec<Condition>,
     /// Baseline blood pressure, if measured.
     pub baseline_bp: Option<BloodPressure>,
+    /// Recorded allergies (none recorded is not "no known allergies").
+    pub allergies: Vec<Allergy>,
+}
+
+/// How severe a recorded allergic reaction was, with FHIR R4 `AllergyIntolerance.reaction.severity`'s
+/// codes (mild, moderate, severe) and `unknown` when the patient cannot say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllergySeverity {
+    /// Mild.
+    Mild,
+    /// Moderate.
+    Moderate,
+    /// Severe (anaphylaxis, angioedema...).
+    Severe,
+    /// Not known.
+    Unknown,
+}
+
+impl AllergySeverity {
+    /// All, mildest first, unknown last.
+    pub const ALL: [AllergySeverity; 4] = [
+        AllergySeverity::Mild,
+        AllergySeverity::Moderate,
+        AllergySeverity::Severe,
+        AllergySeverity::Unknown,
+    ];
+
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            AllergySeverity::Mild => "mild",
+            AllergySeverity::Moderate => "moderate",
+            AllergySeverity::Severe => "severe",
+            AllergySeverity::Unknown => "unknown",
+        }
+    }
+}
+
+impl FromStr for AllergySeverity {
+    type Err = UnknownCode;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        AllergySeverity::ALL
+            .into_iter()
+            .find(|c| c.code() == text.trim())
+            .ok_or_else(|| UnknownCode {
+                what: "allergy severity",
+                given: text.to_string(),
+                allowed: AllergySeverity::ALL.map(AllergySeverity::code).join(", "),
+            })
+    }
+}
+
+/// A recorded allergy: the substance as the patient or their record names it, the reaction, and
+/// how severe it was.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Allergy {
+    /// The substance (`penicillin`, `ketamine`, `latex`).
+    pub substance: String,
+    /// The reaction (`hives`, `anaphylaxis`).
+    pub reaction: String,
+    /// How severe.
+    pub severity: AllergySeverity,
+}
+
+/// Names under which ketamine is given: the drug, its S-enantiomer and their brands (Ketalar,
+/// Spravato, Ketanest). Matched as whole words, case-insensitively.
+const KETAMINE_NAMES: [&str; 5] = ["ketamine", "esketamine", "ketalar", "spravato", "ketanest"];
+
+impl Allergy {
+    /// Whether the substance is ketamine under any of its names (`Ketamine HCl`, `esketamine
+    /// nasal spray`, `Ketalar`): such an allergy is an absolute contraindication.
+    pub fn is_to_ketamine(&self) -> bool {
+        self.substance
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|word| KETAMINE_NAMES.contains(&word))
+    }
 }
 
 impl PatientFacts {
@@ -492,6 +570,7 @@ mod tests {
             medications: vec![],
             conditions: vec![],
             baseline_bp: None,
+            allergies: vec![],
         }
     }
 

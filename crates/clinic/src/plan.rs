@@ -762,6 +762,7 @@ pub(crate) mod tests {
             medications: vec![],
             conditions: vec![],
             baseline_bp: None,
+            allergies: vec![],
         }
     }
 

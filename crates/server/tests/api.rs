@@ -399,6 +399,7 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
         ("POST", format!("/api/v1/patients/{id}/indications"), Some(json!({"code": "ptsd"})), Action::WriteIntake),
         ("POST", format!("/api/v1/patients/{id}/medications"), Some(json!({"name": "sertraline", "class": "other"})), Action::WriteIntake),
         ("POST", format!("/api/v1/patients/{id}/conditions"), Some(json!({"code": "moderate_hepatic_disease"})), Action::WriteIntake),
+        ("POST", format!("/api/v1/patients/{id}/allergies"), Some(json!({"substance": "latex", "reaction": "rash", "severity": "mild"})), Action::WriteIntake),
         ("POST", format!("/api/v1/patients/{id}/baseline-bp"), Some(json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "on": "2026-11-25"})), Action::WriteIntake),
         ("POST", format!("/api/v1/patients/{id}/eligibility/acknowledgements"), Some(json!({"code": "condition.pregnancy", "reason": "not present, so refused after the check"})), Action::AcknowledgeContraindication),
         ("POST", format!("/api/v1/patients/{id}/plans"), Some(json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"})), Action::CreatePlan),
@@ -813,10 +814,11 @@ async fn the_openapi_document_lists_every_route() {
         "/api/v1/ledger/export",
         "/api/v1/patients/{id}/outcomes/schedule",
         "/api/v1/outcomes/due",
+        "/api/v1/patients/{id}/allergies",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 69);
+    assert_eq!(paths.len(), 70);
 }
 
 #[tokio::test]
@@ -860,6 +862,11 @@ async fn every_write_endpoint_refuses_wrong_types_missing_fields_unknown_ids_and
             "/api/v1/patients/{id}/conditions".to_string(),
             &doc,
             json!({"code": ["pregnancy"]}),
+        ),
+        (
+            "/api/v1/patients/{id}/allergies".to_string(),
+            &doc,
+            json!({"substance": "latex", "reaction": 7, "severity": "mild"}),
         ),
         (
             "/api/v1/patients/{id}/baseline-bp".to_string(),
@@ -939,6 +946,7 @@ fn valid_body(template: &str) -> Value {
         "indications" => json!({"code": "ptsd"}),
         "medications" => json!({"name": "x", "class": "other"}),
         "conditions" => json!({"code": "pregnancy"}),
+        "allergies" => json!({"substance": "latex", "reaction": "rash", "severity": "mild"}),
         "baseline-bp" => json!({"systolic_mmhg": 120, "diastolic_mmhg": 80, "on": "2026-11-20"}),
         "acknowledgements" => json!({"code": "condition.pregnancy", "reason": "long enough reason"}),
         "plans" => json!({"protocol_id": "trd", "concentration_mg_per_ml": 1.0, "planned_on": "2026-11-26"}),

@@ -1086,3 +1086,99 @@ async fn a_new_york_clinic_books_and_reads_times_in_new_york() {
     );
     assert_eq!(restarted.zone().name(), "Europe/London");
 }
+
+/// Every screen about one patient opens with who they are: name, date of birth and age, record
+/// number, weight, allergies and open alerts. An allergy is recorded at intake; one to ketamine, by
+/// any of its names, turns the banner red and makes the patient ineligible.
+#[tokio::test]
+async fn the_patient_banner_names_the_patient_and_a_ketamine_allergy_blocks_treatment() {
+    let app = spawn_app().await;
+    let nurse = app.browser("nurse").await;
+    let doc = app.browser("doc").await;
+    let token = app.login("nurse").await;
+    let doc_token = app.login("doc").await;
+    let (pid, sid) = app.booked_session(&token, &doc_token, "Chair 4").await;
+    let banner = |page: &Page| {
+        let start = page.html.find("data-patient-banner=").expect("a banner");
+        page.html[start..start + page.html[start..].find("</section>").unwrap()].to_string()
+    };
+    // The session screen: the test patient (born 1986-01-01, 40 on 2026-11-26), 70 kg, MRN T-1.
+    let session = nurse.get(&format!("/sessions/{sid}")).await;
+    let b = banner(&session);
+    for shown in [
+        "Test Patient",
+        "1986-01-01 (40 y)",
+        "T-1",
+        "70 kg on",
+        "none recorded",
+    ] {
+        assert!(b.contains(shown), "{shown}: {b}");
+    }
+    // A penicillin allergy through the intake form: on the chart and in every banner.
+    let added = nurse
+        .post(
+            &format!("/patients/{pid}/allergies"),
+            &[
+                ("substance", "penicillin"),
+                ("reaction", "hives"),
+                ("severity", "moderate"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.html);
+    let chart = nurse.get(&format!("/patients/{pid}")).await;
+    assert!(
+        banner(&chart).contains("penicillin — hives (moderate)"),
+        "{}",
+        banner(&chart)
+    );
+    assert!(chart.shows("<td>penicillin</td><td>hives</td><td>moderate</td>"));
+    assert!(!banner(&chart).contains("KETAMINE ALLERGY"));
+    // A bad severity is refused beside its field, in the form's words.
+    let refused = nurse
+        .post(
+            &format!("/patients/{pid}/allergies"),
+            &[
+                ("substance", "latex"),
+                ("reaction", "rash"),
+                ("severity", "awful"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.shows(r#"id="allergy-severity-error">allowed: mild, moderate, severe, unknown</span>"#),
+        "{}",
+        refused.html
+    );
+    // Ketalar is ketamine: the banner turns red on every screen and the patient is ineligible.
+    let added = nurse
+        .post(
+            &format!("/patients/{pid}/allergies"),
+            &[
+                ("substance", "Ketalar"),
+                ("reaction", "anaphylaxis"),
+                ("severity", "severe"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.html);
+    for path in [
+        format!("/patients/{pid}"),
+        format!("/sessions/{sid}"),
+        format!("/patients/{pid}/plans/new"),
+    ] {
+        let page = doc.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(page.shows(r#"class="patient-banner danger""#), "{path}");
+        assert!(
+            banner(&page).contains("KETAMINE ALLERGY: absolute contraindication"),
+            "{path}"
+        );
+    }
+    let (_, e) = get(&app, &doc_token, &format!("/api/v1/patients/{pid}/eligibility")).await;
+    assert_eq!(e["status"], "ineligible", "{e}");
+    let (_, p) = get(&app, &doc_token, &format!("/api/v1/patients/{pid}")).await;
+    assert_eq!(p["allergies"][1]["ketamine"], true, "{p}");
+    assert_eq!(p["allergies"][0]["ketamine"], false, "{p}");
+}

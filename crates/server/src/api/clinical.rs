@@ -24,8 +24,8 @@ pub use ketaflow_app::plans::{ApproveIn, PlanIn, PlanOut, parse_date, plan_doc, 
 pub use ketaflow_app::records::{CheckOut, OverrideDoc, PATIENT, PLAN, PlanDoc, PredictionOut};
 
 pub use ketaflow_app::intake::{
-    AckOut, AcknowledgeIn, BpIn, BpOut, CodeIn, DatedOut, EligibilityOut, FindingOut, HeightIn,
-    IndicationOut, MedicationIn, MedicationOut, PatientIn, PatientOut, WeightIn,
+    AckOut, AcknowledgeIn, AllergyIn, AllergyOut, BpIn, BpOut, CodeIn, DatedOut, EligibilityOut, FindingOut,
+    HeightIn, IndicationOut, MedicationIn, MedicationOut, PatientIn, PatientOut, WeightIn,
 };
 
 // ---- Patients ------------------------------------------------------------------------------------
@@ -125,6 +125,11 @@ intake_change!(
     add_condition, "/patients/{id}/conditions", CodeIn
 );
 intake_change!(
+    /// Record an allergy (substance, reaction, severity). One to ketamine under any of its names
+    /// is an absolute contraindication.
+    add_allergy, "/patients/{id}/allergies", AllergyIn
+);
+intake_change!(
     /// Set the baseline blood pressure.
     set_baseline_bp, "/patients/{id}/baseline-bp", BpIn
 );
@@ -222,6 +227,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(add_indication))
         .routes(routes!(add_medication))
         .routes(routes!(add_condition))
+        .routes(routes!(add_allergy))
         .routes(routes!(set_baseline_bp))
         .routes(routes!(get_eligibility))
         .routes(routes!(acknowledge))

@@ -10,6 +10,7 @@
 //! searches and every write are POSTed forms.
 
 pub mod admin;
+pub mod banner;
 pub mod board;
 pub mod forms;
 pub mod ledger;

@@ -28,7 +28,7 @@ use crate::state::AppState;
 use ketaflow_app::booking::SessionIn;
 use ketaflow_app::clinic_time::ClinicZone;
 use ketaflow_app::intake::{
-    AcknowledgeIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, PatientOut, WeightIn,
+    AcknowledgeIn, AllergyIn, BpIn, CodeIn, HeightIn, MedicationIn, PatientIn, PatientOut, WeightIn,
 };
 use ketaflow_app::outcomes::{self, CRISIS_INFORMATION, LinkIn, MeasurementOut, OutcomeIn};
 use ketaflow_app::safety::{OpioidDoseIn, OpioidUseIn};
@@ -45,6 +45,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/patients/{id}/indications", post(add_indication))
         .route("/patients/{id}/medications", post(add_medication))
         .route("/patients/{id}/conditions", post(add_condition))
+        .route("/patients/{id}/allergies", post(add_allergy))
         .route("/patients/{id}/baseline-bp", post(set_baseline_bp))
         .route("/patients/{id}/acknowledgements", post(acknowledge))
         .route("/patients/{id}/outcomes", post(record_outcome))
@@ -575,6 +576,9 @@ struct AlertRow {
 #[template(path = "patient_chart.html")]
 struct ChartPage {
     chrome: Chrome,
+    banner: super::banner::PatientBanner,
+    /// (substance, reaction, severity, recorded on).
+    allergies: Vec<(String, String, String, String)>,
     id: String,
     name: String,
     mrn: String,
@@ -775,6 +779,27 @@ fn intake_forms(form: &FormState, id: Uuid, today: &str) -> Vec<FormView> {
                 .choices(with_blank(
                     "choose…",
                     code_choices(Condition::ALL.map(Condition::code)),
+                ))
+                .required(),
+        ],
+    ));
+
+    let b = Builder::new(form, "allergy");
+    forms.push(b.form(
+        action("allergies"),
+        "Add an allergy",
+        "Add allergy",
+        vec![
+            b.field("substance", "Substance", "text", "")
+                .hint("1–80 characters, as the patient or their record names it")
+                .required(),
+            b.field("reaction", "Reaction", "text", "")
+                .hint("1–200 characters, e.g. hives, anaphylaxis")
+                .required(),
+            b.field("severity", "Severity", "select", "")
+                .choices(with_blank(
+                    "choose…",
+                    code_choices(ketaflow_clinic::patient::AllergySeverity::ALL.map(|s| s.code())),
                 ))
                 .required(),
         ],
@@ -1271,6 +1296,19 @@ async fn load_chart(
 
     let writes = user.may(Action::WriteIntake);
     Ok(ChartPage {
+        banner: super::banner::patient_banner(zone, now, &patient, &alerts),
+        allergies: patient
+            .allergies
+            .iter()
+            .map(|a| {
+                (
+                    a.substance.clone(),
+                    a.reaction.clone(),
+                    a.severity.clone(),
+                    a.recorded_on.clone(),
+                )
+            })
+            .collect(),
         chrome: user.chrome("patients", doc.display_name.clone()),
         id: id.to_string(),
         name: doc.display_name.clone(),
@@ -1483,6 +1521,21 @@ async fn add_medication(State(state): State<AppState>, Path(id): Path<Uuid>, pos
     }
     .await;
     answer(&state, &user, id, "medication", "intake", form, result).await
+}
+
+async fn add_allergy(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> Response {
+    let Posted { user, form } = posted;
+    let body = AllergyIn {
+        substance: form.text("substance"),
+        reaction: form.text("reaction"),
+        severity: form.text("severity"),
+    };
+    let result = state
+        .add_allergy(&user.me.caller(), id, body)
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
+    answer(&state, &user, id, "allergy", "intake", form, result).await
 }
 
 async fn add_condition(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> Response {

@@ -80,6 +80,7 @@ fn protocol_row(p: &ProtocolOut) -> ProtocolRow {
 #[template(path = "plan_new.html")]
 struct NewPage {
     chrome: Chrome,
+    banner: super::banner::PatientBanner,
     patient_id: String,
     patient_name: String,
     latest_weight: String,
@@ -168,9 +169,10 @@ async fn new_plan_page(
         let patient = state.patient(&caller, patient_id).await?;
         let eligibility = state.eligibility(&caller, patient_id).await?;
         let protocols = state.protocols(&caller)?;
-        Ok::<_, ApiError>((patient, eligibility, protocols))
+        let banner = super::banner::load_banner(state, user, &patient).await?;
+        Ok::<_, ApiError>((patient, eligibility, protocols, banner))
     };
-    let (patient, eligibility, protocols) = match load.await {
+    let (patient, eligibility, protocols, banner) = match load.await {
         Ok(loaded) => loaded,
         Err(e) => return error_page(&e),
     };
@@ -180,6 +182,7 @@ async fn new_plan_page(
         status,
         &NewPage {
             chrome: user.chrome("patients", format!("New dose plan · {}", patient.display_name)),
+            banner,
             patient_id: patient_id.to_string(),
             patient_name: patient.display_name.clone(),
             latest_weight: latest.map_or_else(
@@ -263,6 +266,7 @@ struct CheckRow {
 #[template(path = "plan_page.html")]
 struct PlanPage {
     chrome: Chrome,
+    banner: super::banner::PatientBanner,
     patient_id: String,
     patient_name: String,
     status: String,
@@ -414,9 +418,10 @@ async fn show_plan(
     let load = async {
         let plan = state.plan(&user.me.caller(), id).await?;
         let patient = state.patient(&user.me.caller(), plan.patient_id).await?;
-        Ok::<_, ApiError>((plan, patient))
+        let banner = super::banner::load_banner(state, user, &patient).await?;
+        Ok::<_, ApiError>((plan, patient, banner))
     };
-    let (plan, patient) = match load.await {
+    let (plan, patient, banner) = match load.await {
         Ok(loaded) => loaded,
         Err(e) => return error_page(&e),
     };
@@ -521,6 +526,7 @@ async fn show_plan(
         status,
         &PlanPage {
             chrome: user.chrome("patients", format!("Dose plan · {}", patient.display_name)),
+            banner,
             patient_id: d.patient_id.to_string(),
             patient_name: patient.display_name.clone(),
             status: d.status.code().to_string(),

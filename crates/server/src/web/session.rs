@@ -398,6 +398,7 @@ pub struct RateRow {
 #[template(path = "session.html")]
 struct SessionPage {
     chrome: Chrome,
+    banner: super::banner::PatientBanner,
     id: String,
     patient_id: String,
     patient_name: String,
@@ -500,6 +501,14 @@ async fn page(
     let live = live_panels(state, user, &screen);
     let (prediction_svg, predicted_recovery) = prediction_chart(&user.zone, screen.prediction.as_ref());
     let s = &screen.session;
+    // The full page names the patient in its banner; the live fragment does not re-read them.
+    let patient = state
+        .patient(&user.me.caller(), s.patient_id)
+        .await
+        .map_err(page_err)?;
+    let banner = super::banner::load_banner(state, user, &patient)
+        .await
+        .map_err(page_err)?;
     let rates = s
         .rates
         .iter()
@@ -544,6 +553,7 @@ async fn page(
         status,
         &SessionPage {
             chrome: user.chrome("board", title),
+            banner,
             id: s.id.to_string(),
             patient_id: s.patient_id.to_string(),
             patient_name: s.patient_name.clone(),
