@@ -254,6 +254,35 @@ async function main() {
     assert.equal(stored, "2027-01-15T14:00:00Z");
     log("booking: 09:00 typed in America/New_York stored as 14:00Z (winter)");
 
+    // The patient answers a PHQ-9 on a phone by tapping; an answer to item 9 shows where to get
+    // help before sending; after sending, the crisis information says the care team was alerted.
+    // The link is made as a clinic would through its API (the chart offers one where a PHQ-9 is due).
+    const alex = await nurse.evaluate(async () => {
+      const list = await (await fetch("/api/v1/patients")).json();
+      return list.find((p) => p.display_name === "Alex Morgan").id;
+    });
+    const linkPath = await nurse.evaluate(async (id) => {
+      const made = await fetch(`/api/v1/patients/${id}/questionnaire-links`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instruments: ["phq9"] }) });
+      return (await made.json()).path.replace("/api/v1", "");
+    }, alex);
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const patient = await phone.newPage();
+    patient.on("pageerror", (e) => consoleErrors.push(`patient: ${e.message}`));
+    await patient.goto(`${base}${linkPath}`);
+    assert.equal(await patient.locator("input[type=number]").count(), 0, "nothing to type");
+    assert.equal(await patient.isVisible("#crisis-now"), false);
+    for (let i = 0; i < 8; i++) await patient.tap(`label[for="phq9-${i}-1"]`);
+    assert.equal(await patient.isVisible("#crisis-now"), false, "no risk answer yet");
+    await patient.tap('label[for="phq9-8-1"]');
+    assert.equal(await patient.isVisible("#crisis-now"), true, "item 9 answered: help shown before sending");
+    assert.equal(await patient.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true, "no horizontal overflow at 390 px");
+    await patient.screenshot({ path: join(shots, "questionnaire-phone.png"), fullPage: true });
+    await patient.tap("button[type=submit]");
+    await patient.waitForSelector("text=Please read this now");
+    assert.match(await patient.textContent(".crisis"), /care team has been alerted/);
+    await phone.close();
+    log("questionnaire: PHQ-9 answered by tapping on a 390-px phone; help shown at item 9 before sending");
+
     // Every other screen renders for the roles that use it; screenshots for the README and review.
     await doc.click("nav >> text=Patients");
     await doc.click("text=Alex Morgan");

@@ -34,6 +34,7 @@ pub mod session_record;
 pub mod sessions;
 pub mod throttle;
 pub mod vitals;
+pub mod wording;
 
 use std::sync::Arc;
 
@@ -95,6 +96,8 @@ pub struct Settings {
     /// The clinic's time zone until an administrator sets one (`serve --time-zone`, else the
     /// machine's; UTC in tests). Every time a person reads or types is in it.
     pub time_zone: clinic_time::ClinicZone,
+    /// The questionnaires' wording: what Ketaflow may ship, and what a clinic has licensed.
+    pub wording: Arc<wording::WordingLibrary>,
 }
 
 impl Default for Settings {
@@ -115,6 +118,7 @@ impl Default for Settings {
             banner: None,
             clock_speed: 1.0,
             time_zone: clinic_time::ClinicZone::utc(),
+            wording: Arc::new(wording::WordingLibrary::shipped()),
         }
     }
 }

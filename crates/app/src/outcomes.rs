@@ -42,6 +42,12 @@ pub const CRISIS_INFORMATION: &str = "If you are thinking about harming yourself
 Call or text 988 (Suicide & Crisis Lifeline, 24/7) to talk to someone now. If you are in immediate \
 danger, call 911 or go to the nearest emergency department. Your care team has been alerted.";
 
+/// Where to get help, for a patient who has not (yet) sent an answer that alerts anyone: the same
+/// numbers, without saying the care team knows (988: US Suicide & Crisis Lifeline, 988lifeline.org).
+pub const CRISIS_HELP: &str = "If you are thinking about harming yourself, you are not alone. \
+Call or text 988 (Suicide & Crisis Lifeline, 24/7) to talk to someone now. If you are in immediate \
+danger, call 911 or go to the nearest emergency department.";
+
 const INSTRUMENTS: [(&str, Option<Instrument>); 10] = [
     ("phq9", Some(Instrument::Phq9)),
     ("gad7", Some(Instrument::Gad7)),
@@ -931,7 +937,8 @@ impl App {
                 })
                 .collect(),
             expires_at: link.expires_at,
-            crisis_information: CRISIS_INFORMATION,
+            // Not "alerted": nothing is sent until the patient sends it.
+            crisis_information: CRISIS_HELP,
         })
     }
 }

@@ -44,6 +44,11 @@ pub(crate) struct ServeArgs {
     /// administrator's choice on the clinic page replaces it
     #[arg(long, value_name = "ZONE")]
     time_zone: Option<String>,
+    /// A TOML file with the wording of questionnaires the clinic holds a licence for (BPI-SF,
+    /// QIDS-SR16, FIQR, MADRS...): one table per instrument with instruction, source, items and
+    /// optional anchors; checked against each instrument before the server starts
+    #[arg(long, value_name = "FILE")]
+    instrument_wording: Option<PathBuf>,
     /// Demo only: run the clinic clock this many times faster than real time (1–600), so that a
     /// rehearsal or a browser test can reach discharge without waiting 90 minutes. Every page shows it.
     #[arg(long, default_value_t = 1.0)]
@@ -279,6 +284,13 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             Some(name) => ketaflow_app::clinic_time::ClinicZone::named(name).map_err(app_error)?,
             None => ketaflow_app::clinic_time::ClinicZone::system(),
         };
+        if let Some(file) = &args.instrument_wording {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("could not read the instrument wording file {}", file.display()))?;
+            let library = ketaflow_app::wording::WordingLibrary::with_clinic_file(&text)
+                .with_context(|| format!("in {}", file.display()))?;
+            settings.wording = Arc::new(library);
+        }
         let proxies = trusted_proxies(args);
         if !proxies.nets().is_empty() {
             let nets: Vec<String> = proxies.nets().iter().map(ToString::to_string).collect();

@@ -90,6 +90,29 @@ fn plain_http_beyond_loopback_is_refused_unless_a_proxy_fronts_it() {
         err.contains("\"proxy.local\" is not an address or ADDR/PREFIX range"),
         "{err}"
     );
+    // A clinic's licensed questionnaire wording is checked before the server starts.
+    let wording = dir.path().join("wording.toml");
+    std::fs::write(
+        &wording,
+        "[bpi_sf]\ninstruction = \"x\"\nsource = \"licensed\"\nitems = [\"one\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args([
+            "serve",
+            "--db",
+            &db,
+            "--instrument-wording",
+            wording.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[bpi_sf] items: found 1, the instrument has 11"),
+        "{err}"
+    );
     // Behind a proxy it serves, and says whose forwarded headers it believes.
     let (child, url) = serve(&[
         "--db",

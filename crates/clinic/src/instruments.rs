@@ -30,6 +30,19 @@ pub enum Instrument {
 }
 
 impl Instrument {
+    /// Every instrument.
+    pub const ALL: [Instrument; 9] = [
+        Instrument::Phq9,
+        Instrument::Gad7,
+        Instrument::Pcl5,
+        Instrument::Madrs,
+        Instrument::QidsSr16,
+        Instrument::PainNrs,
+        Instrument::BpiShortForm,
+        Instrument::Fiqr,
+        Instrument::CrpsSeverityScore,
+    ];
+
     /// Stable code.
     pub fn code(self) -> &'static str {
         match self {

@@ -1,10 +1,13 @@
-// Ketaflow's only script. Three small jobs, each optional: the page works without it.
+// Ketaflow's only script. Four small jobs, each optional: the page works without it.
 // 1. Live panels: an element with data-live-stream (a server-sent-event URL) and data-live-src (a
 //    URL of server-rendered HTML) is re-fetched whenever the stream reports a change. The HTML is
 //    rendered by the server, so the page never shows anything the server would not.
 // 2. Confirmation before irreversible actions: forms with data-confirm.
 // 3. Running timers: elements with data-elapsed (seconds on the clinic clock when the server
 //    rendered them; data-speed is the clinic clock's rate, 1 except in a demo) keep counting.
+// 4. Where to get help: on a questionnaire, an answer to a risk item (data-risk-from: the lowest
+//    score that counts, or "yes") shows #crisis-now before the answers are sent. Without the script
+//    the page after sending shows it.
 "use strict";
 
 const EVENT_KINDS = ["session.created", "session.state", "session.rate", "session.side_effect",
@@ -94,7 +97,24 @@ document.addEventListener("submit", (event) => {
   if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
+function showHelpIfAtRisk() {
+  const help = document.getElementById("crisis-now");
+  if (!help) return;
+  const atRisk = [...document.querySelectorAll("[data-risk-from]")].some((group) => {
+    const chosen = group.querySelector("input:checked");
+    if (!chosen) return false;
+    const from = group.dataset.riskFrom;
+    return from === "yes" ? chosen.value === "yes" : Number(chosen.value) >= Number(from);
+  });
+  if (atRisk && help.hidden) help.hidden = false;
+}
+
+document.addEventListener("change", (event) => {
+  if (event.target.closest && event.target.closest("[data-risk-from]")) showHelpIfAtRisk();
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   for (const panel of document.querySelectorAll("[data-live-stream][data-live-src]")) livePanel(panel);
   startTimers(document);
+  showHelpIfAtRisk();
 });

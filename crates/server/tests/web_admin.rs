@@ -656,18 +656,33 @@ async fn a_questionnaire_link_opens_without_login_submits_once_and_shows_crisis_
 
     let (s, html) = anonymous(&app, "GET", &path, &[]).await;
     assert_eq!(s, StatusCode::OK, "{html}");
-    assert_eq!(html.matches("name=\"phq9.items[").count(), 9);
-    assert_eq!(html.matches("min=\"0\" max=\"3\"").count(), 9);
+    // Each item is a question with four answers to tap (radio buttons), with the published words.
+    assert_eq!(html.matches("name=\"phq9.items[").count(), 9 * 4);
+    assert_eq!(html.matches("type=\"radio\"").count(), 9 * 4);
+    assert!(!html.contains("type=\"number\""), "nothing to type");
     // The patient reads each item and how to answer (PHQ-9 wording, Kroenke 2001; free to reproduce).
-    assert!(html.contains("<label for=\"phq9-8\">9. Thoughts that you would be better off dead, or of hurting yourself in some way (0–3)</label>"));
-    assert!(html.contains("how often have you been bothered by each of these problems?"));
-    assert!(
-        html.contains("988"),
-        "crisis information is always on the patient's side"
-    );
-    assert!(!html.contains("class=\"crisis\""));
+    assert!(html.contains("<legend>9. Thoughts that you would be better off dead, or of hurting yourself in some way</legend>"), "{html}");
+    assert!(html.contains(
+        "Over the last 2 weeks, how often have you been bothered by any of the following problems?"
+    ));
+    for anchor in [
+        "Not at all (0)",
+        "Several days (1)",
+        "More than half the days (2)",
+        "Nearly every day (3)",
+    ] {
+        assert_eq!(html.matches(anchor).count(), 9, "{anchor}");
+    }
+    // Where to get help is on the page, hidden until an answer to item 9 shows risk (the script
+    // reveals it); nothing says the care team knows before anything is sent.
+    assert!(html.contains("data-risk-from=\"1\""), "item 9 is the risk item");
+    assert_eq!(html.matches("data-risk-from=").count(), 1);
+    assert!(html.contains("id=\"crisis-now\" role=\"alert\" hidden"));
+    assert!(html.contains("988"));
+    assert!(!html.contains("has been alerted"), "not before sending");
 
-    // An answer out of its range is refused beside its question; the rest is kept; the link still works.
+    // An answer out of its range (a crafted post) is refused beside its question; the rest is kept;
+    // the link still works.
     let mut answers: Vec<(String, String)> = (0..9)
         .map(|i| (format!("phq9.items[{i}]"), "1".to_string()))
         .collect();
@@ -676,7 +691,10 @@ async fn a_questionnaire_link_opens_without_login_submits_once_and_shows_crisis_
     let (s, html) = anonymous(&app, "POST", &path, &fields).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{html}");
     assert!(html.contains("id=\"phq9-3-error\">allowed: a whole number 0–3"));
-    assert!(html.contains("value=\"7\" aria-describedby=\"phq9-3-error\" aria-invalid=\"true\""));
+    assert!(
+        html.contains("id=\"phq9-2-1\" type=\"radio\" name=\"phq9.items[2]\" value=\"1\" checked"),
+        "{html}"
+    );
     assert!(html.contains("One answer needs a look"));
 
     answers[3].1 = "1".into();

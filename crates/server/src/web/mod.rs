@@ -18,7 +18,6 @@ pub mod patients;
 pub mod plans;
 pub mod risk;
 pub mod session;
-mod wording;
 
 use askama::Template;
 use axum::Router;

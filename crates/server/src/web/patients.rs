@@ -32,6 +32,7 @@ use ketaflow_app::intake::{
 };
 use ketaflow_app::outcomes::{self, CRISIS_INFORMATION, LinkIn, MeasurementOut, OutcomeIn};
 use ketaflow_app::safety::{OpioidDoseIn, OpioidUseIn};
+use ketaflow_app::wording::WordingLibrary;
 use ketaflow_charts::{Chart, Curve, Level, TimeAxis};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -652,14 +653,14 @@ fn instrument_name(code: &str) -> &'static str {
     }
 }
 
-fn item_label(instrument: Instrument, item: usize) -> String {
-    match super::wording::item_text(instrument.code(), item) {
+fn item_label(wording: &WordingLibrary, instrument: Instrument, item: usize) -> String {
+    match wording.get(instrument.code()).and_then(|w| w.items.get(item - 1)) {
         Some(t) => format!("{item}. {t}"),
         None => format!("Item {item}"),
     }
 }
 
-fn outcome_form(form: &FormState, id: Uuid, instrument: Instrument) -> FormView {
+fn outcome_form(form: &FormState, id: Uuid, instrument: Instrument, wording: &WordingLibrary) -> FormView {
     let code = instrument.code();
     let b = Builder::new(form, &format!("outcome_{code}"));
     let (items, max) = instrument.items();
@@ -678,11 +679,16 @@ fn outcome_form(form: &FormState, id: Uuid, instrument: Instrument) -> FormView 
     ];
     for i in 1..=items {
         fields.push(
-            b.field(&format!("item{i}"), &item_label(instrument, i), "number", "")
-                .hint(format!("0–{max}"))
-                .range(0, max)
-                .step("1")
-                .required(),
+            b.field(
+                &format!("item{i}"),
+                &item_label(wording, instrument, i),
+                "number",
+                "",
+            )
+            .hint(format!("0–{max}"))
+            .range(0, max)
+            .step("1")
+            .required(),
         );
     }
     let mut view = b.form(
@@ -692,9 +698,25 @@ fn outcome_form(form: &FormState, id: Uuid, instrument: Instrument) -> FormView 
         fields,
     );
     view.layout = "grid";
-    view.intro = match instrument {
-        Instrument::Phq9 | Instrument::Gad7 => super::wording::FREQUENCY_SCALE_CLINICIAN.into(),
-        _ => format!("{items} items, each scored 0–{max}; the total is computed by the server."),
+    view.intro = match wording.get(code) {
+        Some(w) if !w.anchors.is_empty() => {
+            let answers: Vec<String> = w
+                .anchors
+                .iter()
+                .enumerate()
+                .map(|(n, a)| format!("{n} = {a}"))
+                .collect();
+            format!(
+                "{} Score each item as the patient answered: {}.",
+                w.instruction,
+                answers.join(", ")
+            )
+        }
+        Some(w) => w.instruction.clone(),
+        None => ketaflow_app::wording::licence_note(code).map_or_else(
+            || format!("{items} items, each scored 0–{max}; the total is computed by the server."),
+            |note| format!("{note} {items} items, each scored 0–{max}; the total is computed by the server."),
+        ),
     };
     view
 }
@@ -1424,7 +1446,7 @@ async fn load_chart(
         outcome_forms: if writes {
             ITEM_INSTRUMENTS
                 .into_iter()
-                .map(|i| outcome_form(&form, id, i))
+                .map(|i| outcome_form(&form, id, i, &state.settings.wording))
                 .collect()
         } else {
             vec![]
@@ -1789,9 +1811,12 @@ mod tests {
         for i in ITEM_INSTRUMENTS {
             assert_ne!(instrument_name(i.code()), "unknown instrument");
             let (n, _) = i.items();
-            assert!(item_label(i, n).starts_with(&n.to_string()) || item_label(i, n).starts_with("Item"));
+            let shipped = WordingLibrary::shipped();
+            let label = item_label(&shipped, i, n);
+            assert!(
+                label.starts_with(&n.to_string()) || label.starts_with("Item"),
+                "{label}"
+            );
         }
-        assert_eq!(crate::web::wording::PHQ9_ITEMS.len(), Instrument::Phq9.items().0);
-        assert_eq!(crate::web::wording::GAD7_ITEMS.len(), Instrument::Gad7.items().0);
     }
 }

@@ -28,7 +28,7 @@ use crate::error::ApiError;
 use crate::policy::Action;
 use crate::state::AppState;
 use ketaflow_app::outcomes::{
-    AnswersIn, CRISIS_INFORMATION, CssrsIn, FOLLOW_UP_ACTIONS, FollowUpIn, LinkAnswersIn, RiskAlertOut,
+    AnswersIn, CRISIS_HELP, CssrsIn, FOLLOW_UP_ACTIONS, FollowUpIn, LinkAnswersIn, RiskAlertOut,
 };
 
 /// Closed alerts listed under the open ones.
@@ -284,9 +284,11 @@ struct Question {
     /// The field name: `<instrument>.items[<i>]` or `cssrs_screener.cssrs.<answer>`.
     name: String,
     label: String,
-    /// Item scores: the highest allowed (the lowest is 0). Yes/no questions: 0.
-    max: u8,
-    yes_no: bool,
+    /// The answers to tap: (value, words). Yes/no questions: yes and no.
+    choices: Vec<(String, String)>,
+    /// The lowest answer that means the patient may be at risk (the form then shows where to get
+    /// help before they send it); `"yes"` for a C-SSRS question. Empty: not a risk item.
+    risk_from: String,
     required: bool,
     value: String,
     error: String,
@@ -297,8 +299,12 @@ struct Question {
 struct QuestionSet {
     code: String,
     title: String,
-    /// How to answer, where the instrument's wording is reproduced (empty otherwise).
-    scale: &'static str,
+    /// How to answer, where the instrument's wording is reproduced.
+    scale: String,
+    /// Why the items are shown by number (their wording is licensed), if so.
+    licence_note: String,
+    /// Where the wording comes from.
+    source: String,
     questions: Vec<Question>,
 }
 
@@ -356,7 +362,7 @@ fn gone(e: &ApiError) -> Response {
         &GonePage {
             title,
             message,
-            crisis_information: CRISIS_INFORMATION,
+            crisis_information: CRISIS_HELP,
         },
     )
 }
@@ -374,10 +380,21 @@ fn capitalised(text: &str) -> String {
 }
 
 /// The questions a link asks, with what was typed and the errors by field.
-fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<QuestionSet> {
+fn question_sets(
+    instruments: &[(String, usize, u8)],
+    form: &FormState,
+    wording: &ketaflow_app::wording::WordingLibrary,
+) -> Vec<QuestionSet> {
+    let yes_no = || {
+        vec![
+            ("yes".to_string(), "Yes".to_string()),
+            ("no".to_string(), "No".to_string()),
+        ]
+    };
     instruments
         .iter()
         .map(|(code, n, max)| {
+            let text = wording.get(code);
             let questions = if code == "cssrs_screener" {
                 CSSRS
                     .iter()
@@ -385,8 +402,9 @@ fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<Q
                         let name = format!("{code}.cssrs.{field}");
                         Question {
                             label: (*label).to_string(),
-                            max: 0,
-                            yes_no: true,
+                            choices: yes_no(),
+                            // Any yes to the screener's ideation or behaviour questions.
+                            risk_from: "yes".into(),
                             required: *required,
                             value: form.value(&name),
                             error: form.error(&name),
@@ -395,17 +413,38 @@ fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<Q
                     })
                     .collect()
             } else {
+                let risk = ketaflow_app::wording::risk_item(code);
                 (0..*n)
                     .map(|i| {
                         let name = format!("{code}.items[{i}]");
+                        let anchors = text.map(|w| w.anchors_of(i)).unwrap_or_default();
+                        let choices = (0..=*max)
+                            .map(|score| {
+                                let words = anchors.get(usize::from(score)).map_or_else(
+                                    || score.to_string(),
+                                    |a| {
+                                        if a.starts_with(&score.to_string()) {
+                                            a.clone()
+                                        } else {
+                                            format!("{a} ({score})")
+                                        }
+                                    },
+                                );
+                                (score.to_string(), words)
+                            })
+                            .collect();
                         Question {
-                            label: match (super::wording::item_text(code, i + 1), *n) {
-                                (Some(text), _) => format!("{}. {text} (0–{max})", i + 1),
-                                (None, 1) => format!("Your answer (0–{max})"),
-                                (None, _) => format!("Question {} of {n} (0–{max})", i + 1),
+                            label: match (text.and_then(|w| w.items.get(i)), *n) {
+                                (Some(item), 1) => item.clone(),
+                                (Some(item), _) => format!("{}. {item}", i + 1),
+                                (None, 1) => "Your answer".to_string(),
+                                (None, _) => format!("Item {} of {n}", i + 1),
                             },
-                            max: *max,
-                            yes_no: false,
+                            choices,
+                            risk_from: risk
+                                .filter(|(item, _)| *item == i)
+                                .map(|(_, from)| from.to_string())
+                                .unwrap_or_default(),
                             required: true,
                             value: form.value(&name),
                             error: form.error(&name),
@@ -415,7 +454,15 @@ fn question_sets(instruments: &[(String, usize, u8)], form: &FormState) -> Vec<Q
                     .collect()
             };
             QuestionSet {
-                scale: super::wording::patient_scale(code).unwrap_or(""),
+                scale: text.map(|w| w.instruction.clone()).unwrap_or_default(),
+                licence_note: if text.is_none() {
+                    ketaflow_app::wording::licence_note(code)
+                        .unwrap_or_default()
+                        .to_string()
+                } else {
+                    String::new()
+                },
+                source: text.map(|w| w.source.clone()).unwrap_or_default(),
                 title: instrument_title(code).to_string(),
                 code: code.clone(),
                 questions,
@@ -430,7 +477,7 @@ async fn questionnaire_view(state: &AppState, token: &str, form: FormState, stat
             status,
             &QuestionnairePage {
                 token: token.to_string(),
-                sets: question_sets(&link.instruments, &form),
+                sets: question_sets(&link.instruments, &form, &state.settings.wording),
                 // The patient's page has no header: it names the clinic's zone itself.
                 expires_at: {
                     let zone = state.zone();
@@ -567,7 +614,11 @@ mod tests {
 
     #[test]
     fn crisis_numbers_are_read_from_the_text() {
-        assert_eq!(phone_numbers(CRISIS_INFORMATION), vec!["988", "911"]);
+        assert_eq!(
+            phone_numbers(ketaflow_app::outcomes::CRISIS_INFORMATION),
+            vec!["988", "911"]
+        );
+        assert_eq!(phone_numbers(CRISIS_HELP), vec!["988", "911"]);
         assert_eq!(phone_numbers("call 12 or 112, 112"), vec!["112"]);
     }
 
