@@ -138,13 +138,30 @@ async function main() {
     log("session: checked in and infusing");
     await board.waitForSelector('.chair[data-chair="Chair 2"][data-state="infusing"]');
 
+    // The physician turns the board's alarm sound on (per browser); each tone pulse is counted.
+    await board.evaluate(() => {
+      window.__tonePulses = 0;
+      const create = AudioContext.prototype.createOscillator;
+      AudioContext.prototype.createOscillator = function () { window.__tonePulses += 1; return create.call(this); };
+    });
+    assert.equal(await board.getAttribute("[data-sound-toggle]", "aria-pressed"), "false", "sound starts off");
+    await board.click("[data-sound-toggle]");
+    assert.equal(await board.getAttribute("[data-sound-toggle]", "aria-pressed"), "true");
+    await board.waitForFunction(() => /on \(tap to mute\)/.test(document.querySelector("[data-sound-toggle]").textContent));
+
     // A blood-pressure rise raises an alarm: on the session screen and, live, on the board.
     await vitals({ ...normal, systolic_mmhg: 186, diastolic_mmhg: 104, heart_rate_per_min: 96 });
     await nurse.waitForSelector('.alarm-row[data-alarm-state="raised"]');
     await board.waitForSelector('.chair.alarm[data-chair="Chair 2"] .alarm-text', { timeout: 10_000 });
     assert.equal(await board.evaluate(() => window.__notReloaded), true, "the board reloaded instead of updating live");
+    // Priority by more than colour: the word and the marks; the worst chair leads the wall; the
+    // systolic value is marked high; the high-priority tone (10 pulses) sounds.
+    assert.match(await board.textContent('.chair[data-chair="Chair 2"] .alarm-text'), /^!!! HIGH PRIORITY ALARM: systolic 186 mmHg/);
+    assert.equal(await board.getAttribute(".board .chair >> nth=0", "data-chair"), "Chair 2");
+    assert.match(await board.getAttribute('.chair[data-chair="Chair 2"] .vitals .abnormal', "title"), /^high: systolic 186 mmHg/);
+    await board.waitForFunction(() => document.body.dataset.sounding === "high" && window.__tonePulses >= 10);
     await board.screenshot({ path: join(shots, "board-alarm.png"), fullPage: true });
-    log("alarm: raised, shown on the board without a reload");
+    log("alarm: raised, shown on the board without a reload, first on the wall, sounding (high pattern)");
 
     const alarmCount = await nurse.locator(".alarm-row").count();
     assert.ok(alarmCount >= 1);
@@ -154,6 +171,17 @@ async function main() {
       await nurse.waitForLoadState("load");
     }
     assert.equal(await nurse.locator('.alarm-row[data-alarm-state="acknowledged"]').count(), alarmCount);
+    // Acknowledged: still on the wall, and Chair 2 no longer calls for sound (the board sounds
+    // only for what another chair still has unacknowledged).
+    await board.waitForFunction(() => !document.querySelector('.chair[data-chair="Chair 2"]').dataset.unacknowledged);
+    const stillCalling = await board.evaluate(() => {
+      const rank = { "": 0, low: 1, medium: 2, high: 3 };
+      let best = "";
+      for (const t of document.querySelectorAll("[data-unacknowledged]")) if (rank[t.dataset.unacknowledged] > rank[best]) best = t.dataset.unacknowledged;
+      return { best, sounding: document.body.dataset.sounding };
+    });
+    assert.equal(stillCalling.sounding, stillCalling.best, JSON.stringify(stillCalling));
+    assert.ok(await board.$('.chair.alarm[data-chair="Chair 2"]'), "an acknowledged alarm stays on the board");
     await nurse.screenshot({ path: join(shots, "session-alarm.png"), fullPage: true });
     await nurse.screenshot({ path: join(shots, "session.png") }); // the tablet's screen, for the README
     while (await nurse.locator(".alarm-row").count()) {
@@ -313,6 +341,10 @@ async function main() {
     await board.waitForSelector('.live[data-state="disconnected"]', { timeout: 10_000 });
     const noticed = (Date.now() - killedAt) / 1000;
     assert.equal(await board.evaluate(() => document.body.classList.contains("disconnected")), true);
+    // The sound setting outlived the reload; a lost connection sounds at least as a medium-priority
+    // alarm (high if a chair still has an unacknowledged high one).
+    assert.equal(await board.getAttribute("[data-sound-toggle]", "aria-pressed"), "true");
+    assert.match(await board.evaluate(() => document.body.dataset.sounding), /^(medium|high)$/);
     assert.equal(await board.evaluate(() => getComputedStyle(document.querySelector("#chairs")).filter), "grayscale(1)");
     await board.screenshot({ path: join(shots, "board-disconnected.png"), fullPage: true });
     const restarted = await startServer({ dir: server.dir, port: server.port });

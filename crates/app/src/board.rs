@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::policy::{Action, Caller};
 use crate::records::{PATIENT, PLAN, PatientDoc, PlanDoc, SESSION};
 use crate::sessions::{SessionNow, SessionOut, session_now};
-use crate::vitals::{AlarmOut, alarm_out};
+use crate::vitals::{AlarmOut, FlagOut, alarm_out};
 use crate::{App, AppError};
 
 /// One chair on the board.
@@ -57,6 +57,9 @@ pub struct ChairOut {
     pub latest_vitals_age_min: Option<i64>,
     /// Older than the protocol's interval for the session's phase: not to be read as current.
     pub latest_vitals_stale: bool,
+    /// The latest reading's values that meet an alarm condition (the clinic's alarm rules with the
+    /// session's baseline, or NEWS2), whether or not the alarm is still open.
+    pub latest_vitals_flags: Vec<FlagOut>,
     /// Alarms not yet resolved.
     pub active_alarms: Vec<AlarmOut>,
     /// When Ce is predicted to stay below the protocol's recovery threshold (from what was given).
@@ -65,13 +68,30 @@ pub struct ChairOut {
     pub predicted_recovery_at: Option<OffsetDateTime>,
 }
 
+/// Board order: chairs with an open alarm first, highest priority first, unacknowledged before
+/// acknowledged at the same priority, the longest-waiting first; then the rest by chair name.
+fn board_order(a: &ChairOut, b: &ChairOut) -> std::cmp::Ordering {
+    let key = |c: &ChairOut| {
+        let worst = c.active_alarms.iter().filter(|x| x.is_open()).map(|x| {
+            (
+                x.priority(),
+                x.state == crate::alarms::AlarmState::Raised,
+                std::cmp::Reverse(x.raised_at),
+            )
+        });
+        std::cmp::Reverse(worst.max())
+    };
+    key(a).cmp(&key(b)).then_with(|| a.chair.cmp(&b.chair))
+}
+
 /// The clinic board: every active chair.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct BoardOut {
     /// The last event id included: subscribe to `/api/v1/board/stream` with `Last-Event-ID` set to
     /// it to receive every change after this snapshot.
     pub last_event_id: i64,
-    /// Chairs, by chair name.
+    /// Chairs: those with open alarms first (highest priority, then unacknowledged, then the
+    /// longest waiting), then by chair name.
     pub chairs: Vec<ChairOut>,
 }
 
@@ -156,6 +176,10 @@ impl App {
                 .as_ref()
                 .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &s.phase, &schedule));
             let latest_vitals_taken_at = latest_vital.as_ref().map(|v| v.taken_at);
+            let latest_vitals_flags = latest_vital
+                .as_ref()
+                .map(|v| self.reading_flags(&current.doc, &v.data))
+                .unwrap_or_default();
             let latest = latest_vital.map(|v| v.data);
             let plan = self.load::<PlanDoc>(PLAN, s.plan_id).await?;
             let predicted_recovery_at = self.board_recovery(&current, session_version, &plan, now).await;
@@ -174,6 +198,7 @@ impl App {
                 latest_vitals_taken_at,
                 latest_vitals_age_min: age.map(|a| a.minutes),
                 latest_vitals_stale: age.is_some_and(|a| a.stale),
+                latest_vitals_flags,
                 active_alarms: {
                     let mut active: Vec<AlarmOut> = open_alarms
                         .iter()
@@ -189,7 +214,7 @@ impl App {
         }
         self.recovery_cache
             .keep_only(&chairs.iter().map(|c| c.session_id).collect::<Vec<_>>());
-        chairs.sort_by(|a, b| a.chair.cmp(&b.chair));
+        chairs.sort_by(board_order);
         Ok(BoardOut {
             last_event_id,
             chairs,

@@ -746,6 +746,18 @@ fn consciousness(text: &str) -> Option<Consciousness> {
     })
 }
 
+impl SessionDoc {
+    /// The baseline blood pressure the rise-from-baseline alarm compares with.
+    pub fn baseline_pressure(&self) -> Option<ketaflow_clinic::patient::BloodPressure> {
+        self.baseline
+            .as_ref()
+            .map(|b| ketaflow_clinic::patient::BloodPressure {
+                systolic_mmhg: b.systolic_mmhg,
+                diastolic_mmhg: b.diastolic_mmhg,
+            })
+    }
+}
+
 impl ReadingDoc {
     /// The reading as checked vital signs; an impossible value is an error naming the field of
     /// reading `index` in its batch.

@@ -46,6 +46,8 @@ pub struct SessionScreen {
     /// Each recent reading's age now, and whether it is older than the protocol's interval for
     /// the session's phase (stale).
     pub recent_ages: Vec<ketaflow_clinic::vitals::ReadingAge>,
+    /// Each recent reading's values that meet an alarm condition ([`App::reading_flags`]).
+    pub recent_flags: Vec<Vec<crate::vitals::FlagOut>>,
     /// The protocol's monitoring schedule.
     pub monitoring: ketaflow_clinic::vitals::MonitoringSchedule,
     /// The whole session's readings in at most [`HISTORY_POINTS`] groups, in time order; per
@@ -85,6 +87,10 @@ impl App {
             .iter()
             .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &current.phase, &schedule))
             .collect();
+        let recent_flags = stored
+            .iter()
+            .map(|v| self.reading_flags(&current.doc, &v.data))
+            .collect();
         let recent = stored.into_iter().map(vital_out).collect();
         let history = self
             .store
@@ -106,6 +112,7 @@ impl App {
             open_alarms,
             recent,
             recent_ages,
+            recent_flags,
             monitoring: schedule,
             history,
             discharge,

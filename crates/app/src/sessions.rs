@@ -14,7 +14,6 @@ use ketaflow_clinic::discharge::{
     TakenVitals, assess_discharge, discharge_basis,
 };
 use ketaflow_clinic::news2::Aldrete;
-use ketaflow_clinic::patient::BloodPressure;
 use ketaflow_clinic::plan::MIN_OVERRIDE_REASON_CHARS;
 use ketaflow_clinic::plan::{PREDICTION_TAIL_S, Prediction, covariates_on, predict_delivery};
 use ketaflow_clinic::protocol::Protocol;
@@ -767,10 +766,7 @@ impl App {
             infusion_ended_at: ended,
             now,
             latest_vitals: latest_vitals.map(|(t, _)| t),
-            baseline_bp: doc.baseline.as_ref().map(|b| BloodPressure {
-                systolic_mmhg: b.systolic_mmhg,
-                diastolic_mmhg: b.diastolic_mmhg,
-            }),
+            baseline_bp: doc.baseline_pressure(),
             baseline_heart_rate_per_min: doc.baseline.as_ref().and_then(|b| b.heart_rate_per_min),
             aldrete,
             moaas,

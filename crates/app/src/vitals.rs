@@ -289,6 +289,47 @@ pub struct ReadingAck {
     pub alarms: Vec<AlarmOut>,
 }
 
+/// A value of a reading marked abnormal.
+#[derive(Serialize, ToSchema, Debug, Clone, PartialEq)]
+pub struct FlagOut {
+    /// Which value: blood_pressure, heart_rate, spo2, respiratory_rate, temperature, moaas,
+    /// consciousness or news2.
+    pub measure: &'static str,
+    /// `high` or `low`.
+    pub direction: &'static str,
+    /// The priority of the condition it meets: high, medium or low.
+    pub priority: &'static str,
+    /// The condition, in words.
+    pub reason: String,
+}
+
+impl crate::App {
+    /// The values of a stored reading of `session` to mark as abnormal (the clinic's alarm rules
+    /// with the session's baseline, and NEWS2). A stored reading was checked when written; one that
+    /// cannot be read now marks nothing rather than failing a whole screen.
+    pub fn reading_flags(
+        &self,
+        session: &crate::records::SessionDoc,
+        data: &serde_json::Value,
+    ) -> Vec<FlagOut> {
+        let Ok(signs) = crate::records::stored_reading(data).and_then(|r| r.vital_signs(0)) else {
+            return Vec::new();
+        };
+        vitals::flagged_values(&self.settings.alarm_rules, session.baseline_pressure(), &signs)
+            .into_iter()
+            .map(|f| FlagOut {
+                measure: f.measure.code(),
+                direction: match f.direction {
+                    vitals::Worse::Higher => "high",
+                    vitals::Worse::Lower => "low",
+                },
+                priority: f.level.code(),
+                reason: f.reason,
+            })
+            .collect()
+    }
+}
+
 /// The acknowledgement of a batch: everything in it is durable when this is returned.
 #[derive(Serialize, ToSchema, Debug)]
 pub struct VitalsAck {
@@ -642,10 +683,7 @@ impl crate::App {
                 state.state().name()
             )));
         }
-        let baseline = session.doc.baseline.as_ref().map(|b| BloodPressure {
-            systolic_mmhg: b.systolic_mmhg,
-            diastolic_mmhg: b.diastolic_mmhg,
-        });
+        let baseline = session.doc.baseline_pressure();
         let job = VitalsJob {
             session_id,
             actor: author.actor,

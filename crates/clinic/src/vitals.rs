@@ -542,6 +542,124 @@ fn part_label(part: &str) -> &'static str {
     }
 }
 
+// ---- Which values a screen marks ------------------------------------------------------------------
+
+/// A measure a screen shows as one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Measure {
+    /// Systolic/diastolic blood pressure (one value on a screen).
+    BloodPressure,
+    /// Heart rate.
+    HeartRate,
+    /// SpO2.
+    Spo2,
+    /// Respiratory rate.
+    RespiratoryRate,
+    /// Temperature.
+    Temperature,
+    /// MOAA/S.
+    Moaas,
+    /// ACVPU.
+    Consciousness,
+    /// The NEWS2 total.
+    News2,
+}
+
+impl Measure {
+    /// Stable code, as the board's API names it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Measure::BloodPressure => "blood_pressure",
+            Measure::HeartRate => "heart_rate",
+            Measure::Spo2 => "spo2",
+            Measure::RespiratoryRate => "respiratory_rate",
+            Measure::Temperature => "temperature",
+            Measure::Moaas => "moaas",
+            Measure::Consciousness => "consciousness",
+            Measure::News2 => "news2",
+        }
+    }
+}
+
+/// A value of a reading that a screen marks as abnormal, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlaggedValue {
+    /// Which value.
+    pub measure: Measure,
+    /// High (`Worse::Higher`: above where it should be) or low.
+    pub direction: Worse,
+    /// Why, in words: the alarm condition it meets.
+    pub reason: String,
+    /// The priority of that condition.
+    pub level: Priority,
+}
+
+/// The values of one reading to mark as abnormal: exactly those that meet an alarm condition of
+/// `rules` (with the baseline) or NEWS2 (RCP 2017: the total at medium or high risk, and any single
+/// parameter scoring 3, which for temperature means ≤ 35.0 °C). A screen marks what the alarm rules
+/// would raise, so a mark and an alarm never disagree, whether or not the alarm is still open.
+pub fn flagged_values(
+    rules: &AlarmRules,
+    baseline: Option<BloodPressure>,
+    v: &VitalSigns,
+) -> Vec<FlaggedValue> {
+    let mut flags: Vec<FlaggedValue> = Vec::new();
+    let mut flag = |measure, direction, reason: String, level| {
+        if !flags.iter().any(|f: &FlaggedValue| f.measure == measure) {
+            flags.push(FlaggedValue {
+                measure,
+                direction,
+                reason,
+                level,
+            });
+        }
+    };
+    for alarm in evaluate(rules, baseline, v) {
+        let measure = match alarm.code {
+            "systolic_high" | "diastolic_high" => Measure::BloodPressure,
+            "heart_rate_high" => Measure::HeartRate,
+            "spo2_low" => Measure::Spo2,
+            "respiratory_rate_low" => Measure::RespiratoryRate,
+            "sedation_deep" => Measure::Moaas,
+            "consciousness_not_alert" => Measure::Consciousness,
+            "news2" => Measure::News2,
+            _ => continue,
+        };
+        flag(measure, alarm.worse, alarm.message.clone(), alarm.level);
+    }
+    // A NEWS2 parameter scoring 3 is red on the chart (RCP 2017, Chart 1) even where the clinic's
+    // own threshold is further out or absent, e.g. a heart rate of 35 (no low-rate alarm).
+    if let Some(obs) = v.observations() {
+        let score = news2(&obs);
+        for (part, points) in score.parts {
+            if points < 3 {
+                continue;
+            }
+            let (measure, value, low_below) = match part {
+                "respiration_rate" => (Measure::RespiratoryRate, obs.respiration_rate_per_min, 12.0),
+                "spo2" => (Measure::Spo2, obs.spo2_percent, 96.0),
+                "systolic_bp" => (Measure::BloodPressure, obs.systolic_mmhg, 111.0),
+                "pulse" => (Measure::HeartRate, obs.pulse_per_min, 51.0),
+                "temperature" => (Measure::Temperature, obs.temperature_c, 36.1),
+                // Consciousness raised its own alarm above; oxygen is a treatment, not a value.
+                _ => continue,
+            };
+            let direction = if value < low_below {
+                Worse::Lower
+            } else {
+                Worse::Higher
+            };
+            flag(
+                measure,
+                direction,
+                format!("{} scores 3 on NEWS2 (red: urgent review)", part_label(part)),
+                Priority::Medium,
+            );
+        }
+    }
+    flags
+}
+
 // ---- When the next set of vitals is due ------------------------------------------------------------
 
 /// How often a set of vitals is due in each phase of a session, from the protocol's
@@ -1298,5 +1416,85 @@ mod tests {
         assert_eq!(u.worst_value, 85.0);
         assert_eq!(Priority::from_stored("urgent"), Some(Priority::High));
         assert_eq!(Priority::from_stored("warning"), Some(Priority::Medium));
+    }
+
+    /// The marks follow the alarm rules and NEWS2 exactly: a normal set marks nothing; each value
+    /// past its default threshold is marked with its direction and the alarm's words; a NEWS2 red
+    /// parameter under the clinic's threshold is marked too; partial readings mark what they have.
+    #[test]
+    fn flagged_values_are_the_values_that_meet_an_alarm_condition() {
+        let rules = AlarmRules::default();
+        let marks = |v: VitalSigns, baseline| {
+            flagged_values(&rules, baseline, &v)
+                .into_iter()
+                .map(|f| (f.measure, f.direction, f.level))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(marks(normal(), None), vec![]);
+        // SBP 182 ≥ 180 (high); HR 121 ≥ 120 (medium); SpO2 90 < 92 (high); RR 8 < 10 (high).
+        let bad = VitalSigns {
+            systolic_mmhg: Some(182.0),
+            heart_rate_per_min: Some(121.0),
+            spo2_percent: Some(90.0),
+            respiratory_rate_per_min: Some(8.0),
+            ..normal()
+        };
+        let got = marks(bad, None);
+        for expected in [
+            (Measure::BloodPressure, Worse::Higher, Priority::High),
+            (Measure::HeartRate, Worse::Higher, Priority::Medium),
+            (Measure::Spo2, Worse::Lower, Priority::High),
+            (Measure::RespiratoryRate, Worse::Lower, Priority::High),
+            // NEWS2: RR 8 (3) + SpO2 90 (3) + SBP 182 (0) + HR 121 (2) = 8: high.
+            (Measure::News2, Worse::Higher, Priority::High),
+        ] {
+            assert!(got.contains(&expected), "{expected:?} in {got:?}");
+        }
+        assert_eq!(got.len(), 5, "{got:?}");
+        // A rise of 40 over baseline 120 without reaching 180: medium, on blood pressure.
+        let risen = VitalSigns {
+            systolic_mmhg: Some(160.0),
+            ..normal()
+        };
+        let baseline = Some(BloodPressure {
+            systolic_mmhg: 120.0,
+            diastolic_mmhg: 80.0,
+        });
+        assert_eq!(
+            marks(risen, baseline),
+            vec![(Measure::BloodPressure, Worse::Higher, Priority::Medium)]
+        );
+        assert_eq!(marks(risen, None), vec![]);
+        // Temperature 35.0 °C has no clinic threshold but scores 3 on NEWS2: marked low (and the
+        // single-red NEWS2 alarm marks the total).
+        let cold = VitalSigns {
+            temperature_c: Some(35.0),
+            ..normal()
+        };
+        let got = flagged_values(&rules, None, &cold);
+        assert_eq!(got[0].measure, Measure::News2);
+        assert_eq!(got[1].measure, Measure::Temperature);
+        assert_eq!(got[1].direction, Worse::Lower);
+        assert_eq!(
+            got[1].reason,
+            "temperature scores 3 on NEWS2 (red: urgent review)"
+        );
+        // HR 35 meets no clinic threshold (there is no low-rate alarm) but scores 3 on NEWS2.
+        let slow = VitalSigns {
+            heart_rate_per_min: Some(35.0),
+            ..normal()
+        };
+        let got = flagged_values(&rules, None, &slow);
+        let hr = got.iter().find(|f| f.measure == Measure::HeartRate).unwrap();
+        assert_eq!(hr.direction, Worse::Lower);
+        // A partial reading (no NEWS2) marks only its own values.
+        let partial = VitalSigns {
+            spo2_percent: Some(91.0),
+            ..VitalSigns::default()
+        };
+        assert_eq!(
+            marks(partial, None),
+            vec![(Measure::Spo2, Worse::Lower, Priority::High)]
+        );
     }
 }

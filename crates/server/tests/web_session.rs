@@ -635,3 +635,101 @@ async fn alarms_show_by_priority_and_a_chair_is_acknowledged_at_once_with_one_re
         tiles.html
     );
 }
+
+/// The board as a monitor wall: the chair with the worst open alarm comes first (high before
+/// medium, unacknowledged before acknowledged), priority is told by a word and "!" marks as well as
+/// colour, abnormal values carry an arrow and the condition in words, and NEWS2 is shown; the API's
+/// order and flags are the same.
+#[tokio::test]
+async fn the_board_puts_the_worst_alarm_first_and_marks_abnormal_values() {
+    let app = spawn_app().await;
+    let (nurse_token, doc_token) = (app.login("nurse").await, app.login("doc").await);
+    let nurse = app.browser("nurse").await;
+    let mut sessions = Vec::new();
+    for chair in ["Chair 1", "Chair 2", "Chair 3", "Chair 4"] {
+        sessions.push(app.booked_session(&nurse_token, &doc_token, chair).await.1);
+    }
+    // Chair 1 normal; Chair 2 HR 125 (medium); Chairs 3 and 4 SpO2 88 (high), Chair 3's acknowledged.
+    for (sid, changes) in [
+        (&sessions[0], &[][..]),
+        (&sessions[1], &[("heart_rate_per_min", "125")][..]),
+        (&sessions[2], &[("spo2_percent", "88")][..]),
+        (&sessions[3], &[("spo2_percent", "88")][..]),
+    ] {
+        let page = reading(&nurse, sid, "r1", changes).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    }
+    let alarms = api(&app, &format!("/api/v1/sessions/{}/alarms", sessions[2])).await;
+    let alarm_id = alarms[0]["id"].as_str().unwrap().to_string();
+    let (s, b) = common::post(
+        &app,
+        &nurse_token,
+        &format!("/api/v1/alarms/{alarm_id}/acknowledge"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    let board = api(&app, "/api/v1/board").await;
+    let chairs: Vec<&str> = board["chairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["chair"].as_str().unwrap())
+        .collect();
+    assert_eq!(chairs, ["Chair 4", "Chair 3", "Chair 2", "Chair 1"]);
+    let flags = |i: usize| board["chairs"][i]["latest_vitals_flags"].clone();
+    assert_eq!(
+        flags(0),
+        json!([{"measure": "spo2", "direction": "low", "priority": "high", "reason": "SpO2 88 % < 92"}])
+    );
+    assert_eq!(
+        flags(2),
+        json!([{"measure": "heart_rate", "direction": "high", "priority": "medium",
+                "reason": "heart rate 125/min ≥ 120"}])
+    );
+    assert_eq!(flags(3), json!([]));
+
+    let tiles = nurse.get("/board/chairs").await;
+    let at = |chair: &str| tiles.html.find(&format!(r#"data-chair="{chair}""#)).unwrap();
+    assert!(at("Chair 4") < at("Chair 3") && at("Chair 3") < at("Chair 2") && at("Chair 2") < at("Chair 1"));
+    assert!(
+        tiles.shows(r#"<a class="chair alarm alarm-high" href="/sessions/"#),
+        "{}",
+        tiles.html
+    );
+    assert!(tiles.shows(r#"data-alarm-priority="high" data-unacknowledged="high">"#));
+    assert!(tiles.shows(r#"data-alarm-priority="medium" data-unacknowledged="medium">"#));
+    // Chair 3: high, acknowledged: still high on the wall, but nothing calls for sound.
+    let chair3 = &tiles.html[at("Chair 3")..at("Chair 2")];
+    assert!(
+        chair3.starts_with(r#"data-chair="Chair 3" data-state="scheduled" data-alarm-priority="high">"#),
+        "{chair3}"
+    );
+    assert!(chair3.contains(
+        r#"<span class="symbol" aria-hidden="true">!!!</span> HIGH PRIORITY ALARM: SpO2 88 % &#60; 92 <span class="acked">(acknowledged)</span>"#
+    ));
+    let chair2 = &tiles.html[at("Chair 2")..at("Chair 1")];
+    assert!(chair2.contains(r#"<span class="symbol" aria-hidden="true">!!</span> MEDIUM PRIORITY ALARM: heart rate 125/min ≥ 120</div>"#), "{chair2}");
+    // The abnormal value: an arrow for the eye, the condition for a screen reader and the tooltip.
+    assert!(chair2.contains(
+        r#"<div class="abnormal" title="high: heart rate 125/min ≥ 120"><span>HR /min</span><b>125</b><i aria-hidden="true">▲</i><span class="sr-only"> (high: heart rate 125/min ≥ 120)</span></div>"#
+    ), "{chair2}");
+    assert!(chair3.contains(
+        r#"title="low: SpO2 88 % &#60; 92"><span>SpO₂ %</span><b>88</b><i aria-hidden="true">▼</i>"#
+    ));
+    // NEWS2 is on every tile with a complete set: 0 for the normal one, 3 for SpO2 88 (scale 1,
+    // ≤ 91: 3), 2 for HR 125 (111–130: 2).
+    let chair1 = &tiles.html[at("Chair 1")..];
+    assert!(
+        chair1.contains("<div><span>NEWS2</span><b>0</b></div>"),
+        "{chair1}"
+    );
+    assert!(!chair1.contains("abnormal"));
+    assert!(chair3.contains("<span>NEWS2</span><b>3</b>"));
+    assert!(chair2.contains("<div><span>NEWS2</span><b>2</b></div>"));
+    // The session screen marks its readings the same way.
+    let live = nurse.get(&format!("/sessions/{}/live", sessions[1])).await;
+    assert!(live.shows(r#"HR /min <b class="abnormal" title="high: heart rate 125/min ≥ 120">125 <span aria-hidden="true">▲</span>"#), "{}", live.html);
+    assert!(live.shows(r#"<span class="symbol" aria-hidden="true">!!</span> MEDIUM: heart rate 125/min"#));
+}

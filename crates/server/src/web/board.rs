@@ -11,6 +11,8 @@ use crate::state::AppState;
 use ketaflow_app::alarms::AlarmState;
 use ketaflow_app::board::ChairOut;
 use ketaflow_app::clinic_time::ClinicZone;
+use ketaflow_app::vitals::{AlarmOut, FlagOut};
+use ketaflow_clinic::vitals::Priority;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -39,46 +41,118 @@ pub struct ChairTile {
     pub planned_dose_mg: String,
     /// Still infusing although the planned dose is given.
     pub planned_dose_reached: bool,
-    /// Latest vital signs: (label, value with unit).
-    pub vitals: Vec<(&'static str, String)>,
+    /// Latest vital signs, abnormal ones marked.
+    pub vitals: Vec<VitalCell>,
     /// When they were taken and how long ago ("10:42 UTC, 3 min ago").
     pub vitals_age: String,
     /// Older than the protocol's interval for the phase: shown greyed with "overdue".
     pub vitals_stale: bool,
-    /// Unresolved alarms, in words.
-    pub alarms: Vec<String>,
-    /// Whether any unresolved alarm is not yet acknowledged.
-    pub unacknowledged: bool,
+    /// Unresolved alarms, highest priority first.
+    pub alarms: Vec<AlarmLine>,
+    /// The highest priority of the unresolved alarms (`high`, `medium`, `low`), or empty.
+    pub worst: &'static str,
+    /// The highest priority of the alarms not yet acknowledged, or empty: what a board with sound
+    /// on sounds for.
+    pub unacknowledged: &'static str,
     /// Predicted recovery time.
     pub recovery: String,
 }
 
-/// The latest reading's values that the board shows, with units.
-pub fn vitals_summary(reading: Option<&serde_json::Value>) -> Vec<(&'static str, String)> {
+/// One value of a reading as a screen shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VitalCell {
+    /// What it is, with its unit ("BP mmHg").
+    pub label: &'static str,
+    /// The value.
+    pub value: String,
+    /// "▲" above or "▼" below where it should be; empty when normal.
+    pub mark: &'static str,
+    /// The mark in words for screen readers and the tooltip ("high: SpO2 90 % < 92"); empty when
+    /// normal.
+    pub why: String,
+}
+
+/// What priority looks like beside colour: a word, and one to three "!" as patient monitors
+/// show it (after IEC 60601-1-8, which sets priorities apart by more than colour).
+pub fn priority_words(p: Priority) -> (&'static str, &'static str) {
+    match p {
+        Priority::High => ("!!!", "HIGH"),
+        Priority::Medium => ("!!", "MEDIUM"),
+        Priority::Low => ("!", "LOW"),
+    }
+}
+
+/// An unresolved alarm on a tile.
+#[derive(Debug)]
+pub struct AlarmLine {
+    /// high, medium or low (the CSS class).
+    pub priority: &'static str,
+    /// "!!!", "!!" or "!".
+    pub symbol: &'static str,
+    /// HIGH, MEDIUM or LOW.
+    pub word: &'static str,
+    /// What was seen, with the worst value when it differs.
+    pub text: String,
+    /// Acknowledged (still open).
+    pub acknowledged: bool,
+}
+
+/// The latest reading's values a screen shows, with units, marked where `flags` says they meet an
+/// alarm condition.
+pub fn vitals_cells(reading: Option<&serde_json::Value>, flags: &[FlagOut]) -> Vec<VitalCell> {
     let Some(r) = reading else { return vec![] };
     let num = |k: &str| r.get(k).and_then(serde_json::Value::as_f64);
     let mut out = Vec::new();
+    let mut push = |label, value, measure: &str| {
+        let flag = flags.iter().find(|f| f.measure == measure);
+        out.push(VitalCell {
+            label,
+            value,
+            mark: match flag.map(|f| f.direction) {
+                Some("high") => "▲",
+                Some(_) => "▼",
+                None => "",
+            },
+            why: flag
+                .map(|f| format!("{}: {}", f.direction, f.reason))
+                .unwrap_or_default(),
+        });
+    };
     if let (Some(s), Some(d)) = (num("systolic_mmhg"), num("diastolic_mmhg")) {
-        out.push(("BP mmHg", format!("{s:.0}/{d:.0}")));
+        push("BP mmHg", format!("{s:.0}/{d:.0}"), "blood_pressure");
     }
-    for (key, label, decimals) in [
-        ("heart_rate_per_min", "HR /min", 0),
-        ("spo2_percent", "SpO₂ %", 0),
-        ("respiratory_rate_per_min", "RR /min", 0),
-        ("temperature_c", "Temp °C", 1),
+    for (key, label, decimals, measure) in [
+        ("heart_rate_per_min", "HR /min", 0, "heart_rate"),
+        ("spo2_percent", "SpO₂ %", 0, "spo2"),
+        ("respiratory_rate_per_min", "RR /min", 0, "respiratory_rate"),
+        ("temperature_c", "Temp °C", 1, "temperature"),
     ] {
         if let Some(v) = num(key) {
-            out.push((label, fixed(v, decimals)));
+            push(label, fixed(v, decimals), measure);
         }
     }
-    if let Some(n) = r
-        .get("news2")
-        .and_then(|n| n.get("total"))
-        .and_then(serde_json::Value::as_u64)
-    {
-        out.push(("NEWS2", n.to_string()));
+    if let Some(m) = r.get("moaas").and_then(serde_json::Value::as_u64) {
+        push("MOAA/S", m.to_string(), "moaas");
+    }
+    // Stored with the reading as a number (absent for an incomplete set).
+    if let Some(n) = r.get("news2").and_then(serde_json::Value::as_u64) {
+        push("NEWS2", n.to_string(), "news2");
     }
     out
+}
+
+fn alarm_line(a: &AlarmOut) -> AlarmLine {
+    let (symbol, word) = priority_words(a.level);
+    AlarmLine {
+        priority: a.level.code(),
+        symbol,
+        word,
+        text: match a.worst_message() {
+            Some(worst) => format!("{} (worst {worst})", a.message()),
+            None => a.message(),
+        },
+        acknowledged: a.state == AlarmState::Acknowledged,
+    }
 }
 
 fn tile(zone: &ClinicZone, c: ChairOut) -> ChairTile {
@@ -95,30 +169,31 @@ fn tile(zone: &ClinicZone, c: ChairOut) -> ChairTile {
         given_mg: fixed(c.given_mg, 1),
         planned_dose_mg: fixed(c.planned_dose_mg, 1),
         planned_dose_reached: c.planned_dose_reached,
-        vitals: vitals_summary(c.latest_vitals.as_ref()),
+        vitals: vitals_cells(c.latest_vitals.as_ref(), &c.latest_vitals_flags),
         vitals_age: match (c.latest_vitals_taken_at, c.latest_vitals_age_min) {
             (Some(at), Some(min)) => format!("taken {}, {min} min ago", zone.hhmm(at)),
             _ => String::new(),
         },
         vitals_stale: c.latest_vitals_stale,
-        unacknowledged: c.active_alarms.iter().any(|a| a.state == AlarmState::Raised),
+        worst: c
+            .active_alarms
+            .iter()
+            .filter(|a| a.is_open())
+            .map(AlarmOut::priority)
+            .max()
+            .map_or("", Priority::code),
+        unacknowledged: c
+            .active_alarms
+            .iter()
+            .filter(|a| a.state == AlarmState::Raised)
+            .map(AlarmOut::priority)
+            .max()
+            .map_or("", Priority::code),
         alarms: c
             .active_alarms
             .iter()
-            .map(|a| match a.worst_message() {
-                Some(worst) => format!(
-                    "{}: {} (worst {worst}; {})",
-                    a.level.code().to_uppercase(),
-                    a.message(),
-                    a.state.as_str()
-                ),
-                None => format!(
-                    "{}: {} ({})",
-                    a.level.code().to_uppercase(),
-                    a.message(),
-                    a.state.as_str()
-                ),
-            })
+            .filter(|a| a.is_open())
+            .map(alarm_line)
             .collect(),
         recovery: c
             .predicted_recovery_at

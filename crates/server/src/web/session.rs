@@ -13,7 +13,7 @@ use ketaflow_clinic::plan::LimitStatus;
 use ketaflow_clinic::side_effects::{ActionTaken, SideEffectKind};
 use uuid::Uuid;
 
-use super::board::vitals_summary;
+use super::board::{VitalCell, vitals_cells};
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, fixed, page_err};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
@@ -62,6 +62,8 @@ pub struct AlarmRow {
     pub message: String,
     /// high, medium or low.
     pub level: String,
+    /// "!!!", "!!" or "!": priority told by more than colour.
+    pub symbol: &'static str,
     /// The worst reading since it was raised, when it differs from the current one.
     pub worst: Option<String>,
     /// Acknowledged before and raised again because it escalated: who and when.
@@ -94,6 +96,7 @@ fn alarm_row(zone: &ClinicZone, a: &AlarmOut) -> AlarmRow {
         id: a.id.to_string(),
         message: a.message(),
         level: a.level.code().to_string(),
+        symbol: super::board::priority_words(a.level).0,
         worst: a.worst_message(),
         re_raised: a
             .detail
@@ -129,8 +132,8 @@ pub struct VitalRow {
     pub stale: bool,
     /// manual or device.
     pub source: String,
-    /// (label, value with unit) pairs.
-    pub values: Vec<(&'static str, String)>,
+    /// The values, abnormal ones marked.
+    pub values: Vec<VitalCell>,
 }
 
 /// The parts of the screen that refresh live.
@@ -341,12 +344,13 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
             .recent
             .iter()
             .zip(&screen.recent_ages)
-            .map(|(v, age)| VitalRow {
+            .zip(&screen.recent_flags)
+            .map(|((v, age), flags)| VitalRow {
                 at: zone.hhmm(taken(v)),
                 age: format!("{} min ago", age.minutes),
                 stale: age.stale,
                 source: v.source.clone(),
-                values: vitals_summary(Some(&v.reading)),
+                values: vitals_cells(Some(&v.reading), flags),
             })
             .collect(),
         monitoring: format!(
