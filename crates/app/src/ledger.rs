@@ -683,9 +683,9 @@ impl App {
         let session = session_out(state.record(SESSION, body.session_id).await?, now)?;
         if !rules::may_draw_for(&session.phase) {
             return Err(AppError::Conflict(format!(
-                "session {} is {}; drug is drawn for a session whose infusion has not finished ({})",
-                session.id,
-                session.state,
+                "the session of {} is {}; drug is drawn for a session whose infusion has not finished ({})",
+                state.session_name(&session),
+                session.state.replace('_', " "),
                 DRAW_STATES.join(", ")
             )));
         }
@@ -761,8 +761,9 @@ impl App {
         let session = session_out(state.record(SESSION, session_id).await?, now)?;
         if !rules::may_record_administration_for(&session.phase) {
             return Err(AppError::Conflict(format!(
-                "session {session_id} is {}; administration is recorded once the pump has stopped ({}), so that the dose given is final",
-                session.state,
+                "the session of {} is {}; administration is recorded once the pump has stopped ({}), so that the dose given is final",
+                state.session_name(&session),
+                session.state.replace('_', " "),
                 ADMINISTER_STATES.join(", ")
             )));
         }
@@ -777,8 +778,9 @@ impl App {
             return Err(AppError::Refused {
                 code: "administered_exceeds_given",
                 message: format!(
-                    "session {session_id}'s pump record says {} mg was given; {} mg already recorded as administered plus {} mg \
+                    "the pump record of the session of {} says {} mg was given; {} mg already recorded as administered plus {} mg \
                  makes {} mg, {} mg more (tolerance {ADMINISTRATION_TOLERANCE_MG} mg); check the amount, or give a difference_reason",
+                    state.session_name(&session),
                     canonical(e.given_mg),
                     canonical(e.before_mg),
                     canonical(e.this_mg),

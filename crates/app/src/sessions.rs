@@ -180,6 +180,19 @@ pub fn session_out(record: Record, now: OffsetDateTime) -> Result<SessionOut, Ap
 }
 
 impl App {
+    /// A session as people name it: "Robin Hale, Chair 2, booked 2026-11-26 10:00" (the clinic's
+    /// time).
+    pub fn session_name(&self, s: &SessionOut) -> String {
+        format!(
+            "{}, {}, booked {}",
+            s.patient_name,
+            s.chair,
+            self.zone().clock(s.scheduled_for)
+        )
+    }
+}
+
+impl App {
     /// A session, read with its state and what was given so far.
     pub async fn session(&self, caller: &Caller, id: Uuid) -> Result<SessionOut, AppError> {
         caller.require(Action::ReadClinical)?;
@@ -504,7 +517,11 @@ impl App {
                             code: "discharge_criteria_unmet",
                             message: format!(
                                 "discharge criteria not met: {}; a physician may override with a reason",
-                                unmet.join(", ")
+                                unmet
+                                    .iter()
+                                    .map(|code| ketaflow_clinic::discharge::criterion_name(code))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         });
                     }
@@ -787,6 +804,7 @@ impl App {
                 .iter()
                 .map(|c| CriterionOut {
                     code: c.code,
+                    name: ketaflow_clinic::discharge::criterion_name(c.code),
                     met: c.met,
                     detail: c.detail.clone(),
                     source: c.source.clone(),
@@ -805,6 +823,8 @@ pub struct CriterionOut {
     /// min_observation, aldrete, vitals_near_baseline, no_unresolved_alarm, moaas, escort,
     /// pk_recovery.
     pub code: &'static str,
+    /// The criterion in words ("minimum observation time").
+    pub name: &'static str,
     /// Met?
     pub met: bool,
     /// What was seen against what is required.

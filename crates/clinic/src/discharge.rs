@@ -153,6 +153,29 @@ impl DischargeAssessment {
     pub fn unmet(&self) -> Vec<&'static str> {
         self.criteria.iter().filter(|c| !c.met).map(|c| c.code).collect()
     }
+
+    /// The criteria not met, in words.
+    pub fn unmet_names(&self) -> Vec<&'static str> {
+        self.criteria
+            .iter()
+            .filter(|c| !c.met)
+            .map(|c| criterion_name(c.code))
+            .collect()
+    }
+}
+
+/// A criterion in words, as a discharge checklist names it.
+pub fn criterion_name(code: &str) -> &'static str {
+    match code {
+        "min_observation" => "minimum observation time",
+        "aldrete" => "modified Aldrete score",
+        "vitals_near_baseline" => "vital signs near baseline",
+        "no_unresolved_alarm" => "no open alarm",
+        "moaas" => "responsiveness (MOAA/S)",
+        "escort" => "escort present",
+        "pk_recovery" => "predicted recovery from the patient's concentrations",
+        _ => "another criterion",
+    }
 }
 
 fn minutes(d: Duration) -> f64 {

@@ -290,8 +290,11 @@ impl Session {
                 if !checks.baseline_vitals_taken {
                     missing.push("baseline vitals");
                 }
-                if let Questionnaire::Waived(reason) = &checks.questionnaire {
-                    reason_ok("waiving the pre-session questionnaire", reason)?;
+                // Every missing check is named at once, the questionnaire with the rest.
+                if let Questionnaire::Waived(reason) = &checks.questionnaire
+                    && reason_ok("waiving the pre-session questionnaire", reason).is_err()
+                {
+                    missing.push("the pre-session questionnaire answered, or a reason for waiving it");
                 }
                 if !missing.is_empty() {
                     return Err(TransitionError::Refused(format!(
@@ -655,7 +658,25 @@ mod tests {
             questionnaire: Questionnaire::Waived("".into()),
             ..checks()
         };
-        assert!(s.apply(SessionEvent::CheckIn(waived), T).is_err());
+        assert_eq!(
+            s.apply(SessionEvent::CheckIn(waived), T).unwrap_err().to_string(),
+            "check-in needs: the pre-session questionnaire answered, or a reason for waiving it"
+        );
+        // Nothing ticked: every check is named, not only the first or the last.
+        let nothing = PreChecks {
+            fasting_confirmed: false,
+            escort_confirmed: false,
+            consent_on_file: false,
+            baseline_vitals_taken: false,
+            questionnaire: Questionnaire::Waived(String::new()),
+        };
+        assert_eq!(
+            s.apply(SessionEvent::CheckIn(nothing), T)
+                .unwrap_err()
+                .to_string(),
+            "check-in needs: fasting, escort or ride home, consent, baseline vitals, \
+             the pre-session questionnaire answered, or a reason for waiving it"
+        );
         let waived = PreChecks {
             questionnaire: Questionnaire::Waived("patient too anxious to complete it".into()),
             ..checks()

@@ -101,10 +101,23 @@ async fn a_vial_from_receipt_to_empty_with_exact_decimal_balances() {
     let admin_path = format!("/api/v1/ledger/draws/{draw_id}/administrations");
     let (s, b) = post(&app, &nurse, &admin_path, json!({"quantity_mg": "35"})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    // The session is named as people name it (patient, chair, booked time), never by its id.
+    assert_eq!(
+        b["error"]["message"],
+        "the session of Test Patient, Chair 2, booked 2026-11-26 10:00 is scheduled; administration is recorded \
+         once the pump has stopped (stopped, recovering, discharged, aborted), so that the dose given is final"
+    );
     infuse_and_stop(&app, &nurse, &sid).await;
     // Drawing for a session whose infusion is over is refused.
     let (s, b) = draw(&app, &nurse, &vials[0], &sid, "1").await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the session of Test Patient, Chair 2, booked 2026-11-26 10:00 is "),
+        "{b}"
+    );
 
     // More than the pump record (35 mg) by more than 0.1 mg needs a reason; nothing is written.
     let before = (ledger_entry_count(&app).await, app.audit_count().await);

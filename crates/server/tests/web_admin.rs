@@ -264,7 +264,13 @@ async fn a_refused_form_keeps_what_was_typed_with_the_error_beside_the_field() {
     assert!(page.shows("id=\"new-username-error\">allowed: 3–40 characters: a-z, 0-9"));
     assert!(page.shows("value=\"Dana Smith, RN\""));
     assert!(page.shows("<option value=\"nurse\" selected>"));
-    assert!(page.shows("class=\"error\" role=\"alert\">username Dana Smith is outside"));
+    assert!(
+        page.shows(
+            "class=\"error\" role=\"alert\">Username: Dana Smith is not accepted; allowed: 3–40 characters"
+        ),
+        "{}",
+        page.html
+    );
     assert!(
         !page.html.contains("dana-typed-password"),
         "a password is never echoed"

@@ -165,7 +165,9 @@ async fn a_refused_form_keeps_what_was_typed_and_puts_the_error_next_to_the_fiel
     assert!(input.contains(r#"aria-invalid="true""#), "{input}");
     assert!(page.shows(r#"<span class="field-error" id="weight-weight_kg-error">allowed: 2–350</span>"#));
     assert!(
-        page.shows(r#"role="alert" id="weight-message">weight_kg 900 is outside 2–350</p>"#),
+        page.shows(
+            r#"role="alert" id="weight-message">Weight (kg): 900 is not accepted; allowed: 2–350</p>"#
+        ),
         "{}",
         page.html
     );

@@ -262,16 +262,32 @@ async fn a_nurse_runs_a_session_through_the_screen_and_every_answer_matches_the_
     let page = nurse.get(&screen).await;
     assert!(page.shows("Discharge checklist"));
     assert!(
-        page.shows(r#"<li class="unmet"><b>min observation</b>"#),
+        page.shows(r#"<li class="unmet"><b>minimum observation time</b>"#),
         "{}",
         page.html
     );
-    assert!(page.shows(r#"<li class="met"><b>aldrete</b>"#));
+    assert!(page.shows(r#"<li class="met"><b>modified Aldrete score</b>"#));
+    // Sources in clinical words: the citation stays, the project's notes to itself do not.
+    assert!(
+        page.shows("Aldrete JA, J Clin Anesth 1995;7:89-91, citation not yet confirmed"),
+        "{}",
+        page.html
+    );
+    assert!(
+        !page.shows("clinical.md") && !page.shows("UNVERIFIED"),
+        "{}",
+        page.html
+    );
     assert!(page.shows("No driving"), "discharge instructions are shown");
     // Early discharge is refused with the unmet criteria; after the observation time it passes.
     let page = event(&nurse, &sid, &[("event", "discharge")]).await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.shows("min_observation"));
+    assert!(
+        page.shows("discharge criteria not met: minimum observation time"),
+        "{}",
+        page.html
+    );
+    assert!(!page.shows("min_observation"));
     app.advance(3 * 3600);
     let nurse = app.browser("nurse").await;
     assert_eq!(

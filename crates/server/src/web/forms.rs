@@ -128,7 +128,7 @@ impl FormState {
         FormState {
             name: String::new(),
             values,
-            message: Some(error.to_string()),
+            message: Some(super::words::page_message(error)),
             errors,
         }
     }

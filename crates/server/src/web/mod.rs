@@ -18,6 +18,7 @@ pub mod patients;
 pub mod plans;
 pub mod risk;
 pub mod session;
+pub mod words;
 
 use askama::Template;
 use axum::Router;
@@ -226,7 +227,7 @@ pub fn error_page(error: &ApiError) -> Response {
     let message = if status.is_server_error() {
         "Something failed inside the server; it has been logged. Nothing was changed.".to_string()
     } else {
-        error.to_string()
+        words::page_message(error)
     };
     message_page(status, message)
 }

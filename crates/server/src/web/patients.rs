@@ -20,6 +20,7 @@ use ketaflow_clinic::session::PlanStatus;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
+use super::words::for_readers;
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, error_page, fixed, page_err};
 use super::{render, render_with_status, see_other};
 use crate::error::ApiError;
@@ -1187,7 +1188,7 @@ async fn load_chart(
             severity: f.severity.clone(),
             code: f.code.clone(),
             message: f.message.clone(),
-            source: f.source.clone(),
+            source: for_readers(&f.source),
             clinic_setting: f.clinic_setting,
             acknowledgement: match (&f.acknowledged_by, &f.acknowledgement_reason) {
                 (Some(by), Some(reason)) => format!(
@@ -1288,7 +1289,7 @@ async fn load_chart(
             detail: f.detail.clone(),
             overdue: f.due <= today,
             due: f.due.clone(),
-            source: f.source.to_string(),
+            source: for_readers(f.source.as_ref()),
             clinic_setting: f.clinic_setting,
         })
         .collect();
@@ -1353,7 +1354,7 @@ async fn load_chart(
                 (
                     i.code.replace('_', " "),
                     i.evidence_grade.clone(),
-                    i.evidence_source.clone(),
+                    for_readers(&i.evidence_source),
                 )
             })
             .collect(),
@@ -1406,7 +1407,7 @@ async fn load_chart(
         mme_flags: o
             .latest_flags
             .iter()
-            .map(|f| (f.code.replace('_', " "), f.detail.clone(), f.source.clone()))
+            .map(|f| (f.code.replace('_', " "), f.detail.clone(), for_readers(&f.source)))
             .collect(),
         mme_svg: mme_chart(&o.series, o.table),
         crisis_information: CRISIS_INFORMATION,

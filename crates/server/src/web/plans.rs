@@ -15,6 +15,7 @@ use ketaflow_clinic::session::PlanStatus;
 use uuid::Uuid;
 
 use super::patients::{Builder, Field, FormView, is_page_error, num};
+use super::words::for_readers;
 use super::{Chrome, FormData, FormState, Posted, WebUser, error_page};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
@@ -71,7 +72,7 @@ fn protocol_row(p: &ProtocolOut) -> ProtocolRow {
             .collect::<Vec<_>>()
             .join(", "),
         model: p.model.clone(),
-        evidence: format!("{} ({})", p.evidence_grade, p.evidence_source),
+        evidence: format!("{} ({})", p.evidence_grade, for_readers(&p.evidence_source)),
         recovery_threshold: format!("{} µg/mL", num(p.recovery_threshold_ug_per_ml, 3)),
     }
 }
@@ -505,7 +506,7 @@ async fn show_plan(
                 _ => "error",
             },
             status: c.status.code().replace('_', " "),
-            source: c.source.clone(),
+            source: for_readers(&c.source),
             clinic_setting: c.clinic_setting,
         })
         .collect();

@@ -22,6 +22,7 @@ use ketaflow_app::AppError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::words::for_readers;
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, page_err};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
@@ -462,7 +463,7 @@ fn question_sets(
                 } else {
                     String::new()
                 },
-                source: text.map(|w| w.source.clone()).unwrap_or_default(),
+                source: text.map(|w| for_readers(&w.source)).unwrap_or_default(),
                 title: instrument_title(code).to_string(),
                 code: code.clone(),
                 questions,

@@ -14,6 +14,7 @@ use ketaflow_clinic::side_effects::{ActionTaken, SideEffectKind};
 use uuid::Uuid;
 
 use super::board::{VitalCell, vitals_cells};
+use super::words::for_readers;
 use super::{Chrome, FormData, FormState, PageResult, Posted, WebUser, fixed, page_err};
 use super::{render_with_status, see_other};
 use crate::error::ApiError;
@@ -92,6 +93,7 @@ fn alarm_row(zone: &ClinicZone, a: &AlarmOut) -> AlarmRow {
         .get("clinic_setting")
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
+    let source = for_readers(&source);
     AlarmRow {
         id: a.id.to_string(),
         message: a.message(),
@@ -204,7 +206,7 @@ fn discharge_view(zone: &ClinicZone, d: DischargeOut) -> DischargeView {
         criteria: d
             .criteria
             .into_iter()
-            .map(|c| (c.met, c.code.replace('_', " "), c.detail, c.source))
+            .map(|c| (c.met, c.name.to_string(), c.detail, for_readers(&c.source)))
             .collect(),
         all_met: d.all_met,
         earliest_at: zone.clock(d.earliest_at),
