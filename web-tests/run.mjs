@@ -3,7 +3,8 @@
 //     node web-tests/run.mjs            (KETAFLOW_BIN overrides target/debug/ketaflow)
 // Screenshots go to target/web-tests/. Exit status 0 only if every check passed.
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
@@ -41,6 +42,40 @@ async function startServer(again) {
     kill: () => new Promise((done) => { child.once("exit", done); child.kill("SIGKILL"); }),
     stop: () => { child.kill("SIGTERM"); rmSync(dir, { recursive: true, force: true }); },
   };
+}
+
+// axe-core, run inside each page (by the DevTools protocol, which the pages' CSP does not govern).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+// Every page a role uses: axe-core (WCAG 2.1 A and AA rules) finds no serious or critical
+// violation, and at 390 px wide nothing scrolls sideways. Returns what failed, by page.
+async function sweep(page, role, paths) {
+  const failures = [];
+  for (const path of paths) {
+    await page.setViewportSize({ width: 1024, height: 1366 });
+    const response = await page.goto(`${page.baseUrl}${path}`);
+    await page.evaluate(axeSource);
+    const found = await page.evaluate(async () => {
+      const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+      return result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")} ${n.html.slice(0, 120)} ${n.any.map((c) => c.message).join("; ").slice(0, 160)}`).join(" | ")})`);
+    });
+    for (const f of found) failures.push(`${role} ${path} [${response.status()}]: ${f}`);
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => {
+      const wide = document.documentElement.scrollWidth - window.innerWidth;
+      if (wide <= 0) return null;
+      // Name the widest elements, for whoever fixes it.
+      const over = (el) => el.getBoundingClientRect().right > window.innerWidth + 1;
+      // The innermost elements that stick out: the ones to fix, not their containers.
+      const culprits = [...document.querySelectorAll("body *")].filter((el) => over(el) && ![...el.children].some(over))
+        .slice(0, 4).map((el) => `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.className && typeof el.className === "string" ? "." + el.className.split(" ")[0] : ""}`);
+      return `${wide}px too wide (${culprits.join(", ")})`;
+    });
+    if (overflow) failures.push(`${role} ${path} at 390 px: ${overflow}`);
+  }
+  await page.setViewportSize({ width: 1024, height: 1366 });
+  return failures;
 }
 
 const openPages = [];
@@ -328,6 +363,38 @@ async function main() {
     await admin.click("button:has-text('Verify')");
     await admin.waitForSelector("text=Chain intact");
     log("admin: users, audit (chain intact) and ledger pages render");
+    // Every page, as a nurse, a physician and an administrator.
+    await doc.click("nav >> text=Patients");
+    await doc.click("text=Alex Morgan");
+    const chartPath = new URL(doc.url()).pathname;
+    const planPath = await doc.getAttribute('a[href^="/plans/"]', "href");
+    await doc.click("nav >> text=Ledger");
+    const vialPath = await doc.getAttribute('a[href^="/ledger/vials/"]', "href");
+    const clinical = ["/board", "/patients", "/patients/new", chartPath, `${chartPath}/plans/new`, planPath,
+      `/sessions/${booked}`, sessionUrl.replace(base, ""), "/risk-alerts", "/outcomes/due", "/ledger", vialPath,
+      "/ledger/inventory", "/password"];
+    const failures = [];
+    for (const [role, page, paths] of [["nurse", nurse, clinical], ["physician", doc, clinical],
+      ["administrator", admin, ["/users", "/audit", "/ledger", vialPath, "/ledger/inventory", "/password", "/board"]]]) {
+      page.baseUrl = base;
+      failures.push(...await sweep(page, role, paths));
+    }
+    assert.deepEqual(failures, [], `accessibility or layout failures:\n${failures.join("\n")}`);
+    // On a 1366×768 desk screen the whole vitals entry, its button included, is on screen without
+    // scrolling on the session screen of a running infusion.
+    await nurse.setViewportSize({ width: 1366, height: 768 });
+    await nurse.goto(`${base}/board`);
+    await nurse.click('.chair[data-chair="Chair 1"]');
+    await nurse.waitForSelector("#vitals-form");
+    const fold = await nurse.evaluate(() => ({
+      form: document.querySelector("#vform-h").getBoundingClientRect().top,
+      button: document.querySelector("#vitals-form button[type=submit]").getBoundingClientRect().bottom,
+      height: window.innerHeight,
+    }));
+    assert.ok(fold.button <= fold.height, `vitals entry below the fold at 1366×768: ${JSON.stringify(fold)}`);
+    await nurse.screenshot({ path: join(shots, "session-1366x768.png") });
+    await nurse.setViewportSize({ width: 1024, height: 1366 });
+    log(`pages: ${clinical.length * 2 + 7} page views, axe-core finds no serious or critical violation; nothing overflows at 390 px`);
     assert.deepEqual(consoleErrors, [], `console errors in the browser:\n${consoleErrors.join("\n")}`);
 
     // Live status tells the truth: the server killed, the board says "disconnected" within 10 s

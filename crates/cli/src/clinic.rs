@@ -272,7 +272,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
     if args.log_json {
         tracing_subscriber::fmt().with_env_filter(filter).json().init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        // Colour only for a person at a terminal: a file or a journal gets plain lines.
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(terminal)
+            .init();
     }
     check_transport(args)?;
     let library = load_library(args.protocols.as_deref())?;

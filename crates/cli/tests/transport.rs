@@ -24,6 +24,8 @@ fn serve(args: &[&str]) -> (Child, String) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let started = Instant::now();
     while let Some(Ok(line)) = lines.next() {
+        // Output to a pipe is plain text: no terminal colour codes in the log lines.
+        assert!(!line.contains('\u{1b}'), "colour codes on a pipe: {line:?}");
         if let Some(url) = line.strip_prefix("ketaflow listening on ") {
             return (child, url.to_string());
         }

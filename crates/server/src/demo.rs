@@ -62,6 +62,8 @@ struct DemoPatient {
     approved: bool,
     /// A chair booked for the patient today: (chair, infusing now).
     chair: Option<(&'static str, bool)>,
+    /// Allergies: (substance, reaction, severity).
+    allergies: &'static [(&'static str, &'static str, &'static str)],
 }
 
 const PATIENTS: [DemoPatient; 8] = [
@@ -84,6 +86,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: None,
         approved: true,
         chair: Some(("Chair 1", true)),
+        allergies: &[("penicillin", "hives and facial swelling", "severe")],
     },
     DemoPatient {
         name: "Sam Okafor",
@@ -104,6 +107,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: None,
         approved: false,
         chair: None,
+        allergies: &[],
     },
     DemoPatient {
         name: "Jordan Lee",
@@ -121,6 +125,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: None,
         approved: false,
         chair: None,
+        allergies: &[],
     },
     DemoPatient {
         name: "Maria Rossi",
@@ -144,6 +149,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: None,
         approved: false,
         chair: None,
+        allergies: &[],
     },
     DemoPatient {
         name: "Chris Novak",
@@ -161,6 +167,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: None,
         approved: false,
         chair: None,
+        allergies: &[],
     },
     DemoPatient {
         name: "Priya Shah",
@@ -178,6 +185,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: None,
         approved: false,
         chair: None,
+        allergies: &[],
     },
     // Booked in Chair 2 for today with an approved plan: the session a nurse runs from check-in.
     DemoPatient {
@@ -196,6 +204,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: None,
         approved: true,
         chair: Some(("Chair 2", false)),
+        allergies: &[("latex", "contact dermatitis", "mild")],
     },
     // A draft plan above the protocol's soft limits (0.8 mg/kg against a soft 0.75 mg/kg; 64 mg
     // against a soft 60 mg per session): a physician approves it only with a reason per limit.
@@ -215,6 +224,7 @@ const PATIENTS: [DemoPatient; 8] = [
         dose_per_kg: Some(0.8),
         approved: false,
         chair: None,
+        allergies: &[],
     },
 ];
 
@@ -271,6 +281,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
     let today: Date = now.date();
     let mut chairs: Vec<(ChairPlan, (f64, f64), &'static str, bool)> = Vec::new();
     let measured = (today - time::Duration::days(3)).to_string();
+    let mut ids = std::collections::HashMap::new();
     for p in &PATIENTS {
         // The intake a nurse would type, then the physician's acknowledgements: each a use case,
         // validated and audited as from the chart.
@@ -286,6 +297,7 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             )
             .await?;
         let id = patient.id;
+        ids.insert(p.mrn, id);
         let on = || measured.clone();
         state
             .add_height(
@@ -319,6 +331,14 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
                 daily_dose_mg: *dose,
             };
             state.add_medication(&nurse, id, medication).await?;
+        }
+        for (substance, reaction, severity) in p.allergies {
+            let allergy = ketaflow_app::intake::AllergyIn {
+                substance: (*substance).into(),
+                reaction: (*reaction).into(),
+                severity: (*severity).into(),
+            };
+            state.add_allergy(&nurse, id, allergy).await?;
         }
         for code in p.conditions {
             state
@@ -379,10 +399,161 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
             }
         }
     }
+    let mut infusing = None;
     for (plan, bp, chair, running) in chairs {
-        seed_session(state, &actor, plan, bp, chair, running).await?;
+        let id = seed_session(state, &actor, plan, bp, chair, running).await?;
+        if running {
+            infusing = Some(id);
+        }
     }
+    seed_histories(state, &nurse, &ids, now).await?;
+    seed_ledger(state, &nurse, &physician, infusing, now).await?;
     Ok(created)
+}
+
+/// Questionnaire histories with a trend to look at: a course of six infusions over three weeks
+/// with PHQ-9 and GAD-7 falling for Alex Morgan (depression), PCL-5 for Jordan Lee (PTSD), pain
+/// scores for Sam Okafor (CRPS). Each answered set goes through the same use case as a form; no
+/// answer shows suicide risk (the tour raises one itself).
+async fn seed_histories(
+    state: &AppState,
+    nurse: &Caller,
+    ids: &std::collections::HashMap<&'static str, uuid::Uuid>,
+    now: time::OffsetDateTime,
+) -> Result<(), ApiError> {
+    use ketaflow_app::outcomes::OutcomeIn;
+    let mrn_of = |mrn: &str| {
+        ids.get(mrn)
+            .copied()
+            .ok_or_else(|| ApiError::internal(format!("demo patient {mrn} is missing")))
+    };
+    // (record number, instrument, [(days ago, item scores)]).
+    let histories: [(&str, &str, &[(i64, &[u8])]); 4] = [
+        (
+            "KF-1001",
+            "phq9",
+            &[
+                (42, &[3, 3, 2, 2, 2, 2, 2, 2, 0]),
+                (35, &[2, 2, 2, 2, 2, 2, 1, 2, 0]),
+                (28, &[2, 2, 2, 1, 1, 1, 1, 1, 0]),
+                (21, &[1, 2, 1, 1, 1, 1, 1, 1, 0]),
+                (10, &[1, 1, 1, 1, 1, 0, 1, 0, 0]),
+                (3, &[1, 1, 0, 1, 0, 0, 1, 0, 0]),
+            ],
+        ),
+        (
+            "KF-1001",
+            "gad7",
+            &[
+                (42, &[2, 2, 2, 2, 2, 1, 2]),
+                (28, &[2, 2, 1, 1, 2, 1, 1]),
+                (10, &[1, 1, 1, 1, 1, 1, 1]),
+                (3, &[1, 1, 0, 1, 1, 0, 1]),
+            ],
+        ),
+        (
+            "KF-1003",
+            "pcl5",
+            &[
+                (30, &[3, 3, 3, 2, 3, 3, 2, 2, 3, 3, 2, 3, 3, 2, 3, 2, 3, 3, 2, 3]),
+                (16, &[2, 2, 3, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]),
+                (4, &[2, 1, 2, 1, 2, 1, 1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1, 2, 1, 1]),
+            ],
+        ),
+        (
+            "KF-1002",
+            "pain_nrs",
+            &[(28, &[8]), (21, &[7]), (14, &[7]), (7, &[5]), (2, &[4])],
+        ),
+    ];
+    for (mrn, instrument, answers) in histories {
+        let id = mrn_of(mrn)?;
+        for (i, (days_ago, items)) in answers.iter().enumerate() {
+            let answered_at = (now - time::Duration::days(*days_ago))
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let body = OutcomeIn {
+                instrument: instrument.into(),
+                items: Some(items.iter().map(|x| Some(*x)).collect()),
+                cssrs: None,
+                context: if i == 0 { "baseline" } else { "follow_up" }.into(),
+                answered_at: Some(answered_at),
+                session_id: None,
+            };
+            state.record_outcome(nurse, id, body).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A controlled-substance ledger for the day: four vials received, one drawn for the infusion in
+/// Chair 1 (its whole planned dose) and a count of the vials still sealed, through the same use
+/// cases as the ledger pages (the physician receives and counts; the nurse draws).
+async fn seed_ledger(
+    state: &AppState,
+    nurse: &Caller,
+    physician: &Caller,
+    infusing: Option<uuid::Uuid>,
+    now: time::OffsetDateTime,
+) -> Result<(), ApiError> {
+    use ketaflow_app::ledger::{CountIn, CountLineIn, DrawIn, ReceiptIn, SupplierDoc};
+    let expiry = (now.date() + time::Duration::days(400)).to_string();
+    let vials = state
+        .receive_vials(
+            physician,
+            ReceiptIn {
+                // Illustrative product data: a 10 mL vial of 10 mg/mL (NDC shape only).
+                ndc: "0409-2051-05".into(),
+                product_name: "Ketamine HCl injection 10 mg/mL".into(),
+                strength_mg_per_ml: "10".into(),
+                volume_ml: "10".into(),
+                lot: "DEMO-LOT-2291".into(),
+                expiry,
+                supplier: SupplierDoc {
+                    name: "Demo Wholesale Inc.".into(),
+                    address: "1 Depot Road, Springfield".into(),
+                    dea_number: "RD1234563".into(),
+                },
+                invoice_number: "DEMO-INV-0042".into(),
+                containers: Some(4),
+            },
+        )
+        .await?;
+    if let (Some(session_id), Some(first)) = (infusing, vials.first()) {
+        let session = state.session(nurse, session_id).await?;
+        let plan = state.plan(nurse, session.plan_id).await?;
+        state
+            .draw(
+                nurse,
+                first.id,
+                DrawIn {
+                    session_id,
+                    quantity_mg: format!("{:.1}", plan.dose_mg),
+                },
+            )
+            .await?;
+    }
+    let sealed: Vec<CountLineIn> = vials
+        .iter()
+        .skip(1)
+        .map(|v| CountLineIn {
+            vial_id: v.id,
+            counted_mg: "100".into(),
+            estimated: false,
+        })
+        .collect();
+    state
+        .record_count(
+            physician,
+            CountIn {
+                kind: "count".into(),
+                business_time: None,
+                note: Some("start-of-day count of the sealed vials".into()),
+                vials: sealed,
+            },
+        )
+        .await?;
+    Ok(())
 }
 
 /// A booked chair's approved plan.
@@ -414,7 +585,7 @@ async fn seed_session(
     (systolic, diastolic): (f64, f64),
     chair: &str,
     running: bool,
-) -> Result<(), ApiError> {
+) -> Result<uuid::Uuid, ApiError> {
     use ketaflow_app::records::{
         BaselineDoc, BaselineOrigin, PreChecksDoc, RateChangeKind, RateDoc, ReadingDoc, SESSION, SessionDoc,
         TransitionDoc, TransitionKind,
@@ -546,5 +717,5 @@ async fn seed_session(
         write_vitals(&mut tx, &state.settings.alarm_rules, &job).await?;
     }
     tx.commit().await?;
-    Ok(())
+    Ok(record.id)
 }

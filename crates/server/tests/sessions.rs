@@ -1094,6 +1094,61 @@ async fn the_demo_clinic_is_seeded_through_the_use_cases() {
         assert_eq!(s.data["protocol_id"], plan.data["protocol_id"]);
         assert!(plan.locked);
     }
+    // A day to rehearse: questionnaire histories with a trend, allergies, and a ledger with vials
+    // received, a draw for the infusing chair and a count.
+    let doc = app.login("doc").await;
+    let (_, patients) = get(&app, &doc, "/api/v1/patients").await;
+    let alex = patients
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["display_name"] == "Alex Morgan")
+        .unwrap();
+    assert_eq!(alex["allergies"][0]["substance"], "penicillin");
+    let (s, outcomes) = get(
+        &app,
+        &doc,
+        &format!("/api/v1/patients/{}/outcomes", alex["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{outcomes}");
+    let mut phq9: Vec<(String, f64)> = outcomes["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["instrument"] == "phq9")
+        .map(|o| {
+            (
+                o["answered_at"].as_str().unwrap().to_string(),
+                o["total"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    phq9.sort_by(|a, b| a.0.cmp(&b.0));
+    // Item sums of the seeded answers, oldest first (PHQ-9 totals 0–27, Kroenke 2001).
+    assert_eq!(
+        phq9.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+        [18.0, 15.0, 11.0, 9.0, 6.0, 4.0]
+    );
+    let (_, alerts) = get(&app, &doc, "/api/v1/risk-alerts").await;
+    assert_eq!(
+        alerts.as_array().unwrap().len(),
+        0,
+        "no seeded answer shows risk: {alerts}"
+    );
+    let (_, vials) = get(&app, &doc, "/api/v1/ledger/vials").await;
+    let vials = vials.as_array().unwrap();
+    assert_eq!(vials.len(), 4);
+    let balances: Vec<&str> = vials.iter().map(|v| v["balance_mg"].as_str().unwrap()).collect();
+    // Alex Morgan, 68 kg at 0.5 mg/kg: 34 mg drawn from one vial of 100 mg.
+    assert!(balances.contains(&"66"), "{balances:?}");
+    assert_eq!(balances.iter().filter(|b| **b == "100").count(), 3);
+    let (_, discrepancies) = get(&app, &doc, "/api/v1/ledger/discrepancies").await;
+    assert_eq!(
+        discrepancies.as_array().unwrap().len(),
+        0,
+        "the count matched the book"
+    );
     // Seeding again adds nothing.
     assert!(ketaflow_server::demo::seed(&app.state).await.unwrap().is_empty());
     assert_eq!(
