@@ -393,6 +393,22 @@ async function main() {
     }));
     assert.ok(fold.button <= fold.height, `vitals entry below the fold at 1366×768: ${JSON.stringify(fold)}`);
     await nurse.screenshot({ path: join(shots, "session-1366x768.png") });
+    // The session record prints: no forms, menus or empty headings; the ledger's lot is on it.
+    await nurse.emulateMedia({ media: "print" });
+    const printed = await nurse.evaluate(() => {
+      const shown = (el) => el.getClientRects().length > 0;
+      const headings = [...document.querySelectorAll("h2")].filter(shown);
+      return {
+        empty: headings.filter((h) => h.closest("section")?.innerText.trim() === h.innerText.trim()).map((h) => h.textContent),
+        forms: [...document.querySelectorAll("form, nav, button")].filter(shown).length,
+        lot: document.querySelector("[data-lot]")?.textContent ?? null,
+        stamp: shown(document.querySelector(".print-only")),
+      };
+    });
+    assert.deepEqual(printed, { empty: [], forms: 0, lot: "DEMO-LOT-2291", stamp: true }, JSON.stringify(printed));
+    await nurse.pdf({ path: join(shots, "session-record.pdf"), format: "Letter" });
+    await nurse.emulateMedia({ media: "screen" });
+    log("session record: prints without forms or empty headings, with the ledger's lot (PDF in target/web-tests)");
     await nurse.setViewportSize({ width: 1024, height: 1366 });
     log(`pages: ${clinical.length * 2 + 7} page views, axe-core finds no serious or critical violation; nothing overflows at 390 px`);
     assert.deepEqual(consoleErrors, [], `console errors in the browser:\n${consoleErrors.join("\n")}`);

@@ -1221,6 +1221,9 @@ pub struct SessionLedgerOut {
     pub reconciled: bool,
     /// The session's entries.
     pub entries: Vec<EntryOut>,
+    /// The vials its drug came from, in the order first drawn: product, NDC, lot and expiry, as
+    /// the session record names them.
+    pub vials: Vec<VialOut>,
 }
 
 impl App {
@@ -1255,9 +1258,21 @@ impl App {
         let outstanding = drawn - administered - wasted;
         let difference = administered - given;
         let mut out = Vec::with_capacity(entries.len());
+        // Each vial read once, however many entries it has.
+        let mut stored: Vec<Vial> = Vec::new();
         for e in &entries {
-            out.push(entry_out(e, strength_of(state, e.vial_id).await?));
+            if !stored.iter().any(|v| v.id == e.vial_id) {
+                stored.push(state.store.get_vial(e.vial_id).await?);
+            }
+            let strength = stored
+                .iter()
+                .find(|v| v.id == e.vial_id)
+                .map(|v| v.strength_mg_per_ml)
+                .unwrap_or_default();
+            out.push(entry_out(e, strength));
         }
+        let today = state.today();
+        let vials = stored.iter().map(|v| vial_out(v, today)).collect();
         Ok(SessionLedgerOut {
             session_id: id,
             state: session.state,
@@ -1269,6 +1284,7 @@ impl App {
             difference_mg: canonical(difference),
             reconciled: rules::reconciled(outstanding, difference, &session.phase),
             entries: out,
+            vials,
         })
     }
 }

@@ -188,6 +188,25 @@ async fn a_vial_from_receipt_to_empty_with_exact_decimal_balances() {
             &json!(true)
         )
     );
+    // The session record names the lot its drug came from: in the API, and on the session screen
+    // (which prints as the record) for those who read the ledger; a viewer sees no ledger.
+    assert_eq!(account["vials"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&account["vials"][0]["lot"], &account["vials"][0]["expiry"]),
+        (&json!("LOT-7731"), &json!("2027-06-30"))
+    );
+    let screen = app.browser("nurse").await.get(&format!("/sessions/{sid}")).await;
+    assert!(
+        screen.shows(r#"<h2 id="drug-h">Ketamine from the ledger</h2>"#),
+        "{}",
+        screen.html
+    );
+    assert!(screen.shows("<td>0409-2051-05</td><td data-lot>LOT-7731</td><td>2027-06-30</td>"));
+    assert!(screen.shows(r#"<span class="badge okay">reconciled</span>"#));
+    assert!(screen.shows(r#"<p class="print-only">Session record printed "#));
+    let viewer = app.browser("viewer").await.get(&format!("/sessions/{sid}")).await;
+    assert_eq!(viewer.status, StatusCode::OK);
+    assert!(!viewer.shows("drug-h") && !viewer.shows("LOT-7731"));
 
     // An overdraw is a 422 that names the balance, and writes nothing.
     let sid2 = app.booked_session(&nurse, &doc, "Chair 2").await.1;

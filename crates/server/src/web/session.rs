@@ -425,6 +425,22 @@ struct SessionPage {
     soft_breaches: Vec<String>,
     side_effect_kinds: Vec<&'static str>,
     side_effect_actions: Vec<&'static str>,
+    /// The controlled-substance record of the session, for those who read the ledger.
+    drug: Option<DrugRecord>,
+    /// When the page was made, in the clinic's time (the printed record says so).
+    printed_at: String,
+}
+
+/// What the ledger says of a session's ketamine: the vials it came from and what became of it.
+#[derive(Debug)]
+struct DrugRecord {
+    /// (product, NDC, lot, expiry) of each vial drawn from.
+    vials: Vec<(String, String, String, String)>,
+    drawn_mg: String,
+    administered_mg: String,
+    wasted_mg: String,
+    given_mg: String,
+    reconciled: bool,
 }
 
 impl SessionPage {
@@ -554,6 +570,26 @@ async fn page(
             .join(" · "),
         })
         .collect();
+    let drug = if user.may(Action::ReadLedger) {
+        let l = state
+            .session_ledger(&user.me.caller(), id)
+            .await
+            .map_err(page_err)?;
+        Some(DrugRecord {
+            vials: l
+                .vials
+                .into_iter()
+                .map(|v| (v.product_name, v.ndc, v.lot, v.expiry))
+                .collect(),
+            drawn_mg: l.drawn_mg,
+            administered_mg: l.administered_mg,
+            wasted_mg: l.wasted_mg,
+            given_mg: l.given_mg,
+            reconciled: l.reconciled,
+        })
+    } else {
+        None
+    };
     let title = format!("{} — {}", s.chair, s.patient_name);
     Ok(render_with_status(
         status,
@@ -578,6 +614,8 @@ async fn page(
             soft_breaches,
             side_effect_kinds: SideEffectKind::FIXED.iter().map(SideEffectKind::code).collect(),
             side_effect_actions: ActionTaken::FIXED.iter().map(ActionTaken::code).collect(),
+            drug,
+            printed_at: user.zone.clock(user.now),
         },
     ))
 }
