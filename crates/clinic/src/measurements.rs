@@ -27,22 +27,9 @@ use time::{Duration, OffsetDateTime};
 use crate::instruments::Instrument;
 use crate::patient::Indication;
 
-/// Every instrument with a code, for parsing protocol files.
-pub const INSTRUMENTS: [Instrument; 9] = [
-    Instrument::Phq9,
-    Instrument::Gad7,
-    Instrument::Pcl5,
-    Instrument::Madrs,
-    Instrument::QidsSr16,
-    Instrument::PainNrs,
-    Instrument::BpiShortForm,
-    Instrument::Fiqr,
-    Instrument::CrpsSeverityScore,
-];
-
 /// The instrument with this code (`phq9`, `qids_sr16`, ...), if any.
 pub fn instrument_by_code(code: &str) -> Option<Instrument> {
-    INSTRUMENTS.into_iter().find(|i| i.code() == code)
+    Instrument::ALL.into_iter().find(|i| i.code() == code)
 }
 
 /// Whether the patient answers the instrument alone (so it may be sent as a link to fill from

@@ -424,7 +424,7 @@ fn outcomes(file: &str, f: FileOutcomes) -> Result<MeasurementPlan, ProtocolErro
                 instrument_by_code(code).ok_or_else(|| {
                     err(format!(
                         "{at}.instruments: {code:?} is not one of {}",
-                        crate::measurements::INSTRUMENTS.map(|i| i.code()).join(", ")
+                        crate::instruments::Instrument::ALL.map(|i| i.code()).join(", ")
                     ))
                 })
             })
