@@ -345,6 +345,14 @@ async function main() {
     assert.match(await patient.textContent(".crisis"), /care team has been alerted/);
     await phone.close();
     log("questionnaire: PHQ-9 answered by tapping on a 390-px phone; help shown at item 9 before sending");
+    // The answer raised a suicide-risk alert: it leads the board as a banner and is counted in the menu.
+    await doc.goto(`${base}/board`);
+    await doc.waitForSelector(".risk-banner");
+    assert.match(await doc.textContent(".risk-banner h2"), /open suicide-risk alert/);
+    assert.match(await doc.textContent(".risk-banner"), /Alex Morgan/);
+    assert.ok(Number(await doc.getAttribute("nav [data-open-risk-alerts]", "data-open-risk-alerts")) >= 1);
+    await doc.screenshot({ path: join(shots, "board-risk.png"), fullPage: true });
+    log("risk alert: a banner on the board naming the patient, counted in the menu");
 
     // Every other screen renders for the roles that use it; screenshots for the README and review.
     await doc.click("nav >> text=Patients");

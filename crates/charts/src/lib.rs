@@ -164,7 +164,13 @@ fn thin_to_columns(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 impl Chart {
     /// Renders the chart as an SVG document.
     pub fn to_svg(&self) -> String {
-        let t_max = self.times_s.last().copied().unwrap_or(1.0).max(1.0);
+        // A single point (one questionnaire, one reading) still gets a readable axis: at least a
+        // week of days, or ten minutes of clock.
+        let least_span_s = match self.time_axis {
+            TimeAxis::Days => 7.0 * 86_400.0,
+            TimeAxis::Clock => 600.0,
+        };
+        let t_max = self.times_s.last().copied().unwrap_or(0.0).max(least_span_s);
         // Hours on the axis for long runs, minutes otherwise.
         let (time_scale, time_unit) = if self.time_axis == TimeAxis::Days {
             (86_400.0, "days")
@@ -441,6 +447,35 @@ mod tests {
         // One column keeps first, highest, lowest and last in order.
         let pts = thin_to_columns(&[(1.0, 5.0), (1.1, 2.0), (1.2, 9.0), (1.3, 6.0), (1.4, 5.5)]);
         assert_eq!(pts, vec![(1.0, 5.0), (1.1, 2.0), (1.2, 9.0), (1.4, 5.5)]);
+    }
+
+    /// One score on a course chart: the axis runs over a week in whole days, not fractions of a
+    /// second.
+    #[test]
+    fn a_single_point_gets_a_readable_time_axis() {
+        let chart = Chart {
+            title: "PHQ-9".into(),
+            y_label: "score".into(),
+            times_s: vec![0.0],
+            time_axis: TimeAxis::Days,
+            curves: vec![Curve {
+                label: "PHQ-9".into(),
+                colour: "#1f77b4",
+                values: vec![14.0],
+                ..Curve::default()
+            }],
+            ..Chart::default()
+        };
+        let svg = chart.to_svg();
+        let x_labels: Vec<&str> = svg
+            .lines()
+            .filter(|l| l.contains(r#"text-anchor="middle">"#) && !l.contains("time ("))
+            .map(|l| l.rsplit_once('>').unwrap().0.rsplit_once('>').unwrap().1)
+            .map(|l| l.trim_end_matches("</text"))
+            .filter(|l| l.parse::<f64>().is_ok())
+            .collect();
+        assert_eq!(x_labels, ["0", "1", "2", "3", "4", "5", "6", "7"], "{svg}");
+        assert!(svg.contains("time (days)"));
     }
 
     #[test]

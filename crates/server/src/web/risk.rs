@@ -206,7 +206,7 @@ async fn due_page(State(state): State<AppState>, user: WebUser) -> PageResult {
     Ok(render_with_status(
         StatusCode::OK,
         &DuePage {
-            chrome: user.chrome("risk", "Questionnaires due"),
+            chrome: user.chrome("due", "Questionnaires due"),
             rows: due
                 .iter()
                 .map(|d| DueRow {
