@@ -411,6 +411,9 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
     Ok(created)
 }
 
+/// One answered questionnaire of a demo history: (days ago, item scores).
+type Answered = (i64, &'static [u8]);
+
 /// Questionnaire histories with a trend to look at: a course of six infusions over three weeks
 /// with PHQ-9 and GAD-7 falling for Alex Morgan (depression), PCL-5 for Jordan Lee (PTSD), pain
 /// scores for Sam Okafor (CRPS). Each answered set goes through the same use case as a form; no
@@ -428,7 +431,7 @@ async fn seed_histories(
             .ok_or_else(|| ApiError::internal(format!("demo patient {mrn} is missing")))
     };
     // (record number, instrument, [(days ago, item scores)]).
-    let histories: [(&str, &str, &[(i64, &[u8])]); 4] = [
+    let histories: [(&str, &str, &[Answered]); 4] = [
         (
             "KF-1001",
             "phq9",

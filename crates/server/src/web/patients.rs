@@ -1289,7 +1289,7 @@ async fn load_chart(
             detail: f.detail.clone(),
             overdue: f.due <= today,
             due: f.due.clone(),
-            source: for_readers(f.source.as_ref()),
+            source: for_readers(f.source),
             clinic_setting: f.clinic_setting,
         })
         .collect();
