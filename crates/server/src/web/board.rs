@@ -141,6 +141,16 @@ pub fn vitals_cells(reading: Option<&serde_json::Value>, flags: &[FlagOut]) -> V
     out
 }
 
+/// The highest priority among the alarms `pick` chooses (`high`, `medium`, `low`), or empty.
+fn highest(alarms: &[AlarmOut], pick: impl Fn(&AlarmOut) -> bool) -> &'static str {
+    alarms
+        .iter()
+        .filter(|a| pick(a))
+        .map(AlarmOut::priority)
+        .max()
+        .map_or("", Priority::code)
+}
+
 fn alarm_line(a: &AlarmOut) -> AlarmLine {
     let (symbol, word) = priority_words(a.level);
     AlarmLine {
@@ -175,20 +185,8 @@ fn tile(zone: &ClinicZone, c: ChairOut) -> ChairTile {
             _ => String::new(),
         },
         vitals_stale: c.latest_vitals_stale,
-        worst: c
-            .active_alarms
-            .iter()
-            .filter(|a| a.is_open())
-            .map(AlarmOut::priority)
-            .max()
-            .map_or("", Priority::code),
-        unacknowledged: c
-            .active_alarms
-            .iter()
-            .filter(|a| a.state == AlarmState::Raised)
-            .map(AlarmOut::priority)
-            .max()
-            .map_or("", Priority::code),
+        worst: highest(&c.active_alarms, AlarmOut::is_open),
+        unacknowledged: highest(&c.active_alarms, |a| a.state == AlarmState::Raised),
         alarms: c
             .active_alarms
             .iter()
