@@ -34,11 +34,13 @@ pub enum Action {
     /// Receive vials, destroy stock (DEA Form 41), take counts and inventories, resolve count
     /// discrepancies: the registrant's records (21 CFR 1304.22(c), 21 U.S.C. 827(a)).
     ManageLedger,
+    /// Register bedside monitors (their identifiers, models, serials, where they are kept).
+    ManageDevices,
 }
 
 impl Action {
     /// Every action, for the role × action matrix tests.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::ReadClinical,
         Action::WriteIntake,
         Action::AcknowledgeContraindication,
@@ -51,6 +53,7 @@ impl Action {
         Action::ReadLedger,
         Action::WriteLedger,
         Action::ManageLedger,
+        Action::ManageDevices,
     ];
 
     /// Words for error messages ("your role may not …").
@@ -68,6 +71,7 @@ impl Action {
             Action::ReadLedger => "read the controlled-substance ledger",
             Action::WriteLedger => "record controlled-substance use",
             Action::ManageLedger => "receive, destroy or count controlled-substance stock",
+            Action::ManageDevices => "register bedside monitors",
         }
     }
 }
@@ -78,7 +82,11 @@ pub fn allowed(role: Role, action: Action) -> bool {
     match role {
         // Administrators run the system; they read clinical records but do not change them.
         // They read the controlled-substance ledger to produce it for an inspector.
-        Role::Administrator => matches!(action, ReadClinical | ManageUsers | ReadAudit | ReadLedger),
+        // They register the clinic's monitors; nurses put them at chairs (running a session).
+        Role::Administrator => matches!(
+            action,
+            ReadClinical | ManageUsers | ReadAudit | ReadLedger | ManageDevices
+        ),
         // Physicians prescribe: everything clinical, including approvals and overrides.
         Role::Physician => matches!(
             action,
@@ -112,30 +120,30 @@ mod tests {
     #[test]
     fn the_matrix_is_exactly_as_designed() {
         // Columns: read, intake, acknowledge, plan, approve, users, audit, run session, override,
-        // read ledger, write ledger, manage ledger.
-        let expected: [(Role, [bool; 12]); 4] = [
+        // read ledger, write ledger, manage ledger, manage devices.
+        let expected: [(Role, [bool; 13]); 4] = [
             (
                 Role::Administrator,
                 [
-                    true, false, false, false, false, true, true, false, false, true, false, false,
+                    true, false, false, false, false, true, true, false, false, true, false, false, true,
                 ],
             ),
             (
                 Role::Physician,
                 [
-                    true, true, true, true, true, false, false, true, true, true, true, true,
+                    true, true, true, true, true, false, false, true, true, true, true, true, false,
                 ],
             ),
             (
                 Role::Nurse,
                 [
-                    true, true, false, true, false, false, false, true, false, true, true, false,
+                    true, true, false, true, false, false, false, true, false, true, true, false, false,
                 ],
             ),
             (
                 Role::Viewer,
                 [
-                    true, false, false, false, false, false, false, false, false, false, false, false,
+                    true, false, false, false, false, false, false, false, false, false, false, false, false,
                 ],
             ),
         ];

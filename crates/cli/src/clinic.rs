@@ -78,6 +78,11 @@ pub(crate) struct ServeArgs {
     /// Minutes between checkpoints (1–1440)
     #[arg(long, default_value_t = 15)]
     checkpoint_minutes: u64,
+    /// Take bedside monitors' readings as HL7 v2 (IHE PCD-01 ORU^R01) over MLLP on this address,
+    /// e.g. 127.0.0.1:2575. Only on loopback: MLLP carries no encryption of its own, so a monitor
+    /// network reaches it through a TLS tunnel or gateway on this machine
+    #[arg(long, value_name = "ADDR:PORT")]
+    mllp: Option<SocketAddr>,
 }
 
 /// How long a client may take to send a request's headers, and how long a kept-alive connection
@@ -117,6 +122,14 @@ fn check_transport(args: &ServeArgs) -> Result<()> {
             "refusing to serve plain HTTP on {}: clinical data must travel encrypted. Give --tls-cert and --tls-key, \
              or --behind-proxy when a reverse proxy in front terminates TLS, or listen on 127.0.0.1",
             args.listen
+        );
+    }
+    if let Some(mllp) = args.mllp
+        && !mllp.ip().is_loopback()
+    {
+        anyhow::bail!(
+            "refusing to take HL7 over plain MLLP on {mllp}: readings must travel encrypted. Listen on 127.0.0.1 and \
+             reach it through a TLS tunnel or the monitors' gateway on this machine"
         );
     }
     Ok(())
@@ -357,6 +370,17 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             }
             _ => None,
         };
+        let monitors = match args.mllp {
+            Some(address) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("could not listen for MLLP on {address} (is the address in use?)"))?;
+                println!("ketaflow MLLP listening on mllp://{}", listener.local_addr()?);
+                let state = state.clone();
+                Some(tokio::spawn(ketaflow_server::mllp::serve(listener, state, std::future::pending())))
+            }
+            None => None,
+        };
         let app = ketaflow_server::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::new();
         let stopping = handle.clone();
@@ -397,6 +421,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             }
         }
         watch.abort();
+        if let Some(task) = monitors {
+            task.abort();
+        }
         if let Some(task) = checkpoints {
             task.abort();
         }

@@ -313,3 +313,53 @@ fn an_open_board_stream_beats_and_ends_at_sigterm_within_the_grace_period() {
     );
     assert!(exited < Duration::from_secs(10), "exit took {exited:?}");
 }
+
+/// `serve --mllp` takes monitors' HL7 on loopback and answers every frame (here AR for text that
+/// is not HL7, on a connection that stays open for the next); beyond loopback it is refused.
+#[test]
+fn the_mllp_door_answers_on_loopback_and_is_refused_beyond_it() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args([
+            "serve",
+            "--db",
+            &db,
+            "--mllp",
+            &format!("0.0.0.0:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to take HL7 over plain MLLP on 0.0.0.0"),
+        "{err}"
+    );
+
+    let mllp = format!("127.0.0.1:{}", free_port());
+    let (child, _) = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--mllp",
+        &mllp,
+    ]);
+    let mut monitor = std::net::TcpStream::connect(&mllp).unwrap();
+    monitor.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..2 {
+        monitor.write_all(b"\x0bnot HL7 at all\x1c\x0d").unwrap();
+        let mut answer = Vec::new();
+        let mut byte = [0u8];
+        while !answer.ends_with(b"\x1c\x0d") {
+            monitor.read_exact(&mut byte).unwrap();
+            answer.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("\x0bMSH|^~\\&|KETAFLOW|"), "{text:?}");
+        assert!(text.contains("\rMSA|AR|\r"), "{text:?}");
+    }
+    stop(child);
+}

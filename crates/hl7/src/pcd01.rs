@@ -255,7 +255,12 @@ pub fn parse(
         .filter(|s| message.segments.first().is_some_and(|first| first.name == s.name))
         .ok_or_else(|| Pcd01Error::Unreadable("the message does not begin with an MSH segment".into()))?;
     let seps = &message.separators;
-    let text_of = |f: Option<&Field<'_>>| f.map(|f| f.display(seps).to_string()).unwrap_or_default();
+    // A field's text with its escapes decoded and its delimiters as sent. (Not `Field::display`:
+    // hl7-parser 0.3.0 joins components with the repetition separator there.)
+    let text_of = |f: Option<&Field<'_>>| {
+        f.map(|f| seps.decode(f.raw_value()).to_string())
+            .unwrap_or_default()
+    };
     let header = Header {
         sending_application: raw(msh, 3).to_string(),
         sending_facility: raw(msh, 4).to_string(),

@@ -192,3 +192,20 @@ fn acknowledgements_echo_the_control_id_and_carry_the_error() {
     assert!(ar.ends_with("MSA|AR|\r"), "{ar}");
     assert_eq!(escape("a|b^c&d~e\\f\rg"), "a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f g");
 }
+
+/// A control id with a component delimiter in it comes back as sent, escaped in the ACK.
+#[test]
+fn a_control_id_is_echoed_exactly() {
+    let text = "MSH|^~\\&|MON^AABBCCDDEEFF0011^EUI-64||||20261207100000+0000||ORU^R01|A^B|P|2.6\r";
+    let m = parse(text, &new_york).unwrap();
+    assert_eq!(m.header.control_id, "A^B");
+    let ack = acknowledgement(
+        Some(&m.header),
+        "KETAFLOW",
+        AckCode::Accept,
+        None,
+        datetime!(2026-12-07 10:00 UTC),
+        "K1",
+    );
+    assert!(ack.ends_with("MSA|AA|A\\S\\B\r"), "{ack}");
+}

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod mllp;
 pub mod proxy;
 pub mod state;
 pub mod web;
@@ -33,7 +34,7 @@ pub use state::{AppState, Clock, Settings};
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "Ketaflow API", description = "Ketamine infusion clinic: intake, eligibility, protocols, dose plans, audit."),
-    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "outcomes"), (name = "ledger"), (name = "audit"))
+    tags((name = "auth"), (name = "users"), (name = "protocols"), (name = "patients"), (name = "plans"), (name = "sessions"), (name = "outcomes"), (name = "ledger"), (name = "devices"), (name = "audit"))
 )]
 pub struct ApiDoc;
 

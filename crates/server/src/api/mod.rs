@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod bedside;
 pub mod clinical;
+pub mod devices;
 pub mod discharge;
 pub mod ledger;
 pub mod library;
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .merge(outcomes::routes())
         .merge(safety::routes())
         .merge(ledger::routes())
+        .merge(devices::routes())
 }
 
 /// Operations anyone may call: signing in, and a patient answering a questionnaire link.
