@@ -4,6 +4,7 @@
 //! checked values before the library crates see it.
 
 mod clinic;
+mod monitor_sim;
 mod pk;
 
 use std::process::ExitCode;
@@ -48,6 +49,8 @@ enum Command {
     Tci(pk::TciArgs),
     /// Population prediction: percentile bands over virtual patients with inter-individual variability
     Population(pk::PopulationArgs),
+    /// A bedside monitor: send IHE PCD-01 ORU^R01 readings to `serve --mllp` and print each ACK
+    MonitorSim(monitor_sim::MonitorSimArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => pk::simulate(&args),
         Command::Tci(args) => pk::tci(&args),
         Command::Population(args) => pk::population(&args),
+        Command::MonitorSim(args) => monitor_sim::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -363,3 +363,70 @@ fn the_mllp_door_answers_on_loopback_and_is_refused_beyond_it() {
     }
     stop(child);
 }
+
+/// The demo has a monitor at Chair 1; `monitor-sim` sends it desaturating readings over MLLP and
+/// prints each AA; the board shows the SpO2 alarm it raised.
+#[test]
+fn the_simulator_feeds_the_demo_monitor_and_the_board_shows_its_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mllp = format!("127.0.0.1:{}", free_port());
+    let (child, base) = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--demo",
+        "--mllp",
+        &mllp,
+    ]);
+    let sim = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
+        .args([
+            "monitor-sim",
+            "--mllp",
+            &mllp,
+            "--device",
+            "DEMO-MON-1",
+            "--scenario",
+            "desaturation",
+            "--every",
+            "100ms",
+            "--count",
+            "8",
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&sim.stdout);
+    assert!(
+        sim.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
+    assert_eq!(printed.lines().count(), 8, "{printed}");
+    assert!(printed.lines().all(|l| l.contains(": MSA|AA|SIM-")), "{printed}");
+    // 98, 97, …, 91: the last two are below 92 %.
+    let cookie = sign_in(&base, "demo.nurse", "demo.nurse-password");
+    let board: serde_json::Value = ureq::get(&format!("{base}/api/v1/board"))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let chair1 = board["chairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chair"] == "Chair 1")
+        .unwrap();
+    assert_eq!(chair1["latest_vitals"]["spo2_percent"], 91.0, "{chair1}");
+    assert!(
+        chair1["active_alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["code"] == "spo2_low"),
+        "{chair1}"
+    );
+    stop(child);
+}

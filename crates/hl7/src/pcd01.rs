@@ -538,3 +538,69 @@ pub fn parse(
         offset_assumed,
     })
 }
+
+/// A PCD-01 ORU^R01 for one reading, as a monitor sends it: MSH (with the IHE PCD-01 profile in
+/// MSH-21), OBR, the device's MDS row with its equipment identifier (OBX-18), and one MDC-coded
+/// numeric row per value present. For the monitor simulator, tests and benchmarks.
+pub fn message_for(device: &str, control_id: &str, at: OffsetDateTime, r: &MonitorReading) -> String {
+    let when = crate::ack::dtm(at);
+    let device = crate::ack::escape(device);
+    let mut out = format!(
+        "MSH|^~\\&|KETAFLOW_SIM^{device}^EUI-64||||{when}||ORU^R01^ORU_R01|{}|P|2.6|||NE|AL||UNICODE UTF-8|||IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO\r\
+         OBR|1|||182777000^monitoring of patient^SCT|||{when}\r\
+         OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X|||||||{device}^EUI-64\r",
+        crate::ack::escape(control_id)
+    );
+    let rows = [
+        (
+            r.systolic_mmhg,
+            "150021^MDC_PRESS_BLD_NONINV_SYS^MDC",
+            "266016^MDC_DIM_MMHG^MDC",
+            "1.1.1.1",
+        ),
+        (
+            r.diastolic_mmhg,
+            "150022^MDC_PRESS_BLD_NONINV_DIA^MDC",
+            "266016^MDC_DIM_MMHG^MDC",
+            "1.1.1.2",
+        ),
+        (
+            r.mean_mmhg,
+            "150023^MDC_PRESS_BLD_NONINV_MEAN^MDC",
+            "266016^MDC_DIM_MMHG^MDC",
+            "1.1.1.3",
+        ),
+        (
+            r.heart_rate_per_min,
+            "147842^MDC_ECG_HEART_RATE^MDC",
+            "264864^MDC_DIM_BEAT_PER_MIN^MDC",
+            "1.2.1.1",
+        ),
+        (
+            r.spo2_percent,
+            "150456^MDC_PULS_OXIM_SAT_O2^MDC",
+            "262688^MDC_DIM_PERCENT^MDC",
+            "1.3.1.1",
+        ),
+        (
+            r.respiratory_rate_per_min,
+            "151562^MDC_RESP_RATE^MDC",
+            "264928^MDC_DIM_RESP_PER_MIN^MDC",
+            "1.4.1.1",
+        ),
+        (
+            r.temperature_c,
+            "150364^MDC_TEMP_BODY^MDC",
+            "268192^MDC_DIM_DEGC^MDC",
+            "1.5.1.1",
+        ),
+    ];
+    let mut n = 1;
+    for (value, code, unit, place) in rows {
+        if let Some(v) = value {
+            n += 1;
+            out.push_str(&format!("OBX|{n}|NM|{code}|{place}|{v}|{unit}|||||R|||{when}\r"));
+        }
+    }
+    out
+}

@@ -209,3 +209,37 @@ fn a_control_id_is_echoed_exactly() {
     );
     assert!(ack.ends_with("MSA|AA|A\\S\\B\r"), "{ack}");
 }
+
+/// What the simulator sends is read back as the reading it was made from.
+#[test]
+fn a_built_message_reads_back_as_its_reading() {
+    let reading = ketaflow_hl7::MonitorReading {
+        systolic_mmhg: Some(131.0),
+        diastolic_mmhg: Some(83.0),
+        heart_rate_per_min: Some(74.0),
+        spo2_percent: Some(97.0),
+        respiratory_rate_per_min: Some(15.0),
+        ..Default::default()
+    };
+    let at = datetime!(2026-12-07 14:30:05 UTC);
+    let text = ketaflow_hl7::pcd01::message_for("DEMO-MON-1", "SIM-1", at, &reading);
+    let m = parse(&text, &new_york).unwrap();
+    assert_eq!(
+        (m.device.as_str(), m.header.control_id.as_str()),
+        ("DEMO-MON-1", "SIM-1")
+    );
+    let back = m.readings();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].taken_at, Some(at));
+    assert_eq!(
+        (
+            back[0].systolic_mmhg,
+            back[0].diastolic_mmhg,
+            back[0].heart_rate_per_min,
+            back[0].spo2_percent,
+            back[0].respiratory_rate_per_min,
+            back[0].temperature_c
+        ),
+        (Some(131.0), Some(83.0), Some(74.0), Some(97.0), Some(15.0), None)
+    );
+}

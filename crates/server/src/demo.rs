@@ -407,6 +407,23 @@ pub async fn seed(state: &AppState) -> Result<Vec<DemoAccount>, ApiError> {
         }
     }
     seed_histories(state, &nurse, &ids, now).await?;
+    // A monitor at Chair 1: `serve --demo --mllp ADDR` with `ketaflow monitor-sim --device
+    // DEMO-MON-1` streams its readings to the board.
+    let admin = caller("demo.admin").await?;
+    let monitor = state
+        .register_device(
+            &admin,
+            ketaflow_app::monitors::DeviceIn {
+                identifier: "DEMO-MON-1".into(),
+                model: "Demo vital-signs monitor".into(),
+                serial: "DEMO-0001".into(),
+                location: "infusion bay".into(),
+            },
+        )
+        .await?;
+    state
+        .associate_device(&nurse, monitor.id, Some("Chair 1".into()))
+        .await?;
     seed_ledger(state, &nurse, &physician, infusing, now).await?;
     Ok(created)
 }
