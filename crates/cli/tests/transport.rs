@@ -430,3 +430,105 @@ fn the_simulator_feeds_the_demo_monitor_and_the_board_shows_its_alarm() {
     );
     stop(child);
 }
+
+/// Sends one framed HL7 message and returns the MSA segment of the answer.
+fn send_hl7(address: &str, message: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(format!("\x0b{message}\x1c\x0d").as_bytes())
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8];
+    while !answer.ends_with(b"\x1c\x0d") {
+        stream.read_exact(&mut byte).unwrap();
+        answer.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    text.split('\r')
+        .find(|s| s.starts_with("MSA|"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The monitor's readings of Chair 1's session with SpO2 `spo2`.
+fn chair1_readings(base: &str, spo2: f64) -> usize {
+    let cookie = sign_in(base, "demo.nurse", "demo.nurse-password");
+    let get = |path: &str| -> serde_json::Value {
+        ureq::get(&format!("{base}{path}"))
+            .header("Cookie", &cookie)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap()
+    };
+    let board = get("/api/v1/board");
+    let sid = board["chairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chair"] == "Chair 1")
+        .unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    get(&format!("/api/v1/sessions/{sid}/vitals"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["recorded_by"] == "device:DEMO-MON-1" && r["reading"]["spo2_percent"] == spo2)
+        .count()
+}
+
+/// An AA means committed: the server killed (SIGKILL) right after it, the reading is there after a
+/// restart, and the monitor's resend of the same message is acknowledged and not stored again.
+#[test]
+fn a_reading_acknowledged_over_mllp_survives_a_kill_and_a_resend_is_not_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mllp = format!("127.0.0.1:{}", free_port());
+    let (mut child, _) = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--demo",
+        "--mllp",
+        &mllp,
+    ]);
+    let reading = ketaflow_hl7::MonitorReading {
+        spo2_percent: Some(94.0),
+        heart_rate_per_min: Some(81.0),
+        ..Default::default()
+    };
+    let message =
+        ketaflow_hl7::pcd01::message_for("DEMO-MON-1", "KILL-1", time::OffsetDateTime::now_utc(), &reading);
+    assert_eq!(send_hl7(&mllp, &message), "MSA|AA|KILL-1");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mllp = format!("127.0.0.1:{}", free_port());
+    let (child, base) = serve(&[
+        "--db",
+        &db,
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--demo",
+        "--mllp",
+        &mllp,
+    ]);
+    assert_eq!(
+        chair1_readings(&base, 94.0),
+        1,
+        "the acknowledged reading is there after the kill"
+    );
+    assert_eq!(
+        send_hl7(&mllp, &message),
+        "MSA|AA|KILL-1",
+        "a resend is acknowledged again"
+    );
+    assert_eq!(chair1_readings(&base, 94.0), 1, "and stored once");
+    stop(child);
+}
