@@ -12,7 +12,7 @@ use uuid::Uuid;
 use ketaflow_clinic::vitals::{Alarm, Priority};
 
 use crate::policy::{Action, Caller};
-use crate::records::SESSION;
+use crate::records::{SESSION, SessionDoc};
 use crate::vitals::{AlarmOut, RaiseOutcome, alarm_out, raise_or_update};
 use crate::{App, AppError};
 
@@ -32,6 +32,38 @@ pub struct VitalOut {
     /// The reading (with its NEWS2 total when complete).
     #[schema(value_type = Object)]
     pub reading: serde_json::Value,
+    /// Marked as an artefact: why, by whom, when (absent for a reading that stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artefact: Option<crate::records::ArtefactDoc>,
+}
+
+impl App {
+    /// The session's latest reading that is not marked as an artefact.
+    pub async fn latest_standing_vital(
+        &self,
+        session_id: Uuid,
+        session: &SessionDoc,
+    ) -> Result<Option<StoredVital>, AppError> {
+        if session.artefacts.is_empty() {
+            return Ok(self.store.latest_vital(session_id).await?);
+        }
+        // Artefacts are few; the last readings hold the latest that stands.
+        Ok(self
+            .store
+            .recent_vitals(session_id, 100)
+            .await?
+            .into_iter()
+            .find(|v| session.artefact(v.id).is_none()))
+    }
+}
+
+/// A stored reading as shown, with its artefact mark from the session.
+pub fn with_artefact(session: &SessionDoc, v: StoredVital) -> VitalOut {
+    let artefact = session.artefact(v.id).cloned();
+    VitalOut {
+        artefact,
+        ..vital_out(v)
+    }
 }
 
 /// A stored reading as shown.
@@ -42,6 +74,7 @@ pub fn vital_out(v: StoredVital) -> VitalOut {
         recorded_by: v.recorded_by,
         received_at: v.received_at,
         reading: v.data,
+        artefact: None,
     }
 }
 
@@ -100,14 +133,114 @@ impl App {
     /// A session's readings in the order taken.
     pub async fn vitals(&self, caller: &Caller, session_id: Uuid) -> Result<Vec<VitalOut>, AppError> {
         caller.require(Action::ReadClinical)?;
-        self.record(SESSION, session_id).await?;
+        let session = self.load::<SessionDoc>(SESSION, session_id).await?.doc;
         Ok(self
             .store
             .list_vitals(session_id)
             .await?
             .into_iter()
-            .map(vital_out)
+            .map(|v| with_artefact(&session, v))
             .collect())
+    }
+
+    /// Marks a reading as an artefact, with the reason (3–500 characters): it stays stored and
+    /// shown, and is left out of the board's latest values, the abnormal marks and the discharge
+    /// criteria. An open alarm that this reading alone raised (seen once) is resolved as
+    /// `artefact` with the reason; an alarm later readings saw again stays open. Audited
+    /// (`vitals.artefact` on the session, `alarm.resolve` on each alarm).
+    pub async fn mark_artefact(
+        &self,
+        caller: &Caller,
+        session_id: Uuid,
+        vital_id: i64,
+        reason: &str,
+    ) -> Result<Vec<AlarmOut>, AppError> {
+        caller.require(Action::RunSession)?;
+        let reason = reason.trim();
+        if !(3..=500).contains(&reason.chars().count()) || reason.chars().any(char::is_control) {
+            return Err(AppError::field("reason", reason, "3–500 printable characters"));
+        }
+        let loaded = self.load::<SessionDoc>(SESSION, session_id).await?;
+        if !self
+            .store
+            .list_vitals(session_id)
+            .await?
+            .iter()
+            .any(|v| v.id == vital_id)
+        {
+            return Err(AppError::NotFound {
+                what: "reading of this session".into(),
+                id: vital_id.to_string(),
+            });
+        }
+        if loaded.doc.artefact(vital_id).is_some() {
+            return Err(AppError::Conflict(format!(
+                "reading {vital_id} is already marked as an artefact"
+            )));
+        }
+        let now = self.now();
+        let by = caller.user.id.to_string();
+        let mut doc = loaded.doc;
+        doc.artefacts.push(crate::records::ArtefactDoc {
+            vital_id,
+            reason: reason.to_string(),
+            by: by.clone(),
+            at: now,
+        });
+        let data = serde_json::to_value(&doc)?;
+        let mut tx = self.store.begin().await?;
+        tx.update_record_audited(
+            &caller.actor(),
+            "vitals.artefact",
+            &ketaflow_store::RecordChange {
+                kind: SESSION,
+                id: session_id,
+                expected_version: loaded.record.version,
+                label: &loaded.record.label,
+                data: &data,
+                lock: false,
+            },
+            now,
+        )
+        .await?;
+        let mut resolved = Vec::new();
+        let mut events = Vec::new();
+        for alarm in self.store.list_alarms(Some(session_id), true).await? {
+            if alarm.vital_id != Some(vital_id) || alarm.occurrences > 1 {
+                continue;
+            }
+            let before = serde_json::to_value(alarm_out(alarm.clone()))?;
+            let changed = tx
+                .resolve_alarm(alarm.id, &by, now, "artefact", Some(reason))
+                .await?;
+            let out = alarm_out(changed);
+            let after = serde_json::to_value(&out)?;
+            tx.append_audit(
+                &NewAuditEntry::new(
+                    now,
+                    caller.actor(),
+                    "alarm.resolve",
+                    "alarm",
+                    alarm.id.to_string(),
+                )
+                .before(before)
+                .after(after.clone()),
+            )
+            .await?;
+            events.push(
+                tx.append_event(&NewEvent {
+                    session_id,
+                    kind: "alarm.resolved",
+                    at: now,
+                    data: &after,
+                })
+                .await?,
+            );
+            resolved.push(out);
+        }
+        tx.commit().await?;
+        self.live.publish(events);
+        Ok(resolved)
     }
 
     /// A session's alarms: open ones first, by priority (high first) then time raised; then the

@@ -170,7 +170,7 @@ impl App {
                 continue;
             }
             let first_start = s.rates.first().map(|r| r.at);
-            let latest_vital = self.store.latest_vital(s.id).await?;
+            let latest_vital = self.latest_standing_vital(s.id, &current.doc).await?;
             let schedule = self.monitoring_schedule(&s.protocol_id)?;
             let age = latest_vital
                 .as_ref()

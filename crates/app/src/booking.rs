@@ -113,6 +113,7 @@ impl App {
             rates: vec![],
             side_effects: vec![],
             assessments: vec![],
+            artefacts: vec![],
         };
         let now = state.now();
         let data = serde_json::to_value(&doc)?;

@@ -527,6 +527,26 @@ pub struct SessionDoc {
     /// Bedside assessments (Aldrete, MOAA/S, escort), in order.
     #[serde(default)]
     pub assessments: Vec<AssessmentDoc>,
+    /// Readings a nurse marked as artefacts (kept, shown as such, left out of alarms, NEWS2 and
+    /// the discharge criteria).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artefacts: Vec<ArtefactDoc>,
+}
+
+/// A reading marked as an artefact (a moved cuff, a probe off the finger).
+#[derive(Serialize, Deserialize, ToSchema, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArtefactDoc {
+    /// The reading's id.
+    pub vital_id: i64,
+    /// Why it is not the patient's (3–500 characters).
+    pub reason: String,
+    /// Who marked it (user id).
+    pub by: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
 }
 
 impl SessionDoc {
@@ -747,6 +767,11 @@ fn consciousness(text: &str) -> Option<Consciousness> {
 }
 
 impl SessionDoc {
+    /// The artefact mark of a reading, if it has one.
+    pub fn artefact(&self, vital_id: i64) -> Option<&ArtefactDoc> {
+        self.artefacts.iter().find(|a| a.vital_id == vital_id)
+    }
+
     /// The baseline blood pressure the rise-from-baseline alarm compares with.
     pub fn baseline_pressure(&self) -> Option<ketaflow_clinic::patient::BloodPressure> {
         self.baseline

@@ -7,7 +7,7 @@
 use ketaflow_store::VitalsBucket;
 use uuid::Uuid;
 
-use crate::alarms::{VitalOut, vital_out};
+use crate::alarms::VitalOut;
 use crate::booking::SessionPredictionOut;
 use crate::policy::{Action, Caller};
 use crate::records::{PLAN, PlanDoc, SESSION};
@@ -87,11 +87,18 @@ impl App {
             .iter()
             .map(|v| ketaflow_clinic::vitals::reading_age(v.taken_at, now, &current.phase, &schedule))
             .collect();
+        // An artefact is shown as such and marks nothing.
         let recent_flags = stored
             .iter()
-            .map(|v| self.reading_flags(&current.doc, &v.data))
+            .map(|v| match current.doc.artefact(v.id) {
+                Some(_) => Vec::new(),
+                None => self.reading_flags(&current.doc, &v.data),
+            })
             .collect();
-        let recent = stored.into_iter().map(vital_out).collect();
+        let recent = stored
+            .into_iter()
+            .map(|v| crate::alarms::with_artefact(&current.doc, v))
+            .collect();
         let history = self
             .store
             .vitals_trend(id, HISTORY_POINTS, &CHARTED_VITALS)

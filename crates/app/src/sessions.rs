@@ -738,7 +738,7 @@ impl App {
             .ok_or_else(|| {
                 AppError::Conflict("the infusion has not ended; discharge criteria apply after it".into())
             })?;
-        let latest = self.store.latest_vital(id).await?;
+        let latest = self.latest_standing_vital(id, doc).await?;
         let latest_vitals = match latest {
             Some(v) => {
                 let reading = stored_reading(&v.data)?;

@@ -688,6 +688,7 @@ async fn seed_session(
         }],
         side_effects: vec![],
         assessments: vec![],
+        artefacts: vec![],
     };
     let mut doc = doc;
     if !running {

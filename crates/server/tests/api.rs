@@ -434,6 +434,7 @@ async fn every_role_and_endpoint_is_allowed_or_denied_as_the_policy_says() {
         ("GET", format!("/api/v1/patients/{id}/safety"), None, Action::ReadClinical),
         ("GET", format!("/api/v1/patients/{id}/outcomes/export"), None, Action::ReadClinical),
         ("GET", "/api/v1/outcomes/export".into(), None, Action::ReadClinical),
+        ("POST", format!("/api/v1/sessions/{sid}/vitals/999999/artefact"), Some(json!({"reason": "no such reading"})), Action::RunSession),
         ("POST", "/api/v1/devices".into(), Some(json!({"identifier": "AABBCCDDEEFF0011", "model": "VS-3", "serial": "S-1"})), Action::ManageDevices),
         ("GET", "/api/v1/devices".into(), None, Action::ReadClinical),
         ("POST", format!("/api/v1/devices/{}/chair", uuid::Uuid::now_v7()), Some(json!({"chair": "Chair 9"})), Action::RunSession),
@@ -820,10 +821,11 @@ async fn the_openapi_document_lists_every_route() {
         "/api/v1/patients/{id}/allergies",
         "/api/v1/devices",
         "/api/v1/devices/{id}/chair",
+        "/api/v1/sessions/{id}/vitals/{vital_id}/artefact",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
-    assert_eq!(paths.len(), 72);
+    assert_eq!(paths.len(), 73);
 }
 
 #[tokio::test]

@@ -241,3 +241,109 @@ async fn a_monitor_at_a_chair_feeds_the_session_there_and_every_answer_is_an_ack
                 && e["actor_user_id"] == format!("system:monitor:{DEVICE}"))
     );
 }
+
+/// A nurse marks a monitor's desaturation as an artefact: the reading stays, marked; the alarm it
+/// alone raised is resolved as artefact; the board's latest values and the discharge criteria use
+/// the last reading that stands; a second mark, a short reason and a viewer are refused; audited.
+#[tokio::test]
+async fn an_artefact_is_kept_marked_and_left_out_of_alarms_and_the_board() {
+    let app = spawn_app().await;
+    let (nurse, doc, viewer) = (
+        app.login("nurse").await,
+        app.login("doc").await,
+        app.login("viewer").await,
+    );
+    let sid = app.booked_session(&nurse, &doc, "Chair 5").await.1;
+    let (s, _) = vitals(&app, &nurse, &sid, vec![normal("baseline")]).await;
+    assert_eq!(s, StatusCode::OK);
+    // The probe slips: SpO2 84 raises the high-priority SpO2 alarm.
+    let mut slipped = normal("slipped");
+    slipped["spo2_percent"] = json!(84);
+    let (s, ack) = vitals(&app, &nurse, &sid, vec![slipped]).await;
+    assert_eq!(s, StatusCode::OK, "{ack}");
+    let vital_id = ack["readings"][0]["id"].as_i64().unwrap();
+    let (_, alarms) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/alarms")).await;
+    assert_eq!(alarms[0]["code"], "spo2_low");
+    let path = format!("/api/v1/sessions/{sid}/vitals/{vital_id}/artefact");
+    let (s, b) = post(&app, &viewer, &path, json!({"reason": "probe off the finger"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, b) = post(&app, &nurse, &path, json!({"reason": "x"})).await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("reason")),
+        "{b}"
+    );
+    let (s, b) = post(
+        &app,
+        &nurse,
+        &path,
+        json!({"reason": "probe off the finger while she moved"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["resolved_alarms"][0]["code"], "spo2_low");
+    assert_eq!(b["resolved_alarms"][0]["state"], "resolved");
+    let (s, again) = post(&app, &nurse, &path, json!({"reason": "probe off the finger"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
+    let (s, none) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/sessions/{sid}/vitals/999999/artefact"),
+        json!({"reason": "no such reading"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{none}");
+
+    // Kept and marked; no alarm open; the board shows the baseline reading, not 84.
+    let stored = readings(&app, &nurse, &sid).await;
+    let marked = stored.iter().find(|r| r["id"] == vital_id).unwrap();
+    assert_eq!(marked["reading"]["spo2_percent"], 84.0);
+    assert_eq!(
+        marked["artefact"]["reason"],
+        "probe off the finger while she moved"
+    );
+    assert!(
+        stored
+            .iter()
+            .filter(|r| r["id"] != vital_id)
+            .all(|r| r.get("artefact").is_none())
+    );
+    let (_, open) = get(&app, &nurse, &format!("/api/v1/sessions/{sid}/alarms")).await;
+    assert!(
+        open.as_array().unwrap().iter().all(|a| a["state"] == "resolved"),
+        "{open}"
+    );
+    let (_, board) = get(&app, &nurse, "/api/v1/board").await;
+    let tile = board["chairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["chair"] == "Chair 5")
+        .unwrap();
+    assert_eq!(tile["latest_vitals"]["spo2_percent"], 98.0, "{tile}");
+    assert_eq!(tile["latest_vitals_flags"], json!([]));
+    // The session screen shows it struck through with why; the other reading offers the form.
+    let page = app
+        .browser("nurse")
+        .await
+        .get(&format!("/sessions/{sid}/live"))
+        .await;
+    assert!(
+        page.shows(&format!(r#"<tr class=" artefact" data-reading="{vital_id}">"#)),
+        "{}",
+        page.html
+    );
+    assert!(page.shows(
+        "<span class=\"badge warn\" data-artefact>artefact (probe off the finger while she moved), marked "
+    ));
+    assert!(page.shows("Mark as artefact"));
+    // Audited on the session.
+    let (_, audit) = get(&app, &app.login("admin").await, "/api/v1/audit").await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "vitals.artefact" && e["record_id"] == sid.as_str())
+    );
+}

@@ -188,6 +188,42 @@ pub async fn list_vitals(
     Ok(Json(state.vitals(&me.caller(), id).await?))
 }
 
+/// Why a reading is an artefact.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArtefactIn {
+    /// What happened (3–500 characters), e.g. "cuff slipped while the patient moved".
+    pub reason: String,
+}
+
+/// What marking an artefact changed.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ArtefactOut {
+    /// The open alarms this reading alone had raised, now resolved as `artefact`.
+    pub resolved_alarms: Vec<AlarmOut>,
+}
+
+/// Mark a reading as an artefact (a moved cuff, a probe off the finger): it stays stored and shown
+/// as such, and is left out of the board's latest values, the abnormal marks and the discharge
+/// criteria; an open alarm it alone raised is resolved as `artefact`. Audited.
+#[utoipa::path(post, path = "/sessions/{id}/vitals/{vital_id}/artefact", tag = "sessions", request_body = ArtefactIn,
+    params(("id" = Uuid, Path, description = "session id"), ("vital_id" = i64, Path, description = "reading id")),
+    responses((status = 200, body = ArtefactOut), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn mark_artefact(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path((id, vital_id)): Path<(Uuid, i64)>,
+    body: JsonBody<ArtefactIn>,
+) -> Result<Json<ArtefactOut>, ApiError> {
+    me.require(Action::RunSession)?;
+    let body = body.value()?;
+    Ok(Json(ArtefactOut {
+        resolved_alarms: state
+            .mark_artefact(&me.caller(), id, vital_id, &body.reason)
+            .await?,
+    }))
+}
+
 // ---- Device tokens -------------------------------------------------------------------------------
 
 /// Issue a token a monitor uses to stream this session's vital signs (and nothing else).
@@ -276,6 +312,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_session))
         .routes(routes!(transition))
         .routes(routes!(record_vitals, list_vitals))
+        .routes(routes!(mark_artefact))
         .routes(routes!(create_device_token))
         .routes(routes!(list_alarms))
         .routes(routes!(acknowledge_alarm))

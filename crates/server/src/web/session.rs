@@ -40,6 +40,10 @@ pub(super) fn routes() -> Router<AppState> {
         // (a GET) goes back to the screen rather than to a 405.
         .route("/sessions/{id}/transition", get(back).post(transition))
         .route("/sessions/{id}/vitals", get(back).post(record_vitals))
+        .route(
+            "/sessions/{id}/vitals/{vital}/artefact",
+            get(back_from_reading).post(mark_artefact),
+        )
         .route("/sessions/{id}/rate", get(back).post(change_rate))
         .route("/sessions/{id}/side-effects", get(back).post(add_side_effect))
         .route("/sessions/{id}/assessments", get(back).post(add_assessment))
@@ -136,6 +140,10 @@ pub struct VitalRow {
     pub source: String,
     /// The values, abnormal ones marked.
     pub values: Vec<VitalCell>,
+    /// Reading id (for marking it as an artefact).
+    pub id: i64,
+    /// Marked as an artefact: "artefact (cuff slipped), marked 10:42".
+    pub artefact: Option<String>,
 }
 
 /// The parts of the screen that refresh live.
@@ -353,6 +361,11 @@ fn live_panels(state: &AppState, user: &WebUser, screen: &SessionScreen) -> Live
                 stale: age.stale,
                 source: v.source.clone(),
                 values: vitals_cells(Some(&v.reading), flags),
+                id: v.id,
+                artefact: v
+                    .artefact
+                    .as_ref()
+                    .map(|a| format!("artefact ({}), marked {}", a.reason, zone.hhmm(a.at))),
             })
             .collect(),
         monitoring: format!(
@@ -871,6 +884,24 @@ async fn add_assessment(State(state): State<AppState>, Path(id): Path<Uuid>, pos
         Err(e) => Err(e),
     };
     answer(&state, &user, id, "assessment", form, result).await
+}
+
+async fn back_from_reading(Path((id, _)): Path<(Uuid, i64)>) -> axum::response::Response {
+    see_other(&format!("/sessions/{id}"))
+}
+
+async fn mark_artefact(
+    State(state): State<AppState>,
+    Path((id, vital)): Path<(Uuid, i64)>,
+    posted: Posted,
+) -> PageResult {
+    let Posted { user, form } = posted;
+    let result = state
+        .mark_artefact(&user.me.caller(), id, vital, &form.text("reason"))
+        .await
+        .map(|_| ())
+        .map_err(ApiError::from);
+    answer(&state, &user, id, &format!("artefact-{vital}"), form, result).await
 }
 
 async fn acknowledge_alarm(
