@@ -5,6 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::pcd01::{ErrorCode, Header, Location};
+pub use crate::text::{dtm, escape};
 
 /// MSA-1 (HL7 table 0008).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,42 +40,6 @@ pub struct AckError {
     pub application_code: Option<&'static str>,
     /// What was wrong and what is allowed, in words (ERR-8).
     pub message: String,
-}
-
-/// Text as an HL7 field value with the default delimiters (`|^~\&`): each delimiter escaped, and
-/// line breaks, which would end a segment, as spaces.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\E\\"),
-            '|' => out.push_str("\\F\\"),
-            '^' => out.push_str("\\S\\"),
-            '&' => out.push_str("\\T\\"),
-            '~' => out.push_str("\\R\\"),
-            '\r' | '\n' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// An HL7 DTM with its UTC offset, to the second: `20261207143005+0000`.
-pub fn dtm(t: OffsetDateTime) -> String {
-    let o = t.offset();
-    let (hours, minutes, _) = o.as_hms();
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}{}{:02}{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        if o.is_negative() { '-' } else { '+' },
-        hours.unsigned_abs(),
-        minutes.unsigned_abs()
-    )
 }
 
 /// The acknowledgement of a message with `header` (none when even its MSH could not be read), as

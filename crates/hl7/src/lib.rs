@@ -8,6 +8,7 @@ pub mod ack;
 pub mod codes;
 pub mod mllp;
 pub mod pcd01;
+pub mod text;
 
 pub use ack::{AckCode, AckError, acknowledgement};
 pub use codes::{Measure, Unit};

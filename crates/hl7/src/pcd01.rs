@@ -543,13 +543,13 @@ pub fn parse(
 /// MSH-21), OBR, the device's MDS row with its equipment identifier (OBX-18), and one MDC-coded
 /// numeric row per value present. For the monitor simulator, tests and benchmarks.
 pub fn message_for(device: &str, control_id: &str, at: OffsetDateTime, r: &MonitorReading) -> String {
-    let when = crate::ack::dtm(at);
-    let device = crate::ack::escape(device);
+    let when = crate::text::dtm(at);
+    let device = crate::text::escape(device);
     let mut out = format!(
         "MSH|^~\\&|KETAFLOW_SIM^{device}^EUI-64||||{when}||ORU^R01^ORU_R01|{}|P|2.6|||NE|AL||UNICODE UTF-8|||IHE_PCD_001^IHE PCD^1.3.6.1.4.1.19376.1.6.1.1.1^ISO\r\
          OBR|1|||182777000^monitoring of patient^SCT|||{when}\r\
          OBX|1||69965^MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS^MDC|1.0.0.0|||||||X|||||||{device}^EUI-64\r",
-        crate::ack::escape(control_id)
+        crate::text::escape(control_id)
     );
     let rows = [
         (
