@@ -380,10 +380,10 @@ async function main() {
     const vialPath = await doc.getAttribute('a[href^="/ledger/vials/"]', "href");
     const clinical = ["/board", "/patients", "/patients/new", chartPath, `${chartPath}/plans/new`, planPath,
       `/sessions/${booked}`, sessionUrl.replace(base, ""), "/risk-alerts", "/outcomes/due", "/ledger", vialPath,
-      "/ledger/inventory", "/password"];
+      "/ledger/inventory", "/devices", "/password"];
     const failures = [];
     for (const [role, page, paths] of [["nurse", nurse, clinical], ["physician", doc, clinical],
-      ["administrator", admin, ["/users", "/audit", "/ledger", vialPath, "/ledger/inventory", "/password", "/board"]]]) {
+      ["administrator", admin, ["/users", "/audit", "/ledger", vialPath, "/ledger/inventory", "/devices", "/password", "/board"]]]) {
       page.baseUrl = base;
       failures.push(...await sweep(page, role, paths));
     }
@@ -418,7 +418,7 @@ async function main() {
     await nurse.emulateMedia({ media: "screen" });
     log("session record: prints without forms or empty headings, with the ledger's lot (PDF in target/web-tests)");
     await nurse.setViewportSize({ width: 1024, height: 1366 });
-    log(`pages: ${clinical.length * 2 + 7} page views, axe-core finds no serious or critical violation; nothing overflows at 390 px`);
+    log(`pages: ${clinical.length * 2 + 8} page views, axe-core finds no serious or critical violation; nothing overflows at 390 px`);
     assert.deepEqual(consoleErrors, [], `console errors in the browser:\n${consoleErrors.join("\n")}`);
 
     // Live status tells the truth: the server killed, the board says "disconnected" within 10 s

@@ -147,6 +147,8 @@ pub struct App {
     pub password_throttle: Arc<throttle::PasswordThrottle>,
     /// Failed logins per client across every username it tries.
     pub client_throttle: Arc<throttle::PasswordThrottle>,
+    /// What each monitor's messages came to since the server started.
+    pub monitors_seen: monitors::MonitorStats,
     /// The clinic's time zone in force (the setting's, or an administrator's choice).
     zone: Arc<std::sync::RwLock<Arc<clinic_time::ClinicZone>>>,
 }
@@ -174,6 +176,7 @@ impl App {
             live,
             ingest,
             recovery_cache: board::RecoveryCache::default(),
+            monitors_seen: monitors::MonitorStats::default(),
             password_throttle: Arc::new(throttle::PasswordThrottle::new(throttle::BackoffPolicy::default())),
             client_throttle: Arc::new(throttle::PasswordThrottle::new(throttle::BackoffPolicy {
                 // A clinic's staff may share one address: more room before a client slows down.

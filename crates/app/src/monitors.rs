@@ -54,16 +54,42 @@ pub struct DeviceIn {
     pub location: String,
 }
 
-/// A registered monitor.
+/// A registered monitor as the API shows it.
 #[derive(Serialize, ToSchema, Clone, Debug)]
 pub struct DeviceOut {
     /// Id.
     pub id: Uuid,
     /// Record version.
     pub version: i64,
-    /// The monitor.
-    #[serde(flatten)]
+    /// The identifier its messages carry, in upper case.
+    pub identifier: String,
+    /// Model.
+    pub model: String,
+    /// Serial number.
+    pub serial: String,
+    /// Where it is kept.
+    pub location: String,
+    /// The chair it is at, if any.
+    pub chair: Option<String>,
+    /// The stored document (not serialised: the fields above are the API's).
+    #[serde(skip)]
+    #[schema(ignore)]
     pub doc: DeviceDoc,
+}
+
+impl DeviceOut {
+    fn new(id: Uuid, version: i64, doc: DeviceDoc) -> DeviceOut {
+        DeviceOut {
+            id,
+            version,
+            identifier: doc.identifier.clone(),
+            model: doc.model.clone(),
+            serial: doc.serial.clone(),
+            location: doc.location.clone(),
+            chair: doc.chair.clone(),
+            doc,
+        }
+    }
 }
 
 /// The identifier as messages are matched on: trimmed, upper case (an EUI-64's hex digits are
@@ -83,6 +109,46 @@ fn text(field: &str, value: &str, min: usize, max: usize) -> Result<String, AppE
         ));
     }
     Ok(v.to_string())
+}
+
+/// What a monitor's messages came to since the server started (the monitors page; the log has
+/// each one).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MonitorSeen {
+    /// Messages answered.
+    pub messages: u64,
+    /// Of those, answered AE or AR.
+    pub refused: u64,
+    /// When the last one was answered, and how (AA, AE, AR).
+    pub last: Option<(time::OffsetDateTime, &'static str)>,
+}
+
+/// Per monitor identifier, what its messages came to (in memory: a restart starts again).
+#[derive(Debug, Clone, Default)]
+pub struct MonitorStats(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, MonitorSeen>>>);
+
+impl MonitorStats {
+    fn note(&self, identifier: &str, at: time::OffsetDateTime, code: AckCode) {
+        let mut seen = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Bounded: identifiers nobody registered do not grow the map without end.
+        if seen.len() >= 10_000 && !seen.contains_key(identifier) {
+            return;
+        }
+        let entry = seen.entry(identifier.to_string()).or_default();
+        entry.messages += 1;
+        if code != AckCode::Accept {
+            entry.refused += 1;
+        }
+        entry.last = Some((at, code.code()));
+    }
+
+    /// A copy of what is known.
+    pub fn snapshot(&self) -> std::collections::HashMap<String, MonitorSeen> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 /// What a monitor's message comes to: the acknowledgement to send.
@@ -148,11 +214,7 @@ impl App {
                 self.now(),
             )
             .await?;
-        Ok(DeviceOut {
-            id: record.id,
-            version: record.version,
-            doc,
-        })
+        Ok(DeviceOut::new(record.id, record.version, doc))
     }
 
     /// Every registered monitor.
@@ -161,11 +223,7 @@ impl App {
         let mut out = Vec::new();
         for record in self.store.list_records(DEVICE, None, None, 500).await? {
             let doc: DeviceDoc = crate::records::parse(DEVICE, &record)?;
-            out.push(DeviceOut {
-                id: record.id,
-                version: record.version,
-                doc,
-            });
+            out.push(DeviceOut::new(record.id, record.version, doc));
         }
         out.sort_by(|a, b| a.doc.identifier.cmp(&b.doc.identifier));
         Ok(out)
@@ -215,11 +273,7 @@ impl App {
                 self.now(),
             )
             .await?;
-        Ok(DeviceOut {
-            id,
-            version: updated.version,
-            doc,
-        })
+        Ok(DeviceOut::new(id, updated.version, doc))
     }
 
     async fn device_by_identifier(&self, identifier: &str) -> Result<Option<(Uuid, DeviceDoc)>, AppError> {
@@ -243,6 +297,22 @@ impl App {
     /// control id with other values is refused, as a reused reading key is. Answers AA only once
     /// everything is committed.
     pub async fn record_monitor_message(&self, message: &MonitorMessage) -> Result<MonitorAnswer, AppError> {
+        let answer = self.monitor_message_answer(message).await;
+        let code = match &answer {
+            Ok(a) => a.code,
+            Err(_) => AckCode::Error,
+        };
+        self.monitors_seen
+            .note(&normal_identifier(&message.device), self.now(), code);
+        answer
+    }
+
+    /// What each monitor's messages came to since the server started, by identifier.
+    pub fn monitor_stats(&self) -> std::collections::HashMap<String, MonitorSeen> {
+        self.monitors_seen.snapshot()
+    }
+
+    async fn monitor_message_answer(&self, message: &MonitorMessage) -> Result<MonitorAnswer, AppError> {
         let Some((_, device)) = self.device_by_identifier(&message.device).await? else {
             return Ok(MonitorAnswer::refused(
                 ErrorCode::Application,

@@ -347,3 +347,74 @@ async fn an_artefact_is_kept_marked_and_left_out_of_alarms_and_the_board() {
             .any(|e| e["action"] == "vitals.artefact" && e["record_id"] == sid.as_str())
     );
 }
+
+/// The monitors page: an administrator registers a monitor (a bad field refused by its label), a
+/// nurse puts it at a chair, a viewer sees no forms, and what its messages came to is listed.
+#[tokio::test]
+async fn the_monitors_page_registers_places_and_counts() {
+    let app = spawn_app().await;
+    let admin = app.browser("admin").await;
+    let page = admin
+        .post(
+            "/devices",
+            &[("identifier", ""), ("model", "VS-3"), ("serial", "S-9")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.html);
+    assert!(
+        page.shows("Identifier: nothing is not accepted; allowed: 1–64 printable characters"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.shows(r#"name="model" value="VS-3""#),
+        "what was typed is kept"
+    );
+    let page = admin
+        .post(
+            "/devices",
+            &[
+                ("identifier", DEVICE),
+                ("model", "VS-3"),
+                ("serial", "S-9"),
+                ("location", "bay 1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    let nurse = app.browser("nurse").await;
+    let list = nurse.get("/devices").await;
+    assert!(list.shows(&format!(r#"data-device="{DEVICE}""#)));
+    assert!(
+        !list.shows("Register a monitor"),
+        "nurses do not register monitors"
+    );
+    let token = app.login("nurse").await;
+    let (_, devices) = get(&app, &token, "/api/v1/devices").await;
+    let id = devices[0]["id"].as_str().unwrap();
+    let page = nurse
+        .post(&format!("/devices/{id}/chair"), &[("chair", "Chair 6")])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    // A message from it (no patient at Chair 6 yet): counted as refused, its time and answer shown.
+    let ack = ketaflow_server::mllp::answer(&app.state, &message(&app, "P-1", DEVICE, "97", 0), "K1").await;
+    assert!(ack.contains("MSA|AE|P-1"), "{ack}");
+    let list = nurse.get("/devices").await;
+    assert!(list.shows(r#"<td data-chair="Chair 6">"#), "{}", list.html);
+    assert!(list.shows("(AE)</td>"), "{}", list.html);
+    assert!(
+        list.shows(
+            r#"<td class="num">1</td>
+      <td class="num">1</td>"#
+        ),
+        "{}",
+        list.html
+    );
+    let viewer = app.browser("viewer").await.get("/devices").await;
+    assert_eq!(viewer.status, StatusCode::OK);
+    assert!(
+        !viewer.shows("<form method=\"post\" action=\"/devices"),
+        "{}",
+        viewer.html
+    );
+}

@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod banner;
 pub mod board;
+pub mod devices;
 pub mod forms;
 pub mod ledger;
 pub mod patients;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/app.css", get(stylesheet))
         .route("/static/live.js", get(live_script))
         .merge(board::routes())
+        .merge(devices::routes())
         .merge(session::routes())
         .merge(patients::routes())
         .merge(plans::routes())
