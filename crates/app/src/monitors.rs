@@ -335,9 +335,14 @@ impl App {
         };
         let now = self.now();
         let mut session = None;
+        // Only the sessions booked in this chair are replayed (the chair is read straight from
+        // the stored document); the rest of the open sessions are passed over unread.
         for record in self.store.list_in_progress(SESSION).await? {
+            if record.data.get("chair").and_then(serde_json::Value::as_str) != Some(chair.as_str()) {
+                continue;
+            }
             let s = session_out(record, now)?;
-            if s.chair == chair && s.phase.patient_present() {
+            if s.phase.patient_present() {
                 session = Some(s);
                 break;
             }
