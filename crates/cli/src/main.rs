@@ -19,7 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(
     name = "ketaflow",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KETAFLOW_COMMIT"), ")"),
     about = "Ketaflow: a ketamine infusion clinic system with an exact PK/PD engine"
 )]
 struct Cli {

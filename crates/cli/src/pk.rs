@@ -620,18 +620,42 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Prints (subject, note) lines to stderr: a note every one of several subjects has, once for all
+/// of them; the others per subject, in order.
+fn print_notes(notes: Vec<(String, String)>, subjects: usize) {
+    let mut shared: Vec<&str> = Vec::new();
+    if subjects > 1 {
+        for (_, line) in &notes {
+            if !shared.contains(&line.as_str()) && notes.iter().filter(|(_, l)| l == line).count() == subjects
+            {
+                shared.push(line);
+            }
+        }
+    }
+    for line in &shared {
+        eprintln!("all {subjects} subjects: {line}");
+    }
+    for (subject, line) in &notes {
+        if !shared.contains(&line.as_str()) {
+            eprintln!("{subject}: {line}");
+        }
+    }
+}
+
 fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if output.csv {
-        for r in results {
-            for line in describe_patient(&r.patient, &r.subject)
-                .iter()
-                .filter(|l| l.starts_with("warning") || l.starts_with("note"))
-            {
-                eprintln!("{}: {line}", r.subject.id);
-            }
-        }
+        let notes = results
+            .iter()
+            .flat_map(|r| {
+                describe_patient(&r.patient, &r.subject)
+                    .into_iter()
+                    .filter(|l| l.starts_with("warning") || l.starts_with("note"))
+                    .map(|l| (r.subject.id.clone(), l))
+            })
+            .collect();
+        print_notes(notes, results.len());
         let mut writer = csv::Writer::from_writer(&mut out);
         for (i, r) in results.iter().enumerate() {
             let extra = extra_columns(&r.patient, &r.trajectory, r.amounts);
@@ -928,10 +952,17 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
         }
         header.extend(["time_s", "cp_ug_per_ml", "ce_ug_per_ml", "rate_ml_per_h"]);
         writer.write_record(&header)?;
+        let warnings = results
+            .iter()
+            .flat_map(|(r, _)| {
+                r.patient
+                    .warnings
+                    .iter()
+                    .map(|w| (r.subject.id.clone(), format!("warning: {w}")))
+            })
+            .collect();
+        print_notes(warnings, results.len());
         for (r, tci) in &results {
-            for line in &r.patient.warnings {
-                eprintln!("{}: warning: {line}", r.subject.id);
-            }
             for k in 0..r.trajectory.times_s.len() {
                 let t = r.trajectory.times_s[k];
                 let mut row = Vec::new();
@@ -1061,13 +1092,22 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
 
 fn parse_cv(text: &str) -> Result<f64> {
     let trimmed = text.trim();
-    let value = match trimmed.strip_suffix('%') {
+    let percent = trimmed.strip_suffix('%');
+    let value = match percent {
         Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
         None => trimmed.parse::<f64>(),
     }
     .with_context(|| format!("--cv {text:?} is not a coefficient of variation; write e.g. 30% or 0.3"))?;
     if !(0.0..=2.0).contains(&value) {
-        bail!("--cv {text:?} is outside 0–200 %");
+        // A bare number is a fraction: say so, since "30" most likely meant 30 %.
+        if percent.is_none() && (0.0..=200.0).contains(&value) {
+            bail!(
+                "--cv {text:?} is read as a fraction ({} %), outside 0–2 (0–200 %); for {value} %, write {value}% or {}",
+                value * 100.0,
+                value / 100.0
+            );
+        }
+        bail!("--cv {text:?} is outside 0–200 % (0–2 as a fraction)");
     }
     Ok(value)
 }
@@ -1277,5 +1317,14 @@ mod tests {
         assert_eq!(parse_cv("0.25").unwrap(), 0.25);
         assert!(parse_cv("300%").is_err());
         assert!(parse_cv("lots").is_err());
+        // A bare 30 is a fraction (3000 %): refused, saying how to write 30 %.
+        assert_eq!(
+            parse_cv("30").unwrap_err().to_string(),
+            "--cv \"30\" is read as a fraction (3000 %), outside 0–2 (0–200 %); for 30 %, write 30% or 0.3"
+        );
+        assert_eq!(
+            parse_cv("300%").unwrap_err().to_string(),
+            "--cv \"300%\" is outside 0–200 % (0–2 as a fraction)"
+        );
     }
 }

@@ -124,7 +124,7 @@ fn a_cohort_runs_every_subject_with_a_leading_subject_column() {
         "id,weight_kg,age_years,height_cm,sex\na,50,30,160,female\nb,70,40,170,male\nc,100,60,185,male\n",
     )
     .unwrap();
-    let out = ok(&ketaflow(&[
+    let run = ketaflow(&[
         "simulate",
         "--cohort",
         cohort.to_str().unwrap(),
@@ -135,7 +135,12 @@ fn a_cohort_runs_every_subject_with_a_leading_subject_column() {
         "--every",
         "20min",
         "--csv",
-    ]));
+    ]);
+    // A note every subject shares is said once for all of them, not once per subject.
+    let notes = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(notes.matches("ke0").count(), 1, "{notes}");
+    assert!(notes.contains("all 3 subjects: note"), "{notes}");
+    let out = ok(&run);
     let (header, rows) = csv_rows(&out);
     assert_eq!(header[..4], ["subject", "time_s", "cp_ug_per_ml", "ce_ug_per_ml"]);
     assert_eq!(rows.len(), 3 * 4);
@@ -395,5 +400,28 @@ fn compartment_amounts_add_up_to_the_dose_given() {
     for row in &rows[2..] {
         let total: f64 = row[3..].iter().map(|v| v.parse::<f64>().unwrap()).sum();
         assert!((total - 35.0).abs() < 1e-6, "{row:?}");
+    }
+}
+
+/// `--version` names the version and the commit the binary was built from.
+#[test]
+fn the_version_names_its_commit() {
+    let out = ok(&ketaflow(&["--version"]));
+    let line = out.trim();
+    assert!(
+        line.starts_with(&format!("ketaflow {} (", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    // In a git checkout (CI's): a 12-digit commit, perhaps with "+changes".
+    let commit = line
+        .split("(commit ")
+        .nth(1)
+        .map(|rest| rest.trim_end_matches(')').trim_end_matches("+changes"));
+    match commit {
+        Some(hash) => assert!(
+            hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{line}"
+        ),
+        None => assert!(line.ends_with("(unknown commit)"), "{line}"),
     }
 }
