@@ -364,6 +364,19 @@ fn the_mllp_door_answers_on_loopback_and_is_refused_beyond_it() {
     stop(child);
 }
 
+/// `serve --demo` on `db` with its MLLP door at `mllp`.
+fn serve_demo(db: &str, mllp: &str) -> (Child, String) {
+    serve(&[
+        "--db",
+        db,
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--demo",
+        "--mllp",
+        mllp,
+    ])
+}
+
 /// The demo has a monitor at Chair 1; `monitor-sim` sends it desaturating readings over MLLP and
 /// prints each AA; the board shows the SpO2 alarm it raised.
 #[test]
@@ -371,15 +384,7 @@ fn the_simulator_feeds_the_demo_monitor_and_the_board_shows_its_alarm() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     let mllp = format!("127.0.0.1:{}", free_port());
-    let (child, base) = serve(&[
-        "--db",
-        &db,
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--demo",
-        "--mllp",
-        &mllp,
-    ]);
+    let (child, base) = serve_demo(&db, &mllp);
     let sim = Command::new(env!("CARGO_BIN_EXE_ketaflow"))
         .args([
             "monitor-sim",
@@ -489,15 +494,7 @@ fn a_reading_acknowledged_over_mllp_survives_a_kill_and_a_resend_is_not_duplicat
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     let mllp = format!("127.0.0.1:{}", free_port());
-    let (mut child, _) = serve(&[
-        "--db",
-        &db,
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--demo",
-        "--mllp",
-        &mllp,
-    ]);
+    let (mut child, _) = serve_demo(&db, &mllp);
     let reading = ketaflow_hl7::MonitorReading {
         spo2_percent: Some(94.0),
         heart_rate_per_min: Some(81.0),
@@ -510,15 +507,7 @@ fn a_reading_acknowledged_over_mllp_survives_a_kill_and_a_resend_is_not_duplicat
     child.wait().unwrap();
 
     let mllp = format!("127.0.0.1:{}", free_port());
-    let (child, base) = serve(&[
-        "--db",
-        &db,
-        "--listen",
-        &format!("127.0.0.1:{}", free_port()),
-        "--demo",
-        "--mllp",
-        &mllp,
-    ]);
+    let (child, base) = serve_demo(&db, &mllp);
     assert_eq!(
         chair1_readings(&base, 94.0),
         1,

@@ -635,6 +635,9 @@ pub fn flagged_values(
             if points < 3 {
                 continue;
             }
+            // Which way it is red: below the parameter's normal (score 0) band or above it; the
+            // band's lower edges are RCP NEWS2 2017, Chart 1 (RR 12, SpO2 96 on scale 1, SBP 111,
+            // pulse 51, temperature 36.1 °C).
             let (measure, value, low_below) = match part {
                 "respiration_rate" => (Measure::RespiratoryRate, obs.respiration_rate_per_min, 12.0),
                 "spo2" => (Measure::Spo2, obs.spo2_percent, 96.0),

@@ -92,6 +92,24 @@ async fn devices_page(State(state): State<AppState>, user: WebUser) -> PageResul
     page(&state, &user, FormState::default(), StatusCode::OK).await
 }
 
+/// After a form: back to the list on success; the list with the form as typed on refusal.
+async fn answer(
+    state: &AppState,
+    user: &WebUser,
+    name: &str,
+    form: super::forms::FormData,
+    result: Result<(), ketaflow_app::AppError>,
+) -> PageResult {
+    match result {
+        Ok(()) => Ok(see_other("/devices")),
+        Err(e) => {
+            let e = ApiError::from(e);
+            let status = e.status();
+            page(state, user, FormState::refused_named(name, form, &e), status).await
+        }
+    }
+}
+
 async fn register(State(state): State<AppState>, posted: Posted) -> PageResult {
     let Posted { user, form } = posted;
     let body = DeviceIn {
@@ -100,37 +118,16 @@ async fn register(State(state): State<AppState>, posted: Posted) -> PageResult {
         serial: form.text("serial"),
         location: form.text("location"),
     };
-    match state.register_device(&user.me.caller(), body).await {
-        Ok(_) => Ok(see_other("/devices")),
-        Err(e) => {
-            let e = ApiError::from(e);
-            let status = e.status();
-            page(
-                &state,
-                &user,
-                FormState::refused_named("register", form, &e),
-                status,
-            )
-            .await
-        }
-    }
+    let result = state.register_device(&user.me.caller(), body).await.map(|_| ());
+    answer(&state, &user, "register", form, result).await
 }
 
 async fn place(State(state): State<AppState>, Path(id): Path<Uuid>, posted: Posted) -> PageResult {
     let Posted { user, form } = posted;
     let chair = form.optional("chair");
-    match state.associate_device(&user.me.caller(), id, chair).await {
-        Ok(_) => Ok(see_other("/devices")),
-        Err(e) => {
-            let e = ApiError::from(e);
-            let status = e.status();
-            page(
-                &state,
-                &user,
-                FormState::refused_named(&format!("place-{id}"), form, &e),
-                status,
-            )
-            .await
-        }
-    }
+    let result = state
+        .associate_device(&user.me.caller(), id, chair)
+        .await
+        .map(|_| ());
+    answer(&state, &user, &format!("place-{id}"), form, result).await
 }
