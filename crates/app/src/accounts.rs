@@ -482,6 +482,7 @@ impl App {
         let failed = |state: &App| {
             state.password_throttle.failed(&key, now);
             state.client_throttle.failed(&client_key, now);
+            crate::metrics::login_failed();
             AppError::BadCredentials
         };
         // A username longer than any account's cannot exist: the same answer and the same work.

@@ -23,6 +23,7 @@ pub mod intake;
 pub mod ledger;
 pub mod library;
 pub mod live;
+pub mod metrics;
 pub mod monitors;
 pub mod operations;
 pub mod outcomes;

@@ -59,6 +59,7 @@ impl LiveHub {
     /// Publishes committed events, in order.
     pub fn publish(&self, events: impl IntoIterator<Item = StoredEvent>) {
         for event in events {
+            crate::metrics::count_event(&event);
             // No subscriber is not an error: the event is in the database for whoever comes later.
             let _ = self.sender.send(Arc::new(event));
         }
@@ -82,6 +83,8 @@ pub struct Subscription {
     session: Option<Uuid>,
     queue: VecDeque<StoredEvent>,
     next_check: tokio::time::Instant,
+    /// Counts this stream among the open ones while it lives.
+    _client: crate::metrics::LiveClient,
 }
 
 impl App {
@@ -106,6 +109,7 @@ impl App {
             session,
             queue: VecDeque::new(),
             next_check: tokio::time::Instant::now() + RECHECK,
+            _client: crate::metrics::LiveClient::open(),
         };
         if let Some(after) = after.filter(|a| *a < head) {
             let mut cursor = after.max(0);

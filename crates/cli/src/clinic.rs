@@ -18,71 +18,283 @@ const DEFAULT_DB: &str = "sqlite://ketaflow.db";
 
 #[derive(Debug, Args)]
 pub(crate) struct DbArgs {
-    /// Database URL: sqlite://PATH (default ketaflow.db) or postgres://USER@HOST/DB
-    #[arg(long = "db", env = "KETAFLOW_DATABASE_URL", default_value = DEFAULT_DB)]
-    url: String,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default: the configuration file's
+    /// `database`, else sqlite://ketaflow.db in the working directory
+    #[arg(long = "db", env = "KETAFLOW_DATABASE_URL")]
+    url: Option<String>,
+    /// The configuration file whose `database` is used when --db is not given
+    #[arg(long, env = "KETAFLOW_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+impl DbArgs {
+    /// The database: --db (or KETAFLOW_DATABASE_URL), else the configuration file's, else the
+    /// default, the same precedence as `serve`.
+    fn url(&self) -> Result<String> {
+        if let Some(url) = &self.url {
+            return Ok(url.clone());
+        }
+        let file = match crate::config::chosen_path(self.config.as_deref()) {
+            Some(path) => crate::config::load(&path)?,
+            None => crate::config::FileConfig::default(),
+        };
+        Ok(file.database.unwrap_or_else(|| DEFAULT_DB.to_owned()))
+    }
+}
+
+/// `serve`'s flags. Each is optional: a flag wins over its environment variable, which wins over
+/// the configuration file (`--config`), which wins over the default shown (see `config.rs`).
+#[derive(Debug, Default, Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    #[command(flatten)]
-    db: DbArgs,
+    /// The configuration file (default /etc/ketaflow/ketaflow.toml when it exists)
+    #[arg(long, env = "KETAFLOW_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "KETAFLOW_LISTEN", value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://ketaflow.db]
+    #[arg(long = "db", env = "KETAFLOW_DATABASE_URL")]
+    db: Option<String>,
     /// Seed a demo clinic (a user per role, patients, plans) if the database has no patients
-    #[arg(long)]
-    demo: bool,
+    #[arg(long, env = "KETAFLOW_DEMO", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    demo: Option<bool>,
     /// Use the protocol library in this directory (library.toml and *.toml) instead of the built-in one
-    #[arg(long)]
+    #[arg(long, env = "KETAFLOW_PROTOCOLS", value_name = "DIR")]
     protocols: Option<PathBuf>,
-    /// Log as JSON lines instead of text
-    #[arg(long)]
+    /// Log as text lines or JSON lines [default: text]
+    #[arg(long, env = "KETAFLOW_LOG_FORMAT", value_name = "text|json")]
+    log_format: Option<crate::config::LogFormat>,
+    /// Log as JSON lines (the same as --log-format json)
+    #[arg(long, conflicts_with = "log_format")]
     log_json: bool,
     /// The clinic's time zone, an IANA name (America/New_York, Europe/London): every time shown or
     /// typed on a page is in it (times are stored in UTC). Default: this machine's zone. An
     /// administrator's choice on the clinic page replaces it
-    #[arg(long, value_name = "ZONE")]
+    #[arg(long, env = "KETAFLOW_TIME_ZONE", value_name = "ZONE")]
     time_zone: Option<String>,
     /// A TOML file with the wording of questionnaires the clinic holds a licence for (BPI-SF,
     /// QIDS-SR16, FIQR, MADRS...): one table per instrument with instruction, source, items and
     /// optional anchors; checked against each instrument before the server starts
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "KETAFLOW_INSTRUMENT_WORDING", value_name = "FILE")]
     instrument_wording: Option<PathBuf>,
     /// Demo only: run the clinic clock this many times faster than real time (1–600), so that a
-    /// rehearsal or a browser test can reach discharge without waiting 90 minutes. Every page shows it.
-    #[arg(long, default_value_t = 1.0)]
-    clock_speed: f64,
+    /// rehearsal or a browser test can reach discharge without waiting 90 minutes. Every page
+    /// shows it [default: 1]
+    #[arg(long, env = "KETAFLOW_CLOCK_SPEED")]
+    clock_speed: Option<f64>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "KETAFLOW_TLS_CERT", value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// The certificate's private key (PEM); needs --tls-cert
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "KETAFLOW_TLS_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
     /// Plain HTTP on an address other than loopback, because a reverse proxy in front terminates
     /// TLS (see the README's security section). Without it, that is refused.
-    #[arg(long)]
-    behind_proxy: bool,
-    /// With --behind-proxy: a proxy (address, or range as ADDR/PREFIX) whose Forwarded or
+    #[arg(long, env = "KETAFLOW_BEHIND_PROXY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    behind_proxy: Option<bool>,
+    /// Behind a proxy: a proxy (address, or range as ADDR/PREFIX) whose Forwarded or
     /// X-Forwarded-For header names the client; repeat for several. Default: this machine
     /// (127.0.0.0/8, ::1). Nobody else's such headers are believed.
-    #[arg(long = "trusted-proxy", value_name = "ADDR[/PREFIX]", requires = "behind_proxy", value_parser = parse_proxy)]
+    #[arg(long = "trusted-proxy", env = "KETAFLOW_TRUSTED_PROXIES", value_delimiter = ',', value_name = "ADDR[/PREFIX]", value_parser = parse_proxy)]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who may read /metrics: an address or ADDR/PREFIX range; repeat for several. Default: this
+    /// machine only (127.0.0.0/8, ::1)
+    #[arg(long = "metrics-from", env = "KETAFLOW_METRICS_FROM", value_delimiter = ',', value_name = "ADDR[/PREFIX]", value_parser = parse_proxy)]
+    metrics_from: Vec<ipnet::IpNet>,
     /// Sign the audit chain's head with this Ed25519 key (created 0600 when missing) every
     /// --checkpoint-minutes, appending to --checkpoints; keep both apart from the database
-    #[arg(long, requires = "checkpoints")]
+    #[arg(long, env = "KETAFLOW_CHECKPOINT_KEY", value_name = "FILE")]
     checkpoint_key: Option<PathBuf>,
     /// The checkpoint file the server appends to
-    #[arg(long, requires = "checkpoint_key")]
+    #[arg(long, env = "KETAFLOW_CHECKPOINTS", value_name = "FILE")]
     checkpoints: Option<PathBuf>,
-    /// Minutes between checkpoints (1–1440)
-    #[arg(long, default_value_t = 15)]
-    checkpoint_minutes: u64,
+    /// Minutes between checkpoints (1–1440) [default: 15]
+    #[arg(long, env = "KETAFLOW_CHECKPOINT_MINUTES")]
+    checkpoint_minutes: Option<u64>,
     /// Take bedside monitors' readings as HL7 v2 (IHE PCD-01 ORU^R01) over MLLP on this address,
     /// e.g. 127.0.0.1:2575. Only on loopback: MLLP carries no encryption of its own, so a monitor
     /// network reaches it through a TLS tunnel or gateway on this machine
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, env = "KETAFLOW_MLLP", value_name = "ADDR:PORT")]
     mllp: Option<SocketAddr>,
+}
+
+/// `serve`'s settings once flags, environment, file and defaults are merged.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Serve {
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) listen: SocketAddr,
+    pub(crate) db: String,
+    pub(crate) demo: bool,
+    pub(crate) protocols: Option<PathBuf>,
+    pub(crate) log_format: crate::config::LogFormat,
+    pub(crate) time_zone: Option<String>,
+    pub(crate) instrument_wording: Option<PathBuf>,
+    pub(crate) clock_speed: f64,
+    pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    pub(crate) behind_proxy: bool,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) metrics_from: Vec<ipnet::IpNet>,
+    pub(crate) checkpoints: Option<(PathBuf, PathBuf)>,
+    pub(crate) checkpoint_minutes: u64,
+    pub(crate) mllp: Option<SocketAddr>,
+}
+
+impl ServeArgs {
+    /// Merges the flags (and their environment variables, which clap has already read) over the
+    /// configuration file and the defaults, and checks what only the merged whole can show.
+    pub(crate) fn resolve(&self) -> Result<Serve> {
+        let config_file = crate::config::chosen_path(self.config.as_deref());
+        let file = match &config_file {
+            Some(path) => crate::config::load(path)?,
+            None => crate::config::FileConfig::default(),
+        };
+        let log_format = if self.log_json {
+            Some(crate::config::LogFormat::Json)
+        } else {
+            self.log_format
+        };
+        let pair = |a: &Option<PathBuf>,
+                    b: &Option<PathBuf>,
+                    fa: &Option<PathBuf>,
+                    fb: &Option<PathBuf>,
+                    what: &str| {
+            match (a.clone().or_else(|| fa.clone()), b.clone().or_else(|| fb.clone())) {
+                (Some(a), Some(b)) => Ok(Some((a, b))),
+                (None, None) => Ok(None),
+                _ => Err(anyhow::anyhow!("{what}")),
+            }
+        };
+        let serve = Serve {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("an address")),
+            db: self
+                .db
+                .clone()
+                .or(file.database)
+                .unwrap_or_else(|| DEFAULT_DB.to_owned()),
+            demo: self.demo.or(file.demo).unwrap_or(false),
+            protocols: self.protocols.clone().or(file.protocols),
+            log_format: log_format.or(file.log_format).unwrap_or_default(),
+            time_zone: self.time_zone.clone().or(file.time_zone),
+            instrument_wording: self.instrument_wording.clone().or(file.instrument_wording),
+            clock_speed: self.clock_speed.or(file.clock_speed).unwrap_or(1.0),
+            tls: pair(
+                &self.tls_cert,
+                &self.tls_key,
+                &file.tls_cert,
+                &file.tls_key,
+                "a TLS certificate needs its key and a key its certificate: give --tls-cert and --tls-key \
+                 (or tls.cert and tls.key in the configuration file) together",
+            )?,
+            behind_proxy: self.behind_proxy.or(file.behind_proxy).unwrap_or(false),
+            trusted_proxies: if self.trusted_proxies.is_empty() {
+                file.trusted_proxies.unwrap_or_default()
+            } else {
+                self.trusted_proxies.clone()
+            },
+            metrics_from: if self.metrics_from.is_empty() {
+                file.metrics_from.unwrap_or_default()
+            } else {
+                self.metrics_from.clone()
+            },
+            checkpoints: pair(
+                &self.checkpoint_key,
+                &self.checkpoints,
+                &file.checkpoint_key,
+                &file.checkpoints,
+                "audit checkpoints need both a signing key and a checkpoint file: give --checkpoint-key and \
+                 --checkpoints (or checkpoints.key and checkpoints.file) together",
+            )?,
+            checkpoint_minutes: self.checkpoint_minutes.or(file.checkpoint_minutes).unwrap_or(15),
+            mllp: self.mllp.or(file.mllp),
+            config_file,
+        };
+        if !(1..=1440).contains(&serve.checkpoint_minutes) {
+            bail!(
+                "--checkpoint-minutes {} is outside 1–1440",
+                serve.checkpoint_minutes
+            );
+        }
+        if !serve.trusted_proxies.is_empty() && !serve.behind_proxy {
+            bail!(
+                "--trusted-proxy takes effect only behind a proxy: add --behind-proxy (or proxy.behind = true)"
+            );
+        }
+        check_transport(&serve)?;
+        Ok(serve)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Check a configuration file without starting the server: every unknown key, bad value and
+    /// missing file is named with what is allowed, and the protocol library and questionnaire
+    /// wording it points to are loaded as `serve` would. FILE defaults to --config, KETAFLOW_CONFIG
+    /// or /etc/ketaflow/ketaflow.toml
+    Check {
+        /// The file to check
+        file: Option<PathBuf>,
+    },
+}
+
+/// `ketaflow config check`: the file alone (no flags), checked as `serve` would start from it.
+pub(crate) fn config(command: &ConfigCommand) -> Result<()> {
+    let ConfigCommand::Check { file } = command;
+    let named = file
+        .clone()
+        .or_else(|| std::env::var_os("KETAFLOW_CONFIG").map(PathBuf::from));
+    let Some(path) = crate::config::chosen_path(named.as_deref()) else {
+        bail!(
+            "no configuration file to check: none was named and {} does not exist",
+            crate::config::DEFAULT_PATH
+        );
+    };
+    let serve = ServeArgs {
+        config: Some(path.clone()),
+        ..ServeArgs::default()
+    }
+    .resolve()?;
+    load_library(serve.protocols.as_deref()).with_context(|| format!("{}: protocols", path.display()))?;
+    if let Some(wording) = &serve.instrument_wording {
+        let text = std::fs::read_to_string(wording).with_context(|| {
+            format!(
+                "{}: instrument_wording: could not read {}",
+                path.display(),
+                wording.display()
+            )
+        })?;
+        ketaflow_app::wording::WordingLibrary::with_clinic_file(&text)
+            .with_context(|| format!("{}: instrument_wording {}", path.display(), wording.display()))?;
+    }
+    if let Some(zone) = &serve.time_zone {
+        ketaflow_app::clinic_time::ClinicZone::named(zone).map_err(app_error)?;
+    }
+    println!("{}: ok", path.display());
+    println!(
+        "  listen    {}{}",
+        serve.listen,
+        if serve.tls.is_some() { " (HTTPS)" } else { "" }
+    );
+    println!("  database  {}", redact(&serve.db));
+    println!(
+        "  time zone {}",
+        serve.time_zone.as_deref().unwrap_or("this machine's")
+    );
+    if let Some(mllp) = serve.mllp {
+        println!("  MLLP      {mllp}");
+    }
+    let metrics: Vec<String> = serve.metrics_from.iter().map(ToString::to_string).collect();
+    println!(
+        "  metrics   {}",
+        if metrics.is_empty() {
+            "this machine only".to_owned()
+        } else {
+            metrics.join(", ")
+        }
+    );
+    Ok(())
 }
 
 /// How long a client may take to send a request's headers, and how long a kept-alive connection
@@ -94,18 +306,14 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// ended as it begins, so an open board does not hold it).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A proxy's address or range: `10.0.0.5`, `10.0.0.0/24`, `::1`.
+/// A proxy's (or a metrics reader's) address or range: `10.0.0.5`, `10.0.0.0/24`, `::1`.
 fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
-    text.parse::<ipnet::IpNet>()
-        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| {
-            format!("{text:?} is not an address or ADDR/PREFIX range (e.g. 10.0.0.5 or 10.0.0.0/24)")
-        })
+    crate::config::parse_net(text)
 }
 
 /// The proxies whose forwarded-for headers are believed: none without --behind-proxy; the ones
 /// named, or this machine.
-fn trusted_proxies(args: &ServeArgs) -> ketaflow_server::proxy::TrustedProxies {
+fn trusted_proxies(args: &Serve) -> ketaflow_server::proxy::TrustedProxies {
     use ketaflow_server::proxy::TrustedProxies;
     match (args.behind_proxy, args.trusted_proxies.is_empty()) {
         (false, _) => TrustedProxies::none(),
@@ -115,12 +323,13 @@ fn trusted_proxies(args: &ServeArgs) -> ketaflow_server::proxy::TrustedProxies {
 }
 
 /// Refuses plain HTTP beyond this machine unless a proxy in front provides TLS.
-fn check_transport(args: &ServeArgs) -> Result<()> {
-    let tls = args.tls_cert.is_some() && args.tls_key.is_some();
+fn check_transport(args: &Serve) -> Result<()> {
+    let tls = args.tls.is_some();
     if !tls && !args.listen.ip().is_loopback() && !args.behind_proxy {
         anyhow::bail!(
             "refusing to serve plain HTTP on {}: clinical data must travel encrypted. Give --tls-cert and --tls-key, \
-             or --behind-proxy when a reverse proxy in front terminates TLS, or listen on 127.0.0.1",
+             or --behind-proxy when a reverse proxy in front terminates TLS, or listen on 127.0.0.1 (in the \
+             configuration file: tls.cert and tls.key, or proxy.behind = true)",
             args.listen
         );
     }
@@ -226,20 +435,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 async fn connect(db: &DbArgs) -> Result<Store> {
-    Store::connect(&db.url)
-        .await
-        .with_context(|| format!("could not open the database {}", redact(&db.url)))
+    connect_url(&db.url()?).await
 }
 
-/// The URL without any password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://…@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+async fn connect_url(url: &str) -> Result<Store> {
+    Store::connect(url)
+        .await
+        .with_context(|| format!("could not open the database {}", redact(url)))
 }
+
+use crate::config::redact;
 
 fn load_library(dir: Option<&Path>) -> Result<ProtocolLibrary> {
     let Some(dir) = dir else {
@@ -279,10 +484,11 @@ async fn ensure_administrator(store: &Store) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
+pub(crate) fn serve(flags: &ServeArgs) -> Result<()> {
+    let args = &flags.resolve()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into());
-    if args.log_json {
+    if args.log_format == crate::config::LogFormat::Json {
         tracing_subscriber::fmt().with_env_filter(filter).json().init();
     } else {
         // Colour only for a person at a terminal: a file or a journal gets plain lines.
@@ -292,10 +498,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             .with_ansi(terminal)
             .init();
     }
-    check_transport(args)?;
+    if let Some(file) = &args.config_file {
+        tracing::info!(file = %file.display(), "configuration file read (flags and KETAFLOW_* variables win over it)");
+    }
     let library = load_library(args.protocols.as_deref())?;
     runtime()?.block_on(async {
-        let store = connect(&args.db).await?;
+        let store = connect_url(&args.db).await?;
         ensure_administrator(&store).await?;
         let (clock, mut settings) = clock_and_settings(args)?;
         settings.time_zone = match &args.time_zone {
@@ -314,7 +522,14 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
             let nets: Vec<String> = proxies.nets().iter().map(ToString::to_string).collect();
             tracing::info!(proxies = %nets.join(", "), "client addresses taken from these proxies' forwarded-for headers");
         }
-        let state = AppState::new(store.clone(), library, clock, settings).with_trusted_proxies(proxies);
+        let metrics_access = if args.metrics_from.is_empty() {
+            ketaflow_server::ops::MetricsAccess::loopback()
+        } else {
+            ketaflow_server::ops::MetricsAccess::from_nets(args.metrics_from.clone())
+        };
+        let state = AppState::new(store.clone(), library, clock, settings)
+            .with_trusted_proxies(proxies)
+            .with_metrics_access(metrics_access);
         let cleared = state
             .reconcile_in_progress()
             .await
@@ -348,11 +563,8 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
         // if no reading arrives: checked every 15 s of clinic time (at most every 250 ms of real time).
         let every = std::time::Duration::from_secs_f64((15.0 / state.settings.clock_speed).max(0.25));
         let watch = state.start_watch(every);
-        let checkpoints = match (&args.checkpoint_key, &args.checkpoints) {
-            (Some(key_file), Some(file)) => {
-                if !(1..=1440).contains(&args.checkpoint_minutes) {
-                    anyhow::bail!("--checkpoint-minutes {} is outside 1–1440", args.checkpoint_minutes);
-                }
+        let checkpoints = match &args.checkpoints {
+            Some((key_file, file)) => {
                 let key = ketaflow_app::checkpoints::load_or_create_key(key_file).map_err(app_error)?;
                 let (store, file) = (store.clone(), file.clone());
                 let every = std::time::Duration::from_secs(args.checkpoint_minutes * 60);
@@ -368,7 +580,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
                     }
                 }))
             }
-            _ => None,
+            None => None,
         };
         let monitors = match args.mllp {
             Some(address) => {
@@ -399,10 +611,10 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<()> {
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
         };
-        let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
-        tracing::info!(address = %args.listen, %scheme, database = %redact(&args.db.url), library = %state.library.version, "ketaflow serving");
-        match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => {
+        let scheme = if args.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %args.listen, %scheme, database = %redact(&args.db), library = %state.library.version, build = ketaflow_server::ops::build(), "ketaflow serving");
+        match &args.tls {
+            Some((cert, key)) => {
                 let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                     .await
                     .with_context(|| format!("could not load the TLS certificate {} and key {}", cert.display(), key.display()))?;
@@ -445,7 +657,7 @@ async fn announce(handle: &axum_server::Handle, scheme: &str) -> Result<()> {
 
 /// The clock the clinic runs on: the system clock, or for a demo a faster one (with a banner on
 /// every page saying so). A simulated clock on a clinic's real database is refused.
-fn clock_and_settings(args: &ServeArgs) -> Result<(ketaflow_server::Clock, Settings)> {
+fn clock_and_settings(args: &Serve) -> Result<(ketaflow_server::Clock, Settings)> {
     let speed = args.clock_speed;
     if !(1.0..=600.0).contains(&speed) {
         anyhow::bail!("--clock-speed {speed} is outside 1–600");

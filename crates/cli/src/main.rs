@@ -4,6 +4,7 @@
 //! checked values before the library crates see it.
 
 mod clinic;
+mod config;
 mod monitor_sim;
 mod pk;
 
@@ -16,10 +17,13 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The version and the commit this binary was built from (`build.rs`).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KETAFLOW_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ketaflow",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KETAFLOW_COMMIT"), ")"),
+    version = VERSION,
     about = "Ketaflow: a ketamine infusion clinic system with an exact PK/PD engine"
 )]
 struct Cli {
@@ -38,6 +42,9 @@ enum Command {
     Backup(clinic::BackupArgs),
     /// Load a backup into a new, empty database and verify its audit chain
     Restore(clinic::BackupArgs),
+    /// Check a configuration file (ketaflow.toml)
+    #[command(subcommand)]
+    Config(clinic::ConfigCommand),
     /// Check the audit chain
     #[command(subcommand)]
     Audit(clinic::AuditCommand),
@@ -55,12 +62,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    ketaflow_server::ops::set_build(VERSION);
     let result = match cli.command {
         Command::Serve(args) => clinic::serve(&args),
         Command::User(command) => clinic::user(&command),
         Command::Backup(args) => clinic::backup(&args),
         Command::Restore(args) => clinic::restore(&args),
         Command::Audit(command) => clinic::audit(&command),
+        Command::Config(command) => clinic::config(&command),
         Command::Models(args) => pk::models(&args),
         Command::Simulate(args) => pk::simulate(&args),
         Command::Tci(args) => pk::tci(&args),

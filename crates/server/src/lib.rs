@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod mllp;
+pub mod ops;
 pub mod proxy;
 pub mod state;
 pub mod web;
@@ -69,7 +70,16 @@ pub fn router(state: AppState) -> Router {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     ));
+    // Installed before the first request, so the first request is counted.
+    ops::recorder();
+    let operators = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
     v1.merge(web::router())
+        .merge(operators)
+        // Only routed requests are timed: their route template is the label (bounded).
+        .route_layer(axum::middleware::from_fn(ops::track_requests))
         .layer(RequestBodyLimitLayer::new(max_body))
         // Every answer: no referrer leaks a patient URL to another site, and no browser guesses a
         // content type other than the one sent (OWASP Secure Headers Project).

@@ -16,6 +16,8 @@ pub struct AppState {
     pub app: App,
     /// The reverse proxies whose forwarded-for headers name the client (none by default).
     pub proxies: std::sync::Arc<crate::proxy::TrustedProxies>,
+    /// Who may read `/metrics` (this machine only by default).
+    pub metrics_access: std::sync::Arc<crate::ops::MetricsAccess>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -46,12 +48,19 @@ impl AppState {
         AppState {
             app,
             proxies: std::sync::Arc::new(crate::proxy::TrustedProxies::none()),
+            metrics_access: std::sync::Arc::new(crate::ops::MetricsAccess::default()),
         }
     }
 
     /// The same state, believing these proxies' forwarded-for headers.
     pub fn with_trusted_proxies(mut self, proxies: crate::proxy::TrustedProxies) -> AppState {
         self.proxies = std::sync::Arc::new(proxies);
+        self
+    }
+
+    /// The same state, serving `/metrics` to these clients instead of this machine only.
+    pub fn with_metrics_access(mut self, access: crate::ops::MetricsAccess) -> AppState {
+        self.metrics_access = std::sync::Arc::new(access);
         self
     }
 }

@@ -2493,6 +2493,22 @@ pub async fn restore_drill(store: Store, fresh: Store) {
 
 // ---- An attacker with write access to the database (for tests of what verification catches) ----
 
+/// Records a migration this build does not carry, as a newer build that ran against the database
+/// would have left it (for the readiness check, which must then refuse traffic).
+pub async fn record_unknown_migration(store: &Store, version: i64) {
+    let sql = match store.backend() {
+        crate::Backend::Sqlite => {
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, 'from a newer build', TRUE, X'00', 1)"
+        }
+        crate::Backend::Postgres => {
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, 'from a newer build', TRUE, '\\x00'::bytea, 1)"
+        }
+    };
+    raw_exec(store, sql, vec![Bind::Int(version)]).await.unwrap();
+}
+
 /// Cuts the audit log after `keep` entries and moves the head back, as an attacker with the
 /// database's credentials can: the chain alone still verifies.
 pub async fn tamper_truncate(store: &Store, keep: i64) {

@@ -85,6 +85,6 @@ pub use sessions::{
     AlarmRaise, AlarmState, DeviceToken, MAX_EVENT_PAGE, MAX_IDEMPOTENCY_KEY_LEN, NewAlarm, NewDeviceToken,
     NewEvent, NewVital, ROWS_PER_STATEMENT, StoredAlarm, StoredEvent, StoredVital, VitalInsert, VitalsBucket,
 };
-pub use store::{Store, StoreOptions, Tx};
+pub use store::{POOL_WAIT, Readiness, Store, StoreOptions, Tx, describe_metrics};
 pub use tokens::{ActiveToken, AuthToken, NewToken, TokenKind, hash_token};
 pub use users::{LockoutPolicy, NewUser, Role, User};

@@ -212,10 +212,12 @@ impl Store {
     /// `Store` from the same task: that write would wait for the lock the `Tx` holds.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         self.count_operation();
+        let waited = std::time::Instant::now();
         let inner = match &self.pool {
             Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         };
+        pool_waited("write", waited);
         Ok(Tx {
             inner,
             audit_head: None,
@@ -242,10 +244,21 @@ impl Store {
     /// A pooled connection for reads and single-statement writes.
     pub(crate) async fn acquire(&self) -> Result<Pooled, StoreError> {
         self.count_operation();
-        Ok(match &self.pool {
+        let waited = std::time::Instant::now();
+        let pooled = match &self.pool {
             Pool::Sqlite(pool) => Pooled::Sqlite(pool.acquire().await?),
             Pool::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
-        })
+        };
+        pool_waited("read", waited);
+        Ok(pooled)
+    }
+
+    /// Connections in the pool now, and how many of them are idle (for the pool gauges).
+    pub fn pool_size(&self) -> (u32, usize) {
+        match &self.pool {
+            Pool::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Pool::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
     }
 
     /// The SQLite pool, for operations with no PostgreSQL counterpart (e.g. `VACUUM INTO`).
@@ -263,6 +276,23 @@ impl Store {
             Pool::Postgres(pool) => pool.close().await,
         }
     }
+}
+
+/// How long a caller waited for a pooled connection (`read`) or for a transaction to begin
+/// (`write`: on SQLite this includes waiting for the write lock), in seconds.
+pub const POOL_WAIT: &str = "ketaflow_db_pool_wait_seconds";
+
+fn pool_waited(kind: &'static str, since: std::time::Instant) {
+    metrics::histogram!(POOL_WAIT, "kind" => kind).record(since.elapsed().as_secs_f64());
+}
+
+/// Describes the store's metrics to whichever recorder is installed.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        POOL_WAIT,
+        metrics::Unit::Seconds,
+        "Time waited for a database connection (read) or a transaction's start (write)"
+    );
 }
 
 /// A connection checked out of the pool.
@@ -348,5 +378,55 @@ impl Tx {
             TxInner::Sqlite(tx) => Conn::Sqlite(tx),
             TxInner::Postgres(tx) => Conn::Postgres(tx),
         }
+    }
+}
+
+/// What [`Store::readiness`] found: the database answered, its schema is the one this build
+/// expects, and the audit chain's head can be read. Carries no clinical data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// Migrations this build carries (the newest version).
+    pub expected_migration: i64,
+    /// The newest migration the database has applied successfully (0 when none).
+    pub applied_migration: i64,
+    /// Whether every migration this build carries is applied, none failed, and the database has
+    /// none this build does not know (a newer build ran against it).
+    pub migrations_current: bool,
+    /// The audit chain's length: the head's sequence number.
+    pub audit_head_seq: i64,
+}
+
+impl Store {
+    /// Checks that the database can serve requests: a round trip, the migrations applied against
+    /// the ones embedded in this build, and the audit head. Fails (does not wait for the pool's
+    /// long acquire timeout) when the database is unreachable; the caller bounds it in time.
+    pub async fn readiness(&self) -> Result<Readiness, StoreError> {
+        let migrator = match self.backend() {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let expected: Vec<i64> = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| m.version)
+            .collect();
+        let mut pooled = self.acquire().await?;
+        let (applied, audit_head_seq): (Vec<(i64, bool)>, i64) = crate::db::with_conn!(pooled.conn(), c => {
+            let applied = sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&mut *c)
+                .await?;
+            let (seq,): (i64,) = sqlx::query_as("SELECT seq FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *c)
+                .await?;
+            (applied, seq)
+        });
+        let applied_versions: Vec<i64> = applied.iter().map(|(v, _)| *v).collect();
+        let all_succeeded = applied.iter().all(|(_, ok)| *ok);
+        Ok(Readiness {
+            expected_migration: expected.last().copied().unwrap_or(0),
+            applied_migration: applied_versions.last().copied().unwrap_or(0),
+            migrations_current: all_succeeded && applied_versions == expected,
+            audit_head_seq,
+        })
     }
 }
