@@ -635,6 +635,7 @@ mod tests {
             "tls: give both cert and key",
             "checkpoints.colour: unknown key; allowed here: key, file, every_minutes",
             "checkpoints.every_minutes: 0 is outside the allowed 1–1440",
+            "checkpoints.every_minutes: takes effect only with key (the signing key) and file",
         ];
         for want in expect {
             assert!(

@@ -620,6 +620,51 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
+/// The pump rate (mL/h) in force at each of the rising `times_s`: one pass, since the row in force
+/// only moves forward (0 where no row covers a time), as the rows run in time order.
+fn rates_at(tci: &TciResult, times_s: &[f64]) -> Vec<f64> {
+    let mut row = 0;
+    times_s
+        .iter()
+        .map(|&t| {
+            // Robust to a time that goes back (not made by the engine's grids): start over.
+            if tci.rows.get(row).is_some_and(|r| t < r.start_s) {
+                row = 0;
+            }
+            while row < tci.rows.len() && tci.rows[row].end_s <= t {
+                row += 1;
+            }
+            tci.rows
+                .get(row)
+                .filter(|r| r.start_s <= t)
+                .map_or(0.0, |r| r.rate_ml_per_h)
+        })
+        .collect()
+}
+
+/// Numbers for CSV, written without allocating: concentrations and rates as the shortest text that
+/// reads back as the same `f64` (Ryū), times in whole seconds as integers (`2400`, not `2400.0`).
+#[derive(Default)]
+struct CsvNumbers {
+    float: ryu::Buffer,
+    integer: itoa::Buffer,
+}
+
+impl CsvNumbers {
+    fn value(&mut self, x: f64) -> &str {
+        self.float.format(x)
+    }
+
+    fn time(&mut self, t_s: f64) -> &str {
+        // Exactly representable whole numbers (|t| < 2^53) print as integers.
+        if t_s.fract() == 0.0 && t_s.abs() < 9.0e15 {
+            self.integer.format(t_s as i64)
+        } else {
+            self.float.format(t_s)
+        }
+    }
+}
+
 /// Prints (subject, note) lines to stderr: a note every one of several subjects has, once for all
 /// of them; the others per subject, in order.
 fn print_notes(notes: Vec<(String, String)>, subjects: usize) {
@@ -657,6 +702,7 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
             .collect();
         print_notes(notes, results.len());
         let mut writer = csv::Writer::from_writer(&mut out);
+        let mut numbers = CsvNumbers::default();
         for (i, r) in results.iter().enumerate() {
             let extra = extra_columns(&r.patient, &r.trajectory, r.amounts);
             if i == 0 {
@@ -668,16 +714,18 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
                 header.extend(extra.iter().map(|(name, _)| name.clone()));
                 writer.write_record(&header)?;
             }
+            let ce = r.trajectory.ce();
             for k in 0..r.trajectory.times_s.len() {
-                let mut row: Vec<String> = Vec::new();
                 if cohort {
-                    row.push(r.subject.id.clone());
+                    writer.write_field(&r.subject.id)?;
                 }
-                row.push(format!("{}", r.trajectory.times_s[k]));
-                row.push(format!("{:.9e}", r.trajectory.cp[k]));
-                row.push(format!("{:.9e}", r.trajectory.ce()[k]));
-                row.extend(extra.iter().map(|(_, values)| format!("{:.9e}", values[k])));
-                writer.write_record(&row)?;
+                writer.write_field(numbers.time(r.trajectory.times_s[k]))?;
+                writer.write_field(numbers.value(r.trajectory.cp[k]))?;
+                writer.write_field(numbers.value(ce[k]))?;
+                for (_, values) in &extra {
+                    writer.write_field(numbers.value(values[k]))?;
+                }
+                writer.write_record(None::<&[u8]>)?;
             }
             if let Some((cp, ce)) = r.recovery {
                 eprintln!(
@@ -935,13 +983,6 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let cohort = args.cohort.is_some();
-    let rate_at = |result: &TciResult, t: f64| {
-        result
-            .rows
-            .iter()
-            .find(|r| r.start_s <= t && t < r.end_s)
-            .map_or(0.0, |r| r.rate_ml_per_h)
-    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.output.csv {
@@ -962,20 +1003,19 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
             })
             .collect();
         print_notes(warnings, results.len());
+        let mut numbers = CsvNumbers::default();
         for (r, tci) in &results {
-            for k in 0..r.trajectory.times_s.len() {
-                let t = r.trajectory.times_s[k];
-                let mut row = Vec::new();
+            let ce = r.trajectory.ce();
+            let rates = rates_at(tci, &r.trajectory.times_s);
+            for (k, (&t, &rate)) in r.trajectory.times_s.iter().zip(&rates).enumerate() {
                 if cohort {
-                    row.push(r.subject.id.clone());
+                    writer.write_field(&r.subject.id)?;
                 }
-                row.extend([
-                    format!("{t}"),
-                    format!("{:.9e}", r.trajectory.cp[k]),
-                    format!("{:.9e}", r.trajectory.ce()[k]),
-                    format!("{:.6}", rate_at(tci, t)),
-                ]);
-                writer.write_record(&row)?;
+                writer.write_field(numbers.time(t))?;
+                writer.write_field(numbers.value(r.trajectory.cp[k]))?;
+                writer.write_field(numbers.value(ce[k]))?;
+                writer.write_field(numbers.value(rate))?;
+                writer.write_record(None::<&[u8]>)?;
             }
         }
         writer.flush()?;
@@ -997,7 +1037,7 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
                     })).collect::<Vec<_>>(),
                     "series": {
                         "time_s": r.trajectory.times_s, "cp_ug_per_ml": r.trajectory.cp, "ce_ug_per_ml": r.trajectory.ce(),
-                        "rate_ml_per_h": r.trajectory.times_s.iter().map(|t| rate_at(tci, *t)).collect::<Vec<_>>(),
+                        "rate_ml_per_h": rates_at(tci, &r.trajectory.times_s),
                     },
                     "recovery_cp_below_threshold_from_s": r.recovery.map(|(cp, _)| recovery_json(cp)),
                     "recovery_ce_below_threshold_from_s": r.recovery.map(|(_, ce)| recovery_json(ce)),
@@ -1030,15 +1070,15 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
                 "\n{:>9} {:>12} {:>12} {:>12}",
                 "time min", "Cp µg/mL", "Ce µg/mL", "pump mL/h"
             )?;
+            let rates = rates_at(tci, &r.trajectory.times_s);
             for k in 0..r.trajectory.times_s.len() {
-                let t = r.trajectory.times_s[k];
                 writeln!(
                     out,
                     "{:>9.2} {:>12.5} {:>12.5} {:>12.2}",
-                    t / 60.0,
+                    r.trajectory.times_s[k] / 60.0,
                     r.trajectory.cp[k],
                     r.trajectory.ce()[k],
-                    rate_at(tci, t)
+                    rates[k]
                 )?;
             }
             writeln!(
@@ -1190,11 +1230,13 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
                 .map(|p| format!("ce_{}_ug_per_ml", label(*p))),
         );
         writer.write_record(&header)?;
+        let mut numbers = CsvNumbers::default();
         for k in 0..bands.times_s.len() {
-            let mut row = vec![format!("{}", bands.times_s[k])];
-            row.extend(bands.cp.iter().map(|c| format!("{:.9e}", c[k])));
-            row.extend(bands.ce.iter().map(|c| format!("{:.9e}", c[k])));
-            writer.write_record(&row)?;
+            writer.write_field(numbers.time(bands.times_s[k]))?;
+            for series in bands.cp.iter().chain(&bands.ce) {
+                writer.write_field(numbers.value(series[k]))?;
+            }
+            writer.write_record(None::<&[u8]>)?;
         }
         writer.flush()?;
     } else if args.output.json {
@@ -1301,6 +1343,26 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_numbers_read_back_exactly_and_whole_seconds_stay_integers() {
+        let mut numbers = CsvNumbers::default();
+        assert_eq!(numbers.time(2400.0), "2400");
+        assert_eq!(numbers.time(0.0), "0");
+        assert_eq!(numbers.time(12.5), "12.5");
+        assert_eq!(numbers.value(0.5), "0.5");
+        assert_eq!(numbers.value(f64::NAN), "NaN");
+        for x in [
+            0.1 + 0.2,
+            1.234_567_890_123_456_7e-7,
+            3.0e-300,
+            52.5,
+            std::f64::consts::PI,
+        ] {
+            let text = numbers.value(x).to_owned();
+            assert_eq!(text.parse::<f64>().unwrap().to_bits(), x.to_bits(), "{text}");
+        }
+    }
 
     #[test]
     fn target_changes_and_cv_parse() {
