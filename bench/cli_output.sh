@@ -39,7 +39,7 @@ doc = {"repeats": 1, "scenarios": [
 json.dump(doc, open(f"{out}/workload.json", "w"), indent=1)
 PY
 
-KETAFLOW="$BIN simulate --cohort $OUT/cohort200.csv --infuse '0.5 mg/kg over 40 min' --every 60s --until 4h --csv > $OUT/ketaflow_sim.csv 2>/dev/null && $BIN tci --cohort $OUT/cohort20.csv --target-plasma 0.2 --for 1h --every 10s --until 3h --csv > $OUT/ketaflow_tci.csv 2>/dev/null"
+KETAFLOW="$BIN simulate --cohort $OUT/cohort200.csv --infuse '0.5 mg/kg over 40 min' --every 60s --until 4h --csv > $OUT/ketaflow_sim.csv 2>/dev/null && $BIN tci --cohort $OUT/cohort20.csv --target-plasma 0.2ug/ml --for 1h --every 10s --until 3h --csv > $OUT/ketaflow_tci.csv 2>/dev/null"
 OPENTIVA="$PWD/$VENV/bin/python bench/opentiva/run_opentiva.py $OUT/workload.json $OUT/opentiva > /dev/null 2>&1"
 sh -c "$KETAFLOW"
 echo "ketaflow rows: $(($(wc -l < "$OUT/ketaflow_sim.csv") - 1)) simulated, $(($(wc -l < "$OUT/ketaflow_tci.csv") - 1)) TCI"

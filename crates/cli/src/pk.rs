@@ -13,7 +13,7 @@ use ketaflow_pkpd::pd::PdModelId;
 use ketaflow_pkpd::population::{PopulationSettings, Variability, VariabilitySource, run_population};
 use ketaflow_pkpd::recovery::{DEFAULT_BRACKET_S, Quantity, Recovery, time_below};
 use ketaflow_pkpd::schedule::{Dose, Regimen, Schedule};
-use ketaflow_pkpd::simulate::{Grid, Trajectory, simulate as run_simulation};
+use ketaflow_pkpd::simulate::{Grid, Trajectory, simulate as run_simulation, simulate_cp_ce};
 use ketaflow_pkpd::system::ResponseKind;
 use ketaflow_pkpd::tci::{TargetSite, TargetStep, TciResult, TciSettings, run_tci};
 use ketaflow_units::{
@@ -509,6 +509,21 @@ fn recovery_json(recovery: Recovery) -> serde_json::Value {
 }
 
 /// Column names (CSV and JSON) and values of one trajectory, beyond time, Cp and Ce.
+/// The curves to report: Cp and Ce alone by the lean closed-form path when nothing else is asked
+/// for (no amounts, no metabolite, no PD model), else every response step by step.
+fn trajectory(patient: &PatientModel, schedule: &Schedule, grid: &Grid, amounts: bool) -> Result<Trajectory> {
+    if amounts || !patient.metabolite_modes.is_empty() || !patient.pd.is_empty() {
+        return Ok(run_simulation(&patient.system, schedule, grid)?);
+    }
+    let (mut cp, mut ce) = (Vec::new(), Vec::new());
+    simulate_cp_ce(&patient.system, schedule, grid, &mut cp, &mut ce)?;
+    Ok(Trajectory {
+        times_s: grid.times(),
+        cp,
+        responses: vec![ce],
+    })
+}
+
 fn extra_columns(patient: &PatientModel, trajectory: &Trajectory, amounts: bool) -> Vec<(String, Vec<f64>)> {
     let mut columns = Vec::new();
     if amounts {
@@ -597,7 +612,7 @@ pub(crate) fn simulate(args: &SimulateArgs) -> Result<()> {
                 .resolve(subject.covariates.weight)
                 .with_context(|| format!("regimen for subject {}", subject.id))?;
             let schedule = patient.model_input(&given);
-            let trajectory = run_simulation(&patient.system, &schedule, &grid)?;
+            let trajectory = trajectory(&patient, &schedule, &grid, args.amounts)?;
             let recovery = threshold
                 .map(|t| recovery_pair(&patient, &schedule, t))
                 .transpose()?;
@@ -643,10 +658,10 @@ fn rates_at(tci: &TciResult, times_s: &[f64]) -> Vec<f64> {
 }
 
 /// Numbers for CSV, written without allocating: concentrations and rates as the shortest text that
-/// reads back as the same `f64` (Ryū), times in whole seconds as integers (`2400`, not `2400.0`).
+/// reads back as the same `f64` (Żmij), times in whole seconds as integers (`2400`, not `2400.0`).
 #[derive(Default)]
 struct CsvNumbers {
-    float: ryu::Buffer,
+    float: zmij::Buffer,
     integer: itoa::Buffer,
 }
 
@@ -662,6 +677,74 @@ impl CsvNumbers {
         } else {
             self.float.format(t_s)
         }
+    }
+}
+
+/// Bytes gathered before each write to standard output: a cohort's CSV is megabytes, and a write
+/// per 8 KiB (the default) costs a system call each.
+const OUTPUT_BUFFER: usize = 1 << 20;
+
+/// CSV rows written straight into a buffered writer: numbers need no quoting, so only text fields
+/// (subject ids, headers) go through the quoting rule of RFC 4180 (a field with a comma, a quote or
+/// a line break is quoted, its quotes doubled).
+struct CsvOut<W: std::io::Write> {
+    out: W,
+    numbers: CsvNumbers,
+    row_started: bool,
+}
+
+impl<W: std::io::Write> CsvOut<W> {
+    fn new(out: W) -> CsvOut<W> {
+        CsvOut {
+            out,
+            numbers: CsvNumbers::default(),
+            row_started: false,
+        }
+    }
+
+    fn separator(&mut self) -> std::io::Result<()> {
+        if self.row_started {
+            self.out.write_all(b",")?;
+        }
+        self.row_started = true;
+        Ok(())
+    }
+
+    fn text(&mut self, field: &str) -> std::io::Result<()> {
+        self.separator()?;
+        if field.contains([',', '"', '\n', '\r']) {
+            self.out.write_all(b"\"")?;
+            self.out.write_all(field.replace('"', "\"\"").as_bytes())?;
+            self.out.write_all(b"\"")
+        } else {
+            self.out.write_all(field.as_bytes())
+        }
+    }
+
+    fn number(&mut self, x: f64) -> std::io::Result<()> {
+        self.separator()?;
+        self.out.write_all(self.numbers.value(x).as_bytes())
+    }
+
+    fn time(&mut self, t_s: f64) -> std::io::Result<()> {
+        self.separator()?;
+        self.out.write_all(self.numbers.time(t_s).as_bytes())
+    }
+
+    fn end_row(&mut self) -> std::io::Result<()> {
+        self.row_started = false;
+        self.out.write_all(b"\n")
+    }
+
+    fn header(&mut self, names: &[impl AsRef<str>]) -> std::io::Result<()> {
+        for name in names {
+            self.text(name.as_ref())?;
+        }
+        self.end_row()
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -689,7 +772,7 @@ fn print_notes(notes: Vec<(String, String)>, subjects: usize) {
 
 fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs) -> Result<()> {
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, stdout.lock());
     if output.csv {
         let notes = results
             .iter()
@@ -701,8 +784,7 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
             })
             .collect();
         print_notes(notes, results.len());
-        let mut writer = csv::Writer::from_writer(&mut out);
-        let mut numbers = CsvNumbers::default();
+        let mut writer = CsvOut::new(&mut out);
         for (i, r) in results.iter().enumerate() {
             let extra = extra_columns(&r.patient, &r.trajectory, r.amounts);
             if i == 0 {
@@ -712,20 +794,20 @@ fn write_simulation(results: &[SubjectResult], cohort: bool, output: &OutputArgs
                 }
                 header.extend(["time_s", "cp_ug_per_ml", "ce_ug_per_ml"].map(String::from));
                 header.extend(extra.iter().map(|(name, _)| name.clone()));
-                writer.write_record(&header)?;
+                writer.header(&header)?;
             }
             let ce = r.trajectory.ce();
             for k in 0..r.trajectory.times_s.len() {
                 if cohort {
-                    writer.write_field(&r.subject.id)?;
+                    writer.text(&r.subject.id)?;
                 }
-                writer.write_field(numbers.time(r.trajectory.times_s[k]))?;
-                writer.write_field(numbers.value(r.trajectory.cp[k]))?;
-                writer.write_field(numbers.value(ce[k]))?;
+                writer.time(r.trajectory.times_s[k])?;
+                writer.number(r.trajectory.cp[k])?;
+                writer.number(ce[k])?;
                 for (_, values) in &extra {
-                    writer.write_field(numbers.value(values[k]))?;
+                    writer.number(values[k])?;
                 }
-                writer.write_record(None::<&[u8]>)?;
+                writer.end_row()?;
             }
             if let Some((cp, ce)) = r.recovery {
                 eprintln!(
@@ -964,7 +1046,7 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
             let patient = assemble(&args.patient, subject, &[])?;
             let result = run_tci(&patient.system, &settings)
                 .with_context(|| format!("TCI for subject {}", subject.id))?;
-            let trajectory = run_simulation(&patient.system, &result.schedule, &grid)?;
+            let trajectory = trajectory(&patient, &result.schedule, &grid, false)?;
             let recovery = threshold
                 .map(|t| recovery_pair(&patient, &result.schedule, t))
                 .transpose()?;
@@ -984,15 +1066,15 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let cohort = args.cohort.is_some();
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, stdout.lock());
     if args.output.csv {
-        let mut writer = csv::Writer::from_writer(&mut out);
+        let mut writer = CsvOut::new(&mut out);
         let mut header: Vec<&str> = Vec::new();
         if cohort {
             header.push("subject");
         }
         header.extend(["time_s", "cp_ug_per_ml", "ce_ug_per_ml", "rate_ml_per_h"]);
-        writer.write_record(&header)?;
+        writer.header(&header)?;
         let warnings = results
             .iter()
             .flat_map(|(r, _)| {
@@ -1003,19 +1085,18 @@ pub(crate) fn tci(args: &TciArgs) -> Result<()> {
             })
             .collect();
         print_notes(warnings, results.len());
-        let mut numbers = CsvNumbers::default();
         for (r, tci) in &results {
             let ce = r.trajectory.ce();
             let rates = rates_at(tci, &r.trajectory.times_s);
             for (k, (&t, &rate)) in r.trajectory.times_s.iter().zip(&rates).enumerate() {
                 if cohort {
-                    writer.write_field(&r.subject.id)?;
+                    writer.text(&r.subject.id)?;
                 }
-                writer.write_field(numbers.time(t))?;
-                writer.write_field(numbers.value(r.trajectory.cp[k]))?;
-                writer.write_field(numbers.value(ce[k]))?;
-                writer.write_field(numbers.value(rate))?;
-                writer.write_record(None::<&[u8]>)?;
+                writer.time(t)?;
+                writer.number(r.trajectory.cp[k])?;
+                writer.number(ce[k])?;
+                writer.number(rate)?;
+                writer.end_row()?;
             }
         }
         writer.flush()?;
@@ -1212,10 +1293,10 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
     };
     let label = |p: f64| format!("p{}", p.to_string().replace('.', "_"));
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, stdout.lock());
     if args.output.csv {
         eprintln!("variability: {source}");
-        let mut writer = csv::Writer::from_writer(&mut out);
+        let mut writer = CsvOut::new(&mut out);
         let mut header = vec!["time_s".to_string()];
         header.extend(
             bands
@@ -1229,14 +1310,13 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
                 .iter()
                 .map(|p| format!("ce_{}_ug_per_ml", label(*p))),
         );
-        writer.write_record(&header)?;
-        let mut numbers = CsvNumbers::default();
+        writer.header(&header)?;
         for k in 0..bands.times_s.len() {
-            writer.write_field(numbers.time(bands.times_s[k]))?;
+            writer.time(bands.times_s[k])?;
             for series in bands.cp.iter().chain(&bands.ce) {
-                writer.write_field(numbers.value(series[k]))?;
+                writer.number(series[k])?;
             }
-            writer.write_record(None::<&[u8]>)?;
+            writer.end_row()?;
         }
         writer.flush()?;
     } else if args.output.json {
@@ -1343,6 +1423,27 @@ pub(crate) fn population(args: &PopulationArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_text_is_quoted_only_when_it_must_be() {
+        let mut bytes = Vec::new();
+        let mut csv = CsvOut::new(&mut bytes);
+        csv.header(&["subject", "time_s"]).unwrap();
+        csv.text("plain").unwrap();
+        csv.time(60.0).unwrap();
+        csv.end_row().unwrap();
+        csv.text("Lee, \"J\"").unwrap();
+        csv.number(0.25).unwrap();
+        csv.end_row().unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text, "subject,time_s\nplain,60\n\"Lee, \"\"J\"\"\",0.25\n");
+        // And the csv crate reads it back as written.
+        let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
+            .records()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(&rows[1][0], "Lee, \"J\"");
+    }
 
     #[test]
     fn csv_numbers_read_back_exactly_and_whole_seconds_stay_integers() {
