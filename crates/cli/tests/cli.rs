@@ -430,16 +430,35 @@ fn the_version_names_its_commit() {
 fn a_reader_that_stops_early_is_not_an_error() {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ketaflow"))
-        .args(["simulate", "--weight", "70kg", "--age", "40", "--infuse", "0.5 mg/kg over 40 min", "--every", "1s", "--until", "4h", "--csv"])
+        .args([
+            "simulate",
+            "--weight",
+            "70kg",
+            "--age",
+            "40",
+            "--infuse",
+            "0.5 mg/kg over 40 min",
+            "--every",
+            "1s",
+            "--until",
+            "4h",
+            "--csv",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     assert!(first.starts_with("time_s,"), "{first}");
     // The pipe is closed here, with most of the 14 401 rows unread.
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{:?}", output.status);
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("error"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("error"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -5,7 +5,6 @@
 //! None of them needs a login, since a load balancer or a supervisor has none, and none says
 //! anything about patients: the readiness answer names only what was checked and the build.
 
-use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,11 +12,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ipnet::IpNet;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
 use crate::extract::ClientAddr;
+pub use crate::proxy::MetricsAccess;
 use crate::state::AppState;
 
 /// Request latency by route template (`/api/v1/sessions/{id}`), method and status.
@@ -75,45 +74,6 @@ pub fn recorder() -> &'static PrometheusHandle {
         metrics::describe_gauge!(POOL_IDLE, "Idle connections in the database pool");
         handle
     })
-}
-
-/// Who may read `/metrics`, by client address (through trusted proxies, as the login throttle
-/// sees it). The default is this machine only.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MetricsAccess(Vec<IpNet>);
-
-impl Default for MetricsAccess {
-    fn default() -> Self {
-        MetricsAccess::loopback()
-    }
-}
-
-impl MetricsAccess {
-    /// Loopback only: 127.0.0.0/8 and ::1.
-    pub fn loopback() -> MetricsAccess {
-        MetricsAccess(crate::proxy::TrustedProxies::loopback().nets().to_vec())
-    }
-
-    /// These addresses or ranges (loopback is not added: name it if it is wanted).
-    pub fn from_nets(nets: Vec<IpNet>) -> MetricsAccess {
-        MetricsAccess(nets)
-    }
-
-    /// The ranges allowed.
-    pub fn nets(&self) -> &[IpNet] {
-        &self.0
-    }
-
-    /// Whether a client at `ip` may read the metrics. A request with no known address (a router
-    /// driven in-process, with no connection) is refused: deny by default.
-    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
-        let Some(ip) = ip else { return false };
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 @ IpAddr::V4(_) => v4,
-        };
-        self.0.iter().any(|net| net.contains(&ip))
-    }
 }
 
 /// Middleware: times every routed request into [`HTTP_DURATION`], labelled by its route template
@@ -221,29 +181,4 @@ fn no_store(mut response: Response) -> Response {
         header::HeaderValue::from_static("no-store"),
     );
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metrics_are_for_loopback_unless_widened() {
-        let local = MetricsAccess::default();
-        assert!(local.allows(Some("127.0.0.1".parse().unwrap())));
-        assert!(local.allows(Some("127.8.9.10".parse().unwrap())));
-        assert!(local.allows(Some("::1".parse().unwrap())));
-        // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
-        assert!(local.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
-        assert!(!local.allows(Some("10.0.0.5".parse().unwrap())));
-        assert!(!local.allows(Some("::ffff:10.0.0.5".parse().unwrap())));
-        assert!(!local.allows(None), "no known address is refused");
-        let office = MetricsAccess::from_nets(vec!["10.0.0.0/24".parse().unwrap()]);
-        assert!(office.allows(Some("10.0.0.5".parse().unwrap())));
-        assert!(!office.allows(Some("10.0.1.5".parse().unwrap())));
-        assert!(
-            !office.allows(Some("127.0.0.1".parse().unwrap())),
-            "loopback is not added silently"
-        );
-    }
 }

@@ -1,4 +1,4 @@
-//! Who the client is when a reverse proxy stands in front.
+//! Who the client is when a reverse proxy stands in front, and who may read `/metrics`.
 //!
 //! Behind a proxy every connection comes from the proxy, so the login throttle would see one client
 //! for the whole clinic. A proxy the operator names (`serve --behind-proxy [--trusted-proxy
@@ -81,6 +81,42 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Who may read `/metrics`, by client address (through trusted proxies, as the login throttle
+/// sees it). The default is this machine only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsAccess(Vec<IpNet>);
+
+impl Default for MetricsAccess {
+    fn default() -> Self {
+        MetricsAccess::loopback()
+    }
+}
+
+impl MetricsAccess {
+    /// Loopback only: 127.0.0.0/8 and ::1.
+    pub fn loopback() -> MetricsAccess {
+        MetricsAccess(TrustedProxies::loopback().nets().to_vec())
+    }
+
+    /// These addresses or ranges (loopback is not added: name it if it is wanted).
+    pub fn from_nets(nets: Vec<IpNet>) -> MetricsAccess {
+        MetricsAccess(nets)
+    }
+
+    /// The ranges allowed.
+    pub fn nets(&self) -> &[IpNet] {
+        &self.0
+    }
+
+    /// Whether a client at `ip` may read the metrics. A request with no known address (a router
+    /// driven in-process, with no connection) is refused: deny by default.
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip else { return false };
+        let ip = canonical(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
 /// One hop's address: `192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`;
 /// `None` for anything else.
 fn hop_address(text: &str) -> Option<IpAddr> {
@@ -125,6 +161,26 @@ fn x_forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_are_for_loopback_unless_widened() {
+        let local = MetricsAccess::default();
+        assert!(local.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(local.allows(Some("127.8.9.10".parse().unwrap())));
+        assert!(local.allows(Some("::1".parse().unwrap())));
+        // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        assert!(local.allows(Some("::ffff:127.0.0.1".parse().unwrap())));
+        assert!(!local.allows(Some("10.0.0.5".parse().unwrap())));
+        assert!(!local.allows(Some("::ffff:10.0.0.5".parse().unwrap())));
+        assert!(!local.allows(None), "no known address is refused");
+        let office = MetricsAccess::from_nets(vec!["10.0.0.0/24".parse().unwrap()]);
+        assert!(office.allows(Some("10.0.0.5".parse().unwrap())));
+        assert!(!office.allows(Some("10.0.1.5".parse().unwrap())));
+        assert!(
+            !office.allows(Some("127.0.0.1".parse().unwrap())),
+            "loopback is not added silently"
+        );
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

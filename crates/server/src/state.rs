@@ -17,7 +17,7 @@ pub struct AppState {
     /// The reverse proxies whose forwarded-for headers name the client (none by default).
     pub proxies: std::sync::Arc<crate::proxy::TrustedProxies>,
     /// Who may read `/metrics` (this machine only by default).
-    pub metrics_access: std::sync::Arc<crate::ops::MetricsAccess>,
+    pub metrics_access: std::sync::Arc<crate::proxy::MetricsAccess>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -48,7 +48,7 @@ impl AppState {
         AppState {
             app,
             proxies: std::sync::Arc::new(crate::proxy::TrustedProxies::none()),
-            metrics_access: std::sync::Arc::new(crate::ops::MetricsAccess::default()),
+            metrics_access: std::sync::Arc::new(crate::proxy::MetricsAccess::default()),
         }
     }
 
@@ -59,7 +59,7 @@ impl AppState {
     }
 
     /// The same state, serving `/metrics` to these clients instead of this machine only.
-    pub fn with_metrics_access(mut self, access: crate::ops::MetricsAccess) -> AppState {
+    pub fn with_metrics_access(mut self, access: crate::proxy::MetricsAccess) -> AppState {
         self.metrics_access = std::sync::Arc::new(access);
         self
     }
