@@ -32,7 +32,8 @@ version="$(/usr/bin/ketaflow --version)"
 echo "installed: $version"
 case "$version" in "ketaflow $(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"]=="ketaflow"))') ("*) ;; *) fail "unexpected version line: $version" ;; esac
 /usr/bin/ketaflow config check /etc/ketaflow/ketaflow.toml || fail "the shipped configuration does not check"
-/usr/bin/ketaflow config check | grep -q "^/etc/ketaflow/ketaflow.toml: ok" || fail "the default path is not /etc/ketaflow/ketaflow.toml"
+checked="$(/usr/bin/ketaflow config check)"
+case "$checked" in "/etc/ketaflow/ketaflow.toml: ok"*) ;; *) fail "the default path is not /etc/ketaflow/ketaflow.toml: $checked" ;; esac
 getent passwd ketaflow >/dev/null || fail "no ketaflow system user"
 [ "$(stat -c '%a %U' /var/lib/ketaflow)" = "700 ketaflow" ] || fail "/var/lib/ketaflow is $(stat -c '%a %U' /var/lib/ketaflow), not 700 ketaflow"
 [ "$(stat -c '%a %G' /etc/ketaflow/ketaflow.toml)" = "640 ketaflow" ] || fail "the configuration is $(stat -c '%a %G' /etc/ketaflow/ketaflow.toml)"

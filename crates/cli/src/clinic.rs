@@ -271,29 +271,35 @@ pub(crate) fn config(command: &ConfigCommand) -> Result<()> {
     if let Some(zone) = &serve.time_zone {
         ketaflow_app::clinic_time::ClinicZone::named(zone).map_err(app_error)?;
     }
-    println!("{}: ok", path.display());
-    println!(
+    use std::fmt::Write as _;
+    let mut summary = format!("{}: ok\n", path.display());
+    writeln!(
+        summary,
         "  listen    {}{}",
         serve.listen,
         if serve.tls.is_some() { " (HTTPS)" } else { "" }
-    );
-    println!("  database  {}", redact(&serve.db));
-    println!(
+    )?;
+    writeln!(summary, "  database  {}", redact(&serve.db))?;
+    writeln!(
+        summary,
         "  time zone {}",
         serve.time_zone.as_deref().unwrap_or("this machine's")
-    );
+    )?;
     if let Some(mllp) = serve.mllp {
-        println!("  MLLP      {mllp}");
+        writeln!(summary, "  MLLP      {mllp}")?;
     }
     let metrics: Vec<String> = serve.metrics_from.iter().map(ToString::to_string).collect();
-    println!(
+    writeln!(
+        summary,
         "  metrics   {}",
         if metrics.is_empty() {
             "this machine only".to_owned()
         } else {
             metrics.join(", ")
         }
-    );
+    )?;
+    // Written as one, and a closed pipe (`| head`) is an error returned, not a panic.
+    std::io::Write::write_all(&mut std::io::stdout().lock(), summary.as_bytes())?;
     Ok(())
 }
 
