@@ -95,11 +95,11 @@ pub(crate) struct ServeArgs {
     /// Behind a proxy: a proxy (address, or range as ADDR/PREFIX) whose Forwarded or
     /// X-Forwarded-For header names the client; repeat for several. Default: this machine
     /// (127.0.0.0/8, ::1). Nobody else's such headers are believed.
-    #[arg(long = "trusted-proxy", env = "KETAFLOW_TRUSTED_PROXIES", value_delimiter = ',', value_name = "ADDR[/PREFIX]", value_parser = parse_proxy)]
+    #[arg(long = "trusted-proxy", env = "KETAFLOW_TRUSTED_PROXIES", value_delimiter = ',', value_name = "ADDR[/PREFIX]", value_parser = crate::config::parse_net)]
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Who may read /metrics: an address or ADDR/PREFIX range; repeat for several. Default: this
     /// machine only (127.0.0.0/8, ::1)
-    #[arg(long = "metrics-from", env = "KETAFLOW_METRICS_FROM", value_delimiter = ',', value_name = "ADDR[/PREFIX]", value_parser = parse_proxy)]
+    #[arg(long = "metrics-from", env = "KETAFLOW_METRICS_FROM", value_delimiter = ',', value_name = "ADDR[/PREFIX]", value_parser = crate::config::parse_net)]
     metrics_from: Vec<ipnet::IpNet>,
     /// Sign the audit chain's head with this Ed25519 key (created 0600 when missing) every
     /// --checkpoint-minutes, appending to --checkpoints; keep both apart from the database
@@ -311,11 +311,6 @@ const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// How long a graceful shutdown waits for requests in flight before it stops (event streams are
 /// ended as it begins, so an open board does not hold it).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// A proxy's (or a metrics reader's) address or range: `10.0.0.5`, `10.0.0.0/24`, `::1`.
-fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
-    crate::config::parse_net(text)
-}
 
 /// The proxies whose forwarded-for headers are believed: none without --behind-proxy; the ones
 /// named, or this machine.
